@@ -1,0 +1,235 @@
+package manifest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Rule names the check a verification failed. The same names are the
+// verdicts of the test vectors under testdata/vectors, shared with the
+// TypeScript verifier.
+type Rule string
+
+// The rules, in the order they are checked.
+const (
+	RuleTooLarge        Rule = "too_large"        // an envelope over its size limit
+	RuleMalformed       Rule = "malformed"        // not a valid envelope or payload
+	RuleUnsigned        Rule = "unsigned"         // an envelope without signatures
+	RuleACLUntrusted    Rule = "acl_untrusted"    // the ACL lacks enough valid root signatures
+	RuleACLRollback     Rule = "acl_rollback"     // the ACL is older than one seen before
+	RuleBadSignature    Rule = "bad_signature"    // a known key's signature does not verify
+	RuleUntrustedKey    Rule = "untrusted_key"    // signed by no key in the ACL
+	RuleAppMismatch     Rule = "app_mismatch"     // for another app than asked
+	RuleChannelMismatch Rule = "channel_mismatch" // for another channel than asked
+	RuleNotGranted      Rule = "not_granted"      // the signer may not upload to this app
+	RuleRollback        Rule = "rollback"         // a sequence lower than one seen before
+	RuleExpired         Rule = "expired"          // past its expiry time
+	RuleBundleMismatch  Rule = "bundle_mismatch"  // bundle bytes differ from the manifest
+)
+
+// Error is a failed verification: which rule, and the details.
+type Error struct {
+	Rule   Rule
+	Detail string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Rule, e.Detail) }
+
+// RuleOf returns the rule of a verification error, or "" for other errors.
+func RuleOf(err error) Rule {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Rule
+	}
+	return ""
+}
+
+// Trust is what a verifier pins: the root public keys and how many of them
+// must sign the ACL.
+type Trust struct {
+	Roots     []ed25519.PublicKey
+	Threshold int // 0 means 1
+}
+
+// Expect is what the verifier of a latest.json expects: the app and channel
+// asked for, the highest ACL version and sequence seen before (0 if none),
+// and the current time.
+type Expect struct {
+	App           string
+	Channel       string
+	MinACLVersion int64
+	MinSequence   int64
+	Now           time.Time
+}
+
+// VerifyACL checks an acl.json envelope against the root keys and returns
+// its payload. minVersion is the highest ACL version seen before.
+func (t Trust) VerifyACL(data []byte, minVersion int64) (*ACL, error) {
+	env, err := ParseEnvelope(data, TypeACL, MaxACLSize)
+	if err != nil {
+		return nil, aclErr(err)
+	}
+	need := max(t.Threshold, 1)
+	if got := len(env.SignedBy(t.Roots)); got < need {
+		if got == 0 && signedByKnownID(env, t.Roots) {
+			return nil, &Error{RuleBadSignature, "acl: a root key's signature does not verify"}
+		}
+		return nil, &Error{RuleACLUntrusted, fmt.Sprintf("acl: %d valid root signature(s), need %d; is the pinned root key the one that signed it?", got, need)}
+	}
+	var acl ACL
+	if err := strictUnmarshal(env.Payload, &acl); err != nil {
+		return nil, &Error{RuleMalformed, "acl: " + err.Error()}
+	}
+	if acl.Version < 1 {
+		return nil, &Error{RuleMalformed, fmt.Sprintf("acl: version %d", acl.Version)}
+	}
+	if acl.Version < minVersion {
+		return nil, &Error{RuleACLRollback, fmt.Sprintf("acl version %d is older than version %d seen before", acl.Version, minVersion)}
+	}
+	return &acl, nil
+}
+
+func aclErr(err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return &Error{e.Rule, "acl: " + e.Detail}
+	}
+	return err
+}
+
+// VerifyLatest checks a latest.json envelope and the ACL envelope it rests
+// on, and returns both payloads. It fails with an [*Error] naming the first
+// rule broken.
+func (t Trust) VerifyLatest(aclData, latestData []byte, exp Expect) (*Latest, *ACL, error) {
+	acl, err := t.VerifyACL(aclData, exp.MinACLVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := ParseEnvelope(latestData, TypeLatest, MaxLatestSize)
+	if err != nil {
+		return nil, nil, err
+	}
+	signers, err := signersIn(env, acl)
+	if err != nil {
+		return nil, nil, err
+	}
+	var l Latest
+	if err := strictUnmarshal(env.Payload, &l); err != nil {
+		return nil, nil, &Error{RuleMalformed, "latest: " + err.Error()}
+	}
+	if l.App != exp.App {
+		return nil, nil, &Error{RuleAppMismatch, fmt.Sprintf("manifest is for app %q, want %q", l.App, exp.App)}
+	}
+	if l.Channel != exp.Channel {
+		return nil, nil, &Error{RuleChannelMismatch, fmt.Sprintf("manifest is for channel %q, want %q", l.Channel, exp.Channel)}
+	}
+	if !granted(acl, signers, l.App) {
+		return nil, nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", l.App)}
+	}
+	if l.Sequence < exp.MinSequence {
+		return nil, nil, &Error{RuleRollback, fmt.Sprintf("sequence %d is lower than %d seen before", l.Sequence, exp.MinSequence)}
+	}
+	if !exp.Now.Before(l.Expires) {
+		return nil, nil, &Error{RuleExpired, fmt.Sprintf("expired at %s", l.Expires.UTC().Format(time.RFC3339))}
+	}
+	if err := l.Build.check(l.App); err != nil {
+		return nil, nil, &Error{RuleMalformed, "latest: " + err.Error()}
+	}
+	return &l, acl, nil
+}
+
+// VerifyBuild checks a build record envelope against a verified ACL.
+func VerifyBuild(acl *ACL, data []byte, app string) (*Build, error) {
+	env, err := ParseEnvelope(data, TypeBuild, MaxBuildSize)
+	if err != nil {
+		return nil, err
+	}
+	signers, err := signersIn(env, acl)
+	if err != nil {
+		return nil, err
+	}
+	var b Build
+	if err := strictUnmarshal(env.Payload, &b); err != nil {
+		return nil, &Error{RuleMalformed, "build: " + err.Error()}
+	}
+	if b.App != app {
+		return nil, &Error{RuleAppMismatch, fmt.Sprintf("build record is for app %q, want %q", b.App, app)}
+	}
+	if !granted(acl, signers, app) {
+		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", app)}
+	}
+	if err := b.check(app); err != nil {
+		return nil, &Error{RuleMalformed, "build: " + err.Error()}
+	}
+	return &b, nil
+}
+
+// VerifyBundle reads r to the end and checks that its bytes have the size
+// and sha256 that ref names. It reads at most ref.Size+1 bytes.
+func VerifyBundle(ref BuildRef, r io.Reader) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, ref.Size+1))
+	if err != nil {
+		return fmt.Errorf("read bundle: %w", err)
+	}
+	if n != ref.Size {
+		return &Error{RuleBundleMismatch, fmt.Sprintf("bundle has %d bytes or more, manifest says %d", n, ref.Size)}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 {
+		return &Error{RuleBundleMismatch, fmt.Sprintf("bundle sha256 %s, manifest says %s", got, ref.SHA256)}
+	}
+	return nil
+}
+
+// signersIn returns the ACL keys that validly signed env.
+func signersIn(env *Envelope, acl *ACL) ([]ed25519.PublicKey, error) {
+	keys := acl.Keys()
+	signers := env.SignedBy(keys)
+	if len(signers) == 0 {
+		if signedByKnownID(env, keys) {
+			return nil, &Error{RuleBadSignature, "a known key's signature does not verify"}
+		}
+		return nil, &Error{RuleUntrustedKey, "signed by no key in the ACL"}
+	}
+	return signers, nil
+}
+
+func granted(acl *ACL, signers []ed25519.PublicKey, app string) bool {
+	for _, k := range signers {
+		if acl.Uploader(k, app) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func signedByKnownID(env *Envelope, keys []ed25519.PublicKey) bool {
+	for _, k := range keys {
+		id := KeyID(k)
+		for _, s := range env.Signatures {
+			if s.KeyID == id {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// strictUnmarshal decodes JSON and refuses trailing data.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON payload")
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+// Package file is the local-folder backend of publish.Store: the embedded
+// default, which works with nothing configured.
+//
+// Every write goes to a temporary file in the store's .tmp folder, is synced,
+// and is then renamed (or, for create-only writes, hard-linked) into place, so
+// a reader never sees a partial object and a crash leaves no half-written key.
+// Compare-and-swap writes hold an advisory lock on the store's lock file.
+package file
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/cartona/deploy/publish"
+)
+
+const (
+	tmpDir   = ".tmp"
+	lockFile = ".lock"
+	// Objects up to this size get an ETag from their content (like S3's MD5);
+	// larger ones, which are immutable bundles, from their size and mtime.
+	hashedETagLimit = 1 << 20
+)
+
+// Store keeps objects as files under Root.
+type Store struct {
+	Root string
+}
+
+var _ publish.Store = (*Store)(nil)
+
+// Open returns a store rooted at dir, creating the folder if needed.
+func Open(dir string) (*Store, error) {
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("file store: %q is not an absolute path; use file:///absolute/path", dir)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, tmpDir), 0o755); err != nil {
+		return nil, fmt.Errorf("file store: %w", err)
+	}
+	return &Store{Root: dir}, nil
+}
+
+func (s *Store) path(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || strings.ContainsRune(key, 0) || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") || strings.HasPrefix(key, ".") {
+		return "", fmt.Errorf("file store: invalid key %q", key)
+	}
+	return filepath.Join(s.Root, filepath.FromSlash(key)), nil
+}
+
+// Location returns the file path of key.
+func (s *Store) Location(key string) string {
+	return filepath.Join(s.Root, filepath.FromSlash(key))
+}
+
+// Get opens the file at key.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, publish.Info{}, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, fs.ErrNotExist)
+	}
+	info := publish.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
+	if fi.Size() > hashedETagLimit {
+		info.ETag = statETag(fi)
+		return f, info, nil
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+	}
+	info.Size, info.ETag = int64(len(data)), contentETag(data)
+	return io.NopCloser(bytes.NewReader(data)), info, nil
+}
+
+// Stat returns the Info of key.
+func (s *Store) Stat(ctx context.Context, key string) (publish.Info, error) {
+	rc, info, err := s.Get(ctx, key)
+	if err != nil {
+		return publish.Info{}, err
+	}
+	rc.Close()
+	return info, nil
+}
+
+// Put writes r to key atomically.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return publish.Info{}, err
+	}
+	if opt.CreateOnly {
+		if _, err := os.Lstat(p); err == nil {
+			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
+		}
+	}
+	tmp, info, err := s.writeTemp(ctx, key, r)
+	if err != nil {
+		return publish.Info{}, err
+	}
+	defer os.Remove(tmp)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+	}
+	if opt.CreateOnly {
+		// A hard link fails if the target exists: an atomic create-only.
+		if err := os.Link(tmp, p); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
+			}
+			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		}
+	} else {
+		unlock, err := lock(filepath.Join(s.Root, lockFile))
+		if err != nil {
+			return publish.Info{}, fmt.Errorf("file store: lock: %w", err)
+		}
+		defer unlock()
+		if opt.IfMatch != "" {
+			cur, err := s.Stat(ctx, key)
+			if errors.Is(err, fs.ErrNotExist) || (err == nil && cur.ETag != opt.IfMatch) {
+				return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, publish.ErrConflict)
+			}
+			if err != nil {
+				return publish.Info{}, err
+			}
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		}
+	}
+	syncDir(filepath.Dir(p))
+	if info.Size > hashedETagLimit {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		}
+		info.ETag, info.ModTime = statETag(fi), fi.ModTime()
+	}
+	return info, nil
+}
+
+// writeTemp copies r into a synced temporary file and returns its path.
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string, publish.Info, error) {
+	f, err := os.CreateTemp(filepath.Join(s.Root, tmpDir), "put-*")
+	if err != nil {
+		return "", publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+	}
+	info := publish.Info{Key: key, Size: n}
+	if n <= hashedETagLimit {
+		info.ETag = hex.EncodeToString(h.Sum(nil)[:16])
+	}
+	return f.Name(), info, nil
+}
+
+// List returns the objects under prefix, sorted by key.
+func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error) {
+	dir := s.Root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		dir = filepath.Join(s.Root, filepath.FromSlash(prefix[:i]))
+	}
+	var out []publish.Info
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(s.Root, p)
+		if err != nil {
+			return err
+		}
+		key := filepath.ToSlash(rel)
+		if d.IsDir() {
+			if key == tmpDir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if key == lockFile || !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, publish.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file store: list %s: %w", prefix, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// Delete removes key.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("file store: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+func contentETag(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}
+
+func statETag(fi fs.FileInfo) string {
+	return fmt.Sprintf("%x-%x", fi.Size(), fi.ModTime().UnixNano())
+}
+
+// syncDir makes a rename durable. Not every platform can sync a folder, so
+// errors are ignored.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,250 @@
+// Package storetest is the conformance suite that every publish.Store
+// backend must pass. A backend's test calls [Run] with a function that opens
+// a fresh, empty store.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/cartona/deploy/publish"
+)
+
+// Run runs the conformance suite against stores made by open.
+func Run(t *testing.T, open func(t *testing.T) publish.Store) {
+	t.Run("GetMissing", func(t *testing.T) {
+		s := open(t)
+		_, _, err := s.Get(context.Background(), "apps/x/missing.json")
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Get missing: err = %v, want fs.ErrNotExist", err)
+		}
+		_, err = s.Stat(context.Background(), "apps/x/missing.json")
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Stat missing: err = %v, want fs.ErrNotExist", err)
+		}
+	})
+
+	t.Run("PutGetRoundTrip", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		body := []byte(`{"hello":"world"}`)
+		info, err := s.Put(ctx, "a/b/c.json", bytes.NewReader(body), publish.PutOptions{Size: int64(len(body)), ContentType: "application/json", CacheControl: "max-age=60"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.ETag == "" {
+			t.Fatal("Put returned an empty ETag")
+		}
+		rc, got, err := s.Get(ctx, "a/b/c.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, body) {
+			t.Fatalf("Get = %q, want %q", data, body)
+		}
+		if got.Size != int64(len(body)) || got.ETag != info.ETag {
+			t.Fatalf("Get info = %+v, want size %d etag %q", got, len(body), info.ETag)
+		}
+		st, err := s.Stat(ctx, "a/b/c.json")
+		if err != nil || st.ETag != info.ETag || st.Size != int64(len(body)) {
+			t.Fatalf("Stat = %+v, %v; want etag %q", st, err, info.ETag)
+		}
+	})
+
+	t.Run("CreateOnly", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		opt := publish.PutOptions{CreateOnly: true}
+		if _, err := s.Put(ctx, "k", bytes.NewReader([]byte("one")), opt); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Put(ctx, "k", bytes.NewReader([]byte("two")), opt)
+		if !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second create-only Put: err = %v, want fs.ErrExist", err)
+		}
+		if got := read(t, s, "k"); got != "one" {
+			t.Fatalf("after refused create-only Put, content = %q, want %q", got, "one")
+		}
+	})
+
+	t.Run("CompareAndSwap", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		first, err := s.Put(ctx, "p", bytes.NewReader([]byte("v1")), publish.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, err := s.Put(ctx, "p", bytes.NewReader([]byte("v2")), publish.PutOptions{IfMatch: first.ETag})
+		if err != nil {
+			t.Fatalf("CAS with current ETag: %v", err)
+		}
+		if second.ETag == first.ETag {
+			t.Fatal("ETag did not change after an overwrite")
+		}
+		_, err = s.Put(ctx, "p", bytes.NewReader([]byte("v3")), publish.PutOptions{IfMatch: first.ETag})
+		if !errors.Is(err, publish.ErrConflict) {
+			t.Fatalf("CAS with stale ETag: err = %v, want publish.ErrConflict", err)
+		}
+		if got := read(t, s, "p"); got != "v2" {
+			t.Fatalf("content = %q, want v2", got)
+		}
+	})
+
+	t.Run("ConcurrentCAS", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		if _, err := s.Put(ctx, "counter", bytes.NewReader([]byte("0")), publish.PutOptions{CreateOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		const n = 10
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					rc, info, err := s.Get(ctx, "counter")
+					if err != nil {
+						errs <- err
+						return
+					}
+					b, _ := io.ReadAll(rc)
+					rc.Close()
+					v, _ := strconv.Atoi(string(b))
+					_, err = s.Put(ctx, "counter", bytes.NewReader([]byte(strconv.Itoa(v+1))), publish.PutOptions{IfMatch: info.ETag})
+					if errors.Is(err, publish.ErrConflict) {
+						continue
+					}
+					if err != nil {
+						errs <- err
+					}
+					return
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if got := read(t, s, "counter"); got != strconv.Itoa(n) {
+			t.Fatalf("counter = %s after %d concurrent increments, want %d", got, n, n)
+		}
+	})
+
+	t.Run("ConcurrentCreateOnly", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		const n = 8
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := 0
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := s.Put(ctx, "once", bytes.NewReader([]byte(fmt.Sprint(i))), publish.PutOptions{CreateOnly: true})
+				switch {
+				case err == nil:
+					mu.Lock()
+					won++
+					mu.Unlock()
+				case !errors.Is(err, fs.ErrExist):
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if won != 1 {
+			t.Fatalf("%d create-only Puts succeeded, want exactly 1", won)
+		}
+	})
+
+	t.Run("List", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		keys := []string{"apps/a/builds/2.json", "apps/a/builds/10.json", "apps/a/builds/1.json", "apps/b/builds/1.json", "apps/a/latest.json"}
+		for _, k := range keys {
+			if _, err := s.Put(ctx, k, bytes.NewReader([]byte(k)), publish.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.List(ctx, "apps/a/builds/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"apps/a/builds/1.json", "apps/a/builds/10.json", "apps/a/builds/2.json"}
+		if len(got) != len(want) {
+			t.Fatalf("List = %v, want %v", got, want)
+		}
+		for i, info := range got {
+			if info.Key != want[i] || info.Size != int64(len(want[i])) {
+				t.Fatalf("List[%d] = %+v, want key %s size %d", i, info, want[i], len(want[i]))
+			}
+		}
+		none, err := s.List(ctx, "apps/zzz/")
+		if err != nil || len(none) != 0 {
+			t.Fatalf("List of an empty prefix = %v, %v; want nothing, no error", none, err)
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		if _, err := s.Put(ctx, "d", bytes.NewReader([]byte("x")), publish.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, "d"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Stat after Delete: %v, want fs.ErrNotExist", err)
+		}
+		if err := s.Delete(ctx, "d"); err != nil {
+			t.Fatalf("Delete of a missing key: %v, want nil", err)
+		}
+	})
+
+	t.Run("FailedReaderLeavesNothing", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		r := io.MultiReader(bytes.NewReader(make([]byte, 1<<16)), errReader{})
+		if _, err := s.Put(ctx, "half", r, publish.PutOptions{CreateOnly: true}); err == nil {
+			t.Fatal("Put from a failing reader succeeded")
+		}
+		if _, err := s.Stat(ctx, "half"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("after a failed Put, Stat = %v; want fs.ErrNotExist (no partial object)", err)
+		}
+	})
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("reader broke") }
+
+func read(t *testing.T, s publish.Store, key string) string {
+	t.Helper()
+	rc, _, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
