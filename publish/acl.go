@@ -1,0 +1,98 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+)
+
+// ErrNoACL reports a store without acl.json: nobody may publish yet.
+var ErrNoACL = errors.New("the store has no ACL; an administrator runs `deploy init` first")
+
+// ReadACL reads acl.json and verifies it against trust. It returns the ACL
+// and the ETag to pass to a compare-and-swap write.
+func ReadACL(ctx context.Context, s Store, trust manifest.Trust) (*manifest.ACL, string, error) {
+	data, info, err := readAll(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", ErrNoACL
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	acl, err := trust.VerifyACL(data, 0)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s does not verify against the pinned root key (%w); check root_key, or ask your administrator", s.Location(manifest.ACLKey), err)
+	}
+	return acl, info.ETag, nil
+}
+
+// InitACL writes the first ACL (version 1), signed by root. It refuses to
+// overwrite an existing ACL (fs.ErrExist).
+func InitACL(ctx context.Context, s Store, root ed25519.PrivateKey, users []manifest.User) (*manifest.ACL, error) {
+	acl := &manifest.ACL{Version: 1, Issued: time.Now().UTC().Truncate(time.Second), Users: users}
+	env, err := manifest.Sign(manifest.TypeACL, acl, root)
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache})
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%s already exists: %w; change it with `deploy grant` or `deploy acl apply`", s.Location(manifest.ACLKey), fs.ErrExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return acl, nil
+}
+
+// UpdateACL reads and verifies the ACL, lets change edit it, raises its
+// version, signs it with root and writes it back with compare-and-swap,
+// retrying from a fresh read if another administrator wrote meanwhile.
+// If change reports no change (false), nothing is written.
+func UpdateACL(ctx context.Context, s Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
+	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
+	for attempt := 0; ; attempt++ {
+		acl, etag, err := ReadACL(ctx, s, trust)
+		if err != nil {
+			return nil, false, err
+		}
+		changed, err := change(acl)
+		if err != nil || !changed {
+			return acl, false, err
+		}
+		acl.Version++
+		acl.Issued = time.Now().UTC().Truncate(time.Second)
+		env, err := manifest.Sign(manifest.TypeACL, acl, root)
+		if err != nil {
+			return nil, false, err
+		}
+		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		return acl, true, nil
+	}
+}
+
+// readAll reads a whole small object, refusing more than limit bytes.
+func readAll(ctx context.Context, s Store, key string, limit int64) ([]byte, Info, error) {
+	rc, info, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	return data, info, nil
+}

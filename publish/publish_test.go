@@ -1,0 +1,266 @@
+package publish_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/publish/file"
+)
+
+type fixture struct {
+	store publish.Store
+	root  ed25519.PrivateKey
+	trust manifest.Trust
+	user  ed25519.PrivateKey
+}
+
+func newFixture(t *testing.T, store publish.Store) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := manifest.GenerateKey(filepath.Join(dir, "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := manifest.GenerateKey(filepath.Join(dir, "user.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := []manifest.User{{Name: "ahmed", Keys: []string{manifest.FormatPublicKey(manifest.Public(user))}, Grants: map[string]manifest.Grant{"retailer": {CanUpload: true}}}}
+	if _, err := publish.InitACL(context.Background(), store, root, users); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{store: store, root: root, user: user, trust: manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}}
+}
+
+func fileStore(t *testing.T) publish.Store {
+	s, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) publisher() *publish.Publisher {
+	return &publish.Publisher{Store: f.store, Key: f.user, Trust: f.trust}
+}
+
+// verifyChannel checks latest.json as a device would, and the bundle it names.
+func (f *fixture) verifyChannel(t *testing.T, app, channel string) *manifest.Latest {
+	t.Helper()
+	ctx := context.Background()
+	read := func(key string) []byte {
+		rc, _, err := f.store.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, _ := io.ReadAll(rc)
+		return b
+	}
+	l, _, err := f.trust.VerifyLatest(read(manifest.ACLKey), read(manifest.LatestKey(app, channel)), manifest.Expect{App: app, Channel: channel, Now: time.Now()})
+	if err != nil {
+		t.Fatalf("latest.json does not verify: %v", err)
+	}
+	rc, _, err := f.store.Get(ctx, l.Build.Bundle)
+	if err != nil {
+		t.Fatalf("latest.json names a missing bundle: %v", err)
+	}
+	defer rc.Close()
+	if err := manifest.VerifyBundle(l.Build, rc); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestUploadPublishesAndIsIdempotent(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	www := writeTree(t, map[string]string{"index.html": "<html>", "main.js": "notifyAppReady()"})
+	ctx := context.Background()
+	var stages []string
+	res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: www, Notes: "first", Stage: func(s string) { stages = append(stages, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Number != 1 || res.Version != "1" || res.BuildID != "retailer-1" || res.Unchanged || res.Sequence != 1 || res.Uploader != "ahmed" {
+		t.Fatalf("first upload = %+v", res)
+	}
+	l := f.verifyChannel(t, "retailer", "production")
+	if l.Build.SHA256 != res.SHA256 || l.Build.Number != 1 {
+		t.Fatalf("latest = %+v, want build 1 with sha %s", l.Build, res.SHA256)
+	}
+	if want := "checking the grant"; stages[0] != want {
+		t.Fatalf("first stage %q, want %q (the grant is checked before anything is uploaded)", stages[0], want)
+	}
+
+	again, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: www})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Unchanged || again.Number != 1 {
+		t.Fatalf("second upload of the same folder = %+v, want unchanged build 1", again)
+	}
+	builds, _ := f.store.List(ctx, manifest.BuildsPrefix("retailer"))
+	if len(builds) != 1 {
+		t.Fatalf("%d build records after an identical upload, want 1", len(builds))
+	}
+
+	os.WriteFile(filepath.Join(www, "main.js"), []byte("notifyAppReady(); v2"), 0o644)
+	third, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: www, Version: "2.0.0", MinNative: "1.2.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = f.verifyChannel(t, "retailer", "production")
+	if third.Number != 2 || l.Build.Version != "2.0.0" || l.Sequence != 2 || l.Build.MinNative != "1.2.0" {
+		t.Fatalf("third upload = %+v, latest = %+v", third, l)
+	}
+}
+
+func TestUploadRefusesWithoutGrant(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	stranger, _ := manifest.GenerateKey(filepath.Join(t.TempDir(), "b.key"))
+	p := &publish.Publisher{Store: f.store, Key: stranger, Trust: f.trust}
+	_, err := p.Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "x"})})
+	var ng *publish.NotGrantedError
+	if !errors.As(err, &ng) || !strings.Contains(err.Error(), "deploy grant username=<you> app=retailer can_upload=1 key=ed25519:") {
+		t.Fatalf("err = %v, want NotGrantedError with the grant command", err)
+	}
+	// Granted for retailer only: refused for another app.
+	_, err = f.publisher().Upload(context.Background(), publish.Request{App: "shop", Dir: writeTree(t, map[string]string{"index.html": "x"})})
+	if !errors.As(err, &ng) || !strings.Contains(err.Error(), "deploy grant username=ahmed app=shop can_upload=1") {
+		t.Fatalf("err = %v, want NotGrantedError naming ahmed", err)
+	}
+	infos, _ := f.store.List(context.Background(), "apps/")
+	if len(infos) != 0 {
+		t.Fatalf("a refused upload wrote %v", infos)
+	}
+}
+
+func TestUploadRefusesUntrustedACL(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	other, _ := manifest.GenerateKey(filepath.Join(t.TempDir(), "other.key"))
+	p := f.publisher()
+	p.Trust = manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(other)}}
+	_, err := p.Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "x"})})
+	if manifest.RuleOf(err) != manifest.RuleACLUntrusted {
+		t.Fatalf("err = %v, want acl_untrusted", err)
+	}
+}
+
+func TestConcurrentUploadsLoseNothing(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	const n = 10
+	var wg sync.WaitGroup
+	results := make([]*publish.Result, n)
+	errs := make([]error, n)
+	for i := range n {
+		www := writeTree(t, map[string]string{"index.html": fmt.Sprintf("<html>%d", i)})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: www})
+		}()
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[results[i].Number] {
+			t.Fatalf("build number %d given twice", results[i].Number)
+		}
+		seen[results[i].Number] = true
+	}
+	builds, _ := f.store.List(context.Background(), manifest.BuildsPrefix("retailer"))
+	if len(builds) != n {
+		t.Fatalf("%d build records, want %d", len(builds), n)
+	}
+	if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != n {
+		t.Fatalf("latest points at build %d, want the newest, %d", l.Build.Number, n)
+	}
+}
+
+// failingStore fails the Nth write, simulating a crash at that step.
+type failingStore struct {
+	publish.Store
+	mu     sync.Mutex
+	writes int
+	failAt int
+}
+
+func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+	s.mu.Lock()
+	s.writes++
+	fail := s.writes == s.failAt
+	s.mu.Unlock()
+	if fail {
+		// Half a write: the reader is consumed partly, then the process dies.
+		io.CopyN(io.Discard, r, 10)
+		return publish.Info{}, errors.New("killed")
+	}
+	return s.Store.Put(ctx, key, r, opt)
+}
+
+func TestUploadKilledAtAnyStepLeavesAValidChannel(t *testing.T) {
+	for failAt := 1; failAt <= 3; failAt++ { // bundle, build record, latest.json
+		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
+			f := newFixture(t, fileStore(t))
+			if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v1"})}); err != nil {
+				t.Fatal(err)
+			}
+			fs := &failingStore{Store: f.store, failAt: failAt}
+			p := f.publisher()
+			p.Store = fs
+			_, err := p.Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v2"})})
+			if err == nil {
+				t.Fatal("upload succeeded through a killed write")
+			}
+			if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != 1 {
+				t.Fatalf("after a kill at write %d latest points at build %d, want 1", failAt, l.Build.Number)
+			}
+			// The next upload completes and moves the channel on.
+			res, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v2"})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != res.Number || l.Build.SHA256 != res.SHA256 {
+				t.Fatalf("retry left latest at %+v, want build %d", l.Build, res.Number)
+			}
+		})
+	}
+}
+
+type recordingInvalidator struct{ paths []string }
+
+func (r *recordingInvalidator) Invalidate(ctx context.Context, paths []string) error {
+	r.paths = append(r.paths, paths...)
+	return nil
+}
+
+func TestUploadInvalidatesExactlyLatest(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	inv := &recordingInvalidator{}
+	p := f.publisher()
+	p.CDN, p.Invalidator = "https://cdn.example.com/live", inv
+	res, err := p.Upload(context.Background(), publish.Request{App: "retailer", Channel: "beta", Dir: writeTree(t, map[string]string{"index.html": "x"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "/live/apps/retailer/channels/beta/latest.json"; len(inv.paths) != 1 || inv.paths[0] != want {
+		t.Fatalf("invalidated %v, want [%s]", inv.paths, want)
+	}
+	if want := "https://cdn.example.com/live/apps/retailer/bundles/" + res.SHA256 + ".zip"; res.Bundle != want || !res.Invalidated {
+		t.Fatalf("bundle URL %s, want %s", res.Bundle, want)
+	}
+}
