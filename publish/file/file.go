@@ -169,6 +169,7 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string,
 	if err != nil {
 		return "", publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 	}
+	f.Chmod(0o644) // readable like any published file; CreateTemp makes 0600
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
 	if err == nil {
