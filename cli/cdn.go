@@ -2,11 +2,17 @@ package cli
 
 import (
 	"context"
-	"errors"
 
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/publish/cloudfront"
 )
 
+// invalidator purges paths from the CloudFront distribution, with
+// credentials from the AWS SDK's default chain.
 func invalidator(ctx context.Context, distribution string) (publish.Invalidator, error) {
-	return nil, errors.New("cloudfront: pending")
+	cfg, err := awsConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cloudfront.New(cfg, distribution), nil
 }

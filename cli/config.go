@@ -83,7 +83,7 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 		}
 	}
 	prof, ok := uc.Profiles[name]
-	if !ok && pick("profile") != "" {
+	if !ok && pick("profile") != "" && cmd.Name() != "login" {
 		return nil, usageError{fmt.Errorf("no profile %q in %s; create it with `deploy login profile=%s`", name, userConfigPath(), name)}
 	}
 	if err := v.MergeConfigMap(prof); err != nil {

@@ -37,10 +37,13 @@ func (c *config) storeURL() string {
 	return defaultStoreURL()
 }
 
-// openStore opens the store named by the store parameter. A bare path is a
-// local folder.
 func (c *config) openStore(ctx context.Context) (publish.Store, error) {
-	raw := c.storeURL()
+	return OpenStore(ctx, c.storeURL())
+}
+
+// OpenStore opens the store at raw: file:///path, a bare path (a local
+// folder), or s3://bucket/prefix?region=...&endpoint=...&path_style=true.
+func OpenStore(ctx context.Context, raw string) (publish.Store, error) {
 	if !strings.Contains(raw, "://") {
 		abs, err := filepath.Abs(raw)
 		if err != nil {

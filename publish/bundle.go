@@ -3,7 +3,6 @@ package publish
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // Bundle is a web build zipped the way the Capgo plugin expects it.
@@ -44,11 +45,11 @@ var ErrBadBuild = errors.New("bad web build")
 var zipTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 const (
-	// Files up to this size are compressed in parallel in memory; larger
-	// ones are streamed by the writer.
-	parallelLimit = 4 << 20
-	// Raw bytes held by in-flight parallel jobs at most.
-	inflightBudget = 24 << 20
+	// Files up to this size are compressed into memory; larger ones into a
+	// temporary file, so memory stays bounded whatever the build holds.
+	memoryLimit = 1 << 20
+	// Raw bytes held in memory by in-flight jobs at most.
+	inflightBudget = 16 << 20
 )
 
 type entry struct {
@@ -70,7 +71,7 @@ func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("create temporary bundle: %w", err)
 	}
-	b, err := writeZip(f, entries, total, progress)
+	b, err := writeZip(f, tmpDir, entries, total, progress)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -190,20 +191,25 @@ func checkName(name string) error {
 	return nil
 }
 
-// job is one file compressed by a worker, in memory.
+// job is one file, Deflate-compressed by a worker into memory or, when
+// large, into a temporary file.
 type job struct {
-	e    entry
-	done chan struct{}
-	raw  int64
-	crc  uint32
-	data []byte // deflated
-	js   bool   // a .js file that mentions notifyAppReady
-	err  error
+	e      entry
+	done   chan struct{}
+	raw    int64
+	crc    uint32
+	mem    []byte   // compressed, for small files
+	spill  *os.File // compressed, for large files
+	notify bool     // a .js file that mentions notifyAppReady
+	err    error
 }
 
-// writeZip writes the entries to w in order. Small files are compressed in
-// parallel by one worker per CPU; the writer takes their results in order.
-func writeZip(w io.Writer, entries []entry, total int64, progress func(done, total int64)) (*Bundle, error) {
+// inMemory reports whether the job's output is kept in memory.
+func (j *job) inMemory() bool { return j.e.size <= memoryLimit }
+
+// writeZip writes the entries to w in order. Workers, one per CPU, compress
+// files in parallel; the writer takes their results in order.
+func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress func(done, total int64)) (*Bundle, error) {
 	h := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, h)}
 	zw := zip.NewWriter(cw)
@@ -211,14 +217,14 @@ func writeZip(w io.Writer, entries []entry, total int64, progress func(done, tot
 
 	budget := newBudget(inflightBudget)
 	jobs := make(chan *job)
-	queue := make(chan *job, 256)
+	queue := make(chan *job, 64)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.compress()
+				j.compress(tmpDir)
 				close(j.done)
 			}
 		}()
@@ -229,19 +235,23 @@ func writeZip(w io.Writer, entries []entry, total int64, progress func(done, tot
 		defer close(jobs)
 		for _, e := range entries {
 			j := &job{e: e, done: make(chan struct{})}
-			if e.path != "" && e.size <= parallelLimit {
-				budget.acquire(e.size)
+			if e.path == "" {
+				close(j.done) // a folder: nothing to compress
+			} else {
+				if j.inMemory() {
+					budget.acquire(e.size)
+				}
 				select {
 				case jobs <- j:
 				case <-stop:
 					return
 				}
-			} else {
-				close(j.done) // the writer handles folders and large files
 			}
 			select {
 			case queue <- j:
 			case <-stop:
+				<-j.done
+				j.discard()
 				return
 			}
 		}
@@ -249,7 +259,9 @@ func writeZip(w io.Writer, entries []entry, total int64, progress func(done, tot
 	defer func() {
 		close(stop)
 		budget.close()
-		for range queue { // let the dispatcher finish
+		for j := range queue { // let the dispatcher and workers finish
+			<-j.done
+			j.discard()
 		}
 		wg.Wait()
 	}()
@@ -257,33 +269,25 @@ func writeZip(w io.Writer, entries []entry, total int64, progress func(done, tot
 	var done int64
 	for j := range queue {
 		<-j.done
-		var err error
-		switch {
-		case j.e.path == "":
-			_, err = zw.CreateHeader(&zip.FileHeader{Name: j.e.name, Modified: zipTime, Method: zip.Store, ExternalAttrs: dirAttrs})
-		case j.e.size > parallelLimit:
-			err = streamEntry(zw, j.e, &b.NotifyAppReady)
-		default:
+		if j.e.path == "" {
+			if _, err := zw.CreateHeader(&zip.FileHeader{Name: j.e.name, Modified: zipTime, Method: zip.Store, ExternalAttrs: dirAttrs}); err != nil {
+				return nil, fmt.Errorf("zip %s: %w", j.e.name, err)
+			}
+			continue
+		}
+		err := j.write(zw)
+		j.discard()
+		if j.inMemory() {
 			budget.release(j.e.size)
-			if j.err != nil {
-				return nil, j.err
-			}
-			b.NotifyAppReady = b.NotifyAppReady || j.js
-			var fw io.Writer
-			fw, err = zw.CreateRaw(header(j.e.name, j.crc, uint64(len(j.data)), uint64(j.raw)))
-			if err == nil {
-				_, err = fw.Write(j.data)
-			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("zip %s: %w", j.e.name, err)
+			return nil, err
 		}
-		if j.e.path != "" {
-			b.Files++
-			done += j.e.size
-			if progress != nil {
-				progress(done, total)
-			}
+		b.NotifyAppReady = b.NotifyAppReady || j.notify
+		b.Files++
+		done += j.e.size
+		if progress != nil {
+			progress(done, total)
 		}
 	}
 	if err := zw.Close(); err != nil {
@@ -299,14 +303,6 @@ const (
 	dirAttrs  = 0o40755<<16 | 0x10
 )
 
-func header(name string, crc uint32, compressed, raw uint64) *zip.FileHeader {
-	return &zip.FileHeader{
-		Name: name, Method: zip.Deflate, Modified: zipTime,
-		CRC32: crc, CompressedSize64: compressed, UncompressedSize64: raw,
-		CreatorVersion: 3 << 8, ExternalAttrs: fileAttrs,
-	}
-}
-
 // level picks the Deflate level: already-compressed formats only pass
 // through a fast Deflate (every entry must still be Deflate for Android).
 func level(name string) int {
@@ -317,67 +313,125 @@ func level(name string) int {
 	return 6 // as zip -6 and the Capgo CLI
 }
 
-var flaters = [10]sync.Pool{}
+var flaters [10]sync.Pool
 
-func (j *job) compress() {
-	raw, err := os.ReadFile(j.e.path)
-	if err != nil {
-		j.err = fmt.Errorf("%w: %v", ErrBadBuild, err)
-		return
+// compress deflates the job's file, computing its CRC-32 and looking for
+// notifyAppReady in .js files on the way.
+func (j *job) compress(tmpDir string) {
+	j.err = j.compressErr(tmpDir)
+	if j.err != nil {
+		j.discard()
 	}
-	j.raw, j.crc = int64(len(raw)), crc32.ChecksumIEEE(raw)
-	j.js = strings.HasSuffix(j.e.name, ".js") && bytes.Contains(raw, []byte("notifyAppReady"))
-	var buf bytes.Buffer
-	buf.Grow(len(raw)/2 + 64)
-	lv := level(j.e.name)
-	fw, _ := flaters[lv].Get().(*flate.Writer)
-	if fw == nil {
-		fw, _ = flate.NewWriter(&buf, lv)
-	} else {
-		fw.Reset(&buf)
-	}
-	fw.Write(raw)
-	fw.Close()
-	flaters[lv].Put(fw)
-	j.data = buf.Bytes()
 }
 
-// streamEntry deflates a large file straight into the zip.
-func streamEntry(zw *zip.Writer, e entry, notify *bool) error {
-	f, err := os.Open(e.path)
+func (j *job) compressErr(tmpDir string) error {
+	f, err := os.Open(j.e.path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBuild, err)
 	}
 	defer f.Close()
-	fh := &zip.FileHeader{Name: e.name, Method: zip.Deflate, Modified: zipTime, CreatorVersion: 3 << 8, ExternalAttrs: fileAttrs}
-	w, err := zw.CreateHeader(fh)
+	var sink io.Writer
+	var buf *bytes.Buffer
+	if j.inMemory() {
+		buf = bytes.NewBuffer(make([]byte, 0, j.e.size/2+64))
+		sink = buf
+	} else {
+		if j.spill, err = os.CreateTemp(tmpDir, "deploy-entry-*"); err != nil {
+			return err
+		}
+		os.Remove(j.spill.Name()) // unlinked: gone when closed, whatever happens
+		sink = j.spill
+	}
+	lv := level(j.e.name)
+	fw, _ := flaters[lv].Get().(*flate.Writer)
+	if fw == nil {
+		fw, _ = flate.NewWriter(sink, lv)
+	} else {
+		fw.Reset(sink)
+	}
+	defer flaters[lv].Put(fw)
+	crc := crc32.NewIEEE()
+	dst := io.MultiWriter(fw, crc)
+	var scan *scanWriter
+	if strings.HasSuffix(j.e.name, ".js") {
+		scan = &scanWriter{}
+		dst = io.MultiWriter(fw, crc, scan)
+	}
+	n, err := io.Copy(dst, f)
 	if err != nil {
+		return fmt.Errorf("%w: read %s: %v", ErrBadBuild, j.e.name, err)
+	}
+	if err := fw.Close(); err != nil {
 		return err
 	}
-	var r io.Reader = f
-	if strings.HasSuffix(e.name, ".js") && !*notify {
-		r = io.TeeReader(f, &scanWriter{found: notify})
+	j.raw, j.crc, j.notify = n, crc.Sum32(), scan != nil && scan.found
+	if buf != nil {
+		j.mem = buf.Bytes()
 	}
-	_, err = io.Copy(w, r)
-	return err
+	return nil
 }
 
-// scanWriter sets found when the bytes written to it contain notifyAppReady.
+// write adds the compressed entry to the zip, with CRC and sizes in the
+// local header (no data descriptor).
+func (j *job) write(zw *zip.Writer) error {
+	if j.err != nil {
+		return j.err
+	}
+	var src io.Reader = bytes.NewReader(j.mem)
+	size := int64(len(j.mem))
+	if j.spill != nil {
+		var err error
+		if size, err = j.spill.Seek(0, io.SeekEnd); err == nil {
+			_, err = j.spill.Seek(0, io.SeekStart)
+		}
+		if err != nil {
+			return err
+		}
+		src = j.spill
+	}
+	fw, err := zw.CreateRaw(&zip.FileHeader{
+		Name: j.e.name, Method: zip.Deflate, Modified: zipTime,
+		CRC32: j.crc, CompressedSize64: uint64(size), UncompressedSize64: uint64(j.raw),
+		CreatorVersion: 3 << 8, ExternalAttrs: fileAttrs,
+	})
+	if err == nil {
+		_, err = io.Copy(fw, src)
+	}
+	if err != nil {
+		return fmt.Errorf("zip %s: %w", j.e.name, err)
+	}
+	return nil
+}
+
+// discard frees what the job holds.
+func (j *job) discard() {
+	j.mem = nil
+	if j.spill != nil {
+		j.spill.Close()
+		j.spill = nil
+	}
+}
+
+// scanWriter notes whether the bytes written to it contain notifyAppReady,
+// also across writes.
 type scanWriter struct {
-	found *bool
+	found bool
 	tail  []byte
 }
 
 func (s *scanWriter) Write(p []byte) (int, error) {
 	const word = "notifyAppReady"
-	buf := append(s.tail, p...)
-	if bytes.Contains(buf, []byte(word)) {
-		*s.found = true
+	if s.found {
+		return len(p), nil
 	}
-	if len(buf) > len(word) {
-		buf = buf[len(buf)-len(word):]
+	if bytes.Contains(p, []byte(word)) || bytes.Contains(append(s.tail, p[:min(len(p), len(word))]...), []byte(word)) {
+		s.found = true
 	}
-	s.tail = append(s.tail[:0], buf...)
+	if len(p) >= len(word) {
+		s.tail = append(s.tail[:0], p[len(p)-len(word):]...)
+	} else {
+		s.tail = append(s.tail, p...)
+	}
 	return len(p), nil
 }
 

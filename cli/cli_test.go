@@ -1,0 +1,190 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/cartona/deploy/cli"
+	"github.com/cartona/deploy/internal/s3test"
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"deploy": func() {
+			os.Exit(cli.Execute(context.Background(), "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		},
+	})
+}
+
+// TestScripts runs the scripts that use the embedded default store.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, params("testdata/script", func(e *testscript.Env) string {
+		return "file://" + e.WorkDir + "/store"
+	}))
+}
+
+// TestStores runs the scripts under testdata/stores against both backends:
+// a local folder, and a real S3 server (versitygw) on loopback.
+func TestStores(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		testscript.Run(t, params("testdata/stores", func(e *testscript.Env) string {
+			return "file://" + e.WorkDir + "/store"
+		}))
+	})
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t).NewBucket(t)
+		srv.Setenv(t) // for the commands that go around the CLI
+		n := 0
+		p := params("testdata/stores", func(e *testscript.Env) string {
+			n++
+			return srv.URL(fmt.Sprintf("script-%d", n))
+		})
+		setup := p.Setup
+		p.Setup = func(e *testscript.Env) error {
+			for _, kv := range srv.Env() {
+				k, v, _ := strings.Cut(kv, "=")
+				e.Setenv(k, v)
+			}
+			return setup(e)
+		}
+		testscript.Run(t, p)
+	})
+}
+
+func params(dir string, store func(*testscript.Env) string) testscript.Params {
+	return testscript.Params{
+		Dir: dir,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("HOME", e.WorkDir+"/home")
+			e.Setenv("USER", "tester")
+			e.Setenv("STORE", store(e))
+			e.Setenv("CI", "true")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"envfile":      envFile,
+			"mode":         fileMode,
+			"storeget":     storeGet,
+			"storeput":     storePut,
+			"forge-latest": forgeLatest,
+			"jsonfield":    jsonField,
+			"expand":       expand,
+		},
+	}
+}
+
+// envfile VAR FILE sets VAR to the trimmed content of FILE.
+func envFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: envfile VAR FILE")
+	}
+	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+// expand FILE replaces $VAR in FILE with the script's environment.
+func expand(ts *testscript.TestScript, neg bool, args []string) {
+	p := ts.MkAbs(args[0])
+	ts.Check(os.WriteFile(p, []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o644))
+}
+
+// mode FILE PERM checks a file's permission bits (octal).
+func fileMode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: mode FILE PERM")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	if got := uint64(fi.Mode().Perm()); (got == want) == neg {
+		ts.Fatalf("%s has mode %04o, want %s%04o", args[0], got, map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// jsonfield FILE PATH WANT checks a field of a JSON file (dot-separated
+// path, numbers index arrays).
+func jsonField(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: jsonfield FILE PATH WANT")
+	}
+	var v any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[0])), &v))
+	for _, p := range strings.Split(args[1], ".") {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i >= len(x) {
+				ts.Fatalf("%s: no element %s", args[1], p)
+			}
+			v = x[i]
+		default:
+			ts.Fatalf("%s: cannot index %T with %s", args[1], v, p)
+		}
+	}
+	if got := fmt.Sprint(v); (got == args[2]) == neg {
+		ts.Fatalf("%s = %q, want %q", args[1], got, args[2])
+	}
+}
+
+func openStore(ts *testscript.TestScript) publish.Store {
+	s, err := cli.OpenStore(context.Background(), ts.Getenv("STORE"))
+	ts.Check(err)
+	return s
+}
+
+// storeget KEY FILE copies an object out of $STORE, around the CLI.
+func storeGet(ts *testscript.TestScript, neg bool, args []string) {
+	rc, _, err := openStore(ts).Get(context.Background(), args[0])
+	ts.Check(err)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o644))
+}
+
+// storeput FILE KEY writes straight into $STORE, as an attacker with store
+// credentials could.
+func storePut(ts *testscript.TestScript, neg bool, args []string) {
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	_, err = openStore(ts).Put(context.Background(), args[1], bytes.NewReader(data), publish.PutOptions{})
+	ts.Check(err)
+}
+
+// forge-latest KEYFILE APP CHANNEL signs, with KEYFILE, a latest.json for
+// the channel's current build with a higher sequence, and writes it
+// straight into $STORE.
+func forgeLatest(ts *testscript.TestScript, neg bool, args []string) {
+	key, err := manifest.LoadKey(ts.MkAbs(args[0]))
+	ts.Check(err)
+	s := openStore(ts)
+	rc, _, err := s.Get(context.Background(), manifest.LatestKey(args[1], args[2]))
+	ts.Check(err)
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	var env manifest.Envelope
+	ts.Check(json.Unmarshal(data, &env))
+	var l manifest.Latest
+	ts.Check(json.Unmarshal(env.Payload, &l))
+	l.Sequence += 10
+	l.Issued, l.Expires = time.Now().UTC(), time.Now().UTC().Add(time.Hour)
+	forged, err := manifest.Sign(manifest.TypeLatest, l, ed25519.PrivateKey(key))
+	ts.Check(err)
+	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), publish.PutOptions{})
+	ts.Check(err)
+}

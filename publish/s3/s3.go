@@ -1,0 +1,333 @@
+// Package s3 is the publish.Store backend for AWS S3 and S3-compatible
+// stores (Cloudflare R2, MinIO, versitygw).
+//
+// # URL
+//
+// A store is named by a URL:
+//
+//	s3://bucket/prefix?region=eu-west-1
+//	s3://bucket/prefix?region=us-east-1&endpoint=http://127.0.0.1:7070&path_style=true
+//
+// Every key lives under prefix. The query parameters are region (else the
+// SDK's configured region), endpoint (the base URL of a non-AWS store) and
+// path_style (true to address the bucket in the path rather than the host
+// name). Credentials come from the AWS SDK's default chain: the
+// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY environment variables, a
+// shared profile, or an instance role.
+//
+// # Conditional writes
+//
+// Create-only writes send If-None-Match: * and compare-and-swap writes send
+// If-Match, so the store itself settles races between publishers. Objects
+// larger than 16 MiB, or of unknown size, are uploaded in parts, and the
+// condition is checked when the upload completes (CompleteMultipartUpload).
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/cartona/deploy/publish"
+)
+
+const (
+	// Objects up to this size, when the caller gives it, go in one PutObject.
+	multipartThreshold = 16 << 20
+	// Larger objects go in parts of this size, this many at a time.
+	partSize    = 8 << 20
+	concurrency = 4
+)
+
+// Store is a publish.Store in an S3 bucket, under a key prefix.
+type Store struct {
+	client   *s3.Client
+	uploader *manager.Uploader
+	bucket   string
+	prefix   string // "" or ends with "/"
+}
+
+var _ publish.Store = (*Store)(nil)
+
+// Open returns the store named by an s3:// URL (see the package
+// documentation). Configuration errors name the offending part of the URL.
+// Open does not contact the store.
+func Open(ctx context.Context, u *url.URL) (*Store, error) {
+	if u.Scheme != "s3" {
+		return nil, fmt.Errorf("s3 store: unsupported URL scheme %q; use s3://bucket/prefix", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("s3 store: missing bucket in %q; use s3://bucket/prefix", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, errors.New("s3 store: credentials in the URL are not supported; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use an AWS profile")
+	}
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: bad URL query %q: %w", u.RawQuery, err)
+	}
+	var region, endpoint string
+	pathStyle := false
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		v := query.Get(name)
+		switch name {
+		case "region":
+			region = v
+		case "endpoint":
+			e, err := url.Parse(v)
+			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+				return nil, fmt.Errorf("s3 store: endpoint=%q is not an http(s) URL; use, for example, endpoint=https://s3.example.com", v)
+			}
+			endpoint = strings.TrimSuffix(v, "/")
+		case "path_style":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("s3 store: path_style=%q is not a boolean; use path_style=true or path_style=false", v)
+			}
+			pathStyle = b
+		default:
+			return nil, fmt.Errorf("s3 store: unknown URL parameter %q; known parameters are region, endpoint and path_style", name)
+		}
+	}
+
+	var opts []func(*config.LoadOptions) error
+	if region != "" {
+		opts = append(opts, config.WithRegion(region))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("s3 store: load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		if endpoint == "" {
+			return nil, fmt.Errorf("s3 store: no region for bucket %s; add ?region=... to the URL or set AWS_REGION", u.Host)
+		}
+		// Most S3-compatible stores accept any region, and us-east-1 is
+		// the usual default.
+		cfg.Region = "us-east-1"
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+			// Non-AWS stores often reject the SDK's default checksums
+			// (trailing CRC headers on every upload).
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	})
+	return New(client, u.Host, u.Path), nil
+}
+
+// New returns a store in bucket under prefix that uses client as is.
+func New(client *s3.Client, bucket, prefix string) *Store {
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	// manager.Uploader is marked deprecated in favour of the pre-1.0
+	// feature/s3/transfermanager; it is stable and copies IfNoneMatch and
+	// IfMatch to CompleteMultipartUpload, which is what conditional writes
+	// of large objects need.
+	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = partSize
+		u.Concurrency = concurrency
+	})
+	return &Store{client: client, uploader: uploader, bucket: bucket, prefix: prefix}
+}
+
+// Location returns s3://bucket/prefix/key.
+func (s *Store) Location(key string) string {
+	return "s3://" + s.bucket + "/" + s.prefix + key
+}
+
+// key returns the object key of a store key.
+func (s *Store) key(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || slices.Contains(strings.Split(key, "/"), "..") {
+		return "", fmt.Errorf("s3: invalid key %q", key)
+	}
+	return s.prefix + key, nil
+}
+
+// Get opens the object at key. A missing key wraps fs.ErrNotExist.
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return nil, publish.Info{}, err
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k})
+	if err != nil {
+		return nil, publish.Info{}, fmt.Errorf("s3: get %s: %w", key, notExist(err))
+	}
+	info := publish.Info{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+	}
+	return out.Body, info, nil
+}
+
+// Stat returns the Info of key. A missing key wraps fs.ErrNotExist.
+func (s *Store) Stat(ctx context.Context, key string) (publish.Info, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return publish.Info{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
+	if err != nil {
+		return publish.Info{}, fmt.Errorf("s3: stat %s: %w", key, notExist(err))
+	}
+	return publish.Info{
+		Key:     key,
+		Size:    aws.ToInt64(out.ContentLength),
+		ETag:    aws.ToString(out.ETag),
+		ModTime: aws.ToTime(out.LastModified),
+	}, nil
+}
+
+// Put streams r to key. S3 makes an object visible only once it is
+// complete; a failed upload leaves nothing behind (an incomplete multipart
+// upload is aborted).
+//
+// A refused create-only write wraps fs.ErrExist; a refused compare-and-swap
+// write, or one whose object was deleted, wraps publish.ErrConflict. The
+// returned Info has the key, size and ETag; its ModTime is zero.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+	k, err := s.key(key)
+	if err != nil {
+		return publish.Info{}, err
+	}
+	body := &countingReader{r: r}
+	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: body}
+	if opt.ContentType != "" {
+		in.ContentType = aws.String(opt.ContentType)
+	}
+	if opt.CacheControl != "" {
+		in.CacheControl = aws.String(opt.CacheControl)
+	}
+	switch {
+	case opt.CreateOnly:
+		in.IfNoneMatch = aws.String("*")
+	case opt.IfMatch != "":
+		in.IfMatch = aws.String(opt.IfMatch)
+	}
+
+	// The uploader reads the first part: if the body ends within it, it
+	// sends one PutObject, else a multipart upload whose parts it uploads
+	// concurrently. A body of known size up to the threshold is one part.
+	var small []func(*manager.Uploader)
+	if opt.Size > 0 && opt.Size <= multipartThreshold {
+		small = append(small, func(u *manager.Uploader) { u.PartSize = multipartThreshold })
+	}
+	out, err := s.uploader.Upload(ctx, in, small...)
+	if err != nil {
+		return publish.Info{}, fmt.Errorf("s3: put %s: %w", key, putError(err, opt))
+	}
+	return publish.Info{Key: key, Size: body.n, ETag: aws.ToString(out.ETag)}, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// List returns the objects whose keys start with prefix, sorted by key.
+func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error) {
+	full := s.prefix + prefix
+	var infos []publish.Info
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3: list %s: %w", prefix, err)
+		}
+		for _, obj := range page.Contents {
+			infos = append(infos, publish.Info{
+				Key:     strings.TrimPrefix(aws.ToString(obj.Key), s.prefix),
+				Size:    aws.ToInt64(obj.Size),
+				ETag:    aws.ToString(obj.ETag),
+				ModTime: aws.ToTime(obj.LastModified),
+			})
+		}
+	}
+	// S3 lists in byte order already; S3-compatible stores may not.
+	slices.SortFunc(infos, func(a, b publish.Info) int { return strings.Compare(a.Key, b.Key) })
+	return infos, nil
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	k, err := s.key(key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
+	if err != nil && !errors.Is(notExist(err), fs.ErrNotExist) {
+		return fmt.Errorf("s3: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// notExist adds fs.ErrNotExist to the chain of a "no such key" error. A
+// missing bucket (NoSuchBucket) is not a missing key; HeadObject has no body
+// and so no error code to tell them apart, and answers NotFound for both.
+func notExist(err error) error {
+	if code, status := errorCode(err); code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code == "") {
+		return fmt.Errorf("%w: %w", fs.ErrNotExist, err)
+	}
+	return err
+}
+
+// putError maps a refused conditional write to fs.ErrExist or
+// publish.ErrConflict.
+func putError(err error, opt publish.PutOptions) error {
+	code, status := errorCode(err)
+	// 412 when the condition fails; 409 when a concurrent conditional write
+	// to the same key is in progress (AWS: ConditionalRequestConflict).
+	refused := status == http.StatusPreconditionFailed || code == "PreconditionFailed" ||
+		status == http.StatusConflict || code == "ConditionalRequestConflict"
+	switch {
+	case opt.CreateOnly && refused:
+		return fmt.Errorf("%w: %w", fs.ErrExist, err)
+	case opt.IfMatch != "" && (refused || code == "NoSuchKey"):
+		// If-Match on a deleted object answers 404: the object changed.
+		return fmt.Errorf("%w: %w", publish.ErrConflict, err)
+	}
+	return err
+}
+
+// errorCode returns the S3 error code and HTTP status of err, if any.
+func errorCode(err error) (code string, status int) {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		code = apiErr.ErrorCode()
+	}
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) {
+		status = respErr.HTTPStatusCode()
+	}
+	return code, status
+}

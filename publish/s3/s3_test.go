@@ -1,0 +1,310 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cartona/deploy/internal/s3test"
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/publish/s3"
+	"github.com/cartona/deploy/publish/storetest"
+)
+
+// open returns a store in a fresh bucket of srv, opened by URL with the
+// credentials from the environment, as the CLI does.
+func open(t *testing.T, srv *s3test.Server, prefix string) *s3.Store {
+	t.Helper()
+	u, err := url.Parse(srv.URL(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := s3.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStore(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	storetest.Run(t, func(t *testing.T) publish.Store {
+		return open(t, srv.NewBucket(t), "some/prefix")
+	})
+}
+
+func TestMetadata(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "p")
+	ctx := context.Background()
+	body := []byte(`{"v":1}`)
+	for _, size := range []int64{int64(len(body)), -1} {
+		key := fmt.Sprintf("apps/a/channels/production/latest-%d.json", size)
+		info, err := s.Put(ctx, key, bytes.NewReader(body), publish.PutOptions{
+			Size:         size,
+			ContentType:  "application/json",
+			CacheControl: "public, max-age=60",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Key != key || info.Size != int64(len(body)) || info.ETag == "" {
+			t.Fatalf("Put = %+v", info)
+		}
+		head := headObject(t, srv, "p/"+key)
+		if got := aws.ToString(head.ContentType); got != "application/json" {
+			t.Errorf("Content-Type = %q, want application/json", got)
+		}
+		if got := aws.ToString(head.CacheControl); got != "public, max-age=60" {
+			t.Errorf("Cache-Control = %q, want public, max-age=60", got)
+		}
+		if got := aws.ToString(head.ETag); got != info.ETag {
+			t.Errorf("HeadObject ETag = %s, Put returned %s", got, info.ETag)
+		}
+	}
+	if got, want := s.Location("apps/a/x.json"), "s3://"+srv.Bucket+"/p/apps/a/x.json"; got != want {
+		t.Errorf("Location = %s, want %s", got, want)
+	}
+}
+
+// TestMultipart uploads 40 MiB in parts and checks the bytes, the metadata
+// and the conditions, which S3 checks when the upload completes.
+func TestMultipart(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "")
+	ctx := context.Background()
+	const size = 40 << 20
+	const key = "apps/a/bundles/big.zip"
+	const cacheControl = "public, max-age=31536000, immutable"
+
+	// A plain io.Reader of unknown size: the uploader cannot seek it.
+	put := func(seed uint64, opt publish.PutOptions) (publish.Info, [32]byte, error) {
+		h := sha256.New()
+		r := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(seed)}), size), h)
+		opt.ContentType, opt.CacheControl = "application/zip", cacheControl
+		info, err := s.Put(ctx, key, struct{ io.Reader }{r}, opt)
+		return info, [32]byte(h.Sum(nil)), err
+	}
+
+	first, sum, err := put(1, publish.PutOptions{CreateOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Size != size || !strings.Contains(first.ETag, "-") {
+		t.Fatalf("Put = %+v, want size %d and a multipart ETag (with a part count)", first, size)
+	}
+	checkContent(t, s, key, sum, first.ETag)
+	head := headObject(t, srv, key)
+	if aws.ToString(head.ContentType) != "application/zip" || aws.ToString(head.CacheControl) != cacheControl {
+		t.Errorf("metadata: Content-Type %q, Cache-Control %q", aws.ToString(head.ContentType), aws.ToString(head.CacheControl))
+	}
+
+	// If-None-Match: * on CompleteMultipartUpload.
+	if _, _, err := put(2, publish.PutOptions{CreateOnly: true}); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second create-only multipart Put: %v, want fs.ErrExist", err)
+	}
+	checkContent(t, s, key, sum, first.ETag)
+
+	// If-Match on CompleteMultipartUpload.
+	second, sum2, err := put(3, publish.PutOptions{IfMatch: first.ETag, Size: size})
+	if err != nil {
+		t.Fatalf("multipart CAS with the current ETag: %v", err)
+	}
+	if _, _, err := put(4, publish.PutOptions{IfMatch: first.ETag}); !errors.Is(err, publish.ErrConflict) {
+		t.Fatalf("multipart CAS with a stale ETag: %v, want publish.ErrConflict", err)
+	}
+	checkContent(t, s, key, sum2, second.ETag)
+	if n := multipartUploads(t, srv); n != 0 {
+		t.Errorf("%d multipart uploads left behind, want 0 (refused uploads are aborted)", n)
+	}
+}
+
+// TestMultipartFailedReader checks that a body that breaks after some parts
+// leaves neither an object nor an incomplete upload.
+func TestMultipartFailedReader(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "")
+	ctx := context.Background()
+	r := io.MultiReader(io.LimitReader(rand.NewChaCha8([32]byte{}), 20<<20), errReader{})
+	if _, err := s.Put(ctx, "broken.zip", r, publish.PutOptions{}); err == nil {
+		t.Fatal("Put from a failing reader succeeded")
+	}
+	if _, err := s.Stat(ctx, "broken.zip"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat after a failed Put: %v, want fs.ErrNotExist", err)
+	}
+	if n := multipartUploads(t, srv); n != 0 {
+		t.Errorf("%d multipart uploads left behind, want 0", n)
+	}
+}
+
+func TestErrorMapping(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "")
+	ctx := context.Background()
+
+	// A compare-and-swap on a key deleted since it was read: S3 answers
+	// 404 NoSuchKey, and the object has changed.
+	_, err := s.Put(ctx, "gone", strings.NewReader("v2"), publish.PutOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`})
+	if !errors.Is(err, publish.ErrConflict) {
+		t.Fatalf("CAS on a missing key: %v, want publish.ErrConflict", err)
+	}
+
+	// A missing bucket is not a missing key.
+	nb := *srv
+	nb.Bucket = "no-such-bucket"
+	_, _, err = open(t, &nb, "").Get(ctx, "k")
+	if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "s3: get k: ") {
+		t.Fatalf("Get from a missing bucket: %v, want an error that is not fs.ErrNotExist", err)
+	}
+}
+
+func TestListPagination(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "p")
+	ctx := context.Background()
+	const n = 1003 // more than one page of 1000
+	var wg sync.WaitGroup
+	keys := make(chan int)
+	errs := make(chan error, n)
+	for range 8 {
+		wg.Go(func() {
+			for i := range keys {
+				k := fmt.Sprintf("apps/a/builds/%d.json", i)
+				if _, err := s.Put(ctx, k, strings.NewReader("x"), publish.PutOptions{Size: 1}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for i := range n {
+		keys <- i
+	}
+	close(keys)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "apps/a/builds/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("List returned %d objects, want %d", len(got), n)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].Key >= got[i].Key {
+			t.Fatalf("List not sorted: %s before %s", got[i-1].Key, got[i].Key)
+		}
+	}
+	if !strings.HasPrefix(got[0].Key, "apps/a/builds/") || got[0].ETag == "" || got[0].Size != 1 {
+		t.Fatalf("List[0] = %+v", got[0])
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	// No region anywhere in the environment or the shared files.
+	dir := t.TempDir()
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	tests := []struct {
+		url, want string
+	}{
+		{"gs://bucket/p", `unsupported URL scheme "gs"`},
+		{"s3:///prefix", "missing bucket"},
+		{"s3://bucket/p?regoin=us-east-1", `unknown URL parameter "regoin"`},
+		{"s3://bucket/p?region=us-east-1&path_style=yes please", `path_style="yes please" is not a boolean`},
+		{"s3://bucket/p?region=us-east-1&endpoint=127.0.0.1:7070", `endpoint="127.0.0.1:7070" is not an http(s) URL`},
+		{"s3://key:secret@bucket/p?region=us-east-1", "credentials in the URL are not supported"},
+		{"s3://bucket/p", "no region for bucket bucket"},
+		{"s3://bucket/p?region=%zz", "bad URL query"},
+	}
+	for _, tt := range tests {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s3.Open(context.Background(), u)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Open(%s) error = %v, want one containing %q", tt.url, err, tt.want)
+		}
+	}
+
+	// An endpoint without a region defaults to us-east-1.
+	u, _ := url.Parse("s3://bucket?endpoint=http://127.0.0.1:1&path_style=true")
+	if _, err := s3.Open(context.Background(), u); err != nil {
+		t.Errorf("Open(%s): %v", u, err)
+	}
+}
+
+func TestInvalidKey(t *testing.T) {
+	s := s3.New(awss3.New(awss3.Options{Region: "us-east-1"}), "bucket", "p")
+	for _, key := range []string{"", "/abs", "a/../b"} {
+		if _, _, err := s.Get(context.Background(), key); err == nil || !strings.Contains(err.Error(), "invalid key") {
+			t.Errorf("Get(%q) error = %v, want invalid key", key, err)
+		}
+	}
+}
+
+func checkContent(t *testing.T, s publish.Store, key string, sum [32]byte, etag string) {
+	t.Helper()
+	rc, info, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		t.Fatal(err)
+	}
+	if [32]byte(h.Sum(nil)) != sum {
+		t.Fatalf("Get %s: content differs from what was uploaded", key)
+	}
+	if info.ETag != etag {
+		t.Fatalf("Get %s: ETag %s, want %s", key, info.ETag, etag)
+	}
+}
+
+func headObject(t *testing.T, srv *s3test.Server, key string) *awss3.HeadObjectOutput {
+	t.Helper()
+	out, err := srv.Client().HeadObject(context.Background(), &awss3.HeadObjectInput{Bucket: &srv.Bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("HeadObject %s: %v", key, err)
+	}
+	return out
+}
+
+func multipartUploads(t *testing.T, srv *s3test.Server) int {
+	t.Helper()
+	out, err := srv.Client().ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
+	if err != nil {
+		t.Fatalf("ListMultipartUploads: %v", err)
+	}
+	return len(out.Uploads)
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("reader broke") }
