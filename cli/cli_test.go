@@ -5,11 +5,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,10 +68,67 @@ func TestStores(t *testing.T) {
 	})
 }
 
+// cloudFront stands in for the CloudFront API: it records the invalidation
+// paths of SigV4-signed CreateInvalidation requests.
+type cloudFront struct {
+	*httptest.Server
+	mu    sync.Mutex
+	paths map[string][]string // by distribution id
+}
+
+var fakeCloudFront = func() *cloudFront {
+	cf := &cloudFront{paths: map[string][]string{}}
+	cf.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := strings.CutPrefix(r.URL.Path, "/2020-05-31/distribution/")
+		id, ok2 := strings.CutSuffix(id, "/invalidation")
+		if !ok || !ok2 || r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 Credential=TESTKEY/") {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		if id == "EMISSING" {
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type><Code>NoSuchDistribution</Code><Message>The specified distribution does not exist.</Message></Error></ErrorResponse>`)
+			return
+		}
+		var body struct {
+			Paths struct {
+				Items []string `xml:"Items>Path"`
+			} `xml:"Paths"`
+		}
+		if err := xml.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		cf.mu.Lock()
+		cf.paths[id] = append(cf.paths[id], body.Paths.Items...)
+		cf.mu.Unlock()
+		w.Header().Set("Location", "https://cloudfront.amazonaws.com"+r.URL.Path+"/I1")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `<?xml version="1.0"?><Invalidation xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Id>I1</Id><Status>InProgress</Status><CreateTime>2026-01-01T00:00:00Z</CreateTime></Invalidation>`)
+	}))
+	return cf
+}()
+
+// invalidated ID PATH... checks the paths invalidated in distribution ID.
+func invalidated(ts *testscript.TestScript, neg bool, args []string) {
+	fakeCloudFront.mu.Lock()
+	got := strings.Join(fakeCloudFront.paths[args[0]], " ")
+	fakeCloudFront.mu.Unlock()
+	if want := strings.Join(args[1:], " "); (got == want) == neg {
+		ts.Fatalf("distribution %s invalidated [%s], want [%s]", args[0], got, want)
+	}
+}
+
 func params(dir string, store func(*testscript.Env) string) testscript.Params {
 	return testscript.Params{
 		Dir: dir,
 		Setup: func(e *testscript.Env) error {
+			e.Setenv("AWS_ENDPOINT_URL_CLOUDFRONT", fakeCloudFront.URL)
+			if e.Getenv("AWS_ACCESS_KEY_ID") == "" {
+				e.Setenv("AWS_ACCESS_KEY_ID", "TESTKEY")
+				e.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+			}
 			e.Setenv("HOME", e.WorkDir+"/home")
 			e.Setenv("USER", "tester")
 			e.Setenv("STORE", store(e))
@@ -82,6 +143,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"forge-latest": forgeLatest,
 			"jsonfield":    jsonField,
 			"expand":       expand,
+			"invalidated":  invalidated,
 		},
 	}
 }
