@@ -1,0 +1,169 @@
+package tracker
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBadInput checks that bad requests get the right 4xx with a JSON
+// message, and never a 5xx (the plugin retries those forever).
+func TestBadInput(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publish("retailer", "production", "1.0.0")
+	cfg := f.config(t)
+	cfg.StatsToken = "tok"
+	cfg.Limits.MaxBody = 64 << 10
+	cfg.Limits.MaxEvents = 50
+	_, base := startServer(t, cfg)
+
+	dev := "&device=" + deviceA
+	longDevice := strings.Repeat("a", 129)
+	event := `{"device_id":"` + deviceA + `","action":"set","version_name":"1.0.0","timestamp":1700000000000}`
+	many := "[" + strings.TrimSuffix(strings.Repeat(event+",", 51), ",") + "]"
+	cases := []struct {
+		name, method, path, body string
+		hdr                      []string
+		want                     int
+	}{
+		{"latest without params", "GET", "/build/latest", "", nil, 400},
+		{"latest without device", "GET", "/build/latest?app=retailer", "", nil, 400},
+		{"latest without app", "GET", "/build/latest?device=" + deviceA, "", nil, 400},
+		{"latest bad app", "GET", "/build/latest?app=Retail%21" + dev, "", nil, 400},
+		{"latest app twice", "GET", "/build/latest?app=retailer&app=shop" + dev, "", nil, 400},
+		{"latest unknown app", "GET", "/build/latest?app=nope" + dev, "", nil, 404},
+		{"latest bad channel", "GET", "/build/latest?app=retailer&channel=../x" + dev, "", nil, 400},
+		{"latest unknown channel", "GET", "/build/latest?app=retailer&channel=beta" + dev, "", nil, 404},
+		{"latest huge device", "GET", "/build/latest?app=retailer&device=" + longDevice, "", nil, 400},
+		{"latest device with spaces", "GET", "/build/latest?app=retailer&device=a%20b", "", nil, 400},
+		{"latest device with NUL", "GET", "/build/latest?app=retailer&device=a%00b", "", nil, 400},
+		{"download without id", "GET", "/build/download?device=" + deviceA, "", nil, 400},
+		{"download path trick", "GET", "/build/download?id=../../etc/passwd" + dev, "", nil, 400},
+		{"download encoded path trick", "GET", "/build/download?id=retailer-1%2F..%2F..%2Facl.json" + dev, "", nil, 400},
+		{"download key as id", "GET", "/build/download?id=apps/retailer/bundles/" + ref.SHA256 + ".zip" + dev, "", nil, 400},
+		{"download id 0", "GET", "/build/download?id=retailer-0" + dev, "", nil, 400},
+		{"download id leading zero", "GET", "/build/download?id=retailer-01" + dev, "", nil, 400},
+		{"download id overflow", "GET", "/build/download?id=retailer-99999999999999999999" + dev, "", nil, 400},
+		{"download unknown id", "GET", "/build/download?id=retailer-999" + dev, "", nil, 404},
+		{"download unknown app", "GET", "/build/download?id=shop-1" + dev, "", nil, 404},
+		{"download without device", "GET", "/build/download?id=" + ref.ID, "", nil, 400},
+		{"complete unknown id", "GET", "/build/download/complete?id=retailer-7" + dev, "", nil, 404},
+		{"complete bad id", "GET", "/build/download/complete?id=%00" + dev, "", nil, 400},
+		{"latest by POST", "POST", "/build/latest?app=retailer" + dev, "{}", nil, 405},
+		{"download by DELETE", "DELETE", "/build/download?id=" + ref.ID + dev, "", nil, 405},
+		{"updates by GET", "GET", "/capgo/retailer/updates", "", nil, 405},
+		{"stats by PUT", "PUT", "/capgo/retailer/stats", "[]", nil, 405},
+		{"unknown path", "GET", "/etc/passwd", "", nil, 404},
+		{"dot-dot path", "GET", "/build/../build/latest?app=retailer" + dev, "", nil, 400},
+		{"double slash POST", "POST", "//capgo/retailer/updates", "{}", nil, 400},
+		{"updates bad app", "POST", "/capgo/Bad%21/updates", "{}", nil, 400},
+		{"updates malformed JSON", "POST", "/capgo/retailer/updates", `{"device_id":`, nil, 400},
+		{"updates empty body", "POST", "/capgo/retailer/updates", "", nil, 400},
+		{"updates array body", "POST", "/capgo/retailer/updates", "[]", nil, 400},
+		{"updates without device", "POST", "/capgo/retailer/updates", `{"version_name":"1"}`, nil, 400},
+		{"updates object device", "POST", "/capgo/retailer/updates", `{"device_id":{"a":1}}`, nil, 400},
+		{"updates bad channel", "POST", "/capgo/retailer/updates", `{"device_id":"` + deviceA + `","defaultChannel":"A B"}`, nil, 400},
+		{"updates oversized body", "POST", "/capgo/retailer/updates", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413},
+		{"stats oversized body", "POST", "/capgo/retailer/stats", "[" + strings.Repeat(" ", 70<<10) + "]", nil, 413},
+		{"stats too many events", "POST", "/capgo/retailer/stats", many, nil, 413},
+		{"stats not JSON", "POST", "/capgo/retailer/stats", "hello", nil, 400},
+		{"stats array of numbers", "POST", "/capgo/retailer/stats", "[1,2]", nil, 400},
+		{"stats string", "POST", "/capgo/retailer/stats", `"x"`, nil, 400},
+		{"stats without action", "POST", "/capgo/retailer/stats", `{"device_id":"` + deviceA + `"}`, nil, 400},
+		{"stats bad action", "POST", "/capgo/retailer/stats", `[{"device_id":"` + deviceA + `","action":"DROP TABLE"}]`, nil, 400},
+		{"stats bad timestamp", "POST", "/capgo/retailer/stats", `{"device_id":"` + deviceA + `","action":"set","timestamp":-5}`, nil, 400},
+		{"stats huge timestamp", "POST", "/capgo/retailer/stats", `{"device_id":"` + deviceA + `","action":"set","timestamp":1e300}`, nil, 400},
+		{"stats huge device", "POST", "/capgo/retailer/stats", `{"device_id":"` + longDevice + `","action":"set"}`, nil, 400},
+		{"stats endpoint without token", "GET", "/api/stats?app=retailer", "", nil, 401},
+		{"stats endpoint wrong token", "GET", "/api/stats?app=retailer", "", []string{"Authorization", "Bearer nope"}, 401},
+		{"stats endpoint bad app", "GET", "/api/stats?app=%2E%2E", "", []string{"Authorization", "Bearer tok"}, 400},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body []byte
+			if c.body != "" || c.method == "POST" {
+				body = []byte(c.body)
+			}
+			resp, got := do(t, nil, c.method, base+c.path, body, c.hdr...)
+			if resp.StatusCode != c.want {
+				t.Fatalf("%s %s: %s %s, want %d", c.method, c.path, resp.Status, abbrev(string(got)), c.want)
+			}
+			e := decode[ErrorResponse](t, got)
+			if e.Error == "" || e.Message == "" {
+				t.Errorf("error answer without error and message: %s", got)
+			}
+			if c.want == 405 && resp.Header.Get("Allow") == "" {
+				t.Error("405 without Allow")
+			}
+		})
+	}
+
+	// Partly valid batches keep their valid events.
+	resp, got := do(t, nil, "POST", base+"/capgo/retailer/stats", []byte(`[`+event+`,{"device_id":"x y","action":"set"}]`))
+	if resp.StatusCode != 200 || !bytes.Contains(got, []byte(`"ignored":1`)) {
+		t.Errorf("partly valid batch: %s %s", resp.Status, got)
+	}
+}
+
+func TestStatsDisabledWithoutToken(t *testing.T) {
+	f := newFixture(t)
+	_, base := startServer(t, f.config(t))
+	resp, body := do(t, nil, "GET", base+"/api/stats", nil, "Authorization", "Bearer x")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "stats token") {
+		t.Errorf("%s %s", resp.Status, body)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1")
+	cfg := f.config(t)
+	cfg.Limits = Limits{DeviceRate: 1, DeviceBurst: 3, AddrRate: -1}
+	_, base := startServer(t, cfg)
+	url := base + "/build/latest?app=retailer&device=" + deviceA
+	for i := range 3 {
+		if resp, body := do(t, nil, "GET", url, nil); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %s %s", i, resp.Status, body)
+		}
+	}
+	resp, _ := do(t, nil, "GET", url, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("4th request: %s Retry-After %q", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if resp, _ := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceB, nil); resp.StatusCode != 200 {
+		t.Errorf("another device: %s", resp.Status)
+	}
+
+	cfg = f.config(t)
+	cfg.Limits = Limits{DeviceRate: -1, AddrRate: 1, AddrBurst: 2}
+	_, base = startServer(t, cfg)
+	codes := []int{}
+	for _, d := range []string{deviceA, deviceB, "third"} {
+		resp, _ := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+d, nil)
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != 200 || codes[1] != 200 || codes[2] != 429 {
+		t.Errorf("per-address limit: %v", codes)
+	}
+	if resp, _ := do(t, nil, "GET", base+"/healthz", nil); resp.StatusCode != 200 {
+		t.Errorf("healthz is not rate limited: %s", resp.Status)
+	}
+}
+
+func TestLimiterIsBounded(t *testing.T) {
+	l := newLimiter(1, 1, 16*64)
+	now := time.Unix(1700000000, 0)
+	for i := range 100000 {
+		l.allow(strings.Repeat("k", i%7)+string(rune('a'+i%26))+strconv.Itoa(i), now)
+	}
+	n := 0
+	for i := range l.shards {
+		n += len(l.shards[i].buckets)
+	}
+	if n > 16*64 {
+		t.Errorf("limiter holds %d keys, bound is %d", n, 16*64)
+	}
+}

@@ -1,0 +1,153 @@
+package tracker
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchConc is the number of concurrent clients of the load benchmarks.
+const benchConc = 64
+
+// load sends n requests from conc clients and returns requests per second
+// and the 99th percentile latency. newReq makes request i.
+func load(b *testing.B, client *http.Client, n, conc int, newReq func(i int) *http.Request) (float64, time.Duration) {
+	lat := make([]time.Duration, n)
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				resp, err := client.Do(newReq(i))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+				lat[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed.Load() > 0 {
+		b.Fatalf("%d of %d requests failed", failed.Load(), n)
+	}
+	slices.Sort(lat)
+	return float64(n) / elapsed.Seconds(), lat[min(n-1, n*99/100)]
+}
+
+func benchClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * benchConc, MaxIdleConnsPerHost: 2 * benchConc, DisableCompression: true}}
+}
+
+// BenchmarkLatest compares GET /build/latest with a bare net/http handler
+// that answers the same bytes, both over loopback HTTP in the same run, from
+// benchConc clients and 1000 devices. It reports both rates, their ratio
+// and p99 latencies. Rate limits are on, set high enough not to refuse.
+func BenchmarkLatest(b *testing.B) {
+	f := newFixture(b)
+	f.publish("retailer", "production", "1.0.0")
+	cfg := f.config(b)
+	cfg.CacheTTL = DefaultCacheTTL
+	cfg.Limits = Limits{DeviceRate: 1e9, DeviceBurst: 1e9, AddrRate: 1e9, AddrBurst: 1e9}
+	_, base := startServer(b, cfg)
+
+	urls := make([]string, 1000)
+	for i := range urls {
+		urls[i] = fmt.Sprintf("/build/latest?app=retailer&device=%08x-d9cb-469f-a165-70867728950e", i)
+	}
+	_, body := do(b, nil, "GET", base+urls[0], nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Write(body)
+	})}
+	go bare.Serve(ln)
+	defer bare.Close()
+	bareBase := "http://" + ln.Addr().String()
+
+	client := benchClient()
+	get := func(base string) func(int) *http.Request {
+		return func(i int) *http.Request {
+			req, _ := http.NewRequest("GET", base+urls[i%len(urls)], nil)
+			return req
+		}
+	}
+	n := max(b.N, 2000)
+	load(b, client, 1000, benchConc, get(bareBase)) // warm up connections
+	load(b, client, 1000, benchConc, get(base))
+	b.ResetTimer()
+	// Alternate halves so drift in machine load hits both alike.
+	var bareRate, trackerRate float64
+	var bareP99, trackerP99 time.Duration
+	for range 2 {
+		r, p := load(b, client, n/2, benchConc, get(bareBase))
+		bareRate, bareP99 = bareRate+r/2, max(bareP99, p)
+		r, p = load(b, client, n/2, benchConc, get(base))
+		trackerRate, trackerP99 = trackerRate+r/2, max(trackerP99, p)
+	}
+	b.StopTimer()
+	b.ReportMetric(trackerRate, "tracker_req/s")
+	b.ReportMetric(bareRate, "bare_req/s")
+	b.ReportMetric(trackerRate/bareRate, "ratio")
+	b.ReportMetric(float64(trackerP99.Microseconds())/1000, "tracker_p99_ms")
+	b.ReportMetric(float64(bareP99.Microseconds())/1000, "bare_p99_ms")
+}
+
+// BenchmarkEventIngest measures durable events per second through POST
+// /capgo/{app}/stats from benchConc concurrent clients: each answer comes
+// after its events are committed with synchronous=FULL.
+func BenchmarkEventIngest(b *testing.B) {
+	for _, per := range []int{1, 10} {
+		b.Run(fmt.Sprintf("events_per_request=%d", per), func(b *testing.B) {
+			f := newFixture(b)
+			f.publish("retailer", "production", "1.0.0")
+			cfg := f.config(b)
+			_, base := startServer(b, cfg)
+			client := benchClient()
+			t0 := time.Now().UnixMilli()
+			post := func(i int) *http.Request {
+				evs := make([]string, per)
+				for j := range evs {
+					k := i*per + j
+					evs[j] = fmt.Sprintf(`{"device_id":"dev-%d","app_id":"com.x","action":"download_complete","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%d}`, k%5000, t0+int64(k))
+				}
+				body := evs[0]
+				if per > 1 {
+					body = "[" + strings.Join(evs, ",") + "]"
+				}
+				req, _ := http.NewRequest("POST", base+"/capgo/retailer/stats", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				return req
+			}
+			n := max(b.N, 4000/per)
+			b.ResetTimer()
+			rate, p99 := load(b, client, n, benchConc, post)
+			b.StopTimer()
+			b.ReportMetric(rate*float64(per), "events/s")
+			b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
+		})
+	}
+}

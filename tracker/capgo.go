@@ -1,0 +1,248 @@
+package tracker
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// capgoRequest is the JSON the Capgo plugin POSTs to its updateUrl, and,
+// with action, timestamp and old_version_name, each event it POSTs to its
+// statsUrl. Fields the tracker does not use are not decoded.
+type capgoRequest struct {
+	Platform       text `json:"platform"`
+	DeviceID       text `json:"device_id"`
+	AppID          text `json:"app_id"` // the native app ID; the deploy app comes from the path
+	VersionName    text `json:"version_name"`
+	VersionBuild   text `json:"version_build"`
+	PluginVersion  text `json:"plugin_version"`
+	DefaultChannel text `json:"defaultChannel"`
+
+	Action         text `json:"action"`
+	OldVersionName text `json:"old_version_name"`
+	Timestamp      text `json:"timestamp"`
+}
+
+// capgoUpdate is the success answer of the update endpoint. The plugin
+// wants no error, kind or message keys and no nulls in it.
+type capgoUpdate struct {
+	Version  string `json:"version"`
+	URL      string `json:"url"`
+	Checksum string `json:"checksum"`
+}
+
+// capgoNoUpdate is every other answer of the update endpoint, sent with
+// HTTP 200 as the protocol wants.
+type capgoNoUpdate struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+	Kind    string `json:"kind"` // up_to_date, blocked or failed
+}
+
+// handleCapgoUpdates answers POST /capgo/{app}/updates, the plugin's
+// updateUrl: {version, url, checksum} when the device should update, else
+// HTTP 200 {error, message, kind}. The url is the tracker's own
+// /build/download, so the download is counted. Set in capacitor.config:
+//
+//	CapacitorUpdater: {
+//	  autoUpdate: true,
+//	  updateUrl: "https://<tracker>/capgo/<app>/updates",
+//	  statsUrl:  "https://<tracker>/capgo/<app>/stats",
+//	}
+//
+// The channel is the body's defaultChannel, else production.
+func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := checkName("app", app); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req capgoRequest
+	if err := decodeJSON(body, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	device, err := checkDevice(string(req.DeviceID))
+	if err == nil {
+		err = checkVersion("version_name", string(req.VersionName))
+	}
+	if err == nil {
+		err = checkVersion("version_build", string(req.VersionBuild))
+	}
+	channel := DefaultChannel
+	if err == nil && req.DefaultChannel != "" {
+		channel = string(req.DefaultChannel)
+		err = checkName("channel", channel)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !s.allowDevice(w, r, device) {
+		return
+	}
+	rel, err := s.man.release(r.Context(), app, channel)
+	if err != nil {
+		ae := s.asAppError(r, err)
+		noUpdate(w, ae.Code, ae.Message, "failed")
+		return
+	}
+	b := rel.build
+	s.events.recordCheck(event{App: app, Device: device, Action: actionCheck, Version: b.Version, Number: b.Number,
+		TS: s.now().Truncate(time.Minute).UnixMilli(), OldVersion: string(req.VersionName),
+		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"})
+	native := string(req.VersionBuild)
+	switch {
+	case string(req.VersionName) == b.Version:
+		noUpdate(w, "no_new_version_available", fmt.Sprintf("version %s is the latest on channel %s", b.Version, channel), "up_to_date")
+	case b.MinNative != "" && native != "" && compareVersions(native, b.MinNative) < 0:
+		noUpdate(w, "native_version_too_old", fmt.Sprintf("version %s needs native version %s or later, this app is %s; update the app from its store", b.Version, b.MinNative, native), "blocked")
+	case s.blocked(r.Context(), app, device, b.Version):
+		noUpdate(w, "update_failed_on_device", fmt.Sprintf("version %s failed to start on this device (update_fail); it is not offered again, a newer build will be", b.Version), "blocked")
+	default:
+		writeJSON(w, http.StatusOK, capgoUpdate{Version: b.Version, URL: s.downloadURL(r, b.ID, device), Checksum: b.SHA256})
+	}
+}
+
+func noUpdate(w http.ResponseWriter, code, msg, kind string) {
+	writeJSON(w, http.StatusOK, capgoNoUpdate{Error: code, Message: msg, Kind: kind})
+}
+
+// handleCapgoStats answers POST /capgo/{app}/stats, the plugin's statsUrl:
+// a JSON array of events (plugin 8.42 and later) or one event object, with
+// 200 {"status": "ok"} once they are on disk. A resent event counts once.
+// Invalid events in a batch are skipped, so one bad event does not make the
+// plugin drop the others; a request with no valid event is a 400.
+func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := checkName("app", app); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var reqs []capgoRequest
+	switch bytes.TrimLeft(body, " \t\r\n")[0] {
+	case '[':
+		err = decodeJSON(body, &reqs)
+	case '{':
+		reqs = make([]capgoRequest, 1)
+		err = decodeJSON(body, &reqs[0])
+	default:
+		err = errorf(codeInvalid, "the stats body must be a JSON array of events or one event object")
+	}
+	if err == nil && len(reqs) > s.limits.MaxEvents {
+		err = errorf(codeTooLarge, "%d events in one request, the limit is %d; send fewer at a time", len(reqs), s.limits.MaxEvents)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	evs := make([]event, 0, len(reqs))
+	var invalid error
+	ignored := 0
+	now := s.now()
+	for i, q := range reqs {
+		ev, err := s.capgoEvent(app, q, now)
+		if err != nil {
+			if invalid == nil {
+				msg := err.Error()
+				var ae *appError
+				if errors.As(err, &ae) {
+					msg = ae.Message
+				}
+				invalid = errorf(codeInvalid, "event %d: %s", i, msg)
+			}
+			ignored++
+			continue
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 && invalid != nil {
+		s.writeError(w, r, invalid)
+		return
+	}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if !seen[ev.Device] {
+			seen[ev.Device] = true
+			if !s.allowDevice(w, r, ev.Device) {
+				return
+			}
+		}
+	}
+	if len(evs) > 0 {
+		if err := s.events.record(r.Context(), evs...); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if ignored > 0 {
+		s.log.Info().Int("ignored", ignored).Err(invalid).Str("app", app).Msg("invalid stats events skipped")
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status  string `json:"status"`
+		Ignored int    `json:"ignored,omitempty"`
+	}{"ok", ignored})
+}
+
+// capgoEvent validates one stats event. Errors are *appError.
+func (s *Server) capgoEvent(app string, q capgoRequest, now time.Time) (event, error) {
+	device, err := checkDevice(string(q.DeviceID))
+	if err != nil {
+		return event{}, err
+	}
+	action := string(q.Action)
+	if err := checkAction(action); err != nil {
+		return event{}, err
+	}
+	version, old := string(q.VersionName), string(q.OldVersionName)
+	if err := checkVersion("version_name", version); err != nil {
+		return event{}, err
+	}
+	if err := checkVersion("old_version_name", old); err != nil {
+		return event{}, err
+	}
+	ts, err := parseTimestamp(string(q.Timestamp), now)
+	if err != nil {
+		return event{}, err
+	}
+	ev := event{App: app, Device: device, Action: action, Version: version, TS: ts, OldVersion: old,
+		Platform: truncate(string(q.Platform), maxShortLen), PluginVersion: truncate(string(q.PluginVersion), maxShortLen), Source: "capgo"}
+	if b := s.man.byVersion(app, version); b != nil {
+		ev.Number = b.ref.Number
+	}
+	return ev, nil
+}
+
+// parseTimestamp reads an event's timestamp in milliseconds. Events from
+// plugins that send none get the time they arrive.
+func parseTimestamp(s string, now time.Time) (int64, error) {
+	if s == "" {
+		return now.UnixMilli(), nil
+	}
+	ts, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || math.IsNaN(f) || f != math.Trunc(f) || f <= 0 || f > 1<<53 {
+			return 0, errorf(codeInvalid, "timestamp %q is not milliseconds since 1970", abbrev(s))
+		}
+		ts = int64(f)
+	}
+	if ts <= 0 || ts > 1<<53 {
+		return 0, errorf(codeInvalid, "timestamp %d is out of range: send milliseconds since 1970", ts)
+	}
+	return ts, nil
+}

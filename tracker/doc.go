@@ -1,0 +1,47 @@
+// Package tracker is the HTTP service behind `deploy serve`: the endpoint
+// devices ask for updates, which answers from the store's signed manifests,
+// counts downloads and keeps what devices report.
+//
+// # Routes
+//
+// The seed's API, as the seed's DeployUpdateService calls it:
+//
+//	GET  /build/latest?app=&device=[&channel=]   {"build": {id, build, ...}, "latest": <envelope>, "acl": <envelope>}
+//	GET  /build/download?id=&device=             302 to the CDN, or the bundle itself
+//	GET  /build/download/complete?id=&device=    {"ok": true}
+//
+// The Capgo plugin's self-hosted protocol (autoUpdate: true), with the
+// deploy app name in the path:
+//
+//	POST /capgo/{app}/updates   updateUrl: {version, url, checksum} or 200 {error, message, kind}
+//	POST /capgo/{app}/stats     statsUrl: an array of events, or one; 200 {"status": "ok"}
+//
+// Operators:
+//
+//	GET  /api/stats?app=        per-build counts ([Stats]); needs "Authorization: Bearer <StatsToken>"
+//	GET  /healthz               {"status": "ok"}
+//
+// Every answer carries CORS headers for WebViews (capacitor://localhost,
+// http(s)://localhost) and OPTIONS preflights are answered. Errors are JSON
+// [ErrorResponse] values with a 4xx status for bad input (never a 5xx,
+// which the plugin retries forever); 503 means the store or the event
+// database cannot be used, or the store's manifests fail verification.
+//
+// # Trust
+//
+// The tracker serves only a latest.json that verifies with
+// [manifest.Trust.VerifyLatest] against the pinned root keys. It remembers
+// the highest ACL version and per-channel sequence it has seen, so a store
+// rolled back to older files is refused, and it serves or redirects only
+// bundles of builds that a verified manifest named. Verified results are
+// cached for Config.CacheTTL; concurrent misses share one store read.
+//
+// # Events
+//
+// Events go to an SQLite database (Config.DBPath) in WAL mode with
+// synchronous=FULL. One writer goroutine commits the events of many
+// requests in one transaction and answers them after the commit, so an
+// acknowledged event is on disk. A resent event counts once: the key is
+// (app, device, action, version, timestamp). A device that reported
+// update_fail for a version is not offered that version again.
+package tracker

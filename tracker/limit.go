@@ -1,0 +1,84 @@
+package tracker
+
+import (
+	"hash/maphash"
+	"math"
+	"sync"
+	"time"
+)
+
+// limiter is a set of token buckets by key (a device ID or an address),
+// in memory and bounded: each of its shards holds at most max/shards keys.
+// A bucket forgotten to make room comes back full, which errs on the side
+// of letting a device through.
+type limiter struct {
+	rate   float64 // tokens per second; <= 0 never limits
+	burst  float64
+	seed   maphash.Seed
+	shards [16]limitShard
+	max    int // per shard
+}
+
+type limitShard struct {
+	mu      sync.Mutex
+	buckets map[string]bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64, burst int, maxKeys int) *limiter {
+	l := &limiter{rate: rate, burst: float64(max(burst, 1)), seed: maphash.MakeSeed(), max: max(maxKeys/16, 16)}
+	for i := range l.shards {
+		l.shards[i].buckets = map[string]bucket{}
+	}
+	return l
+}
+
+// allow takes a token for key. If none is left it returns false and how
+// long until one is.
+func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
+	if l == nil || l.rate <= 0 {
+		return true, 0
+	}
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b, ok := sh.buckets[key]
+	if !ok {
+		if len(sh.buckets) >= l.max {
+			l.evict(sh, now)
+		}
+		b = bucket{tokens: l.burst, last: now}
+	} else if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
+		b.tokens = math.Min(l.burst, b.tokens+elapsed*l.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		sh.buckets[key] = b
+		wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		return false, wait
+	}
+	b.tokens--
+	sh.buckets[key] = b
+	return true, 0
+}
+
+// evict drops the buckets that have refilled (forgetting them changes
+// nothing), then arbitrary ones until a quarter of the shard is free.
+func (l *limiter) evict(sh *limitShard, now time.Time) {
+	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	for k, b := range sh.buckets {
+		if now.Sub(b.last) >= full {
+			delete(sh.buckets, k)
+		}
+	}
+	for k := range sh.buckets {
+		if len(sh.buckets) < l.max-l.max/4 {
+			break
+		}
+		delete(sh.buckets, k)
+	}
+}

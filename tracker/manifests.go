@@ -1,0 +1,274 @@
+package tracker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/rs/zerolog"
+)
+
+// maxCacheKeys bounds each cache of store reads; keys come from requests.
+const maxCacheKeys = 10000
+
+// release is a verified latest.json of one channel, ready to answer with.
+type release struct {
+	app, channel string
+	build        manifest.BuildRef
+	// seedHead and seedTail frame the /build/latest answer around its one
+	// per-request part, the download URL.
+	seedHead, seedTail []byte
+}
+
+// buildInfo is a build that a verified manifest named.
+type buildInfo struct {
+	app string
+	ref manifest.BuildRef
+}
+
+// manifests reads latest.json, build records and acl.json from the store,
+// verifies them against the pinned roots and caches the results briefly.
+// It keeps what verification must never forget: the highest ACL version and
+// per-channel sequence seen (so a store rolled back is refused), and every
+// build a verified manifest named (so a device can still download a build it
+// was offered just before a new publish).
+type manifests struct {
+	store   publish.Store
+	trust   manifest.Trust
+	now     func() time.Time
+	log     zerolog.Logger
+	timeout time.Duration // of each store read
+
+	acl     *ttlCache[[]byte]
+	latest  *ttlCache[*release]
+	records *ttlCache[*buildInfo]
+
+	mu       sync.RWMutex
+	maxACL   int64
+	maxSeq   map[string]int64      // app "/" channel
+	builds   map[string]*buildInfo // by build ID
+	versions map[string]*buildInfo // by app "/" version: the highest number
+}
+
+func newManifests(store publish.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger) *manifests {
+	return &manifests{
+		store:    store,
+		trust:    trust,
+		now:      now,
+		log:      log,
+		timeout:  15 * time.Second,
+		acl:      newTTLCache[[]byte](ttl, 1, now),
+		latest:   newTTLCache[*release](ttl, maxCacheKeys, now),
+		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now),
+		maxSeq:   map[string]int64{},
+		builds:   map[string]*buildInfo{},
+		versions: map[string]*buildInfo{},
+	}
+}
+
+// release returns the verified current build of a channel. Errors are
+// *appError: not_found for a channel without latest.json, unavailable for a
+// store that cannot be read or a manifest that fails verification.
+func (m *manifests) release(ctx context.Context, app, channel string) (*release, error) {
+	return m.latest.get(ctx, app+"/"+channel, func() (*release, error) { return m.fetchRelease(app, channel) })
+}
+
+// build returns a build by ID: one a verified latest.json named, or else
+// one whose build record verifies. Errors are *appError.
+func (m *manifests) build(ctx context.Context, id string) (*buildInfo, error) {
+	m.mu.RLock()
+	b := m.builds[id]
+	m.mu.RUnlock()
+	if b != nil {
+		return b, nil
+	}
+	app, n, err := parseBuildID(id)
+	if err != nil {
+		return nil, err
+	}
+	return m.records.get(ctx, id, func() (*buildInfo, error) { return m.fetchBuild(app, n) })
+}
+
+// byVersion returns the highest-numbered known build of app with version.
+func (m *manifests) byVersion(app, version string) *buildInfo {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.versions[app+"/"+version]
+}
+
+func (m *manifests) fetchRelease(app, channel string) (*release, error) {
+	aclData, err := m.aclData()
+	if err != nil {
+		return nil, err
+	}
+	data, err := m.read(manifest.LatestKey(app, channel), manifest.MaxLatestSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(codeNotFound, "no build is published on channel %q of app %q; check the app and channel names, or publish with `deploy upload`", channel, app)
+	}
+	if err != nil {
+		return nil, err
+	}
+	key := app + "/" + channel
+	m.mu.RLock()
+	exp := manifest.Expect{App: app, Channel: channel, MinACLVersion: m.maxACL, MinSequence: m.maxSeq[key], Now: m.now()}
+	m.mu.RUnlock()
+	l, acl, err := m.trust.VerifyLatest(aclData, data, exp)
+	if err != nil {
+		return nil, m.refuse(err, "the manifest of channel %q of app %q", channel, app)
+	}
+	rel, err := newRelease(l, aclData, data)
+	if err != nil {
+		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
+	}
+	m.mu.Lock()
+	m.maxACL = max(m.maxACL, acl.Version)
+	m.maxSeq[key] = max(m.maxSeq[key], l.Sequence)
+	m.register(app, l.Build)
+	m.mu.Unlock()
+	return rel, nil
+}
+
+func (m *manifests) fetchBuild(app string, n int64) (*buildInfo, error) {
+	aclData, err := m.aclData()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	minACL := m.maxACL
+	m.mu.RUnlock()
+	acl, err := m.trust.VerifyACL(aclData, minACL)
+	if err != nil {
+		return nil, m.refuse(err, "acl.json")
+	}
+	id := manifest.BuildID(app, n)
+	data, err := m.read(manifest.BuildKey(app, n), manifest.MaxBuildSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf(codeNotFound, "unknown build id %q: use the id answered by /build/latest", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, err := manifest.VerifyBuild(acl, data, app)
+	if err == nil && b.ID != id {
+		err = &manifest.Error{Rule: manifest.RuleMalformed, Detail: fmt.Sprintf("build record %s names build %s", id, b.ID)}
+	}
+	if err != nil {
+		return nil, m.refuse(err, "the build record of %s", id)
+	}
+	m.mu.Lock()
+	m.maxACL = max(m.maxACL, acl.Version)
+	info := m.register(app, b.BuildRef)
+	m.mu.Unlock()
+	return info, nil
+}
+
+// register remembers a verified build. The caller holds m.mu.
+func (m *manifests) register(app string, ref manifest.BuildRef) *buildInfo {
+	if b := m.builds[ref.ID]; b != nil && b.ref == ref {
+		return b
+	}
+	b := &buildInfo{app: app, ref: ref}
+	m.builds[ref.ID] = b
+	vk := app + "/" + ref.Version
+	if cur := m.versions[vk]; cur == nil || cur.ref.Number <= ref.Number {
+		m.versions[vk] = b
+	}
+	return b
+}
+
+// refuse logs a verification failure with its rule and returns the error
+// devices see. It is logged once per cache fill, not once per request.
+func (m *manifests) refuse(err error, what string, args ...any) error {
+	what = fmt.Sprintf(what, args...)
+	rule := manifest.RuleOf(err)
+	m.log.Warn().Str("rule", string(rule)).Err(err).Msgf("refusing %s: it fails verification", what)
+	return errorf(codeUnavailable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
+}
+
+// aclData returns the bytes of acl.json, cached like the manifests.
+func (m *manifests) aclData() ([]byte, error) {
+	return m.acl.get(context.Background(), "acl", func() ([]byte, error) {
+		data, err := m.read(manifest.ACLKey, manifest.MaxACLSize)
+		if errors.Is(err, fs.ErrNotExist) {
+			m.log.Warn().Msg("the store has no acl.json")
+			return nil, errorf(codeUnavailable, "the store has no acl.json yet; an administrator runs `deploy init` first")
+		}
+		return data, err
+	})
+}
+
+// read returns the bytes at key, at most limit+1 of them: a verifier
+// refuses anything over its limit. Errors other than fs.ErrNotExist are
+// logged and returned as unavailable.
+func (m *manifests) read(key string, limit int) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	rc, _, err := m.store.Get(ctx, key)
+	if err == nil {
+		var data []byte
+		data, err = io.ReadAll(io.LimitReader(rc, int64(limit)+1))
+		rc.Close()
+		if err == nil {
+			return data, nil
+		}
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	m.log.Error().Err(err).Str("key", key).Msg("store read failed")
+	return nil, &appError{Code: codeUnavailable, Message: "the update store cannot be read right now; try again later", Err: err}
+}
+
+// seedBuild is the "build" object of a /build/latest answer. Build is the
+// version string the seed's client passes to CapacitorUpdater.download.
+type seedBuild struct {
+	ID        string `json:"id"`
+	Build     string `json:"build"`
+	Version   string `json:"version"`
+	Number    int64  `json:"number"`
+	App       string `json:"app"`
+	Channel   string `json:"channel"`
+	Sequence  int64  `json:"sequence"`
+	SHA256    string `json:"sha256"`
+	Checksum  string `json:"checksum"`
+	Size      int64  `json:"size"`
+	MinNative string `json:"min_native,omitempty"`
+	// URL follows, added per request.
+}
+
+// newRelease precomputes the /build/latest answer of a verified manifest:
+// {"build": {...}, "latest": <envelope>, "acl": <envelope>}, the envelopes
+// as compact JSON objects that a device can verify itself.
+func newRelease(l *manifest.Latest, aclData, latestData []byte) (*release, error) {
+	var aclJSON, latestJSON bytes.Buffer
+	if err := json.Compact(&aclJSON, aclData); err != nil {
+		return nil, err
+	}
+	if err := json.Compact(&latestJSON, latestData); err != nil {
+		return nil, err
+	}
+	b := l.Build
+	head, err := json.Marshal(seedBuild{
+		ID: b.ID, Build: b.Version, Version: b.Version, Number: b.Number, App: l.App, Channel: l.Channel,
+		Sequence: l.Sequence, SHA256: b.SHA256, Checksum: b.SHA256, Size: b.Size, MinNative: b.MinNative,
+	})
+	if err != nil {
+		return nil, err
+	}
+	head = append([]byte(`{"build":`), head[:len(head)-1]...)
+	head = append(head, `,"url":`...)
+	tail := []byte(`},"latest":`)
+	tail = append(tail, latestJSON.Bytes()...)
+	tail = append(tail, `,"acl":`...)
+	tail = append(tail, aclJSON.Bytes()...)
+	tail = append(tail, "}\n"...)
+	return &release{app: l.App, channel: l.Channel, build: b, seedHead: head, seedTail: tail}, nil
+}

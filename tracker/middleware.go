@@ -1,0 +1,259 @@
+package tracker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cors lets WebViews call the tracker: apps run at capacitor://localhost
+// (iOS) or http(s)://localhost (Android), a different origin. Devices send
+// no cookies, so "*" is the right answer for every origin. OPTIONS
+// preflights are answered here, for every path, before rate limits.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Retry-After, Content-Length, Content-Range, ETag")
+		if r.Method != http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
+		allow := "Content-Type, Authorization, Range, Cache-Control, X-Requested-With"
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 1024 && isTokenList(req) {
+			allow += ", " + req
+		}
+		h.Set("Access-Control-Allow-Headers", allow)
+		h.Set("Access-Control-Max-Age", "86400")
+		h.Set("Allow", "GET, HEAD, POST, OPTIONS")
+		h.Add("Vary", "Access-Control-Request-Headers")
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// isTokenList reports whether s is a comma-separated list of header names.
+func isTokenList(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == ',' || c == ' ') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkPath refuses paths that are not clean ("//", "/./", "/../"), which
+// the mux would otherwise answer with a redirect (and a POST must never be
+// redirected).
+func (s *Server) checkPath(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "" || p[0] != '/' || (p != "/" && path.Clean(p) != p) {
+			s.writeError(w, r, errorf(codeInvalid, "invalid path %q", abbrev(p)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitAddrs applies the per-address rate limit to every route but
+// /healthz.
+func (s *Server) limitAddrs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			if ok, wait := s.addrs.allow(s.clientAddr(r), s.now()); !ok {
+				s.tooMany(w, r, wait, "too many requests from this address")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// allowDevice applies the per-device rate limit, answering 429 if spent.
+func (s *Server) allowDevice(w http.ResponseWriter, r *http.Request, device string) bool {
+	ok, wait := s.devices.allow(device, s.now())
+	if !ok {
+		s.tooMany(w, r, wait, "too many requests from this device")
+	}
+	return ok
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.writeError(w, r, errorf(codeRateLimited, "%s; retry in %d s", msg, secs))
+}
+
+// clientAddr is the address rate limits count by.
+func (s *Server) clientAddr(r *http.Request) string {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = strings.TrimSpace(last); last != "" {
+				return last
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// baseURLOf is the tracker's base URL as the device reached it:
+// Config.PublicURL, or else the request's X-Forwarded-Proto (or TLS) and
+// Host.
+func (s *Server) baseURLOf(r *http.Request) string {
+	if s.public != "" {
+		return s.public
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		p, _, _ = strings.Cut(p, ",")
+		if p = strings.ToLower(strings.TrimSpace(p)); p == "http" || p == "https" {
+			scheme = p
+		}
+	}
+	host := r.Host
+	if !isHost(host) {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
+
+func isHost(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
+}
+
+// readBody reads a request body of at most Limits.MaxBody bytes.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.limits.MaxBody
+	if r.ContentLength > limit {
+		return nil, errorf(codeTooLarge, "request body is %d bytes, the limit is %d; send fewer events at a time", r.ContentLength, limit)
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, errorf(codeTooLarge, "request body is over %d bytes; send fewer events at a time", limit)
+	}
+	if err != nil {
+		return nil, errorf(codeInvalid, "could not read the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errorf(codeInvalid, "empty request body: send the plugin's JSON")
+	}
+	return data, nil
+}
+
+// decodeJSON decodes a JSON body into v, answering 400 with the reason.
+func decodeJSON(data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return errorf(codeInvalid, "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// recoverPanics turns a panic in a handler into a logged 500.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Str("path", r.URL.Path).Msg("handler panicked")
+				if sw, ok := w.(*statusWriter); !ok || sw.status == 0 {
+					writeJSON(w, http.StatusInternalServerError, ErrorResponse{Error: codeInternal, Message: "internal error"})
+				}
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests writes one structured access log line per request.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		ev := s.log.Info()
+		if sw.status >= 500 {
+			ev = s.log.Error()
+		}
+		ev.Str("method", r.Method).
+			Str("path", r.URL.Path).
+			Str("query", truncate(r.URL.RawQuery, 256)).
+			Int("status", sw.status).
+			Int64("bytes", sw.bytes).
+			Dur("duration", time.Since(start)).
+			Str("remote", s.clientAddr(r)).
+			Str("ua", truncate(r.UserAgent(), 128)).
+			Msg("request")
+	})
+}
+
+// statusWriter records the status and size of an answer. It passes
+// ReadFrom through, so a bundle served from a file still uses sendfile.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := io.Copy(w.ResponseWriter, r)
+	w.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,248 @@
+package tracker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bufferLimit is the largest bundle read into memory to be served (and
+// checked against its sha256) when the store's reader cannot seek.
+const bufferLimit = 16 << 20
+
+// blockedAnswer is the /build/latest answer for a device that reported
+// update_fail for the channel's current build.
+type blockedAnswer struct {
+	Build   *struct{} `json:"build"` // always null
+	Blocked bool      `json:"blocked"`
+	Error   string    `json:"error"`
+	Message string    `json:"message"`
+}
+
+// handleLatest answers GET /build/latest?app=&device=[&channel=]: the
+// channel's verified current build, {"build": {...}, "latest": <signed
+// latest.json>, "acl": <signed acl.json>}.
+//
+// A device that reported update_fail for that build gets {"build": null,
+// "blocked": true, ...} instead. The seed's unchanged client then shows
+// "No download possible" and downloads nothing. Answering the build again
+// would be worse: the plugin deleted the failed bundle, so the client would
+// download it, set it, fail again (the seed never calls notifyAppReady) and
+// loop on every start. The block ends when a newer build is published.
+func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	app, device, err := s.appDevice(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	channel, err := query(q, "channel")
+	if err == nil {
+		if channel == "" {
+			channel = DefaultChannel
+		}
+		err = checkName("channel", channel)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !s.allowDevice(w, r, device) {
+		return
+	}
+	rel, err := s.man.release(r.Context(), app, channel)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b := rel.build
+	s.events.recordCheck(event{App: app, Device: device, Action: actionCheck, Version: b.Version, Number: b.Number,
+		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"})
+	if s.blocked(r.Context(), app, device, b.Version) {
+		writeJSON(w, http.StatusOK, blockedAnswer{Blocked: true, Error: "blocked",
+			Message: "build " + b.ID + " (version " + b.Version + ") failed to start on this device; it is not offered again, and a newer build will be"})
+		return
+	}
+	u, _ := json.Marshal(s.downloadURL(r, b.ID, device))
+	body := make([]byte, 0, len(rel.seedHead)+len(u)+len(rel.seedTail))
+	body = append(append(append(body, rel.seedHead...), u...), rel.seedTail...)
+	writeRaw(w, http.StatusOK, body)
+}
+
+// handleDownload answers GET /build/download?id=&device=: a 302 to the
+// bundle on the CDN, or the bundle itself (with Range support) when no CDN
+// is configured. Only builds named by verified manifests are served.
+func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
+	b, device, ok := s.buildDevice(w, r)
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodGet && fromStart(r.Header.Get("Range")) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		err := s.events.record(ctx, event{App: b.app, Device: device, Action: actionDownloadStart, Version: b.ref.Version,
+			Number: b.ref.Number, TS: s.now().UnixMilli(), Source: "seed"})
+		cancel()
+		if err != nil { // the download matters more than its count
+			s.log.Warn().Err(err).Str("build", b.ref.ID).Msg("download_start not recorded")
+		}
+	}
+	if s.cdn != "" {
+		w.Header().Set("Location", s.cdn+"/"+b.ref.Bundle)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusFound)
+		return
+	}
+	s.serveBundle(w, r, b)
+}
+
+// handleComplete answers GET /build/download/complete?id=&device= with
+// {"ok": true} once the download_complete event is on disk. The seed's
+// client calls it again when the app goes to the background, so it counts
+// once per device and build.
+func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
+	b, device, ok := s.buildDevice(w, r)
+	if !ok {
+		return
+	}
+	err := s.events.record(r.Context(), event{App: b.app, Device: device, Action: actionDownloadComplete,
+		Version: b.ref.Version, Number: b.ref.Number, TS: 0, Source: "seed"})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// serveBundle sends a bundle from the store: with http.ServeContent (Range,
+// If-None-Match) when its reader can seek or it is small enough to buffer,
+// and else as a plain stream with Content-Length.
+func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, b *buildInfo) {
+	rc, info, err := s.cfg.Store.Get(r.Context(), b.ref.Bundle)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			s.log.Error().Str("key", b.ref.Bundle).Msg("a verified build's bundle is missing from the store")
+		} else {
+			s.log.Error().Err(err).Str("key", b.ref.Bundle).Msg("store read failed")
+		}
+		s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s cannot be read from the store right now; try again later", b.ref.ID))
+		return
+	}
+	defer rc.Close()
+	if info.Size != b.ref.Size {
+		s.log.Error().Str("key", b.ref.Bundle).Int64("size", info.Size).Int64("want", b.ref.Size).Msg("bundle size differs from its manifest")
+		s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/zip")
+	h.Set("ETag", `"`+b.ref.SHA256+`"`)
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	if rs, ok := rc.(io.ReadSeeker); ok {
+		http.ServeContent(w, r, "", info.ModTime, rs)
+		return
+	}
+	if info.Size <= bufferLimit {
+		data, err := io.ReadAll(io.LimitReader(rc, info.Size+1))
+		if err == nil && !matches(data, b.ref.SHA256) {
+			s.log.Error().Str("key", b.ref.Bundle).Msg("bundle sha256 differs from its manifest")
+			s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
+			return
+		}
+		if err != nil {
+			s.writeError(w, r, &appError{Code: codeUnavailable, Message: "the bundle cannot be read from the store right now; try again later", Err: err})
+			return
+		}
+		http.ServeContent(w, r, "", info.ModTime, bytes.NewReader(data))
+		return
+	}
+	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		io.Copy(w, rc)
+	}
+}
+
+func matches(data []byte, sha string) bool {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]) == sha
+}
+
+// fromStart reports whether a Range header asks for the start of the file
+// (or is absent): a resumed download is not a new one.
+func fromStart(rng string) bool {
+	return rng == "" || strings.HasPrefix(strings.TrimSpace(rng), "bytes=0-")
+}
+
+// appDevice reads and validates the app and device query parameters.
+func (s *Server) appDevice(q url.Values) (app, device string, err error) {
+	if app, err = query(q, "app"); err != nil {
+		return "", "", err
+	}
+	if app == "" {
+		return "", "", errorf(codeInvalid, "missing parameter app: pass ?app=<name>&device=<device id>")
+	}
+	if err = checkName("app", app); err != nil {
+		return "", "", err
+	}
+	d, err := query(q, "device")
+	if err != nil {
+		return "", "", err
+	}
+	device, err = checkDevice(d)
+	return app, device, err
+}
+
+// buildDevice reads the id and device query parameters, applies the device
+// rate limit and finds the build. It answers the request itself on error.
+func (s *Server) buildDevice(w http.ResponseWriter, r *http.Request) (*buildInfo, string, bool) {
+	q := r.URL.Query()
+	id, err := query(q, "id")
+	if err == nil {
+		_, _, err = parseBuildID(id)
+	}
+	var device, d string
+	if err == nil {
+		if d, err = query(q, "device"); err == nil {
+			device, err = checkDevice(d)
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, "", false
+	}
+	if !s.allowDevice(w, r, device) {
+		return nil, "", false
+	}
+	b, err := s.man.build(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return nil, "", false
+	}
+	return b, device, true
+}
+
+// blocked reports whether device reported update_fail for version of app.
+// If that cannot be read the build is offered: a device refuses a bundle
+// that does not verify, and the plugin rolls back one that fails.
+func (s *Server) blocked(ctx context.Context, app, device, version string) bool {
+	failed, err := s.events.hasFailed(ctx, app, device, version)
+	if err != nil {
+		s.log.Error().Err(err).Msg("update_fail lookup failed")
+	}
+	return failed
+}
+
+// downloadURL is the tracker's own download URL of a build for a device.
+func (s *Server) downloadURL(r *http.Request, id, device string) string {
+	return s.baseURLOf(r) + "/build/download?id=" + url.QueryEscape(id) + "&device=" + url.QueryEscape(device)
+}

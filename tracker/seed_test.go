@@ -1,0 +1,191 @@
+package tracker
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+)
+
+func TestSeedClientWithCDN(t *testing.T) { testSeedClient(t, true) }
+func TestSeedClientLocal(t *testing.T)   { testSeedClient(t, false) }
+
+// testSeedClient plays the seed's DeployUpdateService step by step:
+// getLatest, CapacitorUpdater.download of the /build/download URL (which
+// follows redirects), then saveEvent's /build/download/complete.
+func testSeedClient(t *testing.T, withCDN bool) {
+	f := newFixture(t)
+	ref := f.publish("photo-gallery", "production", "1.0.0")
+	cfg := f.config(t)
+	cfg.StatsToken = "s3cret"
+	var cdnHits atomic.Int32
+	if withCDN {
+		files := http.FileServer(http.Dir(f.dir))
+		cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cdnHits.Add(1)
+			files.ServeHTTP(w, r)
+		}))
+		t.Cleanup(cdn.Close)
+		cfg.CDN = cdn.URL + "/"
+	}
+	_, base := startServer(t, cfg)
+
+	// getLatest(): GET /build/latest?app=&device=, then json.build.
+	params := url.Values{"app": {"photo-gallery"}, "device": {deviceA}}
+	resp, body := do(t, nil, "GET", base+"/build/latest?"+params.Encode(), nil, "Origin", "capacitor://localhost")
+	if resp.StatusCode != 200 {
+		t.Fatalf("latest: %s %s", resp.Status, body)
+	}
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf("Access-Control-Allow-Origin = %q", got)
+	}
+	var answer struct {
+		Build  map[string]any  `json:"build"`
+		Latest json.RawMessage `json:"latest"`
+		ACL    json.RawMessage `json:"acl"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatal(err)
+	}
+	latest := answer.Build
+	want := map[string]any{"id": ref.ID, "build": "1.0.0", "sha256": ref.SHA256, "size": float64(ref.Size),
+		"app": "photo-gallery", "channel": "production", "number": float64(1)}
+	for k, v := range want {
+		if latest[k] != v {
+			t.Errorf("build.%s = %v, want %v", k, latest[k], v)
+		}
+	}
+	if u, _ := latest["url"].(string); !strings.HasPrefix(u, base+"/build/download?id="+ref.ID) {
+		t.Errorf("build.url = %q", u)
+	}
+	// The device can verify what it was told with the pinned root key.
+	l, _, err := f.trust.VerifyLatest(answer.ACL, answer.Latest, manifest.Expect{App: "photo-gallery", Channel: "production", Now: time.Now()})
+	if err != nil || l.Build != ref {
+		t.Fatalf("device-side verification: %v, %+v", err, l)
+	}
+
+	// download(): the plugin's HTTP client follows the redirect.
+	dl := base + "/build/download?" + url.Values{"id": {latest["id"].(string)}, "device": {deviceA}}.Encode()
+	resp, _ = do(t, noRedirects, "HEAD", dl, nil) // a HEAD is not counted
+	if withCDN {
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != strings.TrimSuffix(cfg.CDN, "/")+"/"+ref.Bundle {
+			t.Fatalf("download: %s Location %q, want 302 to the CDN", resp.Status, resp.Header.Get("Location"))
+		}
+	} else if resp.StatusCode != 200 || resp.Header.Get("Content-Length") != strconv.FormatInt(ref.Size, 10) {
+		t.Fatalf("download: %s Content-Length %q", resp.Status, resp.Header.Get("Content-Length"))
+	}
+	resp, data := do(t, nil, "GET", dl, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("download: %s", resp.Status)
+	}
+	sum := sha256.Sum256(data)
+	if hex.EncodeToString(sum[:]) != latest["sha256"] || int64(len(data)) != ref.Size {
+		t.Fatalf("downloaded %d bytes that do not match sha256 and size", len(data))
+	}
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zr.Open("index.html"); err != nil {
+		t.Fatalf("bundle has no index.html at its root: %v", err)
+	}
+	if withCDN && cdnHits.Load() != 1 {
+		t.Errorf("CDN served %d requests, want 1", cdnHits.Load())
+	}
+	if !withCDN { // resume with Range, as the plugin does
+		resp, part := do(t, nil, "GET", dl, nil, "Range", "bytes=10-19")
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, data[10:20]) {
+			t.Errorf("range: %s, %d bytes", resp.Status, len(part))
+		}
+	}
+
+	// saveEvent(): GET /build/download/complete, then json.ok. The seed
+	// calls it again when the app goes to the background.
+	for range 2 {
+		resp, body = do(t, nil, "GET", base+"/build/download/complete?"+url.Values{"id": {ref.ID}, "device": {deviceA}}.Encode(), nil)
+		if resp.StatusCode != 200 || !decode[map[string]bool](t, body)["ok"] {
+			t.Fatalf("complete: %s %s", resp.Status, body)
+		}
+	}
+
+	st, err := GetStats(context.Background(), nil, base, "s3cret", "photo-gallery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Builds) != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+	got := st.Builds[0]
+	if got.BuildID != ref.ID || got.Checks != 1 || got.DownloadsStarted != 1 || got.DownloadsCompleted != 1 || got.Devices != 1 {
+		t.Errorf("stats = %+v, want 1 check, 1 download started (the Range resume is not a new one), 1 completed, 1 device", got)
+	}
+
+	// A new publish shows within the cache TTL; a device that got the old
+	// id just before can still download it.
+	ref2 := f.publish("photo-gallery", "production", "1.0.1")
+	time.Sleep(3 * cfg.CacheTTL)
+	_, body = do(t, nil, "GET", base+"/build/latest?"+params.Encode(), nil)
+	var again struct{ Build struct{ ID, Build string } }
+	json.Unmarshal(body, &again)
+	if again.Build.ID != ref2.ID || again.Build.Build != "1.0.1" {
+		t.Errorf("after a new publish: %s", body)
+	}
+	if resp, _ := do(t, nil, "GET", dl, nil); resp.StatusCode != 200 {
+		t.Errorf("old build after a new publish: %s", resp.Status)
+	}
+}
+
+// A tracker restarted after a publish still serves builds it never saw in
+// a latest.json, if their signed build records verify.
+func TestDownloadOfBuildFromRecord(t *testing.T) {
+	f := newFixture(t)
+	old := f.publish("retailer", "production", "1")
+	f.publish("retailer", "production", "2")
+	_, base := startServer(t, f.config(t))
+	resp, body := do(t, noRedirects, "GET", base+"/build/download?id="+old.ID+"&device="+deviceA, nil)
+	if resp.StatusCode != 200 || int64(len(body)) != old.Size {
+		t.Fatalf("download of an older build: %s", resp.Status)
+	}
+}
+
+// TestLargeBundleFromFile serves a bundle the file store hands out as an
+// open file: http.ServeContent with Range, conditional requests and HEAD.
+func TestLargeBundleFromFile(t *testing.T) {
+	f := newFixture(t)
+	noise := make([]byte, 3<<20)
+	rand.Read(noise)
+	ref := f.publishZip("retailer", "production", "big", makeZip(t, map[string]string{"index.html": "<html>", "assets/noise.bin": string(noise)}))
+	if ref.Size <= 1<<20 {
+		t.Fatalf("bundle of %d bytes is too small for this test", ref.Size)
+	}
+	_, base := startServer(t, f.config(t))
+	dl := base + "/build/download?id=" + ref.ID + "&device=" + deviceA
+	resp, data := do(t, nil, "GET", dl, nil)
+	sum := sha256.Sum256(data)
+	if resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != ref.SHA256 || resp.Header.Get("Content-Length") != strconv.FormatInt(ref.Size, 10) {
+		t.Fatalf("download: %s, %d bytes", resp.Status, len(data))
+	}
+	resp, part := do(t, nil, "GET", dl, nil, "Range", "bytes=1048576-")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, data[1<<20:]) {
+		t.Errorf("resume: %s, %d bytes", resp.Status, len(part))
+	}
+	if resp, _ := do(t, nil, "GET", dl, nil, "If-None-Match", `"`+ref.SHA256+`"`); resp.StatusCode != http.StatusNotModified {
+		t.Errorf("If-None-Match: %s", resp.Status)
+	}
+	if resp, body := do(t, nil, "HEAD", dl, nil); resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != ref.Size {
+		t.Errorf("HEAD: %s, Content-Length %d", resp.Status, resp.ContentLength)
+	}
+}

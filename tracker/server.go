@@ -1,0 +1,278 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/rs/zerolog"
+)
+
+// DefaultCacheTTL is how long a verified manifest is served before the
+// store is read again.
+const DefaultCacheTTL = 5 * time.Second
+
+// Config is what a Server needs. Store, Trust and DBPath are required.
+type Config struct {
+	// Store holds acl.json, the channels' latest.json, build records and
+	// bundles (publish/file or publish/s3).
+	Store publish.Store
+	// Trust pins the root key(s) that acl.json must verify against.
+	Trust manifest.Trust
+	// CDN is the public base URL that serves the store's keys, such as
+	// "https://d123.cloudfront.net". Downloads are redirected to
+	// CDN + "/" + bundle key. Empty: the tracker serves bundles itself.
+	CDN string
+	// PublicURL is the tracker's base URL as devices reach it, used in the
+	// download URLs it answers. Empty: derived from each request's Host and
+	// X-Forwarded-Proto.
+	PublicURL string
+	// DBPath is the SQLite database of events; created if missing.
+	DBPath string
+	// StatsToken is the bearer token of GET /api/stats. Empty disables the
+	// endpoint (403).
+	StatsToken string
+	// CacheTTL is how long a verified manifest is cached; DefaultCacheTTL
+	// if zero.
+	CacheTTL time.Duration
+	// Log receives access logs (info), refused manifests (warn) and
+	// failures (error).
+	Log zerolog.Logger
+	// TrustProxy makes the rightmost X-Forwarded-For address the client
+	// address for rate limits. Set it only behind a proxy that sets it.
+	TrustProxy bool
+	// Limits are rate, size and time limits; zero fields take defaults.
+	Limits Limits
+	// Now returns the current time; time.Now if nil.
+	Now func() time.Time
+}
+
+// Limits protect the tracker. A zero field takes the default in brackets;
+// a negative rate disables that limit.
+type Limits struct {
+	DeviceRate  float64 // requests per second per device ID [5]
+	DeviceBurst int     // [60]
+	AddrRate    float64 // requests per second per client address [200]
+	AddrBurst   int     // [2000]
+	MaxKeys     int     // devices or addresses remembered per limiter [100000]
+	MaxBody     int64   // bytes of a request body [1 MiB]
+	MaxEvents   int     // events in one stats request [1000]
+
+	ReadHeaderTimeout time.Duration // [10s]
+	ReadTimeout       time.Duration // whole request, body included [30s]
+	WriteTimeout      time.Duration // whole answer, long enough for a bundle download [10m]
+	IdleTimeout       time.Duration // keep-alive [2m]
+	ShutdownTimeout   time.Duration // to drain requests when Serve's ctx ends [30s]
+}
+
+func (l Limits) withDefaults() Limits {
+	set := func(p *time.Duration, d time.Duration) {
+		if *p <= 0 {
+			*p = d
+		}
+	}
+	if l.DeviceRate == 0 {
+		l.DeviceRate = 5
+	}
+	if l.DeviceBurst <= 0 {
+		l.DeviceBurst = 60
+	}
+	if l.AddrRate == 0 {
+		l.AddrRate = 200
+	}
+	if l.AddrBurst <= 0 {
+		l.AddrBurst = 2000
+	}
+	if l.MaxKeys <= 0 {
+		l.MaxKeys = 100000
+	}
+	if l.MaxBody <= 0 {
+		l.MaxBody = 1 << 20
+	}
+	if l.MaxEvents <= 0 {
+		l.MaxEvents = 1000
+	}
+	set(&l.ReadHeaderTimeout, 10*time.Second)
+	set(&l.ReadTimeout, 30*time.Second)
+	set(&l.WriteTimeout, 10*time.Minute)
+	set(&l.IdleTimeout, 2*time.Minute)
+	set(&l.ShutdownTimeout, 30*time.Second)
+	return l
+}
+
+// Server is the tracker. Make one with New, serve it with Serve (or mount
+// Handler), and Close it when done.
+type Server struct {
+	cfg     Config
+	limits  Limits
+	log     zerolog.Logger
+	now     func() time.Time
+	cdn     string // without a trailing slash
+	public  string // without a trailing slash
+	man     *manifests
+	events  *events
+	devices *limiter
+	addrs   *limiter
+	handler http.Handler
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg, opens the event database and returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("tracker: no store; set Config.Store")
+	}
+	if len(cfg.Trust.Roots) == 0 {
+		return nil, errors.New("tracker: no pinned root key; set the root public key (deploy keys show on the administrator's machine)")
+	}
+	cdn, err := baseURL("CDN", cfg.CDN)
+	if err != nil {
+		return nil, err
+	}
+	public, err := baseURL("public URL", cfg.PublicURL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	limits := cfg.Limits.withDefaults()
+	ev, err := openEvents(cfg.DBPath, cfg.Log, now)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		limits:  limits,
+		log:     cfg.Log,
+		now:     now,
+		cdn:     cdn,
+		public:  public,
+		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log),
+		events:  ev,
+		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
+		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
+	}
+	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.routes())))))
+	return s, nil
+}
+
+// baseURL validates an absolute http(s) base URL and trims its final '/'.
+func baseURL(what, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("tracker: %s %q is not an http(s) base URL such as https://updates.example.com", what, s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+// routes registers every route in one place.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	// The seed's API, as its DeployUpdateService calls it.
+	mux.HandleFunc("GET /build/latest", s.handleLatest)
+	mux.HandleFunc("GET /build/download", s.handleDownload)
+	mux.HandleFunc("GET /build/download/complete", s.handleComplete)
+	// The Capgo plugin's self-hosted protocol: updateUrl and statsUrl.
+	mux.HandleFunc("POST /capgo/{app}/updates", s.handleCapgoUpdates)
+	mux.HandleFunc("POST /capgo/{app}/stats", s.handleCapgoStats)
+	// Operators.
+	mux.HandleFunc("GET "+StatsPath, s.handleStats)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+
+	// Other methods on those paths, and other paths, get JSON errors.
+	for path, allow := range map[string]string{
+		"/build/latest":            "GET, HEAD, OPTIONS",
+		"/build/download":          "GET, HEAD, OPTIONS",
+		"/build/download/complete": "GET, HEAD, OPTIONS",
+		"/capgo/{app}/updates":     "POST, OPTIONS",
+		"/capgo/{app}/stats":       "POST, OPTIONS",
+		StatsPath:                  "GET, HEAD",
+		"/healthz":                 "GET, HEAD",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			s.writeError(w, r, errorf(codeMethod, "%s does not answer %s; use %s", r.URL.Path, r.Method, strings.Split(allow, ",")[0]))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; see the tracker's routes in `go doc github.com/cartona/deploy/tracker`", abbrev(r.URL.Path)))
+	})
+	return mux
+}
+
+// Handler returns the tracker's HTTP handler, with its access log, CORS,
+// and rate limits. Serve uses it; tests and other servers may mount it.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve answers requests on ln until ctx ends, then shuts down gracefully:
+// it stops accepting, lets requests in flight finish (up to
+// Limits.ShutdownTimeout), flushes queued events to disk and returns.
+// It returns nil after a clean shutdown. Close the Server afterwards.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
+		ReadTimeout:       s.limits.ReadTimeout,
+		WriteTimeout:      s.limits.WriteTimeout,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
+	}
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("tracker listening")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("tracker: serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info().Msg("tracker shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.limits.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if err != nil {
+		hs.Close()
+		err = fmt.Errorf("tracker: shutdown: %w", err)
+	}
+	<-errc
+	if ferr := s.events.flush(sctx); ferr != nil && err == nil {
+		err = fmt.Errorf("tracker: flush events: %w", ferr)
+	}
+	s.log.Info().Msg("tracker stopped")
+	return err
+}
+
+// Close flushes queued events and closes the event database. Requests
+// still running after Close get errors; end Serve first.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.events.close() })
+	return s.closeErr
+}
+
+// handleHealth answers GET /healthz.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if s.events.isClosed() {
+		s.writeError(w, r, errorf(codeUnavailable, "shutting down"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

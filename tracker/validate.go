@@ -1,0 +1,200 @@
+package tracker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/cartona/deploy/manifest"
+)
+
+// DefaultChannel is the channel of requests that name none.
+const DefaultChannel = "production"
+
+// Length limits of free-form fields sent by devices.
+const (
+	maxDeviceLen  = 128
+	maxVersionLen = 128
+	maxActionLen  = 64
+	maxShortLen   = 64 // platform, plugin version
+)
+
+// checkDevice validates a device ID and returns it in lowercase. The plugin
+// sends lowercase UUIDs; custom IDs of up to 128 letters, digits and
+// ". _ : @ -" are accepted too.
+func checkDevice(s string) (string, error) {
+	if s == "" {
+		return "", errorf(codeInvalid, "missing device id: pass the device's CapacitorUpdater.getDeviceId()")
+	}
+	if len(s) > maxDeviceLen {
+		return "", errorf(codeInvalid, "device id is %d characters long, the limit is %d", len(s), maxDeviceLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			i > 0 && (c == '.' || c == '_' || c == ':' || c == '@' || c == '-')
+		if !ok {
+			return "", errorf(codeInvalid, "invalid device id %q: use letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit", s)
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// checkName validates an app or channel name with manifest.CheckName.
+func checkName(kind, s string) error {
+	if s == "" {
+		return errorf(codeInvalid, "missing %s name", kind)
+	}
+	if err := manifest.CheckName(kind, s); err != nil {
+		return &appError{Code: codeInvalid, Message: err.Error()}
+	}
+	return nil
+}
+
+// parseBuildID splits a build ID "<app>-<number>" and validates both parts,
+// so no crafted ID can reach the store as a key.
+func parseBuildID(id string) (app string, n int64, err error) {
+	bad := func() (string, int64, error) {
+		return "", 0, errorf(codeInvalid, "invalid build id %q: use the id answered by /build/latest, such as \"retailer-12\"", abbrev(id))
+	}
+	if id == "" {
+		return "", 0, errorf(codeInvalid, "missing build id: pass ?id= as answered by /build/latest")
+	}
+	i := strings.LastIndexByte(id, '-')
+	if i <= 0 || i == len(id)-1 || len(id)-i > 19 || id[i+1] == '0' {
+		return bad()
+	}
+	app = id[:i]
+	if manifest.CheckName("app", app) != nil {
+		return bad()
+	}
+	n, perr := strconv.ParseInt(id[i+1:], 10, 64)
+	if perr != nil || n <= 0 || manifest.BuildID(app, n) != id {
+		return bad()
+	}
+	return app, n, nil
+}
+
+// checkAction validates a stats action: 1 to 64 of a-z, 0-9 and '_'.
+func checkAction(s string) error {
+	if s == "" {
+		return errorf(codeInvalid, "missing action")
+	}
+	if len(s) > maxActionLen {
+		return errorf(codeInvalid, "action is %d characters long, the limit is %d", len(s), maxActionLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return errorf(codeInvalid, "invalid action %q: use lowercase letters, digits and '_'", abbrev(s))
+		}
+	}
+	return nil
+}
+
+// checkVersion validates a bundle version name sent by a device.
+func checkVersion(field, s string) error {
+	if len(s) > maxVersionLen {
+		return errorf(codeInvalid, "%s is %d characters long, the limit is %d", field, len(s), maxVersionLen)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errorf(codeInvalid, "%s contains a control character", field)
+		}
+	}
+	return nil
+}
+
+// query returns the only value of a query parameter; a repeated parameter
+// is an error, so two parts of a stack never read different values.
+func query(q url.Values, name string) (string, error) {
+	v := q[name]
+	switch len(v) {
+	case 0:
+		return "", nil
+	case 1:
+		return v[0], nil
+	}
+	return "", errorf(codeInvalid, "parameter %s is given %d times; pass it once", name, len(v))
+}
+
+// truncate cuts s to at most n bytes, for fields kept only for information.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func abbrev(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// text is a JSON field that accepts a string, a number or a boolean (kept
+// as its JSON text), or null. Devices differ in how they type fields such as
+// version_build; refusing one would make the plugin drop its events.
+type text string
+
+func (t *text) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) == 0:
+		return errors.New("empty value")
+	case b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*t = text(s)
+	case string(b) == "null":
+		*t = ""
+	case b[0] == '{' || b[0] == '[':
+		return errors.New("want a string, got an object or array")
+	default:
+		*t = text(b)
+	}
+	return nil
+}
+
+// compareVersions compares dotted versions such as "1.10.2" and "1.9",
+// numerically part by part; a pre-release or build suffix after '-' or '+'
+// is ignored and a part that is not a number compares as text. Missing
+// parts count as 0.
+func compareVersions(a, b string) int {
+	trim := func(s string) string {
+		s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+		if i := strings.IndexAny(s, "-+ "); i >= 0 {
+			s = s[:i]
+		}
+		return s
+	}
+	pa, pb := strings.Split(trim(a), "."), strings.Split(trim(b), ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		x, y := "0", "0"
+		if i < len(pa) && pa[i] != "" {
+			x = pa[i]
+		}
+		if i < len(pb) && pb[i] != "" {
+			y = pb[i]
+		}
+		nx, ex := strconv.ParseUint(x, 10, 64)
+		ny, ey := strconv.ParseUint(y, 10, 64)
+		switch {
+		case ex == nil && ey == nil:
+			if nx != ny {
+				if nx < ny {
+					return -1
+				}
+				return 1
+			}
+		case x != y:
+			return strings.Compare(x, y)
+		}
+	}
+	return 0
+}
