@@ -8,12 +8,15 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +30,11 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"deploy": func() {
-			os.Exit(cli.Execute(context.Background(), "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		"deploy": func() { // as cmd/deploy's main
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := cli.Execute(ctx, "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+			stop()
+			os.Exit(code)
 		},
 	})
 }
@@ -129,6 +135,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 				e.Setenv("AWS_ACCESS_KEY_ID", "TESTKEY")
 				e.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
 			}
+			e.Setenv("PORT", freePort())
 			e.Setenv("HOME", e.WorkDir+"/home")
 			e.Setenv("USER", "tester")
 			e.Setenv("STORE", store(e))
@@ -144,6 +151,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"jsonfield":    jsonField,
 			"expand":       expand,
 			"invalidated":  invalidated,
+			"httpget":      httpGet,
 		},
 	}
 }
@@ -154,6 +162,43 @@ func envFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envfile VAR FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// httpget URL [STATUS] fetches URL, retrying for up to 10 s while nothing
+// listens, checks the status (200 by default) and writes the body to stdout.
+func httpGet(ts *testscript.TestScript, neg bool, args []string) {
+	want := http.StatusOK
+	if len(args) == 2 {
+		want, _ = strconv.Atoi(args[1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(args[0])
+		if err != nil {
+			if time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			ts.Fatalf("GET %s: %v", args[0], err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ts.Stdout().Write(body)
+		if resp.StatusCode != want {
+			ts.Fatalf("GET %s: status %d, want %d: %s", args[0], resp.StatusCode, want, body)
+		}
+		return
+	}
 }
 
 // expand FILE replaces $VAR in FILE with the script's environment.

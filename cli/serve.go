@@ -118,7 +118,11 @@ func (e *env) stats(cmd *cobra.Command) error {
 	if resp.StatusCode != http.StatusOK {
 		var body struct{ Message, Error string }
 		json.NewDecoder(resp.Body).Decode(&body)
-		return fmt.Errorf("tracker answered %s: %s", resp.Status, strings.TrimSpace(body.Message+" "+body.Error))
+		msg := body.Message
+		if msg == "" {
+			msg = body.Error
+		}
+		return fmt.Errorf("tracker answered %s: %s", resp.Status, msg)
 	}
 	var st tracker.Stats
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {

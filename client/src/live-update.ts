@@ -1,0 +1,375 @@
+// LiveUpdate: the seed's DeployUpdateService, made right. It verifies the
+// signed manifest before anything else, downloads while the app is in use
+// with the sha256 checksum the plugin checks natively, switches when the app
+// goes to the background, and never tries a failed build twice.
+
+import { DeviceState, MemoryStorage, type KeyValueStorage } from './state.js';
+import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Rule, type Trust } from './verify.js';
+
+/** A bundle as @capgo/capacitor-updater describes it. */
+export interface BundleInfo {
+  id: string;
+  version: string;
+  status?: string; // "success" | "error" | "pending" | "downloading"
+  checksum?: string;
+  downloaded?: string;
+}
+
+/** The part of @capgo/capacitor-updater's CapacitorUpdater that LiveUpdate uses. */
+export interface Updater {
+  download(options: { url: string; version: string; checksum?: string }): Promise<BundleInfo>;
+  set(options: { id: string }): Promise<unknown>;
+  next(options: { id: string }): Promise<unknown>;
+  notifyAppReady(): Promise<unknown>;
+  current(): Promise<{ bundle: BundleInfo; native?: string }>;
+  getDeviceId(): Promise<{ deviceId: string }>;
+}
+
+/** Registers a listener for the app's state, as App.addListener('appStateChange', l) of @capacitor/app. */
+export type AppStateHook = (listener: (state: { isActive: boolean }) => void) => unknown;
+
+export interface LiveUpdateOptions {
+  /** The app's name in the store, such as "retailer". */
+  app: string;
+  /** The channel to follow; "production" if absent. */
+  channel?: string;
+  /** The pinned root key(s) that sign the ACL. */
+  trust: Trust;
+  updater: Updater;
+  /**
+   * The tracker (`deploy serve`), such as "https://deploy-api.example.com":
+   * manifests come from GET /build/latest, bundles from /build/download,
+   * and downloads are reported to /build/download/complete.
+   */
+  tracker?: string;
+  /**
+   * The CDN (or bucket) URL of the store, such as "https://cdn.example.com":
+   * manifests and bundles are fetched from it directly. With a tracker too,
+   * the tracker still gets the reports.
+   */
+  cdn?: string;
+  /** Where the anti-rollback state and failed builds are kept (use @capacitor/preferences); in memory if absent. */
+  storage?: KeyValueStorage;
+  /** Checks for updates whenever the app becomes active, and switches when it goes to the background. */
+  onAppStateChange?: AppStateHook;
+  /** Switch to a downloaded update at once instead of when the app goes to the background. */
+  applyImmediately?: boolean;
+  /** Told about every step, for logs and analytics. */
+  onEvent?: (event: LiveUpdateEvent) => void;
+  fetch?: typeof globalThis.fetch;
+  now?: () => Date;
+  /** Timeout of each request to the tracker or CDN, in ms (default 20000). */
+  timeoutMs?: number;
+}
+
+export type LiveUpdateEventType =
+  | 'no_update' // nothing is published, or the tracker offers nothing
+  | 'rejected' // the manifest failed verification (rule says why); nothing was downloaded
+  | 'up_to_date' // the current bundle is the published build
+  | 'skipped' // the build failed before on this device, or needs a newer native app
+  | 'downloading'
+  | 'downloaded' // waiting for the app to go to the background
+  | 'download_failed' // the build will not be downloaded again
+  | 'applying' // set() called: the app reloads into the new bundle
+  | 'applied' // the new bundle is running
+  | 'rolled_back' // the new bundle did not start; the plugin went back
+  | 'error'; // a request or plugin call failed; the next check tries again
+
+export interface LiveUpdateEvent {
+  type: LiveUpdateEventType;
+  message: string;
+  build?: string; // build id
+  version?: string;
+  rule?: Rule; // for "rejected"
+}
+
+interface Pending {
+  ref: BuildRef;
+  bundle: BundleInfo;
+}
+
+/**
+ * Keeps an app on the latest verified build of its channel. Call start() as
+ * early as possible at app start-up: it calls notifyAppReady(), without
+ * which the plugin rolls a new bundle back after appReadyTimeout.
+ */
+export class LiveUpdate {
+  private readonly app: string;
+  private readonly channel: string;
+  private readonly state: DeviceState;
+  private readonly fetch: typeof globalThis.fetch;
+  private active = true;
+  private pending?: Pending;
+  private running?: Promise<LiveUpdateEvent>;
+  private deviceID?: string;
+  private listener?: unknown;
+
+  constructor(private readonly opts: LiveUpdateOptions) {
+    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(opts.app)) throw new Error(`invalid app name ${JSON.stringify(opts.app)}`);
+    this.app = opts.app;
+    this.channel = opts.channel ?? 'production';
+    if (!opts.tracker && !opts.cdn) throw new Error('LiveUpdate needs a tracker URL or a CDN URL');
+    if (opts.trust.roots.length === 0) throw new Error('LiveUpdate needs at least one root public key in trust.roots');
+    opts.trust.roots.forEach(parsePublicKey); // fail now on a mistyped key
+    this.state = new DeviceState(opts.storage ?? new MemoryStorage(), this.app, this.channel);
+    this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /**
+   * Calls notifyAppReady(), settles the previous update (applied or rolled
+   * back), subscribes to app state changes, and checks once.
+   */
+  async start(): Promise<LiveUpdateEvent> {
+    try {
+      await this.opts.updater.notifyAppReady();
+    } catch (e) {
+      this.emit({ type: 'error', message: `notifyAppReady: ${errText(e)}` });
+    }
+    try {
+      await this.settle();
+    } catch (e) {
+      this.emit({ type: 'error', message: `settle the last update: ${errText(e)}` });
+    }
+    if (this.opts.onAppStateChange && this.listener === undefined) {
+      this.listener = this.opts.onAppStateChange((s) => void this.onState(s.isActive));
+    }
+    return this.check();
+  }
+
+  /** Removes the app state listener. */
+  async stop(): Promise<void> {
+    const l = (await this.listener) as { remove?: () => unknown } | undefined;
+    this.listener = undefined;
+    await l?.remove?.();
+  }
+
+  /** Checks for an update once, and downloads it if there is one. Concurrent calls share one check. */
+  check(): Promise<LiveUpdateEvent> {
+    this.running ??= this.checkOnce()
+      .catch((e) => this.emit({ type: 'error', message: errText(e) }))
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /** Switches to the downloaded update now, if there is one: the app reloads. */
+  async apply(): Promise<void> {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = undefined;
+    const ev = { build: p.ref.id, version: p.ref.version };
+    try {
+      await this.state.setAttempt({ build: p.ref.id, bundle: p.bundle.id, version: p.ref.version, applied: true });
+      this.emit({ type: 'applying', message: `switching to ${p.ref.id} (${p.ref.version})`, ...ev });
+      await this.opts.updater.set({ id: p.bundle.id });
+    } catch (e) {
+      await this.state.addFailed(p.ref.id).catch(() => {});
+      await this.state.setAttempt(null).catch(() => {});
+      this.emit({ type: 'error', message: `set ${p.ref.id}: ${errText(e)}`, ...ev });
+    }
+  }
+
+  private async onState(isActive: boolean): Promise<void> {
+    this.active = isActive;
+    if (isActive) await this.check();
+    else await this.apply();
+  }
+
+  /** Settles the update of the last run: running now, or rolled back by the plugin. */
+  private async settle(): Promise<void> {
+    const a = await this.state.attempt();
+    if (!a) return;
+    const { bundle } = await this.opts.updater.current();
+    const ev = { build: a.build, version: a.version };
+    if (bundle.id === a.bundle && bundle.status !== 'error') {
+      this.emit({ type: 'applied', message: `running ${a.build} (${a.version})`, ...ev });
+    } else if (a.applied || bundle.id === a.bundle) {
+      await this.state.addFailed(a.build);
+      this.emit({ type: 'rolled_back', message: `${a.build} (${a.version}) did not start and was rolled back; it will not be tried again`, ...ev });
+    } // else: downloaded, never armed nor switched to; the next check downloads it again
+    await this.state.setAttempt(null);
+  }
+
+  private async checkOnce(): Promise<LiveUpdateEvent> {
+    const m = await this.fetchManifests();
+    if (typeof m === 'string') return this.emit({ type: 'no_update', message: m });
+
+    // Verify before anything else.
+    const seen = await this.state.rollback();
+    let ref: BuildRef;
+    try {
+      const v = await verifyLatest(this.opts.trust, m.acl, m.latest, {
+        app: this.app,
+        channel: this.channel,
+        minACLVersion: seen.aclVersion,
+        minSequence: seen.sequence,
+        now: this.opts.now?.(),
+      });
+      await this.state.saveRollback({ aclVersion: v.acl.version, sequence: v.latest.sequence });
+      ref = v.latest.build;
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      await this.reportRejected(e, m.offered);
+      return this.emit({ type: 'rejected', rule: e.rule, message: `manifest rejected: ${e.message}` });
+    }
+
+    const ev = { build: ref.id, version: ref.version };
+    const { bundle: current, native } = await this.opts.updater.current();
+    if (this.pending && this.pending.ref.id !== ref.id) {
+      // The channel moved on (or back) since the download: forget it.
+      this.pending = undefined;
+      await this.state.setAttempt(null);
+      await this.opts.updater.next({ id: current.id }).catch((e) => this.emit({ type: 'error', message: `next ${current.id}: ${errText(e)}` }));
+    }
+    if (current.version === ref.version) return this.emit({ type: 'up_to_date', message: `${ref.version} is running`, ...ev });
+    if ((await this.state.failed()).includes(ref.id)) {
+      return this.emit({ type: 'skipped', message: `${ref.id} failed on this device before`, ...ev });
+    }
+    if (ref.min_native && native && compareVersions(native, ref.min_native) < 0) {
+      return this.emit({ type: 'skipped', message: `${ref.id} needs native app ${ref.min_native}, this is ${native}`, ...ev });
+    }
+    if (this.pending) return this.emit({ type: 'downloaded', message: `${ref.id} is downloaded, waiting for the app to go to the background`, ...ev });
+
+    this.emit({ type: 'downloading', message: `downloading ${ref.id} (${ref.version}, ${ref.size} bytes)`, ...ev });
+    let bundle: BundleInfo;
+    try {
+      bundle = await this.opts.updater.download({ url: await this.bundleURL(ref), version: ref.version, checksum: ref.sha256 });
+    } catch (e) {
+      await this.state.addFailed(ref.id);
+      return this.emit({ type: 'download_failed', message: `download ${ref.id}: ${errText(e)}; it will not be tried again`, ...ev });
+    }
+    await this.reportComplete(ref);
+    this.pending = { ref, bundle };
+    // With next() armed the plugin switches by itself when the app goes to
+    // the background or is killed, maybe before this code hears of it: from
+    // here on, not running this bundle at the next start means it failed.
+    const attempt = { build: ref.id, bundle: bundle.id, version: ref.version, applied: true };
+    await this.state.setAttempt(attempt);
+    try {
+      await this.opts.updater.next({ id: bundle.id });
+    } catch (e) {
+      await this.state.setAttempt({ ...attempt, applied: false });
+      this.emit({ type: 'error', message: `next ${bundle.id}: ${errText(e)}`, ...ev });
+    }
+    const done = this.emit({ type: 'downloaded', message: `downloaded ${ref.id} (${ref.version})`, ...ev });
+    if (this.opts.applyImmediately || !this.active) await this.apply();
+    return done;
+  }
+
+  /** Fetches latest.json and acl.json; or says why there are none. */
+  private async fetchManifests(): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string } | string> {
+    const none = `nothing published for ${this.app}/${this.channel}`;
+    if (this.opts.cdn) {
+      const base = trimSlash(this.opts.cdn);
+      const [latest, acl] = await Promise.all([
+        this.get(`${base}/apps/${this.app}/channels/${this.channel}/latest.json`),
+        this.get(`${base}/acl.json`),
+      ]);
+      if (latest.status === 404) return none;
+      return { latest: await body(latest), acl: await body(acl) };
+    }
+    const q = new URLSearchParams({ app: this.app, device: await this.device(), channel: this.channel });
+    const res = await this.get(`${trimSlash(this.opts.tracker!)}/build/latest?${q}`);
+    if (res.status === 404) return none;
+    const json = JSON.parse(new TextDecoder().decode(await body(res))) as Record<string, unknown> | null;
+    // The envelopes are the authority; "build" only says whether one is offered.
+    const build = json?.build as { build?: unknown } | null | undefined;
+    if (!build) return typeof json?.message === 'string' ? `the tracker offers nothing: ${json.message}` : none;
+    return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: typeof build.build === 'string' ? build.build : undefined };
+  }
+
+  private async bundleURL(ref: BuildRef): Promise<string> {
+    if (this.opts.cdn) return `${trimSlash(this.opts.cdn)}/${ref.bundle}`;
+    const q = new URLSearchParams({ id: ref.id, device: await this.device() });
+    return `${trimSlash(this.opts.tracker!)}/build/download?${q}`;
+  }
+
+  private async reportComplete(ref: BuildRef): Promise<void> {
+    if (!this.opts.tracker) return;
+    const q = new URLSearchParams({ id: ref.id, device: await this.device() });
+    try {
+      await this.get(`${trimSlash(this.opts.tracker)}/build/download/complete?${q}`);
+    } catch (e) {
+      this.emit({ type: 'error', message: `report download of ${ref.id}: ${errText(e)}`, build: ref.id });
+    }
+  }
+
+  /**
+   * Tells the tracker that a manifest was rejected, as a stats event of the
+   * Capgo protocol: version_name is the version the tracker offered (as the
+   * plugin names the version of a failed download), old_version_name the
+   * running one.
+   */
+  private async reportRejected(e: VerifyError, offered?: string): Promise<void> {
+    if (!this.opts.tracker) return;
+    try {
+      const { bundle } = await this.opts.updater.current();
+      const event = {
+        action: 'verify_fail',
+        app_id: this.app,
+        device_id: await this.device(),
+        version_name: offered ?? bundle.version,
+        old_version_name: bundle.version,
+        timestamp: Date.now(),
+        metadata: { rule: e.rule, detail: e.detail, channel: this.channel },
+      };
+      await this.get(`${trimSlash(this.opts.tracker)}/capgo/${this.app}/stats`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([event]),
+      });
+    } catch {
+      // best effort: the event was emitted locally
+    }
+  }
+
+  private async device(): Promise<string> {
+    this.deviceID ??= (await this.opts.updater.getDeviceId()).deviceId;
+    return this.deviceID;
+  }
+
+  /** fetch with a timeout; any status but 2xx and 404 is an error. */
+  private async get(url: string, init: RequestInit = {}): Promise<Response> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 20000);
+    try {
+      const res = await this.fetch(url, { ...init, signal: ctl.signal });
+      if (!res.ok && res.status !== 404) {
+        const text = (await res.text().catch(() => '')).slice(0, 200);
+        throw new Error(`${init.method ?? 'GET'} ${url}: HTTP ${res.status} ${text}`.trim());
+      }
+      if (res.status === 404) await res.body?.cancel();
+      return res;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private emit(e: LiveUpdateEvent): LiveUpdateEvent {
+    try {
+      this.opts.onEvent?.(e);
+    } catch {
+      // a listener's error is not ours
+    }
+    return e;
+  }
+}
+
+async function body(res: Response): Promise<Uint8Array> {
+  if (res.status === 404) throw new Error(`${res.url}: HTTP 404`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+const trimSlash = (s: string) => s.replace(/\/+$/, '');
+
+const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Compares dotted versions numerically ("1.10.0" > "1.9"); missing parts are 0. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
+  const pb = b.split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return Math.sign(d);
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+// What a device remembers between runs: the anti-rollback state of each app
+// and channel, the builds that failed, and the update being applied.
+
+/**
+ * A small persistent key-value store. @capacitor/preferences fits:
+ *
+ *     const storage = {
+ *       get: async (key) => (await Preferences.get({ key })).value,
+ *       set: (key, value) => Preferences.set({ key, value }),
+ *     };
+ */
+export interface KeyValueStorage {
+  get(key: string): Promise<string | null>;
+  set(key: string, value: string): Promise<void>;
+}
+
+/** A KeyValueStorage in memory, for tests and for Node. It forgets everything on restart. */
+export class MemoryStorage implements KeyValueStorage {
+  readonly data = new Map<string, string>();
+  async get(key: string): Promise<string | null> {
+    return this.data.get(key) ?? null;
+  }
+  async set(key: string, value: string): Promise<void> {
+    this.data.set(key, value);
+  }
+}
+
+/** The highest ACL version and latest.json sequence accepted before, for one app and channel. */
+export interface RollbackState {
+  aclVersion: number;
+  sequence: number;
+}
+
+/** An update downloaded and handed to the updater, not yet seen running. */
+export interface Attempt {
+  build: string; // build id
+  bundle: string; // the updater's bundle id
+  version: string;
+  /** Whether the switch was made or armed (set() or next() called). */
+  applied: boolean;
+}
+
+/** How many failed build ids are remembered per app and channel; older ones are dropped. */
+const MAX_FAILED = 50;
+
+/** Typed access to the device state kept in a KeyValueStorage, under keys that start with prefix. */
+export class DeviceState {
+  constructor(
+    private readonly storage: KeyValueStorage,
+    private readonly app: string,
+    private readonly channel: string,
+    private readonly prefix = 'deploy:',
+  ) {}
+
+  // App and channel names never contain '/'.
+  private key(what: string): string {
+    return `${this.prefix}${this.app}/${this.channel}/${what}`;
+  }
+
+  private async read<T>(what: string, fallback: T): Promise<T> {
+    const s = await this.storage.get(this.key(what));
+    if (s === null) return fallback;
+    try {
+      return JSON.parse(s) as T;
+    } catch {
+      return fallback;
+    }
+  }
+
+  private write(what: string, v: unknown): Promise<void> {
+    return this.storage.set(this.key(what), JSON.stringify(v));
+  }
+
+  /** The anti-rollback state; zeros if nothing was accepted yet. */
+  async rollback(): Promise<RollbackState> {
+    const r = await this.read<Partial<RollbackState>>('rollback', {});
+    return { aclVersion: Number(r.aclVersion) || 0, sequence: Number(r.sequence) || 0 };
+  }
+
+  /** Records a verified ACL version and sequence; never lowers what is stored. */
+  async saveRollback(s: RollbackState): Promise<void> {
+    const old = await this.rollback();
+    await this.write('rollback', { aclVersion: Math.max(old.aclVersion, s.aclVersion), sequence: Math.max(old.sequence, s.sequence) });
+  }
+
+  async failed(): Promise<string[]> {
+    const f = await this.read<unknown>('failed', []);
+    return Array.isArray(f) ? f.filter((x): x is string => typeof x === 'string') : [];
+  }
+
+  /** Remembers that a build failed, so that it is never downloaded again. */
+  async addFailed(buildID: string): Promise<void> {
+    const f = (await this.failed()).filter((x) => x !== buildID);
+    f.push(buildID);
+    await this.write('failed', f.slice(-MAX_FAILED));
+  }
+
+  async attempt(): Promise<Attempt | null> {
+    const a = await this.read<Attempt | null>('attempt', null);
+    return a && typeof a.build === 'string' && typeof a.bundle === 'string' ? a : null;
+  }
+
+  async setAttempt(a: Attempt | null): Promise<void> {
+    await this.write('attempt', a);
+  }
+}

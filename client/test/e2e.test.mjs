@@ -1,0 +1,121 @@
+// End to end: the deploy CLI publishes a web build to a local store, `deploy
+// serve` answers devices, and LiveUpdate (with the Node stand-in for the
+// plugin) verifies, downloads and reports it. Runs only when DEPLOY_BIN names
+// the deploy binary (the CI script sets it).
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { LiveUpdate, MemoryStorage } from '../dist/index.js';
+import { NodeUpdater } from './node-updater.mjs';
+
+// ---- The deploy CLI as this test uses it: adjust here when the CLI changes. ----
+const APP = 'demo';
+const CLI = {
+  // Publishes dir to the store; bootstraps a local root key, user key and ACL on a fresh store. Prints JSON with "sha256".
+  upload: ({ www, store }) => ['upload', `app=${APP}`, `dir=${www}`, `store=${store}`, '--json'],
+  // Prints the root public key, "ed25519:...".
+  rootKey: ({ store }) => ['keys', 'show', 'root=1', `store=${store}`],
+  // Runs the tracker; it prints a line containing "listening on http://host:port".
+  serve: ({ store, token, db }) => ['serve', `store=${store}`, 'addr=127.0.0.1:0', `stats_token=${token}`, `db=${db}`],
+  listening: /listening on (http:\/\/[^\s)]+)/,
+  // The tracker's stats for the app: GET with "Authorization: Bearer <token>".
+  statsPath: `/api/stats?app=${APP}`,
+};
+
+/** Does some build of the tracker's stats count a completed download? */
+function someBuildCompleted(stats) {
+  return stats.builds.some((b) => b.app === APP && b.downloads_completed >= 1);
+}
+// ---------------------------------------------------------------------------
+
+const bin = process.env.DEPLOY_BIN;
+
+test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.CI && 'set DEPLOY_BIN to the deploy binary to run', timeout: 120_000 }, async (t) => {
+  const tmp = await mkdtemp(join(tmpdir(), 'deploy-e2e-'));
+  t.after(() => rm(tmp, { recursive: true, force: true }));
+  const env = { ...process.env, HOME: join(tmp, 'home'), XDG_CONFIG_HOME: join(tmp, 'config'), XDG_DATA_HOME: join(tmp, 'data'), NO_COLOR: '1' };
+  for (const k of Object.keys(env)) if (k.startsWith('DEPLOY_')) delete env[k]; // no settings from the caller
+  await mkdir(env.HOME, { recursive: true });
+  const store = `file://${join(tmp, 'store')}`;
+  const run = async (args) => {
+    try {
+      return (await promisify(execFile)(bin, args, { env, timeout: 60_000 })).stdout;
+    } catch (e) {
+      throw new Error(`deploy ${args.join(' ')}: ${e.message}\n${e.stderr ?? ''}`);
+    }
+  };
+
+  // A web build that calls notifyAppReady.
+  const www = join(tmp, 'www');
+  await mkdir(join(www, 'assets'), { recursive: true });
+  await writeFile(join(www, 'index.html'), '<!doctype html><html><body><script src="main.js"></script></body></html>\n');
+  await writeFile(join(www, 'main.js'), "import('@capgo/capacitor-updater').then(({ CapacitorUpdater }) => CapacitorUpdater.notifyAppReady());\n");
+  await writeFile(join(www, 'assets', 'style.css'), 'body { margin: 0 }\n');
+
+  const uploaded = JSON.parse(await run(CLI.upload({ www, store })));
+  assert.match(uploaded.sha256, /^[0-9a-f]{64}$/);
+  const rootKey = (await run(CLI.rootKey({ store }))).match(/ed25519:[A-Za-z0-9+/]+=*/)?.[0];
+  assert.ok(rootKey, 'the root public key is printed');
+
+  // The tracker.
+  const token = 'e2e-stats-token';
+  const serve = spawn(bin, CLI.serve({ store, token, db: join(tmp, 'events.db') }), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => serve.kill('SIGTERM'));
+  let output = '';
+  let timer;
+  const base = await new Promise((resolve, reject) => {
+    const onData = (d) => {
+      output += d;
+      const m = CLI.listening.exec(output);
+      if (m) resolve(m[1]);
+    };
+    serve.stdout.on('data', onData);
+    serve.stderr.on('data', onData);
+    serve.on('exit', (code) => reject(new Error(`deploy serve exited with ${code}:\n${output}`)));
+    timer = setTimeout(() => reject(new Error(`deploy serve did not say where it listens:\n${output}`)), 30_000);
+  }).finally(() => clearTimeout(timer));
+
+  // The device.
+  const updater = new NodeUpdater();
+  const events = [];
+  const lu = new LiveUpdate({
+    app: APP,
+    trust: { roots: [rootKey] },
+    updater,
+    tracker: base,
+    storage: new MemoryStorage(),
+    onEvent: (e) => events.push(e),
+  });
+  const result = await lu.start();
+  assert.equal(result.type, 'downloaded', JSON.stringify(events));
+  const [, dl] = updater.calls.find(([m]) => m === 'download');
+  assert.equal(dl.checksum, uploaded.sha256, 'download() gets the signed sha256');
+  const bundle = [...updater.bundles.values()].find((b) => b.bytes);
+  assert.equal(createHash('sha256').update(bundle.bytes).digest('hex'), uploaded.sha256);
+  assert.equal(bundle.bytes.subarray(0, 2).toString(), 'PK', 'a zip');
+
+  // The tracker counted the completed download.
+  const res = await fetch(base + CLI.statsPath, { headers: { Authorization: `Bearer ${token}` } });
+  assert.equal(res.status, 200);
+  const stats = await res.json();
+  assert.ok(someBuildCompleted(stats), `no completed download in ${JSON.stringify(stats)}`);
+
+  // A device that pins another root key downloads nothing.
+  const stranger = new NodeUpdater();
+  const wrongRoot = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
+  const rejected = await new LiveUpdate({ app: APP, trust: { roots: [wrongRoot] }, updater: stranger, tracker: base }).start();
+  assert.equal(rejected.type, 'rejected');
+  assert.equal(rejected.rule, 'acl_untrusted');
+  assert.ok(!stranger.methods.includes('download'));
+
+  // A second device start is up to date once the bundle runs.
+  await lu.apply();
+  const again = new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater, tracker: base });
+  assert.equal((await again.start()).type, 'up_to_date');
+  t.diagnostic(`events: ${events.map((e) => e.type).join(', ')}; tracker ${base}`);
+});

@@ -1,0 +1,364 @@
+// LiveUpdate against a local HTTP server that answers the seed's tracker API
+// and serves a CDN layout, built from the shared vectors, with the Node
+// stand-in for the updater plugin.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { DeviceState, LiveUpdate, MemoryStorage, TYPE_LATEST } from '../dist/index.js';
+import { alice, envelope, vectors } from './helpers.mjs';
+import { NodeUpdater } from './node-updater.mjs';
+
+const byName = Object.fromEntries(vectors.map((v) => [v.name, v]));
+const valid = byName.valid;
+const bundleBytes = Buffer.from(valid.bundle, 'base64');
+const { build: ref, ...latestPayload } = JSON.parse(Buffer.from(JSON.parse(valid.latest).payload, 'base64'));
+
+// What the server serves; tests change it.
+let served;
+let log; // requests seen: "GET /path?query" and POST bodies
+let server;
+let base;
+
+function serve({ acl = valid.acl, latest = valid.latest, bundle = bundleBytes, offered = true } = {}) {
+  served = { acl, latest, bundle, offered };
+}
+
+before(async () => {
+  server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      log.push({ method: req.method, path: url.pathname, query: Object.fromEntries(url.searchParams), body });
+      const json = (v, status = 200) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(v));
+      };
+      switch (`${req.method} ${url.pathname}`) {
+        case 'GET /build/latest': // the seed's API, with the signed envelopes
+          if (!served.offered) return json({ build: null, blocked: true, error: 'blocked', message: 'build retailer-7 failed to start on this device' });
+          return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(served.latest), acl: JSON.parse(served.acl) });
+        case 'GET /build/download': // the tracker redirects to the CDN
+          res.writeHead(302, { location: `/cdn/${ref.bundle}` });
+          return res.end();
+        case 'GET /build/download/complete':
+          return json({ ok: true });
+        case `POST /capgo/${ref.id.split('-')[0]}/stats`:
+          return json({ status: 'ok' });
+        case 'GET /cdn/acl.json':
+          return res.end(served.acl);
+        case `GET /cdn/apps/retailer/channels/production/latest.json`:
+          return res.end(served.latest);
+        case `GET /cdn/${ref.bundle}`:
+          return res.end(served.bundle);
+      }
+      json({ error: 'not found' }, 404);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server.close());
+
+beforeEach(() => {
+  serve();
+  log = [];
+});
+
+/** A LiveUpdate on the test server, recording its events. */
+function liveUpdate({ updater = new NodeUpdater(), storage = new MemoryStorage(), mode = 'tracker', vector = valid, ...opts } = {}) {
+  const events = [];
+  const app = { listener: null, removed: false };
+  const lu = new LiveUpdate({
+    app: vector.expect.app,
+    channel: vector.expect.channel,
+    trust: { roots: vector.root_keys, threshold: vector.threshold },
+    updater,
+    storage,
+    ...(mode === 'tracker' ? { tracker: base } : { cdn: `${base}/cdn/` }),
+    onAppStateChange: (l) => {
+      app.listener = l;
+      return { remove: () => (app.removed = true) };
+    },
+    onEvent: (e) => events.push(e),
+    now: () => new Date(vector.expect.now),
+    ...opts,
+  });
+  return { lu, updater, storage, events, app, types: () => events.map((e) => e.type) };
+}
+
+async function waitFor(cond, what) {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
+const requests = (path) => log.filter((r) => r.path === path);
+
+describe('an update through the tracker', () => {
+  test('is verified, downloaded with its checksum, reported, and applied in the background', async () => {
+    const { lu, updater, storage, types, app } = liveUpdate();
+    const result = await lu.start();
+
+    assert.equal(result.type, 'downloaded');
+    assert.deepEqual(types(), ['downloading', 'downloaded']);
+    assert.equal(updater.methods[0], 'notifyAppReady', 'notifyAppReady comes first');
+    const [, dl] = updater.calls.find(([m]) => m === 'download');
+    assert.deepEqual(dl, {
+      url: `${base}/build/download?id=retailer-7&device=${updater.deviceId}`,
+      version: '1.4.2',
+      checksum: ref.sha256,
+    });
+    assert.deepEqual(requests('/build/latest')[0].query, { app: 'retailer', device: updater.deviceId, channel: 'production' });
+    assert.equal(requests(`/cdn/${ref.bundle}`).length, 1, 'the stand-in followed the redirect');
+    assert.deepEqual(requests('/build/download/complete')[0].query, { id: 'retailer-7', device: updater.deviceId });
+    const bundleID = updater.calls.find(([m]) => m === 'next')[1].id;
+    assert.ok(!updater.methods.includes('set'), 'no switch while the app is in use');
+
+    // The app goes to the background: switch.
+    app.listener({ isActive: false });
+    await waitFor(() => updater.methods.includes('set'), 'set()');
+    assert.deepEqual(updater.calls.find(([m]) => m === 'set')[1], { id: bundleID });
+    assert.equal(updater.currentId, bundleID);
+
+    // The app reloads into the new bundle: a new LiveUpdate on the same storage.
+    const again = liveUpdate({ updater, storage });
+    const r2 = await again.lu.start();
+    assert.deepEqual(again.types(), ['applied', 'up_to_date']);
+    assert.equal(r2.type, 'up_to_date');
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+    await lu.stop();
+    assert.ok(app.removed);
+  });
+
+  test('applyImmediately switches right after the download', async () => {
+    const { lu, updater, types } = liveUpdate({ applyImmediately: true });
+    await lu.start();
+    assert.deepEqual(types(), ['downloading', 'downloaded', 'applying']);
+    assert.ok(updater.methods.includes('set'));
+  });
+
+  test('a download that finishes in the background is applied at once', async () => {
+    const { lu, updater, app } = liveUpdate();
+    await lu.start();
+    app.listener({ isActive: false }); // applies the pending one
+    await waitFor(() => updater.methods.includes('set'), 'set()');
+    assert.equal(updater.methods.filter((m) => m === 'set').length, 1);
+  });
+
+  test('checks again when the app becomes active, without downloading twice', async () => {
+    const { lu, updater, app, types } = liveUpdate();
+    await lu.start();
+    app.listener({ isActive: true });
+    await waitFor(() => types().length === 3, 'the second check');
+    assert.equal(types()[2], 'downloaded');
+    assert.equal(requests('/build/latest').length, 2);
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+  });
+
+  test('nothing offered is no update', async () => {
+    serve({ offered: false });
+    const { lu, updater, types } = liveUpdate();
+    const r = await lu.start();
+    assert.equal(r.type, 'no_update');
+    assert.match(r.message, /failed to start on this device/);
+    assert.deepEqual(types(), ['no_update']);
+    assert.ok(!updater.methods.includes('download'));
+  });
+
+  test('the running version is up to date', async () => {
+    const updater = new NodeUpdater();
+    updater.bundles.get('builtin').version = '1.4.2';
+    const { lu, types } = liveUpdate({ updater });
+    await lu.start();
+    assert.deepEqual(types(), ['up_to_date']);
+    assert.ok(!updater.methods.includes('download'));
+  });
+
+  test('a build for a newer native app is skipped', async () => {
+    const updater = new NodeUpdater({ native: '0.9.3' });
+    const { lu, types } = liveUpdate({ updater });
+    await lu.start();
+    assert.deepEqual(types(), ['skipped']);
+    assert.ok(!updater.methods.includes('download'));
+  });
+
+  test('a tracker error is reported and retried at the next check', async () => {
+    const { lu, types } = liveUpdate({ tracker: `${base}/nowhere` });
+    const r = await lu.start();
+    assert.equal(r.type, 'no_update'); // 404: nothing there
+    const broken = liveUpdate({ tracker: 'http://127.0.0.1:1' });
+    assert.equal((await broken.lu.start()).type, 'error');
+    assert.deepEqual(types(), ['no_update']);
+  });
+});
+
+test('an update straight from the CDN', async () => {
+  const { lu, updater, types } = liveUpdate({ mode: 'cdn' });
+  await lu.start();
+  assert.deepEqual(types(), ['downloading', 'downloaded']);
+  const [, dl] = updater.calls.find(([m]) => m === 'download');
+  assert.deepEqual(dl, { url: `${base}/cdn/${ref.bundle}`, version: '1.4.2', checksum: ref.sha256 });
+  assert.ok(!log.some((r) => r.path.startsWith('/build/')), 'no tracker in CDN mode');
+});
+
+describe('a manifest that fails verification is skipped: no download, no switch', () => {
+  for (const v of vectors.filter((v) => v.verdict !== 'ok' && v.verdict !== 'bundle_mismatch')) {
+    for (const mode of ['tracker', 'cdn']) {
+      // The CDN layout of the test server is for retailer/production only.
+      if (mode === 'cdn' && (v.expect.app !== 'retailer' || v.expect.channel !== 'production')) continue;
+      // Envelopes that are not JSON cannot be embedded in the tracker's answer.
+      if (mode === 'tracker' && v.name === 'malformed') continue;
+      test(`${v.name} (${mode}): ${v.verdict}`, async () => {
+        serve({ acl: v.acl, latest: v.latest });
+        const storage = new MemoryStorage();
+        const state = new DeviceState(storage, v.expect.app, v.expect.channel);
+        await state.saveRollback({ aclVersion: v.expect.min_acl_version, sequence: v.expect.min_sequence });
+        const { lu, updater, events } = liveUpdate({ vector: v, mode, storage });
+        const r = await lu.start();
+        assert.equal(r.type, 'rejected');
+        assert.equal(r.rule, v.verdict);
+        assert.deepEqual(events.map((e) => e.type), ['rejected']);
+        assert.deepEqual(updater.methods.filter((m) => ['download', 'set', 'next'].includes(m)), []);
+        assert.deepEqual(await state.rollback(), { aclVersion: v.expect.min_acl_version, sequence: v.expect.min_sequence }, 'state unchanged');
+        if (mode === 'tracker') {
+          const [report] = requests(`/capgo/${v.expect.app}/stats`);
+          assert.ok(report, 'the rejection is reported to the tracker');
+          const [ev] = JSON.parse(report.body);
+          assert.equal(ev.action, 'verify_fail');
+          assert.equal(ev.metadata.rule, v.verdict);
+          assert.equal(ev.device_id, updater.deviceId);
+          assert.equal(ev.version_name, '1.4.2'); // as offered
+          assert.equal(ev.old_version_name, 'builtin');
+        }
+      });
+    }
+  }
+
+  test('a tracker answer without envelopes', async () => {
+    const { lu, updater } = liveUpdate();
+    served.latest = 'null';
+    served.acl = 'null';
+    const r = await lu.start();
+    assert.equal(r.type, 'rejected');
+    assert.equal(r.rule, 'malformed');
+    assert.ok(!updater.methods.includes('download'));
+  });
+});
+
+describe('a failed build is never downloaded again', () => {
+  test('after a checksum failure', async () => {
+    serve({ bundle: Buffer.concat([Buffer.from('tampered '), bundleBytes]) });
+    const { lu, updater, storage, types, app } = liveUpdate();
+    assert.equal((await lu.start()).type, 'download_failed');
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').failed(), ['retailer-7']);
+    app.listener({ isActive: true });
+    await waitFor(() => types().length === 3, 'the second check');
+    assert.deepEqual(types(), ['downloading', 'download_failed', 'skipped']);
+    // Nor after a restart.
+    const again = liveUpdate({ updater, storage });
+    assert.equal((await again.lu.start()).type, 'skipped');
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+    assert.ok(!updater.methods.includes('set'));
+  });
+
+  test('after the plugin rolled it back', async () => {
+    const { lu, updater, storage } = liveUpdate({ applyImmediately: true });
+    await lu.start();
+    assert.ok(updater.methods.includes('set'));
+    updater.rollBack(); // the new bundle never called notifyAppReady
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['rolled_back', 'skipped']);
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+  });
+
+  test('when current() reports the new bundle as errored', async () => {
+    const { lu, updater, storage } = liveUpdate({ applyImmediately: true });
+    await lu.start();
+    updater.bundles.get(updater.currentId).status = 'error';
+    updater.notifyAppReady = async () => {}; // a bundle whose start-up failed
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['rolled_back', 'up_to_date']); // the plugin is about to go back
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').failed(), ['retailer-7']);
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+  });
+
+  test('after the plugin switched to it by itself and rolled it back', async () => {
+    const { lu, updater, storage } = liveUpdate();
+    await lu.start(); // downloaded and armed with next(); the app is killed before this code sees it go to the background
+    updater.restart(); // the plugin applies next()...
+    updater.rollBack(); // ...and the bundle never calls notifyAppReady
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['rolled_back', 'skipped']);
+    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
+  });
+
+  test('but one switched to by the plugin and running is applied', async () => {
+    const { lu, updater, storage } = liveUpdate();
+    await lu.start();
+    updater.restart();
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['applied', 'up_to_date']);
+  });
+
+  test('and one downloaded but never armed is downloaded again', async () => {
+    const updater = new NodeUpdater();
+    updater.next = async () => {
+      throw new Error('next failed');
+    };
+    const { lu, storage, types } = liveUpdate({ updater });
+    await lu.start();
+    assert.deepEqual(types(), ['downloading', 'error', 'downloaded']);
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['downloading', 'error', 'downloaded']);
+  });
+});
+
+describe('anti-rollback state', () => {
+  const latestSeq = (sequence) => envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, sequence, build: ref }), alice);
+
+  test('is persisted after a verified manifest and refuses older ones after a restart', async () => {
+    const storage = new MemoryStorage();
+    serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(6) }); // ACL version 3
+    await liveUpdate({ storage }).lu.start();
+    const state = new DeviceState(storage, 'retailer', 'production');
+    assert.deepEqual(await state.rollback(), { aclVersion: 3, sequence: 6 });
+    assert.ok([...storage.data.keys()].every((k) => k.startsWith('deploy:retailer/production/')));
+
+    serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(5) }); // a replay of an older latest.json
+    const r1 = await liveUpdate({ storage }).lu.start();
+    assert.equal(r1.rule, 'rollback');
+
+    serve({ acl: valid.acl, latest: latestSeq(6) }); // an older ACL (version 2)
+    const r2 = await liveUpdate({ storage }).lu.start();
+    assert.equal(r2.rule, 'acl_rollback');
+    assert.deepEqual(await state.rollback(), { aclVersion: 3, sequence: 6 });
+  });
+
+  test('is not changed by a manifest that fails verification', async () => {
+    const storage = new MemoryStorage();
+    await liveUpdate({ storage }).lu.start();
+    const state = new DeviceState(storage, 'retailer', 'production');
+    assert.deepEqual(await state.rollback(), { aclVersion: 2, sequence: 5 });
+    const forged = JSON.parse(latestSeq(9));
+    forged.signatures = JSON.parse(valid.latest).signatures; // signature of sequence 5
+    serve({ latest: JSON.stringify(forged) });
+    const r = await liveUpdate({ storage }).lu.start();
+    assert.equal(r.rule, 'bad_signature');
+    assert.deepEqual(await state.rollback(), { aclVersion: 2, sequence: 5 });
+  });
+});
+
+test('the options are checked', () => {
+  const trust = { roots: valid.root_keys };
+  const updater = new NodeUpdater();
+  assert.throws(() => new LiveUpdate({ app: 'retailer', trust, updater }), /tracker URL or a CDN URL/);
+  assert.throws(() => new LiveUpdate({ app: 'Retailer!', trust, updater, tracker: base }), /invalid app name/);
+  assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: [] }, updater, tracker: base }), /root public key/);
+  assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: ['ed25519:abc'] }, updater, tracker: base }), /32 bytes/);
+});

@@ -1,0 +1,73 @@
+// Every vector of the shared attack table (testdata/vectors.json) must get the
+// verdict the Go verifier gives it, with each Ed25519 implementation.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { verifyLatest, VerifyError } from '../dist/index.js';
+import { vectors, verdict } from './helpers.mjs';
+
+const parses = (s) => {
+  try {
+    JSON.parse(s);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('the table has the vectors the Go test requires', () => {
+  assert.ok(vectors.length >= 15, `only ${vectors.length} vectors`);
+  assert.ok(vectors.some((v) => v.verdict === 'ok') && vectors.some((v) => v.verdict !== 'ok'));
+});
+
+for (const impl of ['auto', 'webcrypto', 'noble']) {
+  describe(`vectors (${impl})`, () => {
+    for (const v of vectors) {
+      test(`${v.name}: ${v.verdict}`, async () => {
+        assert.equal(await verdict(v, impl), v.verdict, v.description);
+      });
+    }
+  });
+}
+
+// The tracker embeds envelopes as JSON objects in its answers; they are
+// measured and read as re-serialised, with the same verdicts.
+describe('vectors with envelopes as parsed objects', () => {
+  for (const v of vectors.filter((v) => parses(v.acl) && parses(v.latest))) {
+    test(`${v.name}: ${v.verdict}`, async () => {
+      assert.equal(await verdict(v, 'auto', true), v.verdict, v.description);
+    });
+  }
+});
+
+test('envelopes as bytes', async () => {
+  const v = vectors.find((v) => v.name === 'valid');
+  const enc = new TextEncoder();
+  const { latest, acl } = await verifyLatest({ roots: v.root_keys }, enc.encode(v.acl), enc.encode(v.latest).buffer, {
+    app: 'retailer',
+    channel: 'production',
+    now: new Date(v.expect.now),
+  });
+  assert.equal(acl.version, 2);
+  assert.deepEqual(
+    { ...latest.build },
+    {
+      id: 'retailer-7',
+      number: 7,
+      version: '1.4.2',
+      bundle: 'apps/retailer/bundles/77be8e7ad06f84230bd3e2125ee3825ac0dfc615fea63135c98056014c6b9058.zip',
+      sha256: '77be8e7ad06f84230bd3e2125ee3825ac0dfc615fea63135c98056014c6b9058',
+      size: 40,
+      min_native: '1.0.0',
+    },
+  );
+  assert.equal(latest.sequence, 5);
+  assert.equal(latest.expires, '2027-01-30T12:00:00Z');
+});
+
+test('a mistyped root key is a configuration error, not a verdict', async () => {
+  const v = vectors[0];
+  await assert.rejects(
+    verifyLatest({ roots: ['ed25519:nope'] }, v.acl, v.latest, { app: 'retailer', channel: 'production' }),
+    (e) => !(e instanceof VerifyError) && /32 bytes of base64/.test(e.message),
+  );
+});
