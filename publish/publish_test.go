@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/publish/file"
+	"github.com/cartona/deploy/publish/s3"
 )
 
 type fixture struct {
@@ -51,6 +54,28 @@ func fileStore(t *testing.T) publish.Store {
 	return s
 }
 
+// eachStore runs test against a local folder and a real S3 server.
+func eachStore(t *testing.T, test func(t *testing.T, store func(t *testing.T) publish.Store)) {
+	t.Run("file", func(t *testing.T) { test(t, fileStore) })
+	t.Run("s3", func(t *testing.T) {
+		srv := s3test.Start(t)
+		n := 0
+		test(t, func(t *testing.T) publish.Store {
+			n++
+			u, err := url.Parse(srv.URL(fmt.Sprintf("t%d", n)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Setenv(t)
+			s, err := s3.Open(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		})
+	})
+}
+
 func (f *fixture) publisher() *publish.Publisher {
 	return &publish.Publisher{Store: f.store, Key: f.user, Trust: f.trust}
 }
@@ -84,7 +109,11 @@ func (f *fixture) verifyChannel(t *testing.T, app, channel string) *manifest.Lat
 }
 
 func TestUploadPublishesAndIsIdempotent(t *testing.T) {
-	f := newFixture(t, fileStore(t))
+	eachStore(t, testUploadPublishes)
+}
+
+func testUploadPublishes(t *testing.T, store func(t *testing.T) publish.Store) {
+	f := newFixture(t, store(t))
 	www := writeTree(t, map[string]string{"index.html": "<html>", "main.js": "notifyAppReady()"})
 	ctx := context.Background()
 	var stages []string
@@ -158,7 +187,11 @@ func TestUploadRefusesUntrustedACL(t *testing.T) {
 }
 
 func TestConcurrentUploadsLoseNothing(t *testing.T) {
-	f := newFixture(t, fileStore(t))
+	eachStore(t, testConcurrentUploads)
+}
+
+func testConcurrentUploads(t *testing.T, store func(t *testing.T) publish.Store) {
+	f := newFixture(t, store(t))
 	const n = 10
 	var wg sync.WaitGroup
 	results := make([]*publish.Result, n)
@@ -213,9 +246,13 @@ func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, opt pub
 }
 
 func TestUploadKilledAtAnyStepLeavesAValidChannel(t *testing.T) {
+	eachStore(t, testUploadKilled)
+}
+
+func testUploadKilled(t *testing.T, store func(t *testing.T) publish.Store) {
 	for failAt := 1; failAt <= 3; failAt++ { // bundle, build record, latest.json
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
-			f := newFixture(t, fileStore(t))
+			f := newFixture(t, store(t))
 			if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v1"})}); err != nil {
 				t.Fatal(err)
 			}
