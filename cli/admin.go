@@ -99,7 +99,6 @@ func (e *env) changeGrant(cmd *cobra.Command, upload bool) error {
 	if err != nil {
 		return err
 	}
-	cfg.v.Set("can_upload", upload)
 	if err := cfg.require("username", "app"); err != nil {
 		return err
 	}

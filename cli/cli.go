@@ -52,7 +52,7 @@ func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 	}
 	fmt.Fprintf(stdio.Err, "deploy: %s\n", err)
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown ") || strings.Contains(err.Error(), "flag") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return 2
 	}
 	return 1

@@ -91,7 +91,6 @@ func (e *env) upload(cmd *cobra.Command) error {
 		if res == nil {
 			return fmt.Errorf("upload: %w", err)
 		}
-		log.Error().Err(err).Msg("")
 	}
 	if cfg.bool("json") {
 		return writeJSON(e.io.Out, res)
