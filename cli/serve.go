@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -104,29 +101,10 @@ func (e *env) stats(cmd *cobra.Command) error {
 	if err := cfg.require("app", "tracker", "stats_token"); err != nil {
 		return err
 	}
-	u := strings.TrimRight(cfg.str("tracker"), "/") + "/api/stats?app=" + url.QueryEscape(cfg.str("app"))
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, u, nil)
+	client := &http.Client{Timeout: 30 * time.Second}
+	st, err := tracker.GetStats(cmd.Context(), client, cfg.str("tracker"), cfg.str("stats_token"), cfg.str("app"))
 	if err != nil {
-		return usageError{fmt.Errorf("tracker URL: %w", err)}
-	}
-	req.Header.Set("Authorization", "Bearer "+cfg.str("stats_token"))
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("ask the tracker: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var body struct{ Message, Error string }
-		json.NewDecoder(resp.Body).Decode(&body)
-		msg := body.Message
-		if msg == "" {
-			msg = body.Error
-		}
-		return fmt.Errorf("tracker answered %s: %s", resp.Status, msg)
-	}
-	var st tracker.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return fmt.Errorf("tracker answer: %w", err)
+		return err
 	}
 	if cfg.bool("json") {
 		return writeJSON(e.io.Out, st)
