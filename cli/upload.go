@@ -98,6 +98,8 @@ func (e *env) upload(cmd *cobra.Command) error {
 	switch {
 	case res.Unchanged:
 		fmt.Fprintf(e.io.Out, "%s %s already has this build (build %d, version %s): nothing published\n", res.App, res.Channel, res.Number, res.Version)
+	case res.Renewed:
+		fmt.Fprintf(e.io.Out, "%s %s already has this build (build %d, version %s): signed its latest.json again with a later expiry\n", res.App, res.Channel, res.Number, res.Version)
 	case res.Superseded:
 		fmt.Fprintf(e.io.Out, "recorded %s build %d (version %s), but %s already points at a newer build\n", res.App, res.Number, res.Version, res.Channel)
 	default:

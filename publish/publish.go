@@ -83,6 +83,7 @@ type Result struct {
 	Latest      string `json:"latest"`
 	Sequence    int64  `json:"sequence"`
 	Unchanged   bool   `json:"unchanged"`            // identical to the channel's current build: nothing published
+	Renewed     bool   `json:"renewed,omitempty"`    // the same build, its latest.json signed again with a later expiry
 	Superseded  bool   `json:"superseded,omitempty"` // a newer build reached the channel first
 	Invalidated bool   `json:"invalidated,omitempty"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -109,7 +110,8 @@ func (e *NotGrantedError) Error() string {
 // order, and finally purges latest.json from the CDN. A crash at any step
 // leaves latest.json pointing at a complete build; concurrent uploads each
 // get their own build number and the channel ends at the newest; uploading
-// the build the channel already has writes nothing.
+// the build the channel already has writes nothing, unless its latest.json
+// is past half its life, which is then signed again (Renewed).
 func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	if req.Channel == "" {
 		req.Channel = "production"
@@ -157,15 +159,26 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		NotifyAppReady: b.NotifyAppReady, Bundle: p.location(manifest.BundleKey(req.App, b.SHA256)),
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
 
+	expires := req.Expires
+	if expires == 0 {
+		expires = DefaultExpiry
+	}
 	cur, _, err := p.readLatest(ctx, req.App, req.Channel, acl)
 	if err != nil {
 		return nil, err
 	}
 	if cur != nil && cur.verified && cur.Build.SHA256 == b.SHA256 && cur.Build.MinNative == req.MinNative &&
 		(req.Version == "" || req.Version == cur.Build.Version) {
-		res.Unchanged = true
 		res.BuildID, res.Number, res.Version, res.Sequence = cur.Build.ID, cur.Build.Number, cur.Build.Version, cur.Sequence
-		return res, nil
+		if cur.Expires.After(now.Add(expires / 2)) {
+			res.Unchanged = true
+			return res, nil
+		}
+		// The same build, but its latest.json is past half its life: sign it
+		// again so devices never see it expire.
+		stage("renewing " + req.Channel)
+		res.Renewed = true
+		return p.finish(ctx, acl, cur.Build, req, now, expires, res)
 	}
 
 	stage("uploading the bundle")
@@ -183,11 +196,13 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	res.BuildID, res.Number, res.Version = build.ID, build.Number, build.Version
 
 	stage("updating " + req.Channel)
-	expires := req.Expires
-	if expires == 0 {
-		expires = DefaultExpiry
-	}
-	seq, superseded, err := p.swapLatest(ctx, acl, build.BuildRef, req, now, expires)
+	return p.finish(ctx, acl, build.BuildRef, req, now, expires, res)
+}
+
+// finish points the channel at build and purges its latest.json from the
+// CDN.
+func (p *Publisher) finish(ctx context.Context, acl *manifest.ACL, build manifest.BuildRef, req Request, now time.Time, expires time.Duration, res *Result) (*Result, error) {
+	seq, superseded, err := p.swapLatest(ctx, acl, build, req, now, expires)
 	if err != nil {
 		return nil, err
 	}
@@ -195,10 +210,11 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	if superseded || p.Invalidator == nil {
 		return res, nil
 	}
-
-	stage("invalidating the CDN cache")
+	if req.Stage != nil {
+		req.Stage("invalidating the CDN cache")
+	}
 	if err := p.Invalidator.Invalidate(ctx, []string{p.cdnPath(manifest.LatestKey(req.App, req.Channel))}); err != nil {
-		return res, fmt.Errorf("published build %d, but the CDN invalidation failed (devices see it within %s anyway): %w", build.Number, "60s", err)
+		return res, fmt.Errorf("published build %d, but the CDN invalidation failed (devices see it within 60 s anyway): %w", build.Number, err)
 	}
 	res.Invalidated = true
 	return res, nil

@@ -301,3 +301,34 @@ func TestUploadInvalidatesExactlyLatest(t *testing.T) {
 		t.Fatalf("bundle URL %s, want %s", res.Bundle, want)
 	}
 }
+
+func TestUploadRenewsAnAgingLatest(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	www := writeTree(t, map[string]string{"index.html": "x"})
+	t0 := time.Now().Add(-9 * 24 * time.Hour)
+	at := func(d time.Duration) *publish.Publisher {
+		p := f.publisher()
+		p.Now = func() time.Time { return t0.Add(d) }
+		return p
+	}
+	req := publish.Request{App: "retailer", Dir: www, Expires: 10 * 24 * time.Hour}
+	if _, err := at(0).Upload(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := at(2*24*time.Hour).Upload(context.Background(), req)
+	if err != nil || !res.Unchanged || res.Renewed {
+		t.Fatalf("upload of the same build early in its life = %+v, %v; want unchanged", res, err)
+	}
+	res, err = at(6*24*time.Hour).Upload(context.Background(), req)
+	if err != nil || res.Unchanged || !res.Renewed || res.Number != 1 || res.Sequence != 2 {
+		t.Fatalf("upload of the same build past half its life = %+v, %v; want build 1 renewed at sequence 2", res, err)
+	}
+	l := f.verifyChannel(t, "retailer", "production")
+	if want := t0.Add(16 * 24 * time.Hour).UTC().Truncate(time.Second); !l.Expires.Equal(want) {
+		t.Fatalf("renewed latest.json expires %v, want %v", l.Expires, want)
+	}
+	builds, _ := f.store.List(context.Background(), manifest.BuildsPrefix("retailer"))
+	if len(builds) != 1 {
+		t.Fatalf("%d build records after a renewal, want 1", len(builds))
+	}
+}
