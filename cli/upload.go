@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -80,17 +79,11 @@ func (e *env) upload(cmd *cobra.Command) error {
 	}
 	res, err := p.Upload(ctx, req)
 	bar.clear()
-	if res != nil && !res.NotifyAppReady && !res.Unchanged {
+	if res != nil && !res.NotifyAppReady && !res.Unchanged && !res.Renewed {
 		log.Warn().Msg("no .js file calls notifyAppReady(): the Capgo plugin will roll this build back after appReadyTimeout (10 s); call CapacitorUpdater.notifyAppReady() when your app starts")
 	}
-	if err != nil {
-		var ng *publish.NotGrantedError
-		if errors.Is(err, publish.ErrBadBuild) || errors.As(err, &ng) {
-			return err
-		}
-		if res == nil {
-			return fmt.Errorf("upload: %w", err)
-		}
+	if res == nil {
+		return err
 	}
 	if cfg.bool("json") {
 		return writeJSON(e.io.Out, res)
