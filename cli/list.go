@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -185,19 +184,8 @@ func openVerified(ctx context.Context, cfg *config) (publish.Store, manifest.Tru
 
 // readKey reads a small object whole, refusing more than limit bytes.
 func readKey(ctx context.Context, store publish.Store, key string, limit int) ([]byte, error) {
-	rc, _, err := store.Get(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > limit {
-		return nil, &manifest.Error{Rule: manifest.RuleTooLarge, Detail: fmt.Sprintf("%s is over %d bytes", key, limit)}
-	}
-	return data, nil
+	data, _, err := publish.ReadSmall(ctx, store, key, limit)
+	return data, err
 }
 
 func firstLine(s string) string {

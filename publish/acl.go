@@ -19,7 +19,7 @@ var ErrNoACL = errors.New("the store has no ACL; an administrator runs `deploy i
 // ReadACL reads acl.json and verifies it against trust. It returns the ACL
 // and the ETag to pass to a compare-and-swap write.
 func ReadACL(ctx context.Context, s Store, trust manifest.Trust) (*manifest.ACL, string, error) {
-	data, info, err := readAll(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
+	data, info, err := ReadSmall(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", ErrNoACL
 	}
@@ -83,16 +83,20 @@ func UpdateACL(ctx context.Context, s Store, root ed25519.PrivateKey, change fun
 	}
 }
 
-// readAll reads a whole small object, refusing more than limit bytes.
-func readAll(ctx context.Context, s Store, key string, limit int64) ([]byte, Info, error) {
+// ReadSmall reads a whole small object, such as an envelope. An object over
+// limit bytes is refused with a manifest.RuleTooLarge error, read no further.
+func ReadSmall(ctx context.Context, s Store, key string, limit int) ([]byte, Info, error) {
 	rc, info, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, Info{}, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	data, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
 	if err != nil {
-		return nil, Info{}, fmt.Errorf("read %s: %w", key, err)
+		return nil, Info{}, fmt.Errorf("read %s: %w", s.Location(key), err)
+	}
+	if len(data) > limit {
+		return nil, Info{}, &manifest.Error{Rule: manifest.RuleTooLarge, Detail: fmt.Sprintf("%s is over %d bytes", s.Location(key), limit)}
 	}
 	return data, info, nil
 }

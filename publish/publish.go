@@ -318,9 +318,17 @@ type current struct {
 // sequence can still be passed: devices never saw it as valid, but the new
 // sequence must be above any number it claims.
 func (p *Publisher) readLatest(ctx context.Context, app, channel string, acl *manifest.ACL) (*current, string, error) {
-	data, info, err := readAll(ctx, p.Store, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
+	key := manifest.LatestKey(app, channel)
+	data, info, err := ReadSmall(ctx, p.Store, key, manifest.MaxLatestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", nil
+	}
+	if manifest.RuleOf(err) == manifest.RuleTooLarge { // no device accepts it: replace it
+		info, err = p.Store.Stat(ctx, key)
+		if err != nil {
+			return nil, "", err
+		}
+		return &current{}, info.ETag, nil
 	}
 	if err != nil {
 		return nil, "", err

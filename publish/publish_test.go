@@ -332,3 +332,21 @@ func TestUploadRenewsAnAgingLatest(t *testing.T) {
 		t.Fatalf("%d build records after a renewal, want 1", len(builds))
 	}
 }
+
+func TestUploadReplacesAGarbageLatest(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	key := manifest.LatestKey("retailer", "production")
+	for _, junk := range []string{"<html>not json</html>", strings.Repeat("x", manifest.MaxLatestSize+1)} {
+		if _, err := f.store.Put(ctx, key, strings.NewReader(junk), publish.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": fmt.Sprint(len(junk))})})
+		if err != nil {
+			t.Fatalf("upload over a %d-byte garbage latest.json: %v", len(junk), err)
+		}
+		if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != res.Number {
+			t.Fatalf("latest points at build %d, want %d", l.Build.Number, res.Number)
+		}
+	}
+}
