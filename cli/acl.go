@@ -25,7 +25,6 @@ Grants applied from a file and grants made with deploy grant are the same thing.
 		Use:     "export [file=acl.yaml]",
 		Short:   "Write the current ACL as YAML (stdout, or file=)",
 		Example: "  deploy acl export file=acl.yaml",
-		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := e.load(c)
 			if err != nil {
@@ -57,7 +56,6 @@ Grants applied from a file and grants made with deploy grant are the same thing.
 		Use:     "apply file=acl.yaml",
 		Short:   "Show what a YAML ACL changes, then sign and publish it",
 		Example: "  deploy acl apply file=acl.yaml dry_run=1",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.applyACL(c) },
 	}
 	apply.Flags().String("file", "", "the YAML ACL")

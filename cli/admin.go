@@ -19,7 +19,6 @@ func newInit(e *env) *cobra.Command {
 store's first signed ACL. Prints the root public key, which trackers
 (root_key=) and apps pin. Refuses to overwrite an existing ACL.`,
 		Example: "  deploy init store=s3://my-bucket/live?region=eu-west-1",
-		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := e.load(c)
 			if err != nil {
@@ -64,7 +63,6 @@ func newGrant(e *env) *cobra.Command {
 to an app; app=* grants every app. A new user needs key=, the public key
 they print with ` + "`deploy keys show`" + `. Signs the new ACL with the root key.`,
 		Example: "  deploy grant username=ahmed app=retailer can_upload=1 key=ed25519:...",
-		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			return e.changeGrant(c, c.Flags().Lookup("can_upload").Value.String() == "true")
 		},
@@ -79,7 +77,6 @@ func newRevoke(e *env) *cobra.Command {
 		Use:     "revoke username=NAME app=APP",
 		Short:   "Take back a user's upload right (administrators)",
 		Example: "  deploy revoke username=ahmed app=retailer",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.changeGrant(c, false) },
 	}
 	grantFlags(c)

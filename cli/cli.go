@@ -42,7 +42,7 @@ type usageError struct{ error }
 // exit status: 0 on success, 1 on failure, 2 for a bad command line.
 func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 	root := newRoot(version, stdio)
-	root.SetArgs(seedArgs(args))
+	root.SetArgs(args)
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
@@ -60,21 +60,42 @@ func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 
 var seedArg = regexp.MustCompile(`^([a-z][a-z0-9_]*)=(.*)$`)
 
-// seedArgs turns the seed's key=value arguments into --key=value flags, so
-// `deploy upload app=retailer dir=./www` and `deploy upload --app retailer
-// --dir ./www` mean the same.
-func seedArgs(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
+// seedArgs checks that every argument is a key=value parameter, the seed's
+// form, as in `deploy upload app=retailer dir=./www`.
+func seedArgs(c *cobra.Command, args []string) error {
+	for _, a := range args {
+		if !seedArg.MatchString(a) {
+			return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
 		}
-		if m := seedArg.FindStringSubmatch(a); m != nil {
-			a = "--" + m[1] + "=" + m[2]
-		}
-		out = append(out, a)
 	}
-	return out
+	return nil
+}
+
+// applySeedArgs sets each key=value argument as the flag of that name, so it
+// means the same as --key value. Cobra has already told flag values apart
+// from arguments, so a value that itself holds '=' stays as it is.
+func applySeedArgs(c *cobra.Command, args []string) error {
+	for _, a := range args {
+		m := seedArg.FindStringSubmatch(a)
+		if c.Flags().Lookup(m[1]) == nil {
+			return usageError{fmt.Errorf("unknown parameter %q; run `%s --help` for the parameters", m[1], c.CommandPath())}
+		}
+		if err := c.Flags().Set(m[1], m[2]); err != nil {
+			return usageError{fmt.Errorf("%s=%s: %v", m[1], m[2], err)}
+		}
+	}
+	return nil
+}
+
+// withSeedArgs makes every runnable command under c take key=value
+// arguments.
+func withSeedArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		withSeedArgs(sub)
+	}
+	if c.RunE != nil {
+		c.Args = seedArgs
+	}
 }
 
 func newRoot(version string, stdio IO) *cobra.Command {
@@ -88,9 +109,10 @@ for updates.
 Every parameter can be given as key=value or --key value:
   deploy upload app=retailer dir=./www
   deploy upload --app retailer --dir ./www`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           version,
+		PersistentPreRunE: applySeedArgs,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%w\nrun `%s --help` for the parameters", err, c.CommandPath())}
@@ -114,10 +136,10 @@ Every parameter can be given as key=value or --key value:
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
-			Args:  cobra.NoArgs,
 			Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(stdio.Out, "deploy", version) },
 		},
 	)
+	withSeedArgs(root)
 	return root
 }
 

@@ -18,7 +18,6 @@ func newKeys(e *env) *cobra.Command {
 		Long: `Print your public key, to hand to the administrator who grants you uploads.
 With root=1, print the root public key instead, in the form that the tracker's
 root_key and an app's configuration take. Private keys are never printed.`,
-		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := e.load(c)
 			if err != nil {
@@ -44,7 +43,6 @@ root_key and an app's configuration take. Private keys are never printed.`,
 	gen := &cobra.Command{
 		Use:   "generate",
 		Short: "Create your signing key (mode 0600); never overwrites",
-		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := e.load(c)
 			if err != nil {

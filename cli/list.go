@@ -20,7 +20,6 @@ func newList(e *env) *cobra.Command {
 		Use:     "builds app=NAME",
 		Short:   "List an app's builds, newest first",
 		Example: "  deploy list builds app=retailer",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.listBuilds(c) },
 	}
 	builds.Flags().String("app", "", "app name")
@@ -29,7 +28,6 @@ func newList(e *env) *cobra.Command {
 		Use:     "permissions [app=NAME]",
 		Short:   "List who may upload, for one app or all",
 		Example: "  deploy list permissions app=retailer",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.listPermissions(c) },
 	}
 	perms.Flags().String("app", "", "app name (default: every app)")

@@ -33,7 +33,6 @@ key; check that the store can be reached; and save them as a profile (mode
 0600). Name the profile after an app (profile=retailer) and commands for that
 app use it.`,
 		Example: "  deploy login profile=retailer username=ahmed store='s3://live-bucket/retailer?region=eu-west-1' cdn=https://d123.cloudfront.net root_key=ed25519:...",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.login(c) },
 	}
 	f := c.Flags()

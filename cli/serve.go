@@ -26,7 +26,6 @@ the Capgo plugin's self-hosted protocol (/capgo/<app>/updates and
 redirects downloads to the CDN (or serves them from a local store), and
 records events in SQLite. Stops gracefully on SIGTERM or Ctrl-C.`,
 		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.serve(c) },
 	}
 	f := c.Flags()
@@ -84,7 +83,6 @@ func newStats(e *env) *cobra.Command {
 		Use:     "stats app=NAME [tracker=URL] [stats_token=TOKEN]",
 		Short:   "Show per-build download statistics from the tracker",
 		Example: "  deploy stats app=retailer tracker=https://updates.example.com stats_token=$STATS_TOKEN",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.stats(c) },
 	}
 	c.Flags().String("app", "", "app name")

@@ -21,7 +21,6 @@ func newUpload(e *env) *cobra.Command {
 newest build of a channel. Uploading a build the channel already has
 publishes nothing.`,
 		Example: "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"",
-		Args:    cobra.NoArgs,
 		RunE:    func(c *cobra.Command, _ []string) error { return e.upload(c) },
 	}
 	f := c.Flags()

@@ -22,7 +22,6 @@ func newVerify(e *env) *cobra.Command {
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what this machine saw before; then download the bundle and check its
 size and sha256.`,
-		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error { return e.verify(c) },
 	}
 	c.Flags().String("app", "", "app name")
