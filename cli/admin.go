@@ -96,6 +96,13 @@ func (e *env) changeGrant(cmd *cobra.Command, upload bool) error {
 	if err != nil {
 		return err
 	}
+	// Whom and what a grant is about come from this command line only, never
+	// from a profile, the project config or the environment.
+	for _, n := range []string{"username", "app", "key"} {
+		if !cmd.Flags().Changed(n) {
+			cfg.v.Set(n, "")
+		}
+	}
 	if err := cfg.require("username", "app"); err != nil {
 		return err
 	}
@@ -168,6 +175,9 @@ func setGrant(acl *manifest.ACL, name, app, key string, upload bool) (bool, erro
 	} else if _, ok := u.Grants[app]; ok {
 		delete(u.Grants, app)
 		changed = true
+	}
+	if !upload && app != manifest.AllApps && u.Grants[manifest.AllApps].CanUpload {
+		return false, usageError{fmt.Errorf("%s may upload to every app (app=*), %s included; take that back with `deploy revoke username=%s app=*`", name, app, name)}
 	}
 	return changed, nil
 }

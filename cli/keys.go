@@ -48,7 +48,7 @@ root_key and an app's configuration take. Private keys are never printed.`,
 			if err != nil {
 				return err
 			}
-			path := cfg.str("key")
+			path := cfg.str("key_file")
 			k, err := manifest.GenerateKey(path)
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%s already exists; `deploy keys show` prints its public key", path)

@@ -20,7 +20,7 @@ var loginFields = []struct{ name, help string }{
 	{"distribution", "CloudFront distribution id (empty for none)"},
 	{"tracker", "tracker URL devices use (deploy serve)"},
 	{"root_key", "the administrator's root public key (ed25519:...)"},
-	{"key", "your signing key file"},
+	{"key_file", "your signing key file"},
 }
 
 func newLogin(e *env) *cobra.Command {

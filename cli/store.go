@@ -25,7 +25,7 @@ func storeFlags(c *cobra.Command) {
 	f.String("store", "", "store URL: file:///path (default "+defaultStoreURL()+") or s3://bucket/prefix?region=...")
 	f.String("root_key", "", "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)")
 	f.String("root_key_file", defaultRootKeyFile(), "the administrator's root private key")
-	f.String("key", filepath.Join(configDir(), "user.key"), "your signing key file")
+	f.String("key_file", filepath.Join(configDir(), "user.key"), "your signing key file (private, mode 0600)")
 }
 
 func defaultStoreURL() string { return "file://" + filepath.ToSlash(filepath.Join(dataDir(), "store")) }
@@ -82,7 +82,7 @@ func (c *config) isLocal() bool {
 // userKey loads the user's signing key, creating it if missing when create
 // is set; it says on stderr when it made one.
 func (c *config) userKey(create bool) (ed25519.PrivateKey, error) {
-	path := c.str("key")
+	path := c.str("key_file")
 	if !create {
 		k, err := manifest.LoadKey(path)
 		if errors.Is(err, fs.ErrNotExist) {
