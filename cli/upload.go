@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 
@@ -123,7 +125,9 @@ func (e *env) bootstrap(ctx context.Context, cfg *config, store publish.Store, k
 	}
 	pub := manifest.FormatPublicKey(manifest.Public(key))
 	users := []manifest.User{{Name: user, Keys: []string{pub}, Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}}}
-	if _, err := publish.InitACL(ctx, store, root, users); err != nil {
+	if _, err := publish.InitACL(ctx, store, root, users); errors.Is(err, fs.ErrExist) {
+		return nil // bootstrapped meanwhile by a concurrent upload
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.io.Err, "created the ACL of local store %s, granting %s upload to every app\n", store.Location(manifest.ACLKey), user)

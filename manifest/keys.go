@@ -85,19 +85,27 @@ func GenerateKey(path string) (ed25519.PrivateKey, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Written whole to a temporary file, then linked into place: a reader
+	// never sees a half-written key, and an existing key is never replaced.
+	f, err := os.CreateTemp(filepath.Dir(path), ".key-*")
 	if err != nil {
 		return nil, err
 	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	defer os.Remove(f.Name())
+	err = f.Chmod(0o600)
+	if err == nil || runtime.GOOS == "windows" {
+		err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Link(f.Name(), path)
+	}
 	if err != nil {
-		os.Remove(path)
 		return nil, err
 	}
 	return priv, nil

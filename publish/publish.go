@@ -247,22 +247,40 @@ func (p *Publisher) cdnPath(key string) string {
 }
 
 // putBundle uploads the zip once: bundles are content-addressed, so an
-// existing object of the same size is the same bundle.
+// object of the same size at its key is the same bundle. Another object
+// there (a broken copy) is replaced; one that another upload is still
+// writing is waited for.
 func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error {
 	key := manifest.BundleKey(app, b.SHA256)
-	if info, err := p.Store.Stat(ctx, key); err == nil && info.Size == b.Size {
-		return nil
+	for attempt := range 10 {
+		opt := PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
+		info, err := p.Store.Stat(ctx, key)
+		switch {
+		case err == nil && info.Size == b.Size:
+			return nil
+		case err == nil:
+			opt.IfMatch = info.ETag
+		case errors.Is(err, fs.ErrNotExist):
+			opt.CreateOnly = true
+		default:
+			return err
+		}
+		f, err := os.Open(b.Path)
+		if err != nil {
+			return err
+		}
+		_, err = p.Store.Put(ctx, key, f, opt)
+		f.Close()
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, ErrConflict) {
+			return err
+		}
+		select { // written meanwhile by another upload: look again
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt+1) * 100 * time.Millisecond):
+		}
 	}
-	f, err := os.Open(b.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = p.Store.Put(ctx, key, f, PutOptions{CreateOnly: true, Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache})
-	if errors.Is(err, fs.ErrExist) {
-		return nil // uploaded meanwhile by a concurrent publish of the same build
-	}
-	return err
+	return fmt.Errorf("%s kept changing while it was uploaded; try again", p.Store.Location(key))
 }
 
 // putBuild writes the build record under the next free number, taking the

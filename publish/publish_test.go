@@ -350,3 +350,20 @@ func TestUploadReplacesAGarbageLatest(t *testing.T) {
 		}
 	}
 }
+
+func TestUploadReplacesABrokenBundle(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	www := writeTree(t, map[string]string{"index.html": "x"})
+	b, err := publish.Zip(www, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := manifest.BundleKey("retailer", b.SHA256)
+	if _, err := f.store.Put(context.Background(), key, strings.NewReader("truncated"), publish.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: www}); err != nil {
+		t.Fatal(err)
+	}
+	f.verifyChannel(t, "retailer", "production") // checks the bundle's bytes
+}
