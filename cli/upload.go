@@ -87,7 +87,10 @@ func (e *env) upload(cmd *cobra.Command) error {
 		return err
 	}
 	if cfg.bool("json") {
-		return writeJSON(e.io.Out, res)
+		if jerr := writeJSON(e.io.Out, res); jerr != nil {
+			return jerr
+		}
+		return err
 	}
 	switch {
 	case res.Unchanged:

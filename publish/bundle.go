@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
@@ -40,9 +39,13 @@ func (b *Bundle) Remove() error { return os.Remove(b.Path) }
 // folder: missing, empty, without index.html, or with unsafe names.
 var ErrBadBuild = errors.New("bad web build")
 
-// zipTime is the fixed modification time of every entry, so that the same
-// folder always gives the same bytes.
-var zipTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+// Every entry has the same fixed modification time, 2000-01-01 00:00:00, as
+// an MS-DOS date and time, so that the same folder always gives the same
+// bytes.
+const (
+	zipDate = (2000-1980)<<9 | 1<<5 | 1
+	zipTime = 0
+)
 
 const (
 	// Files up to this size are compressed into memory; larger ones into a
@@ -107,11 +110,11 @@ func collect(dir string) ([]entry, int64, error) {
 	var entries []entry
 	var total int64
 	hasIndex := false
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadBuild, err)
 		}
-		if p == root {
+		if p == realRoot {
 			return nil
 		}
 		base := d.Name()
@@ -121,7 +124,7 @@ func collect(dir string) ([]entry, int64, error) {
 			}
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
+		rel, _ := filepath.Rel(realRoot, p)
 		name := filepath.ToSlash(rel)
 		if err := checkName(name); err != nil {
 			return err
@@ -270,7 +273,7 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 	for j := range queue {
 		<-j.done
 		if j.e.path == "" {
-			if _, err := zw.CreateHeader(&zip.FileHeader{Name: j.e.name, Modified: zipTime, Method: zip.Store, ExternalAttrs: dirAttrs}); err != nil {
+			if _, err := zw.CreateHeader(j.header(zip.Store, dirAttrs)); err != nil {
 				return nil, fmt.Errorf("zip %s: %w", j.e.name, err)
 			}
 			continue
@@ -302,6 +305,22 @@ const (
 	fileAttrs = 0o100644 << 16
 	dirAttrs  = 0o40755<<16 | 0x10
 )
+
+// header is the entry's zip header: made on Unix by zip 2.0, the fixed time,
+// and the UTF-8 flag for names beyond ASCII (CreateRaw sets none of these).
+func (j *job) header(method uint16, attrs uint32) *zip.FileHeader {
+	fh := &zip.FileHeader{
+		Name: j.e.name, Method: method, ModifiedDate: zipDate, ModifiedTime: zipTime,
+		CreatorVersion: 3<<8 | 20, ReaderVersion: 20, ExternalAttrs: attrs,
+	}
+	for _, r := range j.e.name {
+		if r >= utf8.RuneSelf {
+			fh.Flags |= 0x800
+			break
+		}
+	}
+	return fh
+}
 
 // level picks the Deflate level: already-compressed formats only pass
 // through a fast Deflate (every entry must still be Deflate for Android).
@@ -389,11 +408,9 @@ func (j *job) write(zw *zip.Writer) error {
 		}
 		src = j.spill
 	}
-	fw, err := zw.CreateRaw(&zip.FileHeader{
-		Name: j.e.name, Method: zip.Deflate, Modified: zipTime,
-		CRC32: j.crc, CompressedSize64: uint64(size), UncompressedSize64: uint64(j.raw),
-		CreatorVersion: 3 << 8, ExternalAttrs: fileAttrs,
-	})
+	fh := j.header(zip.Deflate, fileAttrs)
+	fh.CRC32, fh.CompressedSize64, fh.UncompressedSize64 = j.crc, uint64(size), uint64(j.raw)
+	fw, err := zw.CreateRaw(fh)
 	if err == nil {
 		_, err = io.Copy(fw, src)
 	}

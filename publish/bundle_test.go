@@ -46,6 +46,7 @@ func TestZipIsDeterministicAndCapgoCompatible(t *testing.T) {
 	files := map[string]string{
 		"index.html":          "<html><script src=main.js></script></html>",
 		"main.js":             "CapacitorUpdater.notifyAppReady()",
+		"café.js":             "// a name beyond ASCII",
 		"assets/icon.svg":     "<svg/>",
 		"assets/empty.txt":    "",
 		"assets/img/logo.png": string(bytes.Repeat([]byte{0x89, 'P', 'N', 'G', 7}, 1000)),
@@ -72,8 +73,8 @@ func TestZipIsDeterministicAndCapgoCompatible(t *testing.T) {
 	if hex.EncodeToString(sum[:]) != a.SHA256 || int64(len(data)) != a.Size {
 		t.Fatal("Bundle.SHA256/Size do not describe the file")
 	}
-	if !a.NotifyAppReady || a.Files != 6 {
-		t.Fatalf("NotifyAppReady = %v, Files = %d; want true, 6", a.NotifyAppReady, a.Files)
+	if !a.NotifyAppReady || a.Files != 7 {
+		t.Fatalf("NotifyAppReady = %v, Files = %d; want true, 7", a.NotifyAppReady, a.Files)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
@@ -82,6 +83,12 @@ func TestZipIsDeterministicAndCapgoCompatible(t *testing.T) {
 	var names []string
 	for _, f := range zr.File {
 		names = append(names, f.Name)
+		if !f.Modified.Equal(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)) || f.CreatorVersion>>8 != 3 {
+			t.Errorf("%s: modified %v, made by %d; want 2000-01-01 on Unix (3)", f.Name, f.Modified, f.CreatorVersion>>8)
+		}
+		if nonASCII := f.Name != strings.ToValidUTF8(f.Name, "") || strings.ContainsFunc(f.Name, func(r rune) bool { return r > 127 }); nonASCII != (f.Flags&0x800 != 0) {
+			t.Errorf("%s: UTF-8 flag %v", f.Name, f.Flags&0x800 != 0)
+		}
 		if strings.HasSuffix(f.Name, "/") {
 			if f.Flags&0x8 != 0 {
 				t.Errorf("folder %s has the data-descriptor flag", f.Name)
@@ -108,7 +115,7 @@ func TestZipIsDeterministicAndCapgoCompatible(t *testing.T) {
 			t.Errorf("%s: content differs after unzip", f.Name)
 		}
 	}
-	want := "assets/ assets/empty.txt assets/icon.svg assets/img/ assets/img/logo.png index.html main.js vendor.js"
+	want := "assets/ assets/empty.txt assets/icon.svg assets/img/ assets/img/logo.png café.js index.html main.js vendor.js"
 	if strings.Join(names, " ") != want {
 		t.Fatalf("entries = %v\nwant      %v", names, want)
 	}
@@ -163,5 +170,16 @@ func TestZipFollowsSymlinkInside(t *testing.T) {
 	b := zipDir(t, d)
 	if b.Files != 3 {
 		t.Fatalf("Files = %d, want 3", b.Files)
+	}
+}
+
+func TestZipFollowsASymlinkedFolder(t *testing.T) {
+	real := writeTree(t, map[string]string{"index.html": "x"})
+	link := filepath.Join(t.TempDir(), "www")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if b := zipDir(t, link); b.Files != 1 {
+		t.Fatalf("Files = %d through a symlinked folder, want 1", b.Files)
 	}
 }

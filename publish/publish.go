@@ -85,7 +85,7 @@ type Result struct {
 	Unchanged   bool   `json:"unchanged"`            // identical to the channel's current build: nothing published
 	Renewed     bool   `json:"renewed,omitempty"`    // the same build, its latest.json signed again with a later expiry
 	Superseded  bool   `json:"superseded,omitempty"` // a newer build reached the channel first
-	Invalidated bool   `json:"invalidated,omitempty"`
+	Invalidated bool   `json:"invalidated"`          // the CDN's copy of latest.json was purged
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
 	NotifyAppReady bool `json:"notify_app_ready"`
 }
@@ -121,6 +121,9 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	}
 	if err := manifest.CheckName("channel", req.Channel); err != nil {
 		return nil, err
+	}
+	if req.Expires != 0 && req.Expires < time.Hour {
+		return nil, fmt.Errorf("expires %s is too short: devices would refuse the channel soon after publishing; use 1h or more (default %s)", req.Expires, DefaultExpiry)
 	}
 	stage := func(s string) {
 		if req.Stage != nil {

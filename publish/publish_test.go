@@ -367,3 +367,13 @@ func TestUploadReplacesABrokenBundle(t *testing.T) {
 	}
 	f.verifyChannel(t, "retailer", "production") // checks the bundle's bytes
 }
+
+func TestUploadRefusesAShortExpiry(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	for _, d := range []time.Duration{-time.Hour, time.Minute} {
+		_, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "x"}), Expires: d})
+		if err == nil || !strings.Contains(err.Error(), "too short") {
+			t.Fatalf("expires %v: err = %v, want too short", d, err)
+		}
+	}
+}
