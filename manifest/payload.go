@@ -73,7 +73,7 @@ func (a *ACL) Keys() []ed25519.PublicKey {
 type Latest struct {
 	App      string    `json:"app"`
 	Channel  string    `json:"channel"`
-	Sequence int64     `json:"sequence"` // grows by one with each change of the channel
+	Sequence int64     `json:"sequence"` // grows with each change of the channel
 	Issued   time.Time `json:"issued"`
 	Expires  time.Time `json:"expires"`
 	Build    BuildRef  `json:"build"`

@@ -331,7 +331,21 @@ func (p *Publisher) lastNumber(ctx context.Context, app string) (int64, error) {
 // current is a channel's latest.json as read before a swap.
 type current struct {
 	manifest.Latest
-	verified bool
+	parsed   bool // its payload could be read
+	verified bool // signed by a key granted for the app
+}
+
+// nextSequence is the sequence of the latest.json that replaces cur. After
+// an unreadable one, whose sequence is lost, it is the current Unix time:
+// above what devices saw, which grew by one per publish.
+func (cur *current) nextSequence(now time.Time) int64 {
+	switch {
+	case cur == nil:
+		return 1
+	case !cur.parsed:
+		return max(now.Unix(), 1)
+	}
+	return cur.Sequence + 1
 }
 
 // readLatest reads and verifies a channel's latest.json. It returns nil if
@@ -356,8 +370,8 @@ func (p *Publisher) readLatest(ctx context.Context, app, channel string, acl *ma
 	}
 	env, perr := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
 	cur := &current{}
-	if perr == nil {
-		json.Unmarshal(env.Payload, &cur.Latest)
+	if perr == nil && json.Unmarshal(env.Payload, &cur.Latest) == nil {
+		cur.parsed = true
 		if signers := env.SignedBy(acl.Keys()); len(signers) > 0 && cur.App == app && cur.Channel == channel {
 			for _, k := range signers {
 				if acl.Uploader(k, app) != "" {
@@ -379,13 +393,12 @@ func (p *Publisher) swapLatest(ctx context.Context, acl *manifest.ACL, build man
 		if err != nil {
 			return 0, false, err
 		}
-		l := manifest.Latest{App: req.App, Channel: req.Channel, Sequence: 1, Issued: now, Expires: now.Add(expires), Build: build}
+		l := manifest.Latest{App: req.App, Channel: req.Channel, Sequence: cur.nextSequence(now), Issued: now, Expires: now.Add(expires), Build: build}
 		opt := PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache}
 		if cur != nil {
 			if cur.verified && cur.Build.Number > build.Number {
 				return cur.Sequence, true, nil
 			}
-			l.Sequence = cur.Sequence + 1
 			opt.CreateOnly, opt.IfMatch = false, etag
 		}
 		env, err := manifest.Sign(manifest.TypeLatest, l, p.Key)

@@ -345,8 +345,13 @@ func TestUploadReplacesAGarbageLatest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("upload over a %d-byte garbage latest.json: %v", len(junk), err)
 		}
-		if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != res.Number {
+		l := f.verifyChannel(t, "retailer", "production")
+		if l.Build.Number != res.Number {
 			t.Fatalf("latest points at build %d, want %d", l.Build.Number, res.Number)
+		}
+		// Its sequence is lost: the new one must stay above any a device saw.
+		if l.Sequence < time.Now().Add(-time.Hour).Unix() {
+			t.Fatalf("sequence after an unreadable latest.json = %d, want the Unix time", l.Sequence)
 		}
 	}
 }
