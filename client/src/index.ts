@@ -23,6 +23,6 @@ export {
 export type { Rule, ACL, User, Grant, Latest, BuildRef, Build, EnvelopeInput, Trust, Expect } from './verify.js';
 export type { Ed25519Impl } from './ed25519.js';
 export { MemoryStorage, DeviceState } from './state.js';
-export type { KeyValueStorage, RollbackState, Attempt } from './state.js';
+export type { KeyValueStorage, RollbackState, Attempt, DownloadFailures } from './state.js';
 export { LiveUpdate, compareVersions } from './live-update.js';
 export type { LiveUpdateOptions, LiveUpdateEvent, LiveUpdateEventType, Updater, BundleInfo, AppStateHook } from './live-update.js';

@@ -1,7 +1,8 @@
 // LiveUpdate: the seed's DeployUpdateService, made right. It verifies the
 // signed manifest before anything else, downloads while the app is in use
 // with the sha256 checksum the plugin checks natively, switches when the app
-// goes to the background, and never tries a failed build twice.
+// goes to the background, and never tries a build that failed to start twice.
+// A failed download is retried later, with a backoff.
 
 import { DeviceState, MemoryStorage, type KeyValueStorage } from './state.js';
 import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Rule, type Trust } from './verify.js';
@@ -48,7 +49,7 @@ export interface LiveUpdateOptions {
    * the tracker still gets the reports.
    */
   cdn?: string;
-  /** Where the anti-rollback state and failed builds are kept (use @capacitor/preferences); in memory if absent. */
+  /** Where the anti-rollback state, failed builds and download backoff are kept (use @capacitor/preferences); in memory if absent. */
   storage?: KeyValueStorage;
   /** Checks for updates whenever the app becomes active, and switches when it goes to the background. */
   onAppStateChange?: AppStateHook;
@@ -57,6 +58,7 @@ export interface LiveUpdateOptions {
   /** Told about every step, for logs and analytics. */
   onEvent?: (event: LiveUpdateEvent) => void;
   fetch?: typeof globalThis.fetch;
+  /** The clock, for manifest expiry and the download backoff; the system clock if absent. */
   now?: () => Date;
   /** Timeout of each request to the tracker or CDN, in ms (default 20000). */
   timeoutMs?: number;
@@ -66,10 +68,10 @@ export type LiveUpdateEventType =
   | 'no_update' // nothing is published, or the tracker offers nothing
   | 'rejected' // the manifest failed verification (rule says why); nothing was downloaded
   | 'up_to_date' // the current bundle is the published build
-  | 'skipped' // the build failed before on this device, or needs a newer native app
+  | 'skipped' // the build failed to start on this device, waits for a download retry, or needs a newer native app
   | 'downloading'
   | 'downloaded' // waiting for the app to go to the background
-  | 'download_failed' // the build will not be downloaded again
+  | 'download_failed' // retried at a later check after a backoff, or given up after MAX_DOWNLOAD_ATTEMPTS
   | 'applying' // set() called: the app reloads into the new bundle
   | 'applied' // the new bundle is running
   | 'rolled_back' // the new bundle did not start; the plugin went back
@@ -82,6 +84,14 @@ export interface LiveUpdateEvent {
   version?: string;
   rule?: Rule; // for "rejected"
 }
+
+/** Failed downloads of one build before LiveUpdate gives up on it and waits for another build. */
+const MAX_DOWNLOAD_ATTEMPTS = 6;
+const MINUTE = 60_000;
+const MAX_RETRY_DELAY = 240 * MINUTE;
+
+/** How long to wait after the nth failed download in a row: 1, 4, 16, 64 minutes, then 4 hours. */
+const retryDelay = (n: number) => Math.min(MINUTE * 4 ** (n - 1), MAX_RETRY_DELAY);
 
 interface Pending {
   ref: BuildRef;
@@ -222,21 +232,39 @@ export class LiveUpdate {
     }
     if (current.version === ref.version) return this.emit({ type: 'up_to_date', message: `${ref.version} is running`, ...ev });
     if ((await this.state.failed()).includes(ref.id)) {
-      return this.emit({ type: 'skipped', message: `${ref.id} failed on this device before`, ...ev });
+      return this.emit({ type: 'skipped', message: `${ref.id} failed to start on this device before`, ...ev });
     }
     if (ref.min_native && native && compareVersions(native, ref.min_native) < 0) {
       return this.emit({ type: 'skipped', message: `${ref.id} needs native app ${ref.min_native}, this is ${native}`, ...ev });
     }
     if (this.pending) return this.emit({ type: 'downloaded', message: `${ref.id} is downloaded, waiting for the app to go to the background`, ...ev });
 
+    // Failed downloads of this build (offline, a timeout, HTTP 429/503, low
+    // disk, a bad CDN object) are retried with a backoff, up to a limit.
+    const now = (this.opts.now?.() ?? new Date()).getTime();
+    const last = await this.state.downloadFailures();
+    const failures = last?.build === ref.id ? last : undefined;
+    if (failures && failures.count >= MAX_DOWNLOAD_ATTEMPTS) {
+      return this.emit({ type: 'skipped', message: `${ref.id} failed to download ${failures.count} times; waiting for another build`, ...ev });
+    }
+    // A retry time further away than the longest delay means the clock was turned back: retry now.
+    if (failures && now < failures.retryAt && failures.retryAt - now <= MAX_RETRY_DELAY) {
+      const at = new Date(failures.retryAt).toISOString();
+      return this.emit({ type: 'skipped', message: `${ref.id} failed to download ${failures.count} times; next try after ${at}`, ...ev });
+    }
+
     this.emit({ type: 'downloading', message: `downloading ${ref.id} (${ref.version}, ${ref.size} bytes)`, ...ev });
     let bundle: BundleInfo;
     try {
       bundle = await this.opts.updater.download({ url: await this.bundleURL(ref), version: ref.version, checksum: ref.sha256 });
     } catch (e) {
-      await this.state.addFailed(ref.id);
-      return this.emit({ type: 'download_failed', message: `download ${ref.id}: ${errText(e)}; it will not be tried again`, ...ev });
+      const count = (failures?.count ?? 0) + 1;
+      const retryAt = now + retryDelay(count);
+      await this.state.setDownloadFailures({ build: ref.id, count, retryAt });
+      const then = count >= MAX_DOWNLOAD_ATTEMPTS ? 'giving up until another build is published' : `next try after ${new Date(retryAt).toISOString()}`;
+      return this.emit({ type: 'download_failed', message: `download ${ref.id} (attempt ${count} of ${MAX_DOWNLOAD_ATTEMPTS}): ${errText(e)}; ${then}`, ...ev });
     }
+    if (last) await this.state.setDownloadFailures(null);
     await this.reportComplete(ref);
     this.pending = { ref, bundle };
     // With next() armed the plugin switches by itself when the app goes to

@@ -1,5 +1,6 @@
 // What a device remembers between runs: the anti-rollback state of each app
-// and channel, the builds that failed, and the update being applied.
+// and channel, the builds that failed to start, the failed downloads of the
+// latest build, and the update being applied.
 
 /**
  * A small persistent key-value store. @capacitor/preferences fits:
@@ -38,6 +39,14 @@ export interface Attempt {
   version: string;
   /** Whether the switch was made or armed (set() or next() called). */
   applied: boolean;
+}
+
+/** The failed downloads of one build in a row, for the backoff. */
+export interface DownloadFailures {
+  build: string; // build id
+  count: number;
+  /** No new download before this time, in ms since the epoch. */
+  retryAt: number;
 }
 
 /** How many failed build ids are remembered per app and channel; older ones are dropped. */
@@ -88,11 +97,21 @@ export class DeviceState {
     return Array.isArray(f) ? f.filter((x): x is string => typeof x === 'string') : [];
   }
 
-  /** Remembers that a build failed, so that it is never downloaded again. */
+  /** Remembers that a build failed to start, so that it is never downloaded again. */
   async addFailed(buildID: string): Promise<void> {
     const f = (await this.failed()).filter((x) => x !== buildID);
     f.push(buildID);
     await this.write('failed', f.slice(-MAX_FAILED));
+  }
+
+  /** The failed downloads of the build tried last; null if its last download succeeded. */
+  async downloadFailures(): Promise<DownloadFailures | null> {
+    const f = await this.read<DownloadFailures | null>('download', null);
+    return f && typeof f.build === 'string' && Number.isInteger(f.count) && Number.isFinite(f.retryAt) ? f : null;
+  }
+
+  async setDownloadFailures(f: DownloadFailures | null): Promise<void> {
+    await this.write('download', f);
   }
 
   async attempt(): Promise<Attempt | null> {
