@@ -183,6 +183,11 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		res.Renewed = true
 		return p.finish(ctx, acl, cur.Build, req, now, expires, res)
 	}
+	if req.Version != "" {
+		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {
+			return nil, err
+		}
+	}
 
 	stage("uploading the bundle")
 	if err := p.putBundle(ctx, req.App, b); err != nil {
@@ -247,6 +252,30 @@ func (p *Publisher) cdnPath(key string) string {
 		}
 	}
 	return path.Join("/", base, key)
+}
+
+// checkVersionFree refuses a version string that a channel of app already
+// serves with other content: the plugin tells bundles apart by version, so
+// devices on that version would never get the new one.
+func (p *Publisher) checkVersionFree(ctx context.Context, acl *manifest.ACL, app, version, sha string) error {
+	infos, err := p.Store.List(ctx, manifest.ChannelsPrefix(app))
+	if err != nil {
+		return err
+	}
+	for _, in := range infos {
+		channel, ok := strings.CutSuffix(strings.TrimPrefix(in.Key, manifest.ChannelsPrefix(app)), "/latest.json")
+		if !ok || strings.Contains(channel, "/") {
+			continue
+		}
+		cur, _, err := p.readLatest(ctx, app, channel, acl)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.verified && cur.Build.Version == version && cur.Build.SHA256 != sha {
+			return fmt.Errorf("version %s is already build %d on channel %s, with other content; devices tell bundles apart by version, so give this one a new version (or leave version out to use the build number)", version, cur.Build.Number, channel)
+		}
+	}
+	return nil
 }
 
 // putBundle uploads the zip once: bundles are content-addressed, so an

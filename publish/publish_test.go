@@ -382,3 +382,19 @@ func TestUploadRefusesAShortExpiry(t *testing.T) {
 		}
 	}
 }
+
+func TestUploadRefusesAVersionInUseWithOtherContent(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Channel: "beta", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "a"})}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "b"})})
+	if err == nil || !strings.Contains(err.Error(), "version 3.0.0 is already build 1 on channel beta") {
+		t.Fatalf("err = %v, want version in use", err)
+	}
+	// The same content under the same version goes to another channel.
+	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "a"})}); err != nil {
+		t.Fatal(err)
+	}
+}
