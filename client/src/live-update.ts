@@ -71,7 +71,7 @@ export type LiveUpdateEventType =
   | 'skipped' // the build failed to start on this device, waits for a download retry, or needs a newer native app
   | 'downloading'
   | 'downloaded' // waiting for the app to go to the background
-  | 'download_failed' // retried at a later check after a backoff, or given up after MAX_DOWNLOAD_ATTEMPTS
+  | 'download_failed' // retried at a later check after a backoff; given up on after 6 attempts
   | 'applying' // set() called: the app reloads into the new bundle
   | 'applied' // the new bundle is running
   | 'rolled_back' // the new bundle did not start; the plugin went back
@@ -174,7 +174,7 @@ export class LiveUpdate {
     } catch (e) {
       await this.state.addFailed(p.ref.id).catch(() => {});
       await this.state.setAttempt(null).catch(() => {});
-      this.emit({ type: 'error', message: `set ${p.ref.id}: ${errText(e)}`, ...ev });
+      this.emit({ type: 'error', message: `set ${p.ref.id}: ${errText(e)}; it will not be tried again`, ...ev });
     }
   }
 
@@ -239,18 +239,18 @@ export class LiveUpdate {
     }
     if (this.pending) return this.emit({ type: 'downloaded', message: `${ref.id} is downloaded, waiting for the app to go to the background`, ...ev });
 
-    // Failed downloads of this build (offline, a timeout, HTTP 429/503, low
-    // disk, a bad CDN object) are retried with a backoff, up to a limit.
+    // Failed downloads of this build (a lost connection, a timeout, HTTP
+    // 429/503, low disk, a bad CDN object) are retried with a backoff, up to a limit.
     const now = (this.opts.now?.() ?? new Date()).getTime();
     const last = await this.state.downloadFailures();
     const failures = last?.build === ref.id ? last : undefined;
-    if (failures && failures.count >= MAX_DOWNLOAD_ATTEMPTS) {
-      return this.emit({ type: 'skipped', message: `${ref.id} failed to download ${failures.count} times; waiting for another build`, ...ev });
-    }
-    // A retry time further away than the longest delay means the clock was turned back: retry now.
-    if (failures && now < failures.retryAt && failures.retryAt - now <= MAX_RETRY_DELAY) {
-      const at = new Date(failures.retryAt).toISOString();
-      return this.emit({ type: 'skipped', message: `${ref.id} failed to download ${failures.count} times; next try after ${at}`, ...ev });
+    if (failures) {
+      const failed = `${ref.id} failed to download (${failures.count} of ${MAX_DOWNLOAD_ATTEMPTS} attempts)`;
+      if (failures.count >= MAX_DOWNLOAD_ATTEMPTS) return this.emit({ type: 'skipped', message: `${failed}; waiting for another build`, ...ev });
+      // A retry time further away than the longest delay means the clock was turned back: retry now.
+      if (now < failures.retryAt && failures.retryAt - now <= MAX_RETRY_DELAY) {
+        return this.emit({ type: 'skipped', message: `${failed}; next try after ${new Date(failures.retryAt).toISOString()}`, ...ev });
+      }
     }
 
     this.emit({ type: 'downloading', message: `downloading ${ref.id} (${ref.version}, ${ref.size} bytes)`, ...ev });

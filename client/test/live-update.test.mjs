@@ -19,9 +19,12 @@ let log; // requests seen: "GET /path?query" and POST bodies
 let server;
 let base;
 
-function serve({ acl = valid.acl, latest = valid.latest, bundle = bundleBytes, offered = true } = {}) {
-  served = { acl, latest, bundle, offered };
+function serve({ acl = valid.acl, latest = valid.latest, bundle = bundleBytes, offered = true, downloadStatus = 0 } = {}) {
+  served = { acl, latest, bundle, offered, downloadStatus };
 }
+
+/** A latest.json of valid's channel, signed by alice, with another sequence or build. */
+const latestSeq = (sequence, build = ref) => envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, sequence, build }), alice);
 
 before(async () => {
   server = createServer((req, res) => {
@@ -39,6 +42,7 @@ before(async () => {
           if (!served.offered) return json({ build: null, blocked: true, error: 'blocked', message: 'build retailer-7 failed to start on this device' });
           return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(served.latest), acl: JSON.parse(served.acl) });
         case 'GET /build/download': // the tracker redirects to the CDN
+          if (served.downloadStatus) return json({ error: 'unavailable' }, served.downloadStatus);
           res.writeHead(302, { location: `/cdn/${ref.bundle}` });
           return res.end();
         case 'GET /build/download/complete':
@@ -94,6 +98,14 @@ async function waitFor(cond, what) {
 }
 
 const requests = (path) => log.filter((r) => r.path === path);
+
+const downloads = (updater) => updater.methods.filter((m) => m === 'download').length;
+
+/** A clock for the backoff that starts at valid's time and only moves when told. */
+function clock() {
+  let t = Date.parse(valid.expect.now);
+  return { now: () => new Date(t), advance: (minutes) => (t += minutes * 60_000) };
+}
 
 describe('an update through the tracker', () => {
   test('is verified, downloaded with its checksum, reported, and applied in the background', async () => {
@@ -246,20 +258,104 @@ describe('a manifest that fails verification is skipped: no download, no switch'
   });
 });
 
-describe('a failed build is never downloaded again', () => {
-  test('after a checksum failure', async () => {
-    serve({ bundle: Buffer.concat([Buffer.from('tampered '), bundleBytes]) });
-    const { lu, updater, storage, types, app } = liveUpdate();
-    assert.equal((await lu.start()).type, 'download_failed');
-    assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').failed(), ['retailer-7']);
+describe('a failed download is retried later, with a backoff', () => {
+  const tampered = () => serve({ bundle: Buffer.concat([Buffer.from('tampered '), bundleBytes]) });
+
+  test('a transient failure, then success at a check after the backoff', async () => {
+    serve({ downloadStatus: 503 }); // the tracker is overloaded for a moment
+    const c = clock();
+    const { lu, updater, storage, types, app } = liveUpdate({ now: c.now });
+    const r = await lu.start();
+    assert.equal(r.type, 'download_failed');
+    assert.match(r.message, /attempt 1 of 6\b.*HTTP 503.*next try after 2026-11-01T13:01:00\.000Z/);
+    const state = new DeviceState(storage, 'retailer', 'production');
+    assert.deepEqual(await state.failed(), [], 'not failed for good');
+    serve();
+
+    // Within the backoff nothing is downloaded, not even after a restart.
+    c.advance(0.5);
     app.listener({ isActive: true });
     await waitFor(() => types().length === 3, 'the second check');
     assert.deepEqual(types(), ['downloading', 'download_failed', 'skipped']);
-    // Nor after a restart.
-    const again = liveUpdate({ updater, storage });
-    assert.equal((await again.lu.start()).type, 'skipped');
-    assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
-    assert.ok(!updater.methods.includes('set'));
+    const restarted = await liveUpdate({ updater, storage, now: c.now }).lu.start();
+    assert.equal(restarted.type, 'skipped');
+    assert.match(restarted.message, /failed to download \(1 of 6 attempts\); next try after 2026-11-01T13:01:00\.000Z/);
+    assert.equal(downloads(updater), 1);
+
+    // After it, the build is downloaded and the failures forgotten.
+    c.advance(0.5);
+    const again = liveUpdate({ updater, storage, now: c.now });
+    assert.equal((await again.lu.start()).type, 'downloaded');
+    assert.deepEqual(again.types(), ['downloading', 'downloaded']);
+    assert.equal(downloads(updater), 2);
+    assert.equal(await state.downloadFailures(), null);
+  });
+
+  test('gives up after 6 failed downloads, until another build is published', async () => {
+    tampered(); // a bad CDN object that stays bad
+    const c = clock();
+    const { lu, updater } = liveUpdate({ now: c.now });
+    const waits = [1, 4, 16, 64, 240]; // minutes
+    let r = await lu.start();
+    for (let n = 1; ; n++) {
+      assert.equal(r.type, 'download_failed');
+      assert.match(r.message, new RegExp(`attempt ${n} of 6\\b.*checksum_fail`));
+      if (n === 6) break;
+      c.advance(waits[n - 1] - 1);
+      assert.equal((await lu.check()).type, 'skipped', `one minute before retry ${n}`);
+      c.advance(1);
+      r = await lu.check();
+    }
+    assert.match(r.message, /giving up until another build is published/);
+    assert.equal(downloads(updater), 6);
+
+    // Not even a day later, with the object fixed.
+    serve();
+    c.advance(24 * 60);
+    r = await lu.check();
+    assert.equal(r.type, 'skipped');
+    assert.match(r.message, /retailer-7 failed to download \(6 of 6 attempts\); waiting for another build/);
+    assert.equal(downloads(updater), 6);
+
+    // Another build is downloaded.
+    serve({ latest: latestSeq(6, { ...ref, id: 'retailer-8', number: 8, version: '1.4.3' }) });
+    r = await lu.check();
+    assert.equal(r.type, 'downloaded');
+    assert.equal(r.build, 'retailer-8');
+    assert.equal(downloads(updater), 7);
+  });
+
+  test('a clock turned back does not delay the retry', async () => {
+    tampered();
+    const c = clock();
+    const { lu, updater } = liveUpdate({ now: c.now });
+    assert.equal((await lu.start()).type, 'download_failed');
+    serve();
+    c.advance(-24 * 60);
+    assert.equal((await lu.check()).type, 'downloaded');
+    assert.equal(downloads(updater), 2);
+  });
+});
+
+describe('a build that failed to start is never downloaded again', () => {
+  test('after set() failed', async () => {
+    const updater = new NodeUpdater();
+    updater.set = async () => {
+      throw new Error('set failed');
+    };
+    const c = clock();
+    const { lu, storage, types } = liveUpdate({ updater, applyImmediately: true, now: c.now });
+    await lu.start();
+    assert.deepEqual(types(), ['downloading', 'downloaded', 'applying', 'error']);
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').failed(), ['retailer-7']);
+    // Not at the next check, nor days later after a restart.
+    assert.equal((await lu.check()).type, 'skipped');
+    c.advance(7 * 24 * 60);
+    const again = liveUpdate({ updater, storage, now: c.now });
+    const r = await again.lu.start();
+    assert.equal(r.type, 'skipped');
+    assert.match(r.message, /failed to start on this device/);
+    assert.equal(downloads(updater), 1);
   });
 
   test('after the plugin rolled it back', async () => {
@@ -320,8 +416,6 @@ describe('a failed build is never downloaded again', () => {
 });
 
 describe('anti-rollback state', () => {
-  const latestSeq = (sequence) => envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, sequence, build: ref }), alice);
-
   test('is persisted after a verified manifest and refuses older ones after a restart', async () => {
     const storage = new MemoryStorage();
     serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(6) }); // ACL version 3
