@@ -7,7 +7,10 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/cartona/deploy/manifest"
 )
 
 // capgoRequest is the JSON the Capgo plugin POSTs to its updateUrl, and,
@@ -54,13 +57,11 @@ type capgoNoUpdate struct {
 //	  statsUrl:  "https://<tracker>/capgo/<app>/stats",
 //	}
 //
-// The channel is the body's defaultChannel, else production.
+// The channel is the body's defaultChannel, else production. An invalid
+// app or channel name is a setup error, answered like an unknown channel:
+// 200 with kind "failed". A body that is not the plugin's JSON is a 400,
+// and 413 and 429 keep their status.
 func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
-	app := r.PathValue("app")
-	if err := checkName("app", app); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -78,16 +79,19 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = checkVersion("version_build", string(req.VersionBuild))
 	}
-	channel := DefaultChannel
-	if err == nil && req.DefaultChannel != "" {
-		channel = string(req.DefaultChannel)
-		err = checkName("channel", channel)
-	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	app, channel := r.PathValue("app"), DefaultChannel
+	if req.DefaultChannel != "" {
+		channel = string(req.DefaultChannel)
+	}
 	if !s.allowDevice(w, r, device) {
+		return
+	}
+	if msg := setupError(app, channel); msg != "" {
+		noUpdate(w, codeInvalid, msg, "failed")
 		return
 	}
 	rel, err := s.man.release(r.Context(), app, channel)
@@ -111,6 +115,21 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, capgoUpdate{Version: b.Version, URL: s.downloadURL(r, b.ID, device), Checksum: b.SHA256})
 	}
+}
+
+// setupError explains an invalid app (in the updateUrl) or channel (the
+// plugin's defaultChannel), or returns "".
+func setupError(app, channel string) string {
+	if manifest.CheckName("app", app) != nil {
+		return fmt.Sprintf("invalid app name %q in the updateUrl: use https://<tracker>/capgo/<app>/updates with the deploy app name, 1 to 64 lowercase letters, digits, '.', '_' or '-'", abbrev(app))
+	}
+	if manifest.CheckName("channel", channel) != nil {
+		if lower := strings.ToLower(channel); manifest.CheckName("channel", lower) == nil {
+			return fmt.Sprintf("invalid channel %q in defaultChannel: channel names are lowercase; set defaultChannel to %q", channel, lower)
+		}
+		return fmt.Sprintf("invalid channel %q in defaultChannel: use 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", abbrev(channel))
+	}
+	return ""
 }
 
 func noUpdate(w http.ResponseWriter, code, msg, kind string) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +156,70 @@ func TestCompareVersions(t *testing.T) {
 		if got := compareVersions(c.a, c.b); got != c.want {
 			t.Errorf("compareVersions(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// TestDownloadCompleteCountsOncePerDevice reports one download through the
+// seed's /build/download/complete and the plugin's own download_complete
+// stat (statsUrl pointing at the tracker too): one device, one download.
+func TestDownloadCompleteCountsOncePerDevice(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publish("retailer", "production", "2.0.0")
+	cfg := f.config(t)
+	cfg.StatsToken = "tok"
+	_, base := startServer(t, cfg)
+	complete := func(device string) {
+		resp, body := do(t, nil, "GET", base+"/build/download/complete?"+url.Values{"id": {ref.ID}, "device": {device}}.Encode(), nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("complete: %s %s", resp.Status, body)
+		}
+	}
+	stat := func(device string, ts int64) {
+		resp, body := do(t, nil, "POST", base+"/capgo/retailer/stats", mustJSON(t, []any{pluginEvent(device, "download_complete", "2.0.0", ts)}))
+		if resp.StatusCode != 200 {
+			t.Fatalf("stats: %s %s", resp.Status, body)
+		}
+	}
+	ts := time.Now().UnixMilli()
+	complete(deviceA)
+	stat(deviceA, ts)
+	stat(deviceA, ts+60000) // downloaded again later
+	stat(deviceB, ts)
+
+	st, err := GetStats(context.Background(), nil, base, "tok", "retailer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Builds) != 1 || st.Builds[0].DownloadsCompleted != 2 || st.Builds[0].Devices != 2 {
+		t.Errorf("stats = %+v, want 2 downloads completed by 2 devices", st.Builds)
+	}
+}
+
+// TestCapgoSetupErrors sends update checks with an invalid app in the
+// updateUrl or an invalid defaultChannel: the plugin's protocol wants
+// HTTP 200 with kind "failed", not a 400.
+func TestCapgoSetupErrors(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1.0.0")
+	f.publish("retailer", "beta", "1.1.0")
+	_, base := startServer(t, f.config(t))
+	updates := base + "/capgo/retailer/updates"
+	for channel, hint := range map[string]string{"Beta": `"beta"`, "A B": "lowercase letters", "../x": "lowercase letters"} {
+		req := pluginRequest(deviceA, "builtin", "1.0.0")
+		req["defaultChannel"] = channel
+		ans := wantNoUpdate(t, updates, req, "failed")
+		if ans["error"] != codeInvalid || !strings.Contains(ans["message"].(string), hint) {
+			t.Errorf("defaultChannel %q: %v", channel, ans)
+		}
+	}
+	for _, app := range []string{"Retailer", "bad%21", "_x"} {
+		ans := wantNoUpdate(t, base+"/capgo/"+app+"/updates", pluginRequest(deviceA, "builtin", "1.0.0"), "failed")
+		if !strings.Contains(ans["message"].(string), "updateUrl") {
+			t.Errorf("app %q: %v", app, ans)
+		}
+	}
+	// A body that is not the plugin's JSON is still a 400, even with a bad app.
+	if resp, body := do(t, nil, "POST", base+"/capgo/Bad%21/updates", []byte(`{"device_id":`)); resp.StatusCode != 400 {
+		t.Errorf("malformed body: %s %s", resp.Status, body)
 	}
 }

@@ -13,7 +13,8 @@
 // The Capgo plugin's self-hosted protocol (autoUpdate: true), with the
 // deploy app name in the path:
 //
-//	POST /capgo/{app}/updates   updateUrl: {version, url, checksum} or 200 {error, message, kind}
+//	POST /capgo/{app}/updates   updateUrl: {version, url, checksum} or 200 {error, message, kind},
+//	                            also for an invalid app or defaultChannel (kind "failed")
 //	POST /capgo/{app}/stats     statsUrl: an array of events, or one; 200 {"status": "ok"}
 //
 // Operators:
@@ -31,10 +32,16 @@
 //
 // The tracker serves only a latest.json that verifies with
 // [manifest.Trust.VerifyLatest] against the pinned root keys. It remembers
-// the highest ACL version and per-channel sequence it has seen, so a store
-// rolled back to older files is refused, and it serves or redirects only
-// bundles of builds that a verified manifest named. Verified results are
+// the highest ACL version and per-channel sequence it has seen, in its
+// database before it serves them, so a store rolled back to older files is
+// refused, also after a restart. It serves or redirects only bundles of
+// builds that a verified manifest named, and serves a bundle itself only
+// once its bytes match the manifest's sha256 (hashed once per object
+// version: key, size, modification time, ETag). Verified results are
 // cached for Config.CacheTTL; concurrent misses share one store read.
+//
+// Download URLs in answers start with Config.PublicURL; without it they
+// are derived from each request, and New logs a warning.
 //
 // # Events
 //
@@ -42,6 +49,8 @@
 // synchronous=FULL. One writer goroutine commits the events of many
 // requests in one transaction and answers them after the commit, so an
 // acknowledged event is on disk. A resent event counts once: the key is
-// (app, device, action, version, timestamp). A device that reported
-// update_fail for a version is not offered that version again.
+// (app, device, action, version, timestamp). A download_complete counts
+// once per device and build, whether the seed's API, the plugin's statsUrl
+// or both reported it. A device that reported update_fail for a version is
+// not offered that version again.
 package tracker

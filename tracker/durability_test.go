@@ -111,7 +111,7 @@ func TestEventsSurviveKill(t *testing.T) {
 	const n = 1200
 	t0 := time.Now().UnixMilli()
 	ev := func(i int) map[string]any {
-		return pluginEvent(fmt.Sprintf("device-%d", i%37), "download_complete", "1.0.0", t0+int64(i))
+		return pluginEvent(fmt.Sprintf("device-%d", i%37), "download_fail", "1.0.0", t0+int64(i))
 	}
 	// Batches of 1 to 4 events; a batch of one is sent as an object.
 	var batches [][]int
@@ -182,7 +182,7 @@ func TestEventsSurviveKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := sdb.Query(`SELECT ts FROM events WHERE action = 'download_complete'`)
+	rows, err := sdb.Query(`SELECT ts FROM events WHERE action = 'download_fail'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,8 +212,8 @@ func TestEventsSurviveKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Builds) != 1 || st.Builds[0].DownloadsCompleted != n || st.Builds[0].Devices != 37 {
-		t.Fatalf("stats after restart: %+v; want %d downloads completed by 37 devices", st.Builds, n)
+	if len(st.Builds) != 1 || st.Builds[0].DownloadsFailed != n || st.Builds[0].Devices != 37 {
+		t.Fatalf("stats after restart: %+v; want %d failed downloads from 37 devices", st.Builds, n)
 	}
 }
 

@@ -56,8 +56,16 @@ CREATE TABLE IF NOT EXISTS events (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_by_build ON events (app, version);
 CREATE INDEX IF NOT EXISTS events_update_fail ON events (app, device, version) WHERE action = 'update_fail';
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS floors (
+	name    TEXT    PRIMARY KEY, -- "acl", or app "/" channel
+	version INTEGER NOT NULL     -- the highest ACL version or channel sequence verified
+) WITHOUT ROWID;
+PRAGMA user_version = 2;
 `
+
+// aclFloor is the floors row of the ACL version; channel rows are named
+// app "/" channel, so they never collide with it.
+const aclFloor = "acl"
 
 const insertSQL = `INSERT OR IGNORE INTO events
 	(app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
@@ -349,4 +357,40 @@ func (e *events) isClosed() bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.closed
+}
+
+// loadFloors returns the floors stored by raiseFloors, by name.
+func (e *events) loadFloors() (map[string]int64, error) {
+	rows, err := e.r.Query(`SELECT name, version FROM floors`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	floors := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, err
+		}
+		floors[name] = v
+	}
+	return floors, rows.Err()
+}
+
+// raiseFloors durably raises the stored floors to at least the given
+// versions, in one transaction. It returns once they are on disk.
+func (e *events) raiseFloors(ctx context.Context, floors map[string]int64) error {
+	tx, err := e.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for name, v := range floors {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO floors (name, version) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET version = max(version, excluded.version)`, name, v); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
+	return tx.Commit()
 }

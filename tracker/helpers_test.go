@@ -169,6 +169,15 @@ func makeZip(t testing.TB, files map[string]string) []byte {
 // startServer serves cfg on a loopback port until the test ends.
 func startServer(t testing.TB, cfg Config) (*Server, string) {
 	t.Helper()
+	srv, base, stop := startStoppable(t, cfg)
+	t.Cleanup(stop)
+	return srv, base
+}
+
+// startStoppable serves cfg on a loopback port until stop is called: stop
+// shuts the server down and closes it, as `deploy serve` does on exit.
+func startStoppable(t testing.TB, cfg Config) (*Server, string, func()) {
+	t.Helper()
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,16 +189,19 @@ func startServer(t testing.TB, cfg Config) (*Server, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		if err := srv.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return srv, "http://" + ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			if err := srv.Close(); err != nil {
+				t.Errorf("close: %v", err)
+			}
+		})
+	}
+	return srv, "http://" + ln.Addr().String(), stop
 }
 
 // do makes a request and returns the answer with its body read.

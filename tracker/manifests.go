@@ -37,15 +37,17 @@ type buildInfo struct {
 // manifests reads latest.json, build records and acl.json from the store,
 // verifies them against the pinned roots and caches the results briefly.
 // It keeps what verification must never forget: the highest ACL version and
-// per-channel sequence seen (so a store rolled back is refused), and every
-// build a verified manifest named (so a device can still download a build it
-// was offered just before a new publish).
+// per-channel sequence seen (so a store rolled back is refused), stored in
+// the database so a restart does not forget them either, and every build a
+// verified manifest named (so a device can still download a build it was
+// offered just before a new publish).
 type manifests struct {
 	store   publish.Store
 	trust   manifest.Trust
 	now     func() time.Time
 	log     zerolog.Logger
 	timeout time.Duration // of each store read
+	db      *events       // keeps maxACL and maxSeq across restarts
 
 	acl     *ttlCache[[]byte]
 	latest  *ttlCache[*release]
@@ -58,13 +60,15 @@ type manifests struct {
 	versions map[string]*buildInfo // by app "/" version: the highest number
 }
 
-func newManifests(store publish.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger) *manifests {
-	return &manifests{
+// newManifests starts from the floors stored in db (see events.loadFloors).
+func newManifests(store publish.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64) *manifests {
+	m := &manifests{
 		store:    store,
 		trust:    trust,
 		now:      now,
 		log:      log,
 		timeout:  15 * time.Second,
+		db:       db,
 		acl:      newTTLCache[[]byte](ttl, 1, now),
 		latest:   newTTLCache[*release](ttl, maxCacheKeys, now),
 		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now),
@@ -72,6 +76,14 @@ func newManifests(store publish.Store, trust manifest.Trust, ttl time.Duration, 
 		builds:   map[string]*buildInfo{},
 		versions: map[string]*buildInfo{},
 	}
+	for name, v := range floors {
+		if name == aclFloor {
+			m.maxACL = v
+		} else {
+			m.maxSeq[name] = v
+		}
+	}
+	return m
 }
 
 // release returns the verified current build of a channel. Errors are
@@ -128,9 +140,10 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 	if err != nil {
 		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
 	}
+	if err := m.raise(acl.Version, key, l.Sequence); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
-	m.maxACL = max(m.maxACL, acl.Version)
-	m.maxSeq[key] = max(m.maxSeq[key], l.Sequence)
 	m.register(app, l.Build)
 	m.mu.Unlock()
 	return rel, nil
@@ -163,11 +176,45 @@ func (m *manifests) fetchBuild(app string, n int64) (*buildInfo, error) {
 	if err != nil {
 		return nil, m.refuse(err, "the build record of %s", id)
 	}
+	if err := m.raise(acl.Version, "", 0); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
-	m.maxACL = max(m.maxACL, acl.Version)
 	info := m.register(app, b.BuildRef)
 	m.mu.Unlock()
 	return info, nil
+}
+
+// raise records a verified ACL version and, unless channel (app "/"
+// channel) is "", sequence: durably in the database first when either is
+// higher than seen before (rare: once per publish), then in memory. A
+// manifest is served only once raise has succeeded.
+func (m *manifests) raise(aclVersion int64, channel string, seq int64) error {
+	up := map[string]int64{}
+	m.mu.RLock()
+	if aclVersion > m.maxACL {
+		up[aclFloor] = aclVersion
+	}
+	if channel != "" && seq > m.maxSeq[channel] {
+		up[channel] = seq
+	}
+	m.mu.RUnlock()
+	if len(up) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	if err := m.db.raiseFloors(ctx, up); err != nil {
+		m.log.Error().Err(err).Msg("could not store the highest ACL version and sequence verified")
+		return &appError{Code: codeUnavailable, Message: "the tracker cannot record what it verified right now; try again later", Err: err}
+	}
+	m.mu.Lock()
+	m.maxACL = max(m.maxACL, up[aclFloor])
+	if v, ok := up[channel]; ok {
+		m.maxSeq[channel] = max(m.maxSeq[channel], v)
+	}
+	m.mu.Unlock()
+	return nil
 }
 
 // register remembers a verified build. The caller holds m.mu.

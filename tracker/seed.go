@@ -1,24 +1,13 @@
 package tracker
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
-
-// bufferLimit is the largest bundle read into memory to be served (and
-// checked against its sha256) when the store's reader cannot seek.
-const bufferLimit = 16 << 20
 
 // blockedAnswer is the /build/latest answer for a device that reported
 // update_fail for the channel's current build.
@@ -121,60 +110,6 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-}
-
-// serveBundle sends a bundle from the store: with http.ServeContent (Range,
-// If-None-Match) when its reader can seek or it is small enough to buffer,
-// and else as a plain stream with Content-Length.
-func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, b *buildInfo) {
-	rc, info, err := s.cfg.Store.Get(r.Context(), b.ref.Bundle)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			s.log.Error().Str("key", b.ref.Bundle).Msg("a verified build's bundle is missing from the store")
-		} else {
-			s.log.Error().Err(err).Str("key", b.ref.Bundle).Msg("store read failed")
-		}
-		s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s cannot be read from the store right now; try again later", b.ref.ID))
-		return
-	}
-	defer rc.Close()
-	if info.Size != b.ref.Size {
-		s.log.Error().Str("key", b.ref.Bundle).Int64("size", info.Size).Int64("want", b.ref.Size).Msg("bundle size differs from its manifest")
-		s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/zip")
-	h.Set("ETag", `"`+b.ref.SHA256+`"`)
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	if rs, ok := rc.(io.ReadSeeker); ok {
-		http.ServeContent(w, r, "", info.ModTime, rs)
-		return
-	}
-	if info.Size <= bufferLimit {
-		data, err := io.ReadAll(io.LimitReader(rc, info.Size+1))
-		if err == nil && !matches(data, b.ref.SHA256) {
-			s.log.Error().Str("key", b.ref.Bundle).Msg("bundle sha256 differs from its manifest")
-			s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
-			return
-		}
-		if err != nil {
-			s.writeError(w, r, &appError{Code: codeUnavailable, Message: "the bundle cannot be read from the store right now; try again later", Err: err})
-			return
-		}
-		http.ServeContent(w, r, "", info.ModTime, bytes.NewReader(data))
-		return
-	}
-	h.Set("Content-Length", strconv.FormatInt(info.Size, 10))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		io.Copy(w, rc)
-	}
-}
-
-func matches(data []byte, sha string) bool {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]) == sha
 }
 
 // fromStart reports whether a Range header asks for the start of the file

@@ -8,16 +8,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/rs/zerolog"
 )
 
 func TestSeedClientWithCDN(t *testing.T) { testSeedClient(t, true) }
@@ -187,5 +193,169 @@ func TestLargeBundleFromFile(t *testing.T) {
 	}
 	if resp, body := do(t, nil, "HEAD", dl, nil); resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != ref.Size {
 		t.Errorf("HEAD: %s, Content-Length %d", resp.Status, resp.ContentLength)
+	}
+}
+
+// streamingStore hides the Seek of the file store's readers, as the S3
+// store's are, and counts reads of bundles.
+type streamingStore struct {
+	publish.Store
+	bundleGets atomic.Int32
+}
+
+func (s *streamingStore) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+	rc, info, err := s.Store.Get(ctx, key)
+	if strings.Contains(key, "/bundles/") {
+		s.bundleGets.Add(1)
+	}
+	if err != nil {
+		return nil, info, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{rc, rc}, info, nil
+}
+
+// TestTamperedLargeBundleIsNotServed rewrites a bundle of over 1 MiB in
+// place with bytes of the same size, from a seekable file and from a
+// stream, before the tracker first serves it and after.
+func TestTamperedLargeBundleIsNotServed(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "file", true: "stream"}[stream], func(t *testing.T) {
+			f := newFixture(t)
+			noise := make([]byte, 3<<20)
+			rand.Read(noise)
+			ref := f.publishZip("retailer", "production", "big", makeZip(t, map[string]string{"index.html": "<html>", "assets/noise.bin": string(noise)}))
+			path := filepath.Join(f.dir, filepath.FromSlash(ref.Bundle))
+			good, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// tamper writes data over the bundle in place and moves its
+			// modification time on, whatever the file system's granularity.
+			tamper := func(data []byte) {
+				fi, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := fh.WriteAt(data, 0); err != nil {
+					t.Fatal(err)
+				}
+				fh.Close()
+				mt := fi.ModTime().Add(2 * time.Second)
+				os.Chtimes(path, mt, mt)
+			}
+			evil := bytes.Clone(good)
+			evil[len(evil)/2] ^= 0xff
+
+			run := func(wantOK bool) {
+				t.Helper()
+				var logs logBuffer
+				cfg := f.config(t)
+				cfg.Log = zerolog.New(&logs)
+				ss := &streamingStore{Store: f.store}
+				if stream {
+					cfg.Store = ss
+				}
+				_, base := startServer(t, cfg)
+				dl := base + "/build/download?id=" + ref.ID + "&device=" + deviceA
+				var wg sync.WaitGroup // concurrent first downloads share one check
+				for range 8 {
+					wg.Go(func() {
+						resp, err := http.Get(dl)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						body, err := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if ok := err == nil && resp.StatusCode == 200 && bytes.Equal(body, good); ok != wantOK {
+							t.Errorf("concurrent download: %s, %d bytes, %v", resp.Status, len(body), err)
+						}
+					})
+				}
+				wg.Wait()
+				for _, rng := range []string{"", "bytes=0-", "bytes=1048576-"} {
+					resp, body := do(t, nil, "GET", dl, nil, "Range", rng)
+					if wantOK && (resp.StatusCode/100 != 2 || !bytes.Equal(body, good[len(good)-len(body):])) {
+						t.Fatalf("download with Range %q: %s, %d bytes", rng, resp.Status, len(body))
+					}
+					if !wantOK && (resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("does not match its manifest"))) {
+						t.Fatalf("tampered download with Range %q: %s %s", rng, resp.Status, abbrev(string(body)))
+					}
+				}
+				if !wantOK && !strings.Contains(logs.String(), "sha256 differs") {
+					t.Errorf("no log of the mismatch:\n%s", logs.String())
+				}
+				if stream && wantOK { // verified once: one store read per download now
+					n := ss.bundleGets.Load()
+					do(t, nil, "GET", dl, nil)
+					if got := ss.bundleGets.Load() - n; got != 1 {
+						t.Errorf("a verified bundle took %d store reads to serve, want 1", got)
+					}
+				}
+				if wantOK { // tampered while this tracker runs, after its verdict
+					tamper(evil)
+					resp, body := do(t, nil, "GET", dl, nil)
+					if resp.StatusCode != http.StatusServiceUnavailable || bytes.Contains(body, evil[:64]) {
+						t.Fatalf("bundle tampered after it was verified: %s, %d bytes", resp.Status, len(body))
+					}
+					tamper(good)
+				}
+			}
+			run(true)
+			tamper(evil)
+			run(false) // a new tracker: no verdict cached
+		})
+	}
+}
+
+// frozenInfoStore reports the same version of every object however it
+// changes, as a store with weak ETags might.
+type frozenInfoStore struct{ streamingStore }
+
+func (s *frozenInfoStore) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+	rc, info, err := s.streamingStore.Get(ctx, key)
+	info.ModTime, info.ETag = time.Unix(1700000000, 0), "frozen"
+	return rc, info, err
+}
+
+// TestStreamedBundleCutOffOnMismatch changes a verified bundle behind a
+// version that does not change: the stream's own hash must cut the
+// download off before its last byte.
+func TestStreamedBundleCutOffOnMismatch(t *testing.T) {
+	f := newFixture(t)
+	noise := make([]byte, 2<<20)
+	rand.Read(noise)
+	ref := f.publishZip("retailer", "production", "big", makeZip(t, map[string]string{"index.html": "<html>", "assets/noise.bin": string(noise)}))
+	cfg := f.config(t)
+	cfg.Store = &frozenInfoStore{streamingStore{Store: f.store}}
+	_, base := startServer(t, cfg)
+	dl := base + "/build/download?id=" + ref.ID + "&device=" + deviceA
+	if resp, body := do(t, nil, "GET", dl, nil); resp.StatusCode != 200 || int64(len(body)) != ref.Size {
+		t.Fatalf("download: %s, %d bytes", resp.Status, len(body))
+	}
+	path := filepath.Join(f.dir, filepath.FromSlash(ref.Bundle))
+	data, _ := os.ReadFile(path)
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || int64(len(body)) >= ref.Size {
+		t.Fatalf("changed bundle: %s, %d of %d bytes, read error %v; want a cut-off download", resp.Status, len(body), ref.Size, err)
+	}
+	if resp, _ := do(t, nil, "GET", dl, nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("after the cut-off download: %s, want 503", resp.Status)
 	}
 }

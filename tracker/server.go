@@ -34,7 +34,7 @@ type Config struct {
 	CDN string
 	// PublicURL is the tracker's base URL as devices reach it, used in the
 	// download URLs it answers. Empty: derived from each request's Host and
-	// X-Forwarded-Proto.
+	// X-Forwarded-Proto, and New logs a warning.
 	PublicURL string
 	// DBPath is the SQLite database of events; created if missing.
 	DBPath string
@@ -119,6 +119,7 @@ type Server struct {
 	cdn     string // without a trailing slash
 	public  string // without a trailing slash
 	man     *manifests
+	bundles *bundleChecks
 	events  *events
 	devices *limiter
 	addrs   *limiter
@@ -156,6 +157,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	floors, err := ev.loadFloors()
+	if err != nil {
+		ev.close()
+		return nil, fmt.Errorf("tracker: event database %s: %w", cfg.DBPath, err)
+	}
+	if public == "" {
+		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +
+			"so behind a TLS proxy that sends no X-Forwarded-Proto they start with http://; set public_url to the URL devices reach the tracker at")
+	}
 	s := &Server{
 		cfg:     cfg,
 		limits:  limits,
@@ -163,7 +173,8 @@ func New(cfg Config) (*Server, error) {
 		now:     now,
 		cdn:     cdn,
 		public:  public,
-		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log),
+		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, ev, floors),
+		bundles: newBundleChecks(),
 		events:  ev,
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),

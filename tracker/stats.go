@@ -37,7 +37,7 @@ type BuildStats struct {
 	// device and minute.
 	Checks             int64 `json:"checks"`
 	DownloadsStarted   int64 `json:"downloads_started"`   // download_start: each GET /build/download from byte 0
-	DownloadsCompleted int64 `json:"downloads_completed"` // download_complete
+	DownloadsCompleted int64 `json:"downloads_completed"` // download_complete: once per device, from the seed's API or the plugin
 	DownloadsFailed    int64 `json:"downloads_failed"`    // download_fail, checksum_fail, unzip_fail, ...
 	UpdatesFailed      int64 `json:"updates_failed"`      // update_fail, set_fail: rolled back on the device
 	Devices            int64 `json:"devices"`             // distinct devices with any event for the build
@@ -50,7 +50,7 @@ const downloadFailActions = `'download_fail', 'checksum_fail', 'checksum_require
 const statsSQL = `SELECT app, version, MAX(number),
 	SUM(action = 'check'),
 	SUM(action = 'download_start'),
-	SUM(action = 'download_complete'),
+	COUNT(DISTINCT CASE WHEN action = 'download_complete' THEN device END),
 	SUM(action IN (` + downloadFailActions + `) OR (action LIKE 'download_manifest_%' AND action LIKE '%fail')),
 	SUM(action IN ('update_fail', 'set_fail')),
 	COUNT(DISTINCT device)

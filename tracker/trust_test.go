@@ -167,3 +167,43 @@ func TestBurstMakesOneStoreRead(t *testing.T) {
 		t.Errorf("%d failed requests, %d store reads of latest.json; want 0 and 1", bad.Load(), cs.latestReads.Load())
 	}
 }
+
+// TestRollbackIsRefusedAfterRestart restarts the tracker on the same
+// database after it served sequence 2, then puts the still valid sequence 1
+// latest.json (and then the older ACL) back into the store.
+func TestRollbackIsRefusedAfterRestart(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1")
+	oldLatest, oldACL := f.get(manifest.LatestKey("retailer", "production")), f.get(manifest.ACLKey)
+	ref2 := f.publish("retailer", "production", "2")
+	f.writeACL()
+	cfg := f.config(t)
+	_, base, stop := startStoppable(t, cfg)
+	latest := base + "/build/latest?app=retailer&device=" + deviceA
+	if _, body := do(t, nil, "GET", latest, nil); !bytes.Contains(body, []byte(ref2.ID)) {
+		t.Fatalf("before restart: %s", body)
+	}
+	stop()
+
+	f.put(manifest.LatestKey("retailer", "production"), oldLatest)
+	_, base, stop = startStoppable(t, cfg)
+	latest = base + "/build/latest?app=retailer&device=" + deviceA
+	resp, body := do(t, nil, "GET", latest, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleRollback)) {
+		t.Errorf("rolled back latest.json after a restart: %s %s", resp.Status, body)
+	}
+	_, body = do(t, nil, "POST", base+"/capgo/retailer/updates", mustJSON(t, pluginRequest(deviceA, "2", "1")))
+	if ans := decode[map[string]any](t, body); ans["kind"] != "failed" || ans["url"] != nil {
+		t.Errorf("capgo after a restart: %s", body)
+	}
+
+	stop()
+
+	f.point("retailer", "production", ref2) // sequence 3, but the ACL is older
+	f.put(manifest.ACLKey, oldACL)
+	_, base = startServer(t, cfg)
+	resp, body = do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {
+		t.Errorf("rolled back acl.json after a restart: %s %s", resp.Status, body)
+	}
+}
