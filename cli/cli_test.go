@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,10 +58,8 @@ func TestStores(t *testing.T) {
 	t.Run("s3", func(t *testing.T) {
 		srv := s3test.Start(t).NewBucket(t)
 		srv.Setenv(t) // for the commands that go around the CLI
-		n := 0
 		p := params("testdata/stores", func(e *testscript.Env) string {
-			n++
-			return srv.URL(fmt.Sprintf("script-%d", n))
+			return srv.URL(filepath.Base(e.WorkDir)) // a prefix per script
 		})
 		setup := p.Setup
 		p.Setup = func(e *testscript.Env) error {
