@@ -55,11 +55,11 @@ func (e *env) listBuilds(cmd *cobra.Command) error {
 	if err := manifest.CheckName("app", app); err != nil {
 		return usageError{err}
 	}
-	store, trust, acl, err := openVerified(ctx, cfg)
+	store, _, acl, err := openVerified(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	channels, err := channelsByBuild(ctx, store, trust, app)
+	channels, err := channelsByBuild(ctx, store, acl, app)
 	if err != nil {
 		return err
 	}
@@ -98,13 +98,9 @@ func (e *env) listBuilds(cmd *cobra.Command) error {
 
 // channelsByBuild maps build numbers to the channels whose verified
 // latest.json points at them.
-func channelsByBuild(ctx context.Context, store publish.Store, trust manifest.Trust, app string) (map[int64][]string, error) {
+func channelsByBuild(ctx context.Context, store publish.Store, acl *manifest.ACL, app string) (map[int64][]string, error) {
 	out := map[int64][]string{}
 	infos, err := store.List(ctx, manifest.ChannelsPrefix(app))
-	if err != nil {
-		return nil, err
-	}
-	aclData, err := readKey(ctx, store, manifest.ACLKey, manifest.MaxACLSize)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +114,7 @@ func channelsByBuild(ctx context.Context, store publish.Store, trust manifest.Tr
 		if err != nil {
 			return nil, err
 		}
-		l, _, err := trust.VerifyLatest(aclData, data, manifest.Expect{App: app, Channel: channel, Now: time.Now()})
+		l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel, Now: time.Now()})
 		if err != nil {
 			continue
 		}

@@ -112,37 +112,48 @@ func (t Trust) VerifyLatest(aclData, latestData []byte, exp Expect) (*Latest, *A
 	if err != nil {
 		return nil, nil, err
 	}
-	env, err := ParseEnvelope(latestData, TypeLatest, MaxLatestSize)
+	l, err := acl.VerifyLatest(latestData, exp)
 	if err != nil {
 		return nil, nil, err
 	}
-	signers, err := signersIn(env, acl)
+	return l, acl, nil
+}
+
+// VerifyLatest checks a latest.json envelope against an ACL that has
+// already been verified (by [Trust.VerifyACL]); exp.MinACLVersion is not
+// used. It applies every other rule of [Trust.VerifyLatest], in order.
+func (a *ACL) VerifyLatest(data []byte, exp Expect) (*Latest, error) {
+	env, err := ParseEnvelope(data, TypeLatest, MaxLatestSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	signers, err := signersIn(env, a)
+	if err != nil {
+		return nil, err
 	}
 	var l Latest
 	if err := strictUnmarshal(env.Payload, &l); err != nil {
-		return nil, nil, &Error{RuleMalformed, "latest: " + err.Error()}
+		return nil, &Error{RuleMalformed, "latest: " + err.Error()}
 	}
 	if l.App != exp.App {
-		return nil, nil, &Error{RuleAppMismatch, fmt.Sprintf("manifest is for app %q, want %q", l.App, exp.App)}
+		return nil, &Error{RuleAppMismatch, fmt.Sprintf("manifest is for app %q, want %q", l.App, exp.App)}
 	}
 	if l.Channel != exp.Channel {
-		return nil, nil, &Error{RuleChannelMismatch, fmt.Sprintf("manifest is for channel %q, want %q", l.Channel, exp.Channel)}
+		return nil, &Error{RuleChannelMismatch, fmt.Sprintf("manifest is for channel %q, want %q", l.Channel, exp.Channel)}
 	}
-	if !granted(acl, signers, l.App) {
-		return nil, nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", l.App)}
+	if !granted(a, signers, l.App) {
+		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", l.App)}
 	}
 	if l.Sequence < exp.MinSequence {
-		return nil, nil, &Error{RuleRollback, fmt.Sprintf("sequence %d is lower than %d seen before", l.Sequence, exp.MinSequence)}
+		return nil, &Error{RuleRollback, fmt.Sprintf("sequence %d is lower than %d seen before", l.Sequence, exp.MinSequence)}
 	}
 	if !exp.Now.Before(l.Expires) {
-		return nil, nil, &Error{RuleExpired, fmt.Sprintf("expired at %s", l.Expires.UTC().Format(time.RFC3339))}
+		return nil, &Error{RuleExpired, fmt.Sprintf("expired at %s", l.Expires.UTC().Format(time.RFC3339))}
 	}
 	if err := l.Build.check(l.App); err != nil {
-		return nil, nil, &Error{RuleMalformed, "latest: " + err.Error()}
+		return nil, &Error{RuleMalformed, "latest: " + err.Error()}
 	}
-	return &l, acl, nil
+	return &l, nil
 }
 
 // VerifyBuild checks a build record envelope against a verified ACL.

@@ -68,6 +68,12 @@ type Request struct {
 	Stage func(step string)
 }
 
+func (r Request) stage(step string) {
+	if r.Stage != nil {
+		r.Stage(step)
+	}
+}
+
 // Result is what an upload did.
 type Result struct {
 	App         string `json:"app"`
@@ -125,11 +131,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	if req.Expires != 0 && req.Expires < time.Hour {
 		return nil, fmt.Errorf("expires %s is too short: devices would refuse the channel soon after publishing; use 1h or more (default %s)", req.Expires, DefaultExpiry)
 	}
-	stage := func(s string) {
-		if req.Stage != nil {
-			req.Stage(s)
-		}
-	}
+	stage := req.stage
 	now := p.now()
 	pub := manifest.Public(p.Key)
 
@@ -218,9 +220,7 @@ func (p *Publisher) finish(ctx context.Context, acl *manifest.ACL, build manifes
 	if superseded || p.Invalidator == nil {
 		return res, nil
 	}
-	if req.Stage != nil {
-		req.Stage("invalidating the CDN cache")
-	}
+	req.stage("invalidating the CDN cache")
 	if err := p.Invalidator.Invalidate(ctx, []string{p.cdnPath(manifest.LatestKey(req.App, req.Channel))}); err != nil {
 		return res, fmt.Errorf("published build %d, but the CDN invalidation failed (devices see it within 60 s anyway): %w", build.Number, err)
 	}
@@ -397,17 +397,14 @@ func (p *Publisher) readLatest(ctx context.Context, app, channel string, acl *ma
 	if err != nil {
 		return nil, "", err
 	}
-	env, perr := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
+	// Checked at the zero time, so an expired pointer still counts as the
+	// channel's current build.
+	if l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel}); err == nil {
+		return &current{Latest: *l, parsed: true, verified: true}, info.ETag, nil
+	}
 	cur := &current{}
-	if perr == nil && json.Unmarshal(env.Payload, &cur.Latest) == nil {
-		cur.parsed = true
-		if signers := env.SignedBy(acl.Keys()); len(signers) > 0 && cur.App == app && cur.Channel == channel {
-			for _, k := range signers {
-				if acl.Uploader(k, app) != "" {
-					cur.verified = true
-				}
-			}
-		}
+	if env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize); err == nil {
+		cur.parsed = json.Unmarshal(env.Payload, &cur.Latest) == nil
 	}
 	return cur, info.ETag, nil
 }
