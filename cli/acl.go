@@ -188,7 +188,7 @@ func (e *env) applyACL(cmd *cobra.Command) error {
 		return err
 	}
 	ctx := cmd.Context()
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (e *env) applyACL(cmd *cobra.Command) error {
 	}
 	dry := cfg.bool("dry_run")
 	var changes []string
-	acl, changed, err := publish.UpdateACL(ctx, store, root, func(acl *manifest.ACL) (bool, error) {
+	acl, changed, err := publish.UpdateACL(ctx, st, root, func(acl *manifest.ACL) (bool, error) {
 		changes = diffACL(acl.Users, users)
 		if len(changes) == 0 || dry {
 			return false, nil

@@ -25,12 +25,12 @@ store's first signed ACL. Prints the root public key, which trackers
 				return err
 			}
 			ctx := c.Context()
-			store, err := cfg.openStore(ctx)
+			st, err := cfg.openStore(ctx)
 			if err != nil {
 				return err
 			}
-			if _, err := store.Stat(ctx, manifest.ACLKey); err == nil {
-				return fmt.Errorf("%s already exists: this store is initialised; change grants with `deploy grant` or `deploy acl apply`", store.Location(manifest.ACLKey))
+			if _, err := st.Stat(ctx, manifest.ACLKey); err == nil {
+				return fmt.Errorf("%s already exists: this store is initialised; change grants with `deploy grant` or `deploy acl apply`", st.Location(manifest.ACLKey))
 			}
 			path := cfg.str("root_key_file")
 			root, created, err := manifest.LoadOrGenerateKey(path)
@@ -42,11 +42,11 @@ store's first signed ACL. Prints the root public key, which trackers
 			} else {
 				fmt.Fprintf(e.io.Err, "using the existing root key at %s\n", path)
 			}
-			if _, err := publish.InitACL(ctx, store, root, []manifest.User{}); err != nil {
+			if _, err := publish.InitACL(ctx, st, root, []manifest.User{}); err != nil {
 				return err
 			}
 			pub := manifest.FormatPublicKey(manifest.Public(root))
-			fmt.Fprintf(e.io.Err, "wrote ACL version 1 to %s\nnext: deploy grant username=<name> app=<app> can_upload=1 key=<their `deploy keys show`>\npin this root public key in the tracker (root_key=) and in your app:\n", store.Location(manifest.ACLKey))
+			fmt.Fprintf(e.io.Err, "wrote ACL version 1 to %s\nnext: deploy grant username=<name> app=<app> can_upload=1 key=<their `deploy keys show`>\npin this root public key in the tracker (root_key=) and in your app:\n", st.Location(manifest.ACLKey))
 			fmt.Fprintln(e.io.Out, pub)
 			return nil
 		},
@@ -123,7 +123,7 @@ func (e *env) changeGrant(cmd *cobra.Command, upload bool) error {
 		key = manifest.FormatPublicKey(pk)
 	}
 	ctx := cmd.Context()
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (e *env) changeGrant(cmd *cobra.Command, upload bool) error {
 	if err != nil {
 		return err
 	}
-	acl, changed, err := publish.UpdateACL(ctx, store, root, func(acl *manifest.ACL) (bool, error) {
+	acl, changed, err := publish.UpdateACL(ctx, st, root, func(acl *manifest.ACL) (bool, error) {
 		return setGrant(acl, name, app, key, upload)
 	})
 	if err != nil {

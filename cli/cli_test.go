@@ -26,7 +26,7 @@ import (
 	"github.com/cartona/deploy/cli"
 	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 func TestMain(m *testing.M) {
@@ -247,7 +247,7 @@ func jsonField(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-func openStore(ts *testscript.TestScript) publish.Store {
+func openStore(ts *testscript.TestScript) store.Store {
 	s, err := cli.OpenStore(context.Background(), ts.Getenv("STORE"))
 	ts.Check(err)
 	return s
@@ -268,7 +268,7 @@ func storeGet(ts *testscript.TestScript, neg bool, args []string) {
 func storePut(ts *testscript.TestScript, neg bool, args []string) {
 	data, err := os.ReadFile(ts.MkAbs(args[0]))
 	ts.Check(err)
-	_, err = openStore(ts).Put(context.Background(), args[1], bytes.NewReader(data), publish.PutOptions{})
+	_, err = openStore(ts).Put(context.Background(), args[1], bytes.NewReader(data), store.PutOptions{})
 	ts.Check(err)
 }
 
@@ -291,6 +291,6 @@ func forgeLatest(ts *testscript.TestScript, neg bool, args []string) {
 	l.Issued, l.Expires = time.Now().UTC(), time.Now().UTC().Add(time.Hour)
 	forged, err := manifest.Sign(manifest.TypeLatest, l, ed25519.PrivateKey(key))
 	ts.Check(err)
-	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), publish.PutOptions{})
+	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), store.PutOptions{})
 	ts.Check(err)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 func newList(e *env) *cobra.Command {
@@ -55,27 +56,27 @@ func (e *env) listBuilds(cmd *cobra.Command) error {
 	if err := manifest.CheckName("app", app); err != nil {
 		return usageError{err}
 	}
-	store, _, acl, err := openVerified(ctx, cfg)
+	st, _, acl, err := openVerified(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	channels, err := channelsByBuild(ctx, store, acl, app)
+	channels, err := channelsByBuild(ctx, st, acl, app)
 	if err != nil {
 		return err
 	}
-	infos, err := store.List(ctx, manifest.BuildsPrefix(app))
+	infos, err := st.List(ctx, manifest.BuildsPrefix(app))
 	if err != nil {
 		return err
 	}
 	rows := []buildRow{}
 	for _, in := range infos {
-		data, err := readKey(ctx, store, in.Key, manifest.MaxBuildSize)
+		data, err := readKey(ctx, st, in.Key, manifest.MaxBuildSize)
 		if err != nil {
 			return err
 		}
 		b, err := manifest.VerifyBuild(acl, data, app)
 		if err != nil {
-			fmt.Fprintf(e.io.Err, "warning: skipping %s: %v\n", store.Location(in.Key), err)
+			fmt.Fprintf(e.io.Err, "warning: skipping %s: %v\n", st.Location(in.Key), err)
 			continue
 		}
 		rows = append(rows, buildRow{Build: *b, Channels: channels[b.Number]})
@@ -98,9 +99,9 @@ func (e *env) listBuilds(cmd *cobra.Command) error {
 
 // channelsByBuild maps build numbers to the channels whose verified
 // latest.json points at them.
-func channelsByBuild(ctx context.Context, store publish.Store, acl *manifest.ACL, app string) (map[int64][]string, error) {
+func channelsByBuild(ctx context.Context, st store.Store, acl *manifest.ACL, app string) (map[int64][]string, error) {
 	out := map[int64][]string{}
-	infos, err := store.List(ctx, manifest.ChannelsPrefix(app))
+	infos, err := st.List(ctx, manifest.ChannelsPrefix(app))
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,7 @@ func channelsByBuild(ctx context.Context, store publish.Store, acl *manifest.ACL
 		if !ok {
 			continue
 		}
-		data, err := readKey(ctx, store, in.Key, manifest.MaxLatestSize)
+		data, err := readKey(ctx, st, in.Key, manifest.MaxLatestSize)
 		if err != nil {
 			return nil, err
 		}
@@ -160,8 +161,8 @@ func (e *env) listPermissions(cmd *cobra.Command) error {
 }
 
 // openVerified opens the store and reads its ACL, verified.
-func openVerified(ctx context.Context, cfg *config) (publish.Store, manifest.Trust, *manifest.ACL, error) {
-	store, err := cfg.openStore(ctx)
+func openVerified(ctx context.Context, cfg *config) (store.Store, manifest.Trust, *manifest.ACL, error) {
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return nil, manifest.Trust{}, nil, err
 	}
@@ -169,16 +170,16 @@ func openVerified(ctx context.Context, cfg *config) (publish.Store, manifest.Tru
 	if err != nil {
 		return nil, manifest.Trust{}, nil, err
 	}
-	acl, _, err := publish.ReadACL(ctx, store, trust)
+	acl, _, err := publish.ReadACL(ctx, st, trust)
 	if err != nil {
 		return nil, manifest.Trust{}, nil, err
 	}
-	return store, trust, acl, nil
+	return st, trust, acl, nil
 }
 
 // readKey reads a small object whole, refusing more than limit bytes.
-func readKey(ctx context.Context, store publish.Store, key string, limit int) ([]byte, error) {
-	data, _, err := publish.ReadSmall(ctx, store, key, limit)
+func readKey(ctx context.Context, st store.Store, key string, limit int) ([]byte, error) {
+	data, _, err := store.ReadSmall(ctx, st, key, limit)
 	return data, err
 }
 

@@ -27,7 +27,7 @@ func newLogin(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "login [profile=NAME] [store=URL] ...",
 		Short: "Save your settings as a profile in the user config",
-		Long: `Ask for (or take as parameters) your user name, the store, the CDN, the
+		Long: `Ask for (or take as parameters) your user name, the st, the CDN, the
 CloudFront distribution, the tracker URL, the root public key and your signing
 key; check that the store can be reached; and save them as a profile (mode
 0600). Name the profile after an app (profile=retailer) and commands for that
@@ -75,11 +75,11 @@ func (e *env) login(cmd *cobra.Command) error {
 		}
 	}
 	ctx := cmd.Context()
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := store.Stat(ctx, manifest.ACLKey); errors.Is(err, fs.ErrNotExist) {
+	if _, err := st.Stat(ctx, manifest.ACLKey); errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.io.Err, "reached %s; it has no ACL yet (an administrator runs `deploy init`)\n", cfg.storeURL())
 	} else if err != nil {
 		return fmt.Errorf("cannot reach the store %s: %w\ncheck the URL and your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...)", cfg.storeURL(), err)

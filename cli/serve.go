@@ -23,7 +23,7 @@ func newServe(e *env) *cobra.Command {
 original API (/build/latest, /build/download, /build/download/complete) and
 the Capgo plugin's self-hosted protocol (/capgo/<app>/updates and
 /capgo/<app>/stats), serves only manifests that verify against the root key,
-redirects downloads to the CDN (or serves them from a local store), and
+redirects downloads to the CDN (or serves them from a local st), and
 records events in SQLite. Stops gracefully on SIGTERM or Ctrl-C.`,
 		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
 		RunE:    func(c *cobra.Command, _ []string) error { return e.serve(c) },
@@ -46,7 +46,7 @@ func (e *env) serve(cmd *cobra.Command) error {
 		return err
 	}
 	ctx := cmd.Context()
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (e *env) serve(cmd *cobra.Command) error {
 		return err
 	}
 	srv, err := tracker.New(tracker.Config{
-		Store: store, Trust: trust, CDN: cfg.str("cdn"), PublicURL: cfg.str("public_url"),
+		Store: st, Trust: trust, CDN: cfg.str("cdn"), PublicURL: cfg.str("public_url"),
 		DBPath: cfg.str("db"), StatsToken: cfg.str("stats_token"), TrustProxy: cfg.bool("trust_proxy"),
 		CacheTTL: cfg.v.GetDuration("cache_ttl"),
 		Log:      zerolog.New(e.io.Err).With().Timestamp().Logger(),

@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
-	"github.com/cartona/deploy/publish/file"
-	"github.com/cartona/deploy/publish/s3"
+	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/file"
+	"github.com/cartona/deploy/store/s3"
 )
 
 // storeFlags adds the parameters that locate the store and the keys.
@@ -37,13 +37,13 @@ func (c *config) storeURL() string {
 	return defaultStoreURL()
 }
 
-func (c *config) openStore(ctx context.Context) (publish.Store, error) {
+func (c *config) openStore(ctx context.Context) (store.Store, error) {
 	return OpenStore(ctx, c.storeURL())
 }
 
 // OpenStore opens the store at raw: file:///path, a bare path (a local
 // folder), or s3://bucket/prefix?region=...&endpoint=...&path_style=true.
-func OpenStore(ctx context.Context, raw string) (publish.Store, error) {
+func OpenStore(ctx context.Context, raw string) (store.Store, error) {
 	if !strings.Contains(raw, "://") {
 		abs, err := filepath.Abs(raw)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 func newUpload(e *env) *cobra.Command {
@@ -50,7 +51,7 @@ func (e *env) upload(cmd *cobra.Command) error {
 	}
 	ctx := cmd.Context()
 	log := e.logger(cfg.bool("verbose"))
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -58,14 +59,14 @@ func (e *env) upload(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	if err := e.bootstrap(ctx, cfg, store, key); err != nil {
+	if err := e.bootstrap(ctx, cfg, st, key); err != nil {
 		return err
 	}
 	trust, err := cfg.trust()
 	if err != nil {
 		return err
 	}
-	p := &publish.Publisher{Store: store, Key: key, Trust: trust, CDN: cfg.str("cdn")}
+	p := &publish.Publisher{Store: st, Key: key, Trust: trust, CDN: cfg.str("cdn")}
 	if id := cfg.str("distribution"); id != "" {
 		if p.Invalidator, err = invalidator(ctx, id); err != nil {
 			return err
@@ -108,11 +109,11 @@ func (e *env) upload(cmd *cobra.Command) error {
 
 // bootstrap makes a fresh local store usable with one command: it creates a
 // local root key and an ACL that grants the local user every app.
-func (e *env) bootstrap(ctx context.Context, cfg *config, store publish.Store, key ed25519.PrivateKey) error {
+func (e *env) bootstrap(ctx context.Context, cfg *config, st store.Store, key ed25519.PrivateKey) error {
 	if !cfg.isLocal() || cfg.str("root_key") != "" {
 		return nil
 	}
-	if _, err := store.Stat(ctx, manifest.ACLKey); err == nil {
+	if _, err := st.Stat(ctx, manifest.ACLKey); err == nil {
 		return nil
 	}
 	root, created, err := manifest.LoadOrGenerateKey(cfg.str("root_key_file"))
@@ -128,12 +129,12 @@ func (e *env) bootstrap(ctx context.Context, cfg *config, store publish.Store, k
 	}
 	pub := manifest.FormatPublicKey(manifest.Public(key))
 	users := []manifest.User{{Name: user, Keys: []string{pub}, Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}}}
-	if _, err := publish.InitACL(ctx, store, root, users); errors.Is(err, fs.ErrExist) {
+	if _, err := publish.InitACL(ctx, st, root, users); errors.Is(err, fs.ErrExist) {
 		return nil // bootstrapped meanwhile by a concurrent upload
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.io.Err, "created the ACL of local store %s, granting %s upload to every app\n", store.Location(manifest.ACLKey), user)
+	fmt.Fprintf(e.io.Err, "created the ACL of local store %s, granting %s upload to every app\n", st.Location(manifest.ACLKey), user)
 	return nil
 }
 

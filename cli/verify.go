@@ -49,7 +49,7 @@ func (e *env) verify(cmd *cobra.Command) error {
 	}
 	ctx := cmd.Context()
 	app, channel := cfg.str("app"), cfg.str("channel")
-	store, err := cfg.openStore(ctx)
+	st, err := cfg.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -64,19 +64,19 @@ func (e *env) verify(cmd *cobra.Command) error {
 	id := cfg.storeURL() + " " + app + "/" + channel
 	last := states[id]
 
-	aclData, err := readKey(ctx, store, manifest.ACLKey, manifest.MaxACLSize)
+	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
 	if err != nil {
 		return notFound(err, "the store has no ACL; an administrator runs `deploy init`")
 	}
-	latestData, err := readKey(ctx, store, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
+	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
 	if err != nil {
 		return notFound(err, fmt.Sprintf("%s has no channel %s; publish with `deploy upload app=%s channel=%s`", app, channel, app, channel))
 	}
 	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
 	if err != nil {
-		return fmt.Errorf("REJECTED %s: %w", store.Location(manifest.LatestKey(app, channel)), err)
+		return fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
 	}
-	rc, _, err := store.Get(ctx, l.Build.Bundle)
+	rc, _, err := st.Get(ctx, l.Build.Bundle)
 	if err != nil {
 		return fmt.Errorf("REJECTED: bundle %s: %w", l.Build.Bundle, err)
 	}

@@ -6,11 +6,11 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // ErrNoACL reports a store without acl.json: nobody may publish yet.
@@ -18,8 +18,8 @@ var ErrNoACL = errors.New("the store has no ACL; an administrator runs `deploy i
 
 // ReadACL reads acl.json and verifies it against trust. It returns the ACL
 // and the ETag to pass to a compare-and-swap write.
-func ReadACL(ctx context.Context, s Store, trust manifest.Trust) (*manifest.ACL, string, error) {
-	data, info, err := ReadSmall(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
+func ReadACL(ctx context.Context, s store.Store, trust manifest.Trust) (*manifest.ACL, string, error) {
+	data, info, err := store.ReadSmall(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", ErrNoACL
 	}
@@ -35,13 +35,13 @@ func ReadACL(ctx context.Context, s Store, trust manifest.Trust) (*manifest.ACL,
 
 // InitACL writes the first ACL (version 1), signed by root. It refuses to
 // overwrite an existing ACL (fs.ErrExist).
-func InitACL(ctx context.Context, s Store, root ed25519.PrivateKey, users []manifest.User) (*manifest.ACL, error) {
+func InitACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, users []manifest.User) (*manifest.ACL, error) {
 	acl := &manifest.ACL{Version: 1, Issued: time.Now().UTC().Truncate(time.Second), Users: users}
 	env, err := manifest.Sign(manifest.TypeACL, acl, root)
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache})
+	_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache})
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%s already exists: %w; change it with `deploy grant` or `deploy acl apply`", s.Location(manifest.ACLKey), fs.ErrExist)
 	}
@@ -55,7 +55,7 @@ func InitACL(ctx context.Context, s Store, root ed25519.PrivateKey, users []mani
 // version, signs it with root and writes it back with compare-and-swap,
 // retrying from a fresh read if another administrator wrote meanwhile.
 // If change reports no change (false), nothing is written.
-func UpdateACL(ctx context.Context, s Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
+func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
 	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
 	for attempt := 0; ; attempt++ {
 		acl, etag, err := ReadACL(ctx, s, trust)
@@ -72,8 +72,8 @@ func UpdateACL(ctx context.Context, s Store, root ed25519.PrivateKey, change fun
 		if err != nil {
 			return nil, false, err
 		}
-		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
-		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), store.PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
+		if errors.Is(err, store.ErrConflict) && attempt < maxRetries {
 			continue
 		}
 		if err != nil {
@@ -81,22 +81,4 @@ func UpdateACL(ctx context.Context, s Store, root ed25519.PrivateKey, change fun
 		}
 		return acl, true, nil
 	}
-}
-
-// ReadSmall reads a whole small object, such as an envelope. An object over
-// limit bytes is refused with a manifest.RuleTooLarge error, read no further.
-func ReadSmall(ctx context.Context, s Store, key string, limit int) ([]byte, Info, error) {
-	rc, info, err := s.Get(ctx, key)
-	if err != nil {
-		return nil, Info{}, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
-	if err != nil {
-		return nil, Info{}, fmt.Errorf("read %s: %w", s.Location(key), err)
-	}
-	if len(data) > limit {
-		return nil, Info{}, &manifest.Error{Rule: manifest.RuleTooLarge, Detail: fmt.Sprintf("%s is over %d bytes", s.Location(key), limit)}
-	}
-	return data, info, nil
 }

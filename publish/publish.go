@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // Cache-Control of the objects a publish writes.
@@ -38,7 +39,7 @@ type Invalidator interface {
 
 // Publisher uploads builds to a store.
 type Publisher struct {
-	Store Store
+	Store store.Store
 	Key   ed25519.PrivateKey // the uploader's signing key
 	Trust manifest.Trust     // pinned root keys that the ACL must verify against
 	// CDN is the public base URL that serves the store's keys, if any.
@@ -285,7 +286,7 @@ func (p *Publisher) checkVersionFree(ctx context.Context, acl *manifest.ACL, app
 func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error {
 	key := manifest.BundleKey(app, b.SHA256)
 	for attempt := range 10 {
-		opt := PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
+		opt := store.PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
 		info, err := p.Store.Stat(ctx, key)
 		switch {
 		case err == nil && info.Size == b.Size:
@@ -303,7 +304,7 @@ func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error 
 		}
 		_, err = p.Store.Put(ctx, key, f, opt)
 		f.Close()
-		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, ErrConflict) {
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 		select { // written meanwhile by another upload: look again
@@ -332,7 +333,7 @@ func (p *Publisher) putBuild(ctx context.Context, build *manifest.Build, default
 		if err != nil {
 			return err
 		}
-		_, err = p.Store.Put(ctx, manifest.BuildKey(build.App, n), bytes.NewReader(env.Marshal()), PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
+		_, err = p.Store.Put(ctx, manifest.BuildKey(build.App, n), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
@@ -383,11 +384,11 @@ func (cur *current) nextSequence(now time.Time) int64 {
 // sequence must be above any number it claims.
 func (p *Publisher) readLatest(ctx context.Context, app, channel string, acl *manifest.ACL) (*current, string, error) {
 	key := manifest.LatestKey(app, channel)
-	data, info, err := ReadSmall(ctx, p.Store, key, manifest.MaxLatestSize)
+	data, info, err := store.ReadSmall(ctx, p.Store, key, manifest.MaxLatestSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", nil
 	}
-	if manifest.RuleOf(err) == manifest.RuleTooLarge { // no device accepts it: replace it
+	if errors.Is(err, store.ErrTooLarge) || manifest.RuleOf(err) == manifest.RuleTooLarge { // no device accepts it: replace it
 		info, err = p.Store.Stat(ctx, key)
 		if err != nil {
 			return nil, "", err
@@ -420,7 +421,7 @@ func (p *Publisher) swapLatest(ctx context.Context, acl *manifest.ACL, build man
 			return 0, false, err
 		}
 		l := manifest.Latest{App: req.App, Channel: req.Channel, Sequence: cur.nextSequence(now), Issued: now, Expires: now.Add(expires), Build: build}
-		opt := PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache}
+		opt := store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache}
 		if cur != nil {
 			if cur.verified && cur.Build.Number > build.Number {
 				return cur.Sequence, true, nil
@@ -432,7 +433,7 @@ func (p *Publisher) swapLatest(ctx context.Context, acl *manifest.ACL, build man
 			return 0, false, err
 		}
 		_, err = p.Store.Put(ctx, key, bytes.NewReader(env.Marshal()), opt)
-		if errors.Is(err, ErrConflict) || errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {

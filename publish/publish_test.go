@@ -17,18 +17,19 @@ import (
 	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
-	"github.com/cartona/deploy/publish/file"
-	"github.com/cartona/deploy/publish/s3"
+	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/file"
+	"github.com/cartona/deploy/store/s3"
 )
 
 type fixture struct {
-	store publish.Store
+	store store.Store
 	root  ed25519.PrivateKey
 	trust manifest.Trust
 	user  ed25519.PrivateKey
 }
 
-func newFixture(t *testing.T, store publish.Store) *fixture {
+func newFixture(t *testing.T, store store.Store) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	root, err := manifest.GenerateKey(filepath.Join(dir, "root.key"))
@@ -46,7 +47,7 @@ func newFixture(t *testing.T, store publish.Store) *fixture {
 	return &fixture{store: store, root: root, user: user, trust: manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}}
 }
 
-func fileStore(t *testing.T) publish.Store {
+func fileStore(t *testing.T) store.Store {
 	s, err := file.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -55,12 +56,12 @@ func fileStore(t *testing.T) publish.Store {
 }
 
 // eachStore runs test against a local folder and a real S3 server.
-func eachStore(t *testing.T, test func(t *testing.T, store func(t *testing.T) publish.Store)) {
+func eachStore(t *testing.T, test func(t *testing.T, store func(t *testing.T) store.Store)) {
 	t.Run("file", func(t *testing.T) { test(t, fileStore) })
 	t.Run("s3", func(t *testing.T) {
 		srv := s3test.Start(t)
 		n := 0
-		test(t, func(t *testing.T) publish.Store {
+		test(t, func(t *testing.T) store.Store {
 			n++
 			u, err := url.Parse(srv.URL(fmt.Sprintf("t%d", n)))
 			if err != nil {
@@ -112,7 +113,7 @@ func TestUploadPublishesAndIsIdempotent(t *testing.T) {
 	eachStore(t, testUploadPublishes)
 }
 
-func testUploadPublishes(t *testing.T, store func(t *testing.T) publish.Store) {
+func testUploadPublishes(t *testing.T, store func(t *testing.T) store.Store) {
 	f := newFixture(t, store(t))
 	www := writeTree(t, map[string]string{"index.html": "<html>", "main.js": "notifyAppReady()"})
 	ctx := context.Background()
@@ -190,7 +191,7 @@ func TestConcurrentUploadsLoseNothing(t *testing.T) {
 	eachStore(t, testConcurrentUploads)
 }
 
-func testConcurrentUploads(t *testing.T, store func(t *testing.T) publish.Store) {
+func testConcurrentUploads(t *testing.T, store func(t *testing.T) store.Store) {
 	f := newFixture(t, store(t))
 	const n = 10
 	var wg sync.WaitGroup
@@ -226,13 +227,13 @@ func testConcurrentUploads(t *testing.T, store func(t *testing.T) publish.Store)
 
 // failingStore fails the Nth write, simulating a crash at that step.
 type failingStore struct {
-	publish.Store
+	store.Store
 	mu     sync.Mutex
 	writes int
 	failAt int
 }
 
-func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
 	s.mu.Lock()
 	s.writes++
 	fail := s.writes == s.failAt
@@ -240,7 +241,7 @@ func (s *failingStore) Put(ctx context.Context, key string, r io.Reader, opt pub
 	if fail {
 		// Half a write: the reader is consumed partly, then the process dies.
 		io.CopyN(io.Discard, r, 10)
-		return publish.Info{}, errors.New("killed")
+		return store.Info{}, errors.New("killed")
 	}
 	return s.Store.Put(ctx, key, r, opt)
 }
@@ -249,7 +250,7 @@ func TestUploadKilledAtAnyStepLeavesAValidChannel(t *testing.T) {
 	eachStore(t, testUploadKilled)
 }
 
-func testUploadKilled(t *testing.T, store func(t *testing.T) publish.Store) {
+func testUploadKilled(t *testing.T, store func(t *testing.T) store.Store) {
 	for failAt := 1; failAt <= 3; failAt++ { // bundle, build record, latest.json
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			f := newFixture(t, store(t))
@@ -338,7 +339,7 @@ func TestUploadReplacesAGarbageLatest(t *testing.T) {
 	ctx := context.Background()
 	key := manifest.LatestKey("retailer", "production")
 	for _, junk := range []string{"<html>not json</html>", strings.Repeat("x", manifest.MaxLatestSize+1)} {
-		if _, err := f.store.Put(ctx, key, strings.NewReader(junk), publish.PutOptions{}); err != nil {
+		if _, err := f.store.Put(ctx, key, strings.NewReader(junk), store.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": fmt.Sprint(len(junk))})})
@@ -364,7 +365,7 @@ func TestUploadReplacesABrokenBundle(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := manifest.BundleKey("retailer", b.SHA256)
-	if _, err := f.store.Put(context.Background(), key, strings.NewReader("truncated"), publish.PutOptions{}); err != nil {
+	if _, err := f.store.Put(context.Background(), key, strings.NewReader("truncated"), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: www}); err != nil {

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 // smallBundle is the largest bundle read into memory to be served when the
@@ -27,7 +27,7 @@ type bundleVersion struct {
 	size, modTime     int64
 }
 
-func versionOf(b *buildInfo, info publish.Info) bundleVersion {
+func versionOf(b *buildInfo, info store.Info) bundleVersion {
 	return bundleVersion{key: b.ref.Bundle, sha256: b.ref.SHA256, etag: info.ETag, size: info.Size, modTime: info.ModTime.UnixNano()}
 }
 
@@ -176,7 +176,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, b *buildInf
 		if !s.bundleVerified(w, r, b, ok, err) {
 			return
 		}
-		var info publish.Info
+		var info store.Info
 		if rc, info, err = s.cfg.Store.Get(r.Context(), b.ref.Bundle); err != nil {
 			s.bundleUnavailable(w, r, b, err)
 			return

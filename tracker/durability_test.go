@@ -19,9 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish/file"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store/file"
 )
 
 // childEnv makes the test binary run a tracker instead of the tests: the

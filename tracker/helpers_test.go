@@ -19,10 +19,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
-	"github.com/cartona/deploy/publish/file"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/file"
 )
 
 // fixture is a file store with an ACL signed by a root key and a user key
@@ -80,7 +81,7 @@ func (f *fixture) sign(typ string, v any, k ed25519.PrivateKey) []byte {
 }
 
 func (f *fixture) put(key string, data []byte) {
-	if _, err := f.store.Put(context.Background(), key, bytes.NewReader(data), publish.PutOptions{}); err != nil {
+	if _, err := f.store.Put(context.Background(), key, bytes.NewReader(data), store.PutOptions{}); err != nil {
 		f.t.Fatal(err)
 	}
 }

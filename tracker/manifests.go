@@ -11,9 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // maxCacheKeys bounds each cache of store reads; keys come from requests.
@@ -42,7 +43,7 @@ type buildInfo struct {
 // verified manifest named (so a device can still download a build it was
 // offered just before a new publish).
 type manifests struct {
-	store   publish.Store
+	store   store.Store
 	trust   manifest.Trust
 	now     func() time.Time
 	log     zerolog.Logger
@@ -61,9 +62,9 @@ type manifests struct {
 }
 
 // newManifests starts from the floors stored in db (see events.loadFloors).
-func newManifests(store publish.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64) *manifests {
+func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64) *manifests {
 	m := &manifests{
-		store:    store,
+		store:    st,
 		trust:    trust,
 		now:      now,
 		log:      log,

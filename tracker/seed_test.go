@@ -21,9 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 func TestSeedClientWithCDN(t *testing.T) { testSeedClient(t, true) }
@@ -199,11 +200,11 @@ func TestLargeBundleFromFile(t *testing.T) {
 // streamingStore hides the Seek of the file store's readers, as the S3
 // store's are, and counts reads of bundles.
 type streamingStore struct {
-	publish.Store
+	store.Store
 	bundleGets atomic.Int32
 }
 
-func (s *streamingStore) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+func (s *streamingStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	rc, info, err := s.Store.Get(ctx, key)
 	if strings.Contains(key, "/bundles/") {
 		s.bundleGets.Add(1)
@@ -319,7 +320,7 @@ func TestTamperedLargeBundleIsNotServed(t *testing.T) {
 // changes, as a store with weak ETags might.
 type frozenInfoStore struct{ streamingStore }
 
-func (s *frozenInfoStore) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+func (s *frozenInfoStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	rc, info, err := s.streamingStore.Get(ctx, key)
 	info.ModTime, info.ETag = time.Unix(1700000000, 0), "frozen"
 	return rc, info, err

@@ -12,9 +12,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // DefaultCacheTTL is how long a verified manifest is served before the
@@ -24,8 +25,8 @@ const DefaultCacheTTL = 5 * time.Second
 // Config is what a Server needs. Store, Trust and DBPath are required.
 type Config struct {
 	// Store holds acl.json, the channels' latest.json, build records and
-	// bundles (publish/file or publish/s3).
-	Store publish.Store
+	// bundles (store/file or store/s3).
+	Store store.Store
 	// Trust pins the root key(s) that acl.json must verify against.
 	Trust manifest.Trust
 	// CDN is the public base URL that serves the store's keys, such as

@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/publish"
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // TestTamperedManifestIsNeverServed edits a signed latest.json in the
@@ -125,12 +126,12 @@ func TestOnlyVerifiedBundlesAreServed(t *testing.T) {
 
 // countingStore counts reads of latest.json.
 type countingStore struct {
-	publish.Store
+	store.Store
 	latestReads atomic.Int32
 	delay       atomic.Int64 // nanoseconds
 }
 
-func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+func (c *countingStore) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	if strings.HasSuffix(key, "/latest.json") {
 		c.latestReads.Add(1)
 		time.Sleep(time.Duration(c.delay.Load()))

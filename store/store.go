@@ -1,15 +1,20 @@
-package publish
+// Package store is where deploy keeps bundles, build records, channel
+// pointers and the ACL: one small interface ([Store]) with conditional
+// writes, and its backends in store/file (a local folder) and store/s3.
+package store
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
 // Store is where bundles, build records, channel pointers and the ACL live.
 // Keys are slash-separated and relative to the store's root (an S3 prefix or
-// a folder). Backends live in their own packages (publish/file, publish/s3).
+// a folder). Backends live in their own packages (store/file, store/s3).
 //
 // Error contract, shared by every backend:
 //   - a missing key is reported as an error that wraps fs.ErrNotExist;
@@ -65,3 +70,46 @@ type Info struct {
 // ErrConflict reports that a compare-and-swap Put lost a race: the object
 // changed since its ETag was read. Re-read and try again.
 var ErrConflict = errors.New("object changed since it was read")
+
+// ErrTooLarge reports that an object is over the size a reader accepts.
+var ErrTooLarge = errors.New("object is over the size limit")
+
+// ReadSmall reads a whole small object, such as an envelope. An object over
+// limit bytes is refused with an error wrapping [ErrTooLarge], read no
+// further.
+func ReadSmall(ctx context.Context, s Store, key string, limit int) ([]byte, Info, error) {
+	rc, info, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, int64(limit)+1))
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("read %s: %w", s.Location(key), err)
+	}
+	if len(data) > limit {
+		return nil, Info{}, fmt.Errorf("%s is over %d bytes: %w", s.Location(key), limit, ErrTooLarge)
+	}
+	return data, info, nil
+}
+
+// CheckKey reports whether key is a valid store key: slash-separated
+// segments, none empty, none starting with a dot (backends keep their own
+// files there), no backslash and no control character. Every backend calls
+// it, so a key is valid on all of them or on none.
+func CheckKey(key string) error {
+	if key == "" {
+		return errors.New("invalid key: empty")
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || strings.HasPrefix(seg, ".") {
+			return fmt.Errorf("invalid key %q: empty or dot segment", key)
+		}
+	}
+	for _, r := range key {
+		if r == '\\' || r < 0x20 || r == 0x7f {
+			return fmt.Errorf("invalid key %q: backslash or control character", key)
+		}
+	}
+	return nil
+}

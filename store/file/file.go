@@ -1,4 +1,4 @@
-// Package file is the local-folder backend of publish.Store: the embedded
+// Package file is the local-folder backend of store.Store: the embedded
 // default, which works with nothing configured.
 //
 // Every write goes to a temporary file in the store's .tmp folder, is synced,
@@ -17,12 +17,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 const (
@@ -38,7 +37,7 @@ type Store struct {
 	Root string
 }
 
-var _ publish.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // Open returns a store rooted at dir, creating the folder if needed.
 func Open(dir string) (*Store, error) {
@@ -52,8 +51,8 @@ func Open(dir string) (*Store, error) {
 }
 
 func (s *Store) path(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || strings.ContainsRune(key, 0) || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") || strings.HasPrefix(key, ".") {
-		return "", fmt.Errorf("file store: invalid key %q", key)
+	if err := store.CheckKey(key); err != nil {
+		return "", fmt.Errorf("file store: %w", err)
 	}
 	return filepath.Join(s.Root, filepath.FromSlash(key)), nil
 }
@@ -64,25 +63,25 @@ func (s *Store) Location(key string) string {
 }
 
 // Get opens the file at key.
-func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	p, err := s.path(key)
 	if err != nil {
-		return nil, publish.Info{}, err
+		return nil, store.Info{}, err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+		return nil, store.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+		return nil, store.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
 	}
 	if fi.IsDir() {
 		f.Close()
-		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, fs.ErrNotExist)
+		return nil, store.Info{}, fmt.Errorf("file store: get %s: %w", key, fs.ErrNotExist)
 	}
-	info := publish.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
+	info := store.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
 	if fi.Size() > hashedETagLimit {
 		info.ETag = statETag(fi)
 		return f, info, nil
@@ -90,73 +89,73 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Inf
 	data, err := io.ReadAll(f)
 	f.Close()
 	if err != nil {
-		return nil, publish.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
+		return nil, store.Info{}, fmt.Errorf("file store: get %s: %w", key, err)
 	}
 	info.Size, info.ETag = int64(len(data)), contentETag(data)
 	return io.NopCloser(bytes.NewReader(data)), info, nil
 }
 
 // Stat returns the Info of key.
-func (s *Store) Stat(ctx context.Context, key string) (publish.Info, error) {
+func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	rc, info, err := s.Get(ctx, key)
 	if err != nil {
-		return publish.Info{}, err
+		return store.Info{}, err
 	}
 	rc.Close()
 	return info, nil
 }
 
 // Put writes r to key atomically.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
 	p, err := s.path(key)
 	if err != nil {
-		return publish.Info{}, err
+		return store.Info{}, err
 	}
 	if opt.CreateOnly {
 		if _, err := os.Lstat(p); err == nil {
-			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
+			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
 		}
 	}
 	tmp, info, err := s.writeTemp(ctx, key, r)
 	if err != nil {
-		return publish.Info{}, err
+		return store.Info{}, err
 	}
 	defer os.Remove(tmp)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 	}
 	if opt.CreateOnly {
 		// A hard link fails if the target exists: an atomic create-only.
 		if err := os.Link(tmp, p); err != nil {
 			if errors.Is(err, fs.ErrExist) {
-				return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
+				return store.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
 			}
-			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
 	} else {
 		unlock, err := lock(filepath.Join(s.Root, lockFile))
 		if err != nil {
-			return publish.Info{}, fmt.Errorf("file store: lock: %w", err)
+			return store.Info{}, fmt.Errorf("file store: lock: %w", err)
 		}
 		defer unlock()
 		if opt.IfMatch != "" {
 			cur, err := s.Stat(ctx, key)
 			if errors.Is(err, fs.ErrNotExist) || (err == nil && cur.ETag != opt.IfMatch) {
-				return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, publish.ErrConflict)
+				return store.Info{}, fmt.Errorf("file store: put %s: %w", key, store.ErrConflict)
 			}
 			if err != nil {
-				return publish.Info{}, err
+				return store.Info{}, err
 			}
 		}
 		if err := os.Rename(tmp, p); err != nil {
-			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
 	}
 	syncDir(filepath.Dir(p))
 	if info.Size > hashedETagLimit {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
 		info.ETag, info.ModTime = statETag(fi), fi.ModTime()
 	}
@@ -164,10 +163,10 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.Pu
 }
 
 // writeTemp copies r into a synced temporary file and returns its path.
-func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string, publish.Info, error) {
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string, store.Info, error) {
 	f, err := os.CreateTemp(filepath.Join(s.Root, tmpDir), "put-*")
 	if err != nil {
-		return "", publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		return "", store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 	}
 	f.Chmod(0o644) // readable like any published file; CreateTemp makes 0600
 	h := sha256.New()
@@ -180,9 +179,9 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string,
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", publish.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
+		return "", store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 	}
-	info := publish.Info{Key: key, Size: n}
+	info := store.Info{Key: key, Size: n}
 	if n <= hashedETagLimit {
 		info.ETag = hex.EncodeToString(h.Sum(nil)[:16])
 	}
@@ -190,12 +189,12 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string,
 }
 
 // List returns the objects under prefix, sorted by key.
-func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error) {
+func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	dir := s.Root
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
 		dir = filepath.Join(s.Root, filepath.FromSlash(prefix[:i]))
 	}
-	var out []publish.Info
+	var out []store.Info
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -221,7 +220,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error)
 		if err != nil {
 			return err
 		}
-		out = append(out, publish.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
+		out = append(out, store.Info{Key: key, Size: fi.Size(), ModTime: fi.ModTime()})
 		return nil
 	})
 	if err != nil {

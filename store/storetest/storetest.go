@@ -1,4 +1,4 @@
-// Package storetest is the conformance suite that every publish.Store
+// Package storetest is the conformance suite that every store.Store
 // backend must pass. A backend's test calls [Run] with a function that opens
 // a fresh, empty store.
 package storetest
@@ -11,14 +11,15 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
-	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 // Run runs the conformance suite against stores made by open.
-func Run(t *testing.T, open func(t *testing.T) publish.Store) {
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("GetMissing", func(t *testing.T) {
 		s := open(t)
 		_, _, err := s.Get(context.Background(), "apps/x/missing.json")
@@ -35,7 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 		s := open(t)
 		ctx := context.Background()
 		body := []byte(`{"hello":"world"}`)
-		info, err := s.Put(ctx, "a/b/c.json", bytes.NewReader(body), publish.PutOptions{Size: int64(len(body)), ContentType: "application/json", CacheControl: "max-age=60"})
+		info, err := s.Put(ctx, "a/b/c.json", bytes.NewReader(body), store.PutOptions{Size: int64(len(body)), ContentType: "application/json", CacheControl: "max-age=60"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 	t.Run("CreateOnly", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
-		opt := publish.PutOptions{CreateOnly: true}
+		opt := store.PutOptions{CreateOnly: true}
 		if _, err := s.Put(ctx, "k", bytes.NewReader([]byte("one")), opt); err != nil {
 			t.Fatal(err)
 		}
@@ -82,20 +83,20 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 	t.Run("CompareAndSwap", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
-		first, err := s.Put(ctx, "p", bytes.NewReader([]byte("v1")), publish.PutOptions{})
+		first, err := s.Put(ctx, "p", bytes.NewReader([]byte("v1")), store.PutOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		second, err := s.Put(ctx, "p", bytes.NewReader([]byte("v2")), publish.PutOptions{IfMatch: first.ETag})
+		second, err := s.Put(ctx, "p", bytes.NewReader([]byte("v2")), store.PutOptions{IfMatch: first.ETag})
 		if err != nil {
 			t.Fatalf("CAS with current ETag: %v", err)
 		}
 		if second.ETag == first.ETag {
 			t.Fatal("ETag did not change after an overwrite")
 		}
-		_, err = s.Put(ctx, "p", bytes.NewReader([]byte("v3")), publish.PutOptions{IfMatch: first.ETag})
-		if !errors.Is(err, publish.ErrConflict) {
-			t.Fatalf("CAS with stale ETag: err = %v, want publish.ErrConflict", err)
+		_, err = s.Put(ctx, "p", bytes.NewReader([]byte("v3")), store.PutOptions{IfMatch: first.ETag})
+		if !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("CAS with stale ETag: err = %v, want store.ErrConflict", err)
 		}
 		if got := read(t, s, "p"); got != "v2" {
 			t.Fatalf("content = %q, want v2", got)
@@ -105,7 +106,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 	t.Run("ConcurrentCAS", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
-		if _, err := s.Put(ctx, "counter", bytes.NewReader([]byte("0")), publish.PutOptions{CreateOnly: true}); err != nil {
+		if _, err := s.Put(ctx, "counter", bytes.NewReader([]byte("0")), store.PutOptions{CreateOnly: true}); err != nil {
 			t.Fatal(err)
 		}
 		const n = 10
@@ -124,8 +125,8 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 					b, _ := io.ReadAll(rc)
 					rc.Close()
 					v, _ := strconv.Atoi(string(b))
-					_, err = s.Put(ctx, "counter", bytes.NewReader([]byte(strconv.Itoa(v+1))), publish.PutOptions{IfMatch: info.ETag})
-					if errors.Is(err, publish.ErrConflict) {
+					_, err = s.Put(ctx, "counter", bytes.NewReader([]byte(strconv.Itoa(v+1))), store.PutOptions{IfMatch: info.ETag})
+					if errors.Is(err, store.ErrConflict) {
 						continue
 					}
 					if err != nil {
@@ -156,7 +157,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := s.Put(ctx, "once", bytes.NewReader([]byte(fmt.Sprint(i))), publish.PutOptions{CreateOnly: true})
+				_, err := s.Put(ctx, "once", bytes.NewReader([]byte(fmt.Sprint(i))), store.PutOptions{CreateOnly: true})
 				switch {
 				case err == nil:
 					mu.Lock()
@@ -178,7 +179,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 		ctx := context.Background()
 		keys := []string{"apps/a/builds/2.json", "apps/a/builds/10.json", "apps/a/builds/1.json", "apps/b/builds/1.json", "apps/a/latest.json"}
 		for _, k := range keys {
-			if _, err := s.Put(ctx, k, bytes.NewReader([]byte(k)), publish.PutOptions{}); err != nil {
+			if _, err := s.Put(ctx, k, bytes.NewReader([]byte(k)), store.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -204,7 +205,7 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 	t.Run("Delete", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
-		if _, err := s.Put(ctx, "d", bytes.NewReader([]byte("x")), publish.PutOptions{}); err != nil {
+		if _, err := s.Put(ctx, "d", bytes.NewReader([]byte("x")), store.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Delete(ctx, "d"); err != nil {
@@ -218,11 +219,27 @@ func Run(t *testing.T, open func(t *testing.T) publish.Store) {
 		}
 	})
 
+	t.Run("InvalidKeys", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		for _, key := range []string{"", "/etc/passwd", "../x", "a/../../x", "a/./b", "a\\b", ".tmp/x", "a/.hidden", "a//b", "a/", "a\x00b", "a\nb"} {
+			if _, _, err := s.Get(ctx, key); err == nil || !strings.Contains(err.Error(), "invalid key") {
+				t.Errorf("Get(%q) error = %v, want an invalid key error", key, err)
+			}
+			if _, err := s.Put(ctx, key, strings.NewReader("x"), store.PutOptions{}); err == nil || !strings.Contains(err.Error(), "invalid key") {
+				t.Errorf("Put(%q) error = %v, want an invalid key error", key, err)
+			}
+			if err := s.Delete(ctx, key); err == nil {
+				t.Errorf("Delete(%q) succeeded, want an invalid key error", key)
+			}
+		}
+	})
+
 	t.Run("FailedReaderLeavesNothing", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
 		r := io.MultiReader(bytes.NewReader(make([]byte, 1<<16)), errReader{})
-		if _, err := s.Put(ctx, "half", r, publish.PutOptions{CreateOnly: true}); err == nil {
+		if _, err := s.Put(ctx, "half", r, store.PutOptions{CreateOnly: true}); err == nil {
 			t.Fatal("Put from a failing reader succeeded")
 		}
 		if _, err := s.Stat(ctx, "half"); !errors.Is(err, fs.ErrNotExist) {
@@ -235,7 +252,7 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("reader broke") }
 
-func read(t *testing.T, s publish.Store, key string) string {
+func read(t *testing.T, s store.Store, key string) string {
 	t.Helper()
 	rc, _, err := s.Get(context.Background(), key)
 	if err != nil {

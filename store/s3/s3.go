@@ -1,4 +1,4 @@
-// Package s3 is the publish.Store backend for AWS S3 and S3-compatible
+// Package s3 is the store.Store backend for AWS S3 and S3-compatible
 // stores (Cloudflare R2, MinIO, versitygw).
 //
 // # URL
@@ -43,7 +43,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 const (
@@ -54,7 +54,7 @@ const (
 	concurrency = 4
 )
 
-// Store is a publish.Store in an S3 bucket, under a key prefix.
+// Store is a store.Store in an S3 bucket, under a key prefix.
 type Store struct {
 	client   *s3.Client
 	uploader *manager.Uploader
@@ -62,7 +62,7 @@ type Store struct {
 	prefix   string // "" or ends with "/"
 }
 
-var _ publish.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // Open returns the store named by an s3:// URL (see the package
 // documentation). Configuration errors name the offending part of the URL.
@@ -158,23 +158,23 @@ func (s *Store) Location(key string) string {
 
 // key returns the object key of a store key.
 func (s *Store) key(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || slices.Contains(strings.Split(key, "/"), "..") {
-		return "", fmt.Errorf("s3: invalid key %q", key)
+	if err := store.CheckKey(key); err != nil {
+		return "", fmt.Errorf("s3: %w", err)
 	}
 	return s.prefix + key, nil
 }
 
 // Get opens the object at key. A missing key wraps fs.ErrNotExist.
-func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Info, error) {
+func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return nil, publish.Info{}, err
+		return nil, store.Info{}, err
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return nil, publish.Info{}, fmt.Errorf("s3: get %s: %w", key, notExist(err))
+		return nil, store.Info{}, fmt.Errorf("s3: get %s: %w", key, notExist(err))
 	}
-	info := publish.Info{
+	info := store.Info{
 		Key:     key,
 		Size:    aws.ToInt64(out.ContentLength),
 		ETag:    aws.ToString(out.ETag),
@@ -184,16 +184,16 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, publish.Inf
 }
 
 // Stat returns the Info of key. A missing key wraps fs.ErrNotExist.
-func (s *Store) Stat(ctx context.Context, key string) (publish.Info, error) {
+func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return publish.Info{}, err
+		return store.Info{}, err
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return publish.Info{}, fmt.Errorf("s3: stat %s: %w", key, notExist(err))
+		return store.Info{}, fmt.Errorf("s3: stat %s: %w", key, notExist(err))
 	}
-	return publish.Info{
+	return store.Info{
 		Key:     key,
 		Size:    aws.ToInt64(out.ContentLength),
 		ETag:    aws.ToString(out.ETag),
@@ -206,12 +206,12 @@ func (s *Store) Stat(ctx context.Context, key string) (publish.Info, error) {
 // upload is aborted).
 //
 // A refused create-only write wraps fs.ErrExist; a refused compare-and-swap
-// write, or one whose object was deleted, wraps publish.ErrConflict. The
+// write, or one whose object was deleted, wraps store.ErrConflict. The
 // returned Info has the key, size and ETag; its ModTime is zero.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.PutOptions) (publish.Info, error) {
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
-		return publish.Info{}, err
+		return store.Info{}, err
 	}
 	body := &countingReader{r: r}
 	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &k, Body: body}
@@ -237,9 +237,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt publish.Pu
 	}
 	out, err := s.uploader.Upload(ctx, in, small...)
 	if err != nil {
-		return publish.Info{}, fmt.Errorf("s3: put %s: %w", key, putError(err, opt))
+		return store.Info{}, fmt.Errorf("s3: put %s: %w", key, putError(err, opt))
 	}
-	return publish.Info{Key: key, Size: body.n, ETag: aws.ToString(out.ETag)}, nil
+	return store.Info{Key: key, Size: body.n, ETag: aws.ToString(out.ETag)}, nil
 }
 
 // countingReader counts the bytes read through it.
@@ -255,9 +255,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // List returns the objects whose keys start with prefix, sorted by key.
-func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error) {
+func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	full := s.prefix + prefix
-	var infos []publish.Info
+	var infos []store.Info
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &full})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -265,7 +265,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error)
 			return nil, fmt.Errorf("s3: list %s: %w", prefix, err)
 		}
 		for _, obj := range page.Contents {
-			infos = append(infos, publish.Info{
+			infos = append(infos, store.Info{
 				Key:     strings.TrimPrefix(aws.ToString(obj.Key), s.prefix),
 				Size:    aws.ToInt64(obj.Size),
 				ETag:    aws.ToString(obj.ETag),
@@ -274,7 +274,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]publish.Info, error)
 		}
 	}
 	// S3 lists in byte order already; S3-compatible stores may not.
-	slices.SortFunc(infos, func(a, b publish.Info) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(infos, func(a, b store.Info) int { return strings.Compare(a.Key, b.Key) })
 	return infos, nil
 }
 
@@ -302,8 +302,8 @@ func notExist(err error) error {
 }
 
 // putError maps a refused conditional write to fs.ErrExist or
-// publish.ErrConflict.
-func putError(err error, opt publish.PutOptions) error {
+// store.ErrConflict.
+func putError(err error, opt store.PutOptions) error {
 	code, status := errorCode(err)
 	// 412 when the condition fails; 409 when a concurrent conditional write
 	// to the same key is in progress (AWS: ConditionalRequestConflict).
@@ -314,7 +314,7 @@ func putError(err error, opt publish.PutOptions) error {
 		return fmt.Errorf("%w: %w", fs.ErrExist, err)
 	case opt.IfMatch != "" && (refused || code == "NoSuchKey"):
 		// If-Match on a deleted object answers 404: the object changed.
-		return fmt.Errorf("%w: %w", publish.ErrConflict, err)
+		return fmt.Errorf("%w: %w", store.ErrConflict, err)
 	}
 	return err
 }
