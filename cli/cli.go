@@ -122,17 +122,17 @@ Every parameter can be given as key=value or --key value:
 	root.PersistentFlags().Bool("verbose", false, "log more detail")
 	env := &env{io: stdio}
 	root.AddCommand(
-		newUpload(env),
-		newList(env),
+		NewCmdUpload(env),
+		NewCmdList(env),
 		newLogin(env),
-		newKeys(env),
-		newInit(env),
-		newGrant(env),
-		newRevoke(env),
-		newACL(env),
-		newVerify(env),
-		newServe(env),
-		newStats(env),
+		NewCmdKeys(env),
+		NewCmdInit(env),
+		NewCmdGrant(env),
+		NewCmdRevoke(env),
+		NewCmdACL(env),
+		NewCmdVerify(env),
+		NewCmdServe(env),
+		NewCmdStats(env),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print the version",
@@ -146,6 +146,7 @@ Every parameter can be given as key=value or --key value:
 // env is what commands share: the IO streams and, once loaded, the config.
 type env struct {
 	io IO
+	lazy
 }
 
 // logger writes human-readable logs to stderr.

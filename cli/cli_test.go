@@ -142,15 +142,16 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"envfile":      envFile,
-			"mode":         fileMode,
-			"storeget":     storeGet,
-			"storeput":     storePut,
-			"forge-latest": forgeLatest,
-			"jsonfield":    jsonField,
-			"expand":       expand,
-			"invalidated":  invalidated,
-			"httpget":      httpGet,
+			"envfile":       envFile,
+			"mode":          fileMode,
+			"storeget":      storeGet,
+			"storeput":      storePut,
+			"forge-latest":  forgeLatest,
+			"jsonfield":     jsonField,
+			"expand":        expand,
+			"invalidated":   invalidated,
+			"httpget":       httpGet,
+			"storevariants": storeVariants,
 		},
 	}
 }
@@ -293,4 +294,25 @@ func forgeLatest(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), store.PutOptions{})
 	ts.Check(err)
+}
+
+// storevariants sets STORE_1, STORE_2 and STORE_3 to other spellings of
+// $STORE (trailing, doubled and dot segments; file:/abs), and STORE_NONE to
+// a store that does not exist.
+func storeVariants(ts *testscript.TestScript, neg bool, args []string) {
+	st := ts.Getenv("STORE")
+	if dir, ok := strings.CutPrefix(st, "file://"); ok {
+		parent, base := filepath.Split(dir)
+		ts.Setenv("STORE_1", st+"/")
+		ts.Setenv("STORE_2", "file://"+parent+"/"+base)
+		ts.Setenv("STORE_3", "file:"+parent+"./"+base)
+		ts.Setenv("STORE_NONE", "file://"+parent+"none")
+		return
+	}
+	bucketPrefix, query, _ := strings.Cut(strings.TrimPrefix(st, "s3://"), "?")
+	bucket, prefix, _ := strings.Cut(bucketPrefix, "/")
+	ts.Setenv("STORE_1", "s3://"+bucket+"/"+prefix+"/?"+query)
+	ts.Setenv("STORE_2", "s3://"+bucket+"//"+prefix+"?"+query)
+	ts.Setenv("STORE_3", "s3://"+bucket+"//"+prefix+"//?"+query)
+	ts.Setenv("STORE_NONE", "s3://"+bucket+"/"+prefix+"-none?"+query)
 }

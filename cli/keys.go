@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,60 +12,57 @@ import (
 	"github.com/cartona/deploy/manifest"
 )
 
-func newKeys(e *env) *cobra.Command {
+type keysShowOptions struct {
+	*env
+	storeOptions
+	Root bool `param:"root"`
+}
+
+type keysGenerateOptions struct {
+	*env
+	storeOptions
+}
+
+func NewCmdKeys(e *env) *cobra.Command {
 	c := &cobra.Command{Use: "keys", Short: "Create or show your signing key"}
-	show := &cobra.Command{
-		Use:   "show",
-		Short: "Print your public key (to hand to the administrator), creating the key if needed",
-		Long: `Print your public key, to hand to the administrator who grants you uploads.
+	c.AddCommand(
+		newCommand(e, &cobra.Command{
+			Use:   "show",
+			Short: "Print your public key (to hand to the administrator), creating the key if needed",
+			Long: `Print your public key, to hand to the administrator who grants you uploads.
 With root=1, print the root public key instead, in the form that the tracker's
 root_key and an app's configuration take. Private keys are never printed.`,
-		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := e.load(c)
-			if err != nil {
-				return err
-			}
-			if cfg.bool("root") {
-				k, err := cfg.rootKey()
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(e.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
-				return nil
-			}
-			k, err := cfg.userKey(true)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(e.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
-			return nil
-		},
-	}
-	show.Flags().Bool("root", false, "show the root public key")
-	gen := &cobra.Command{
-		Use:   "generate",
-		Short: "Create your signing key (mode 0600); never overwrites",
-		RunE: func(c *cobra.Command, _ []string) error {
-			cfg, err := e.load(c)
-			if err != nil {
-				return err
-			}
-			path := cfg.str("key_file")
-			k, err := manifest.GenerateKey(path)
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("%s already exists; `deploy keys show` prints its public key", path)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.io.Err, "created %s (mode 0600)\n", path)
-			fmt.Fprintln(e.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
-			return nil
-		},
-	}
-	for _, sub := range []*cobra.Command{show, gen} {
-		storeFlags(sub)
-		c.AddCommand(sub)
-	}
+		}, &keysShowOptions{env: e}, runKeysShow),
+		newCommand(e, &cobra.Command{
+			Use:   "generate",
+			Short: "Create your signing key (mode 0600); never overwrites",
+		}, &keysGenerateOptions{env: e}, runKeysGenerate),
+	)
 	return c
+}
+
+func runKeysShow(_ context.Context, opts *keysShowOptions) error {
+	load := func() (ed25519.PrivateKey, error) { return opts.userKey(true, opts.io.Err) }
+	if opts.Root {
+		load = opts.rootKey
+	}
+	k, err := load()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(opts.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
+	return nil
+}
+
+func runKeysGenerate(_ context.Context, opts *keysGenerateOptions) error {
+	k, err := manifest.GenerateKey(opts.KeyFile)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; `deploy keys show` prints its public key", opts.KeyFile)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.io.Err, "created %s (mode 0600)\n", opts.KeyFile)
+	fmt.Fprintln(opts.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
+	return nil
 }

@@ -15,26 +15,35 @@ import (
 	"github.com/cartona/deploy/store"
 )
 
-func newList(e *env) *cobra.Command {
+func NewCmdList(e *env) *cobra.Command {
 	c := &cobra.Command{Use: "list", Short: "List builds or permissions"}
-	builds := &cobra.Command{
-		Use:     "builds app=NAME",
-		Short:   "List an app's builds, newest first",
-		Example: "  deploy list builds app=retailer",
-		RunE:    func(c *cobra.Command, _ []string) error { return e.listBuilds(c) },
-	}
-	builds.Flags().String("app", "", "app name")
-	storeFlags(builds)
-	perms := &cobra.Command{
-		Use:     "permissions [app=NAME]",
-		Short:   "List who may upload, for one app or all",
-		Example: "  deploy list permissions app=retailer",
-		RunE:    func(c *cobra.Command, _ []string) error { return e.listPermissions(c) },
-	}
-	perms.Flags().String("app", "", "app name (default: every app)")
-	storeFlags(perms)
-	c.AddCommand(builds, perms)
+	c.AddCommand(
+		newCommand(e, &cobra.Command{
+			Use:     "builds app=NAME",
+			Short:   "List an app's builds, newest first",
+			Example: "  deploy list builds app=retailer",
+		}, &listBuildsOptions{env: e}, runListBuilds),
+		newCommand(e, &cobra.Command{
+			Use:     "permissions [app=NAME]",
+			Short:   "List who may upload, for one app or all (default: every app)",
+			Example: "  deploy list permissions app=retailer",
+		}, &listPermissionsOptions{env: e}, runListPermissions),
+	)
 	return c
+}
+
+type listBuildsOptions struct {
+	*env
+	storeOptions
+	App  string `param:"app,required"`
+	JSON bool   `param:"json"`
+}
+
+type listPermissionsOptions struct {
+	*env
+	storeOptions
+	App  string `param:"app"`
+	JSON bool   `param:"json"`
 }
 
 // buildRow is one line of `deploy list builds`.
@@ -43,58 +52,59 @@ type buildRow struct {
 	Channels []string `json:"channels"`
 }
 
-func (e *env) listBuilds(cmd *cobra.Command) error {
-	cfg, err := e.load(cmd)
-	if err != nil {
-		return err
-	}
-	if err := cfg.require("app"); err != nil {
-		return err
-	}
-	ctx := cmd.Context()
-	app := cfg.str("app")
-	if err := manifest.CheckName("app", app); err != nil {
+func runListBuilds(ctx context.Context, opts *listBuildsOptions) error {
+	if err := manifest.CheckName("app", opts.App); err != nil {
 		return usageError{err}
 	}
-	st, _, acl, err := openVerified(ctx, cfg)
+	rows, err := opts.builds(ctx)
 	if err != nil {
 		return err
 	}
-	channels, err := channelsByBuild(ctx, st, acl, app)
-	if err != nil {
-		return err
-	}
-	infos, err := st.List(ctx, manifest.BuildsPrefix(app))
-	if err != nil {
-		return err
-	}
-	rows := []buildRow{}
-	for _, in := range infos {
-		data, err := readKey(ctx, st, in.Key, manifest.MaxBuildSize)
-		if err != nil {
-			return err
-		}
-		b, err := manifest.VerifyBuild(acl, data, app)
-		if err != nil {
-			fmt.Fprintf(e.io.Err, "warning: skipping %s: %v\n", st.Location(in.Key), err)
-			continue
-		}
-		rows = append(rows, buildRow{Build: *b, Channels: channels[b.Number]})
-	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Number > rows[j].Number })
-	if cfg.bool("json") {
-		return writeJSON(e.io.Out, rows)
+	if opts.JSON {
+		return writeJSON(opts.io.Out, rows)
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(e.io.Err, "%s has no builds in %s; publish one with `deploy upload app=%s dir=./www`\n", app, cfg.storeURL(), app)
+		fmt.Fprintf(opts.io.Err, "%s has no builds in %s; publish one with `deploy upload app=%s dir=./www`\n", opts.App, opts.URL(), opts.App)
 		return nil
 	}
-	tw := tabwriter.NewWriter(e.io.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(opts.io.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUILD\tVERSION\tCHANNELS\tSIZE\tUPLOADER\tDATE\tNOTES")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Version, strings.Join(r.Channels, ","), humanBytes(r.Size), r.Uploader, r.Created.Local().Format(time.DateTime), firstLine(r.Notes))
 	}
 	return tw.Flush()
+}
+
+// builds reads the app's verified build records, newest first, skipping
+// (with a warning) those that do not verify.
+func (opts *listBuildsOptions) builds(ctx context.Context) ([]buildRow, error) {
+	st, acl, err := opts.verifiedACL(ctx)
+	if err != nil {
+		return nil, err
+	}
+	channels, err := channelsByBuild(ctx, st, acl, opts.App)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := st.List(ctx, manifest.BuildsPrefix(opts.App))
+	if err != nil {
+		return nil, err
+	}
+	rows := []buildRow{}
+	for _, in := range infos {
+		data, err := readKey(ctx, st, in.Key, manifest.MaxBuildSize)
+		if err != nil {
+			return nil, err
+		}
+		b, err := manifest.VerifyBuild(acl, data, opts.App)
+		if err != nil {
+			fmt.Fprintf(opts.io.Err, "warning: skipping %s: %v\n", st.Location(in.Key), err)
+			continue
+		}
+		rows = append(rows, buildRow{Build: *b, Channels: channels[b.Number]})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].Number > rows[j].Number })
+	return rows, nil
 }
 
 // channelsByBuild maps build numbers to the channels whose verified
@@ -124,13 +134,8 @@ func channelsByBuild(ctx context.Context, st store.Store, acl *manifest.ACL, app
 	return out, nil
 }
 
-func (e *env) listPermissions(cmd *cobra.Command) error {
-	cfg, err := e.load(cmd)
-	if err != nil {
-		return err
-	}
-	app := cfg.str("app")
-	_, _, acl, err := openVerified(cmd.Context(), cfg)
+func runListPermissions(ctx context.Context, opts *listPermissionsOptions) error {
+	_, acl, err := opts.verifiedACL(ctx)
 	if err != nil {
 		return err
 	}
@@ -143,15 +148,15 @@ func (e *env) listPermissions(cmd *cobra.Command) error {
 	rows := []row{}
 	for _, u := range acl.Users {
 		for _, a := range sortedKeys(u.Grants) {
-			if app == "" || a == app || a == manifest.AllApps {
+			if opts.App == "" || a == opts.App || a == manifest.AllApps {
 				rows = append(rows, row{u.Name, a, u.Grants[a].CanUpload, u.Keys})
 			}
 		}
 	}
-	if cfg.bool("json") {
-		return writeJSON(e.io.Out, map[string]any{"acl_version": acl.Version, "permissions": rows})
+	if opts.JSON {
+		return writeJSON(opts.io.Out, map[string]any{"acl_version": acl.Version, "permissions": rows})
 	}
-	tw := tabwriter.NewWriter(e.io.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(opts.io.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tAPP\tCAN_UPLOAD\tKEYS")
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.User, r.App, b2i(r.CanUpload), strings.Join(r.Keys, ","))
@@ -160,21 +165,22 @@ func (e *env) listPermissions(cmd *cobra.Command) error {
 	return tw.Flush()
 }
 
-// openVerified opens the store and reads its ACL, verified.
-func openVerified(ctx context.Context, cfg *config) (store.Store, manifest.Trust, *manifest.ACL, error) {
-	st, err := cfg.openStore(ctx)
+// verifiedACL opens the store, which must exist, and reads its ACL,
+// verified against the pinned root keys.
+func (e *env) verifiedACL(ctx context.Context) (store.Store, *manifest.ACL, error) {
+	st, err := e.store(ctx)
 	if err != nil {
-		return nil, manifest.Trust{}, nil, err
+		return nil, nil, err
 	}
-	trust, err := cfg.trust()
+	trust, err := e.pinned()
 	if err != nil {
-		return nil, manifest.Trust{}, nil, err
+		return nil, nil, err
 	}
 	acl, _, err := publish.ReadACL(ctx, st, trust)
 	if err != nil {
-		return nil, manifest.Trust{}, nil, err
+		return nil, nil, err
 	}
-	return st, trust, acl, nil
+	return st, acl, nil
 }
 
 // readKey reads a small object whole, refusing more than limit bytes.

@@ -5,10 +5,13 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,93 +22,192 @@ import (
 	"github.com/cartona/deploy/store/s3"
 )
 
-// storeFlags adds the parameters that locate the store and the keys.
-func storeFlags(c *cobra.Command) {
-	f := c.Flags()
-	f.String("store", "", "store URL: file:///path (default "+defaultStoreURL()+") or s3://bucket/prefix?region=...")
-	f.String("root_key", "", "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)")
-	f.String("root_key_file", defaultRootKeyFile(), "the administrator's root private key")
-	f.String("key_file", filepath.Join(configDir(), "user.key"), "your signing key file (private, mode 0600)")
+// storeOptions are the parameters that locate the store and the keys.
+type storeOptions struct {
+	Store       string `param:"store"`
+	RootKey     string `param:"root_key"`
+	RootKeyFile string `param:"root_key_file"`
+	KeyFile     string `param:"key_file"`
 }
+
+func (o *storeOptions) stores() *storeOptions { return o }
+
+// storeFlags adds the parameters that locate the store and the keys.
+func storeFlags(c *cobra.Command) { declare(c, &storeOptions{}) }
 
 func defaultStoreURL() string { return "file://" + filepath.ToSlash(filepath.Join(dataDir(), "store")) }
 
-func (c *config) storeURL() string {
-	if s := c.str("store"); s != "" {
-		return s
+// URL is the store URL, the default one if none is set.
+func (o *storeOptions) URL() string {
+	if o.Store != "" {
+		return o.Store
 	}
 	return defaultStoreURL()
 }
 
-func (c *config) openStore(ctx context.Context) (store.Store, error) {
-	return OpenStore(ctx, c.storeURL())
+// isLocal reports whether the store is a local folder.
+func (o *storeOptions) isLocal() bool {
+	loc, err := parseStore(o.URL())
+	return err == nil && loc.dir != ""
 }
 
-// OpenStore opens the store at raw: file:///path, a bare path (a local
-// folder), or s3://bucket/prefix?region=...&endpoint=...&path_style=true.
-func OpenStore(ctx context.Context, raw string) (store.Store, error) {
-	if !strings.Contains(raw, "://") {
-		abs, err := filepath.Abs(raw)
+// lazy is what env builds on first use, from the options of the command
+// being run: the store and the pinned trust.
+type lazy struct {
+	cfg   *config
+	where *storeOptions
+	st    store.Store
+	trust *manifest.Trust
+}
+
+// store opens the store, which must exist: read-only commands never
+// create one.
+func (e *env) store(ctx context.Context) (store.Store, error) { return e.openStore(ctx, false) }
+
+// storeForWrite opens the store, creating a local folder if needed.
+func (e *env) storeForWrite(ctx context.Context) (store.Store, error) {
+	return e.openStore(ctx, true)
+}
+
+func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
+	if e.st != nil {
+		return e.st, nil
+	}
+	loc, err := parseStore(e.where.URL())
+	if err != nil {
+		return nil, err
+	}
+	if e.st, err = loc.open(ctx, create); err != nil {
+		return nil, err
+	}
+	return e.st, nil
+}
+
+// pinned returns the pinned root keys (see storeOptions.rootTrust), once.
+func (e *env) pinned() (manifest.Trust, error) {
+	if e.trust == nil {
+		t, err := e.where.rootTrust()
 		if err != nil {
-			return nil, err
+			return manifest.Trust{}, err
 		}
-		return file.Open(abs)
+		e.trust = &t
+	}
+	return *e.trust, nil
+}
+
+// location is a parsed store URL: a local folder or an S3 URL.
+type location struct {
+	dir string   // absolute and clean, for a local folder
+	s3  *url.URL // for S3
+}
+
+// scheme matches a URL scheme; one letter is a Windows drive, not a scheme.
+var scheme = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]+:`)
+
+// parseStore reads a store URL: file:///path, file:/path, file://./rel, a
+// bare path (a local folder), or s3://bucket/prefix?region=...
+func parseStore(raw string) (location, error) {
+	if !scheme.MatchString(raw) {
+		return localStore(raw)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("store %q is not a URL: %v; use file:///path or s3://bucket/prefix", raw, err)}
+		return location{}, usageError{fmt.Errorf("store %q is not a URL: %v; use file:///path or s3://bucket/prefix", raw, err)}
 	}
-	switch u.Scheme {
+	switch strings.ToLower(u.Scheme) {
 	case "file":
-		p := filepath.FromSlash(u.Path)
-		if u.Host != "" && u.Host != "localhost" { // file://./store, relative
-			p = filepath.FromSlash(u.Host + u.Path)
+		p := u.Path
+		switch {
+		case u.Opaque != "": // file:relative/path
+			p = u.Opaque
+		case u.Host != "" && u.Host != "localhost": // file://./store, relative
+			p = u.Host + u.Path
 		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return nil, err
-		}
-		return file.Open(abs)
+		return localStore(filepath.FromSlash(p))
 	case "s3":
-		return s3.Open(ctx, u)
+		return location{s3: u}, nil
 	default:
-		return nil, usageError{fmt.Errorf("unknown store scheme %q in %q; use file:///path or s3://bucket/prefix", u.Scheme, raw)}
+		return location{}, usageError{fmt.Errorf("unknown store scheme %q in %q; use file:///path or s3://bucket/prefix", u.Scheme, raw)}
 	}
 }
 
-// isLocal reports whether the store is a local folder.
-func (c *config) isLocal() bool {
-	raw := c.storeURL()
-	return strings.HasPrefix(raw, "file:") || !strings.Contains(raw, "://")
+func localStore(p string) (location, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return location{}, err
+	}
+	return location{dir: abs}, nil
+}
+
+// open opens the store; unless create is set, a local folder must exist.
+func (l location) open(ctx context.Context, create bool) (store.Store, error) {
+	if l.s3 != nil {
+		return s3.Open(ctx, l.s3)
+	}
+	if create {
+		return file.Open(l.dir)
+	}
+	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("no store at %s: the folder does not exist; check store=, or create the store with `deploy init` (or a first `deploy upload` to a local store)", l.dir)
+	}
+	return &file.Store{Root: l.dir}, nil
+}
+
+// identity names the store the same however its URL is spelled: a local
+// folder by its clean absolute path (symbolic links resolved), S3 by its
+// endpoint, bucket and clean prefix.
+func (l location) identity() string {
+	if l.s3 == nil {
+		dir := l.dir
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		return "file://" + filepath.ToSlash(dir)
+	}
+	prefix := strings.Trim(path.Clean("/"+l.s3.Path), "/")
+	id := "s3://" + strings.ToLower(l.s3.Host) + "/" + prefix
+	if ep := strings.TrimRight(l.s3.Query().Get("endpoint"), "/"); ep != "" {
+		id += " at " + strings.ToLower(ep)
+	}
+	return id
+}
+
+// OpenStore opens the store at raw, creating a local folder if needed:
+// file:///path, file:/path, a bare path, or
+// s3://bucket/prefix?region=...&endpoint=...&path_style=true.
+func OpenStore(ctx context.Context, raw string) (store.Store, error) {
+	loc, err := parseStore(raw)
+	if err != nil {
+		return nil, err
+	}
+	return loc.open(ctx, true)
 }
 
 // userKey loads the user's signing key, creating it if missing when create
-// is set; it says on stderr when it made one.
-func (c *config) userKey(create bool) (ed25519.PrivateKey, error) {
-	path := c.str("key_file")
+// is set; it says on w when it made one.
+func (o *storeOptions) userKey(create bool, w io.Writer) (ed25519.PrivateKey, error) {
 	if !create {
-		k, err := manifest.LoadKey(path)
+		k, err := manifest.LoadKey(o.KeyFile)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no signing key at %s; create one with `deploy keys generate`", path)
+			return nil, fmt.Errorf("no signing key at %s; create one with `deploy keys generate`", o.KeyFile)
 		}
 		return k, err
 	}
-	k, created, err := manifest.LoadOrGenerateKey(path)
+	k, created, err := manifest.LoadOrGenerateKey(o.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", path, err)
+		return nil, fmt.Errorf("signing key %s: %w", o.KeyFile, err)
 	}
 	if created {
-		fmt.Fprintf(c.env.io.Err, "created your signing key at %s (mode 0600); your public key is %s\n", path, manifest.FormatPublicKey(manifest.Public(k)))
+		fmt.Fprintf(w, "created your signing key at %s (mode 0600); your public key is %s\n", o.KeyFile, manifest.FormatPublicKey(manifest.Public(k)))
 	}
 	return k, nil
 }
 
 // rootKey loads the administrator's root private key.
-func (c *config) rootKey() (ed25519.PrivateKey, error) {
-	path := c.str("root_key_file")
-	k, err := manifest.LoadKey(path)
+func (o *storeOptions) rootKey() (ed25519.PrivateKey, error) {
+	k, err := manifest.LoadKey(o.RootKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no root key at %s; pass root_key_file=<path> (the administrator's key from `deploy init`)", path)
+		return nil, fmt.Errorf("no root key at %s; pass root_key_file=<path> (the administrator's key from `deploy init`)", o.RootKeyFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -113,23 +215,38 @@ func (c *config) rootKey() (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
-// trust returns the pinned root keys: root_key if set, else the public half
-// of the local root key file.
-func (c *config) trust() (manifest.Trust, error) {
-	if s := c.str("root_key"); s != "" {
-		keys, err := manifest.ParsePublicKeys(s)
+// rootTrust returns the pinned root keys: root_key if set, else the public
+// half of the local root key file.
+func (o *storeOptions) rootTrust() (manifest.Trust, error) {
+	if o.RootKey != "" {
+		keys, err := manifest.ParsePublicKeys(o.RootKey)
 		if err != nil {
 			return manifest.Trust{}, usageError{fmt.Errorf("root_key: %w", err)}
 		}
 		return manifest.Trust{Roots: keys}, nil
 	}
-	path := c.str("root_key_file")
-	if _, err := os.Stat(path); err == nil {
-		k, err := c.rootKey()
+	if _, err := os.Stat(o.RootKeyFile); err == nil {
+		k, err := o.rootKey()
 		if err != nil {
 			return manifest.Trust{}, err
 		}
 		return manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(k)}}, nil
 	}
 	return manifest.Trust{}, usageError{errors.New("no root key pinned; pass root_key=<the administrator's root public key, ed25519:...> or save it with `deploy login`")}
+}
+
+// The store and key parameters as `deploy login` (login.go) reads them.
+
+func (c *config) stores() *storeOptions {
+	return &storeOptions{Store: c.str("store"), RootKey: c.str("root_key"), RootKeyFile: c.str("root_key_file"), KeyFile: c.str("key_file")}
+}
+
+func (c *config) storeURL() string { return c.stores().URL() }
+
+func (c *config) openStore(ctx context.Context) (store.Store, error) {
+	return OpenStore(ctx, c.storeURL())
+}
+
+func (c *config) userKey(create bool) (ed25519.PrivateKey, error) {
+	return c.stores().userKey(create, c.env.io.Err)
 }

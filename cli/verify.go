@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,22 +13,26 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
-func newVerify(e *env) *cobra.Command {
-	c := &cobra.Command{
+type verifyOptions struct {
+	*env
+	storeOptions
+	App     string `param:"app,required"`
+	Channel string `param:"channel"`
+	JSON    bool   `param:"json"`
+}
+
+func NewCmdVerify(e *env) *cobra.Command {
+	return newCommand(e, &cobra.Command{
 		Use:   "verify app=NAME [channel=production]",
 		Short: "Check a channel exactly as a device would, bundle included",
 		Long: `Check a channel's latest.json exactly as a device would: the ACL against the
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what this machine saw before; then download the bundle and check its
 size and sha256.`,
-		RunE: func(c *cobra.Command, _ []string) error { return e.verify(c) },
-	}
-	c.Flags().String("app", "", "app name")
-	c.Flags().String("channel", "production", "channel")
-	storeFlags(c)
-	return c
+	}, &verifyOptions{env: e}, runVerify)
 }
 
 // seen is the anti-rollback state of `deploy verify`, per store, app and
@@ -39,21 +44,26 @@ type seen struct {
 
 func seenPath() string { return filepath.Join(configDir(), "seen.json") }
 
-func (e *env) verify(cmd *cobra.Command) error {
-	cfg, err := e.load(cmd)
+// seenID names a channel in seen.json: by the store's identity, so that
+// every spelling of one store's URL shares one memory.
+func (opts *verifyOptions) seenID() (string, error) {
+	loc, err := parseStore(opts.URL())
+	if err != nil {
+		return "", err
+	}
+	return loc.identity() + " " + opts.App + "/" + opts.Channel, nil
+}
+
+func runVerify(ctx context.Context, opts *verifyOptions) error {
+	st, err := opts.store(ctx)
 	if err != nil {
 		return err
 	}
-	if err := cfg.require("app"); err != nil {
-		return err
-	}
-	ctx := cmd.Context()
-	app, channel := cfg.str("app"), cfg.str("channel")
-	st, err := cfg.openStore(ctx)
+	trust, err := opts.pinned()
 	if err != nil {
 		return err
 	}
-	trust, err := cfg.trust()
+	id, err := opts.seenID()
 	if err != nil {
 		return err
 	}
@@ -61,40 +71,48 @@ func (e *env) verify(cmd *cobra.Command) error {
 	if data, err := os.ReadFile(seenPath()); err == nil {
 		json.Unmarshal(data, &states)
 	}
-	id := cfg.storeURL() + " " + app + "/" + channel
-	last := states[id]
-
-	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
+	l, acl, err := opts.check(ctx, st, trust, states[id])
 	if err != nil {
-		return notFound(err, "the store has no ACL; an administrator runs `deploy init`")
-	}
-	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
-	if err != nil {
-		return notFound(err, fmt.Sprintf("%s has no channel %s; publish with `deploy upload app=%s channel=%s`", app, channel, app, channel))
-	}
-	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
-	if err != nil {
-		return fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
-	}
-	rc, _, err := st.Get(ctx, l.Build.Bundle)
-	if err != nil {
-		return fmt.Errorf("REJECTED: bundle %s: %w", l.Build.Bundle, err)
-	}
-	err = manifest.VerifyBundle(l.Build, rc)
-	rc.Close()
-	if err != nil {
-		return fmt.Errorf("REJECTED: %w", err)
+		return err
 	}
 	states[id] = seen{ACLVersion: acl.Version, Sequence: l.Sequence}
 	if data, err := json.MarshalIndent(states, "", "  "); err == nil {
 		writeFileAtomic(seenPath(), data, 0o600)
 	}
-	if cfg.bool("json") {
-		return writeJSON(e.io.Out, map[string]any{"ok": true, "acl_version": acl.Version, "latest": l})
+	if opts.JSON {
+		return writeJSON(opts.io.Out, map[string]any{"ok": true, "acl_version": acl.Version, "latest": l})
 	}
-	fmt.Fprintf(e.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), expires %s\n",
-		app, channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, l.Expires.Format(time.DateOnly))
+	fmt.Fprintf(opts.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), expires %s\n",
+		opts.App, opts.Channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, l.Expires.Format(time.DateOnly))
 	return nil
+}
+
+// check verifies the channel's latest.json and its bundle as a device
+// would, refusing anything older than last.
+func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, error) {
+	app, channel := opts.App, opts.Channel
+	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
+	if err != nil {
+		return nil, nil, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
+	}
+	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
+	if err != nil {
+		return nil, nil, notFound(err, fmt.Sprintf("%s has no channel %s; publish with `deploy upload app=%s channel=%s`", app, channel, app, channel))
+	}
+	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
+	if err != nil {
+		return nil, nil, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
+	}
+	rc, _, err := st.Get(ctx, l.Build.Bundle)
+	if err != nil {
+		return nil, nil, fmt.Errorf("REJECTED: bundle %s: %w", l.Build.Bundle, err)
+	}
+	err = manifest.VerifyBundle(l.Build, rc)
+	rc.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("REJECTED: %w", err)
+	}
+	return l, acl, nil
 }
 
 func notFound(err error, hint string) error {

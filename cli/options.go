@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/tracker"
+)
+
+// A command's parameters are the fields of its options struct tagged
+// `param:"name"`, with flags "required"
+// (asked for or named when missing; it has no default) and "cmdline"
+// (taken from the command line only, never from a profile, the project
+// config or the environment). Each parameter's flag is
+// declared from the one entry of params below, with one help text.
+
+// param is the flag of one parameter.
+type param struct {
+	help string
+	def  func() any // string, bool or time.Duration; nil: the zero value
+	// global parameters are the root's persistent flags, declared in cli.go.
+	global bool
+}
+
+var params = map[string]param{
+	"json":    {global: true},
+	"verbose": {global: true},
+	"profile": {global: true},
+
+	"app":          {help: "app name, as devices ask for it (grant, revoke: * for every app)"},
+	"dir":          {help: "web build folder with index.html at its root"},
+	"channel":      {help: "channel", def: func() any { return "production" }},
+	"version":      {help: "version string devices get (default: the build number)"},
+	"notes":        {help: "release notes kept in the build record"},
+	"min_native":   {help: "lowest native app version this build runs on"},
+	"cdn":          {help: "public base URL that serves the store (https://d123.cloudfront.net); the tracker redirects downloads there"},
+	"distribution": {help: "CloudFront distribution id to invalidate latest.json in"},
+	"username":     {help: "user name in the ACL", def: func() any { return defaultUsername() }},
+	"expires":      {help: "how long the channel's latest.json stays valid", def: func() any { return publish.DefaultExpiry }},
+
+	"store":         {help: "store URL: file:///path (default " + defaultStoreURL() + ") or s3://bucket/prefix?region=..."},
+	"root_key":      {help: "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)"},
+	"root_key_file": {help: "the administrator's root private key", def: func() any { return defaultRootKeyFile() }},
+	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return filepath.Join(configDir(), "user.key") }},
+
+	"file":       {help: "the YAML ACL file (acl export: default stdout)"},
+	"dry_run":    {help: "only show what would change"},
+	"force":      {help: "apply a file exported from an older ACL version, undoing the changes made since"},
+	"can_upload": {help: "1 to grant, 0 to take back", def: func() any { return true }},
+	"key":        {help: "the user's public key (ed25519:...), needed for a new user"},
+	"root":       {help: "show the root public key"},
+
+	"addr":        {help: "listen address", def: func() any { return ":8080" }},
+	"public_url":  {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
+	"db":          {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
+	"stats_token": {help: "bearer token for GET /api/stats and `deploy stats` (serve: default stats disabled)"},
+	"trust_proxy": {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
+	"cache_ttl":   {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
+	"tracker":     {help: "tracker URL (deploy login saves it)"},
+}
+
+// field is one tagged field of an options struct.
+type field struct {
+	name              string
+	required, cmdline bool
+	value             reflect.Value
+}
+
+// fields lists the tagged fields of *opts, embedded structs included.
+func fields(opts any) []field {
+	var out []field
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		for i := 0; i < v.NumField(); i++ {
+			sf := v.Type().Field(i)
+			tag, ok := sf.Tag.Lookup("param")
+			if !ok {
+				if sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+					walk(v.Field(i))
+				}
+				continue
+			}
+			name, flags, _ := strings.Cut(tag, ",")
+			out = append(out, field{name: name, value: v.Field(i),
+				required: strings.Contains(flags, "required"), cmdline: strings.Contains(flags, "cmdline")})
+		}
+	}
+	walk(reflect.ValueOf(opts).Elem())
+	return out
+}
+
+// declare adds the flags of opts's parameters to c.
+func declare(c *cobra.Command, opts any) {
+	for _, fd := range fields(opts) {
+		p, ok := params[fd.name]
+		if !ok {
+			panic("cli: no parameter " + fd.name)
+		}
+		if p.global {
+			continue
+		}
+		var def any
+		if p.def != nil && !fd.required { // a required parameter has no default
+			def = p.def()
+		}
+		f := c.Flags()
+		switch fd.value.Interface().(type) {
+		case string:
+			s, _ := def.(string)
+			f.String(fd.name, s, p.help)
+		case bool:
+			b, _ := def.(bool)
+			f.Bool(fd.name, b, p.help)
+		case time.Duration:
+			d, _ := def.(time.Duration)
+			f.Duration(fd.name, d, p.help)
+		default:
+			panic("cli: parameter " + fd.name + " of unsupported type")
+		}
+	}
+}
+
+// newCommand returns a command whose options, after the configuration is
+// loaded, are filled into opts and handed to run.
+func newCommand[O any](e *env, c *cobra.Command, opts *O, run func(context.Context, *O) error) *cobra.Command {
+	declare(c, opts)
+	c.RunE = func(c *cobra.Command, _ []string) error {
+		if err := e.setup(c, opts); err != nil {
+			return err
+		}
+		return run(c.Context(), opts)
+	}
+	return c
+}
+
+// setup loads the configuration for c and fills opts from it, once:
+// parameters marked cmdline are cleared unless given on the command line,
+// missing required ones are asked for or named.
+func (e *env) setup(c *cobra.Command, opts any) error {
+	cfg, err := e.load(c)
+	if err != nil {
+		return err
+	}
+	fs := fields(opts)
+	var required []string
+	for _, fd := range fs {
+		if f := c.Flags().Lookup(fd.name); fd.cmdline && !f.Changed {
+			cfg.v.Set(fd.name, f.DefValue)
+		}
+		if fd.required {
+			required = append(required, fd.name)
+		}
+	}
+	if err := cfg.require(required...); err != nil {
+		return err
+	}
+	for _, fd := range fs {
+		switch fd.value.Interface().(type) {
+		case string:
+			fd.value.SetString(cfg.str(fd.name))
+		case bool:
+			fd.value.SetBool(cfg.bool(fd.name))
+		case time.Duration:
+			fd.value.SetInt(int64(cfg.v.GetDuration(fd.name)))
+		default:
+			return fmt.Errorf("parameter %s of unsupported type", fd.name)
+		}
+	}
+	e.cfg = cfg
+	if s, ok := opts.(interface{ stores() *storeOptions }); ok {
+		e.where = s.stores()
+	}
+	return nil
+}
