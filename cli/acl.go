@@ -26,6 +26,7 @@ type aclApplyOptions struct {
 	Force  bool   `param:"force"`
 }
 
+// NewCmdACL returns `deploy acl export|apply`.
 func NewCmdACL(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "acl",

@@ -16,6 +16,7 @@ type initOptions struct {
 	storeOptions
 }
 
+// NewCmdInit returns `deploy init`.
 func NewCmdInit(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "init",
@@ -74,6 +75,7 @@ type revokeOptions struct {
 	grantee
 }
 
+// NewCmdGrant returns `deploy grant`.
 func NewCmdGrant(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "grant username=NAME app=APP can_upload=1 [key=PUBLIC_KEY]",
@@ -87,6 +89,7 @@ they print with ` + "`deploy keys show`" + `. Signs the new ACL with the root ke
 	})
 }
 
+// NewCmdRevoke returns `deploy revoke`.
 func NewCmdRevoke(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:     "revoke username=NAME app=APP",

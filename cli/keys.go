@@ -23,6 +23,7 @@ type keysGenerateOptions struct {
 	storeOptions
 }
 
+// NewCmdKeys returns `deploy keys show|generate`.
 func NewCmdKeys(e *env) *cobra.Command {
 	c := &cobra.Command{Use: "keys", Short: "Create or show your signing key"}
 	c.AddCommand(

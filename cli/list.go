@@ -15,6 +15,7 @@ import (
 	"github.com/cartona/deploy/store"
 )
 
+// NewCmdList returns `deploy list builds|permissions`.
 func NewCmdList(e *env) *cobra.Command {
 	c := &cobra.Command{Use: "list", Short: "List builds or permissions"}
 	c.AddCommand(

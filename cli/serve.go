@@ -28,6 +28,7 @@ type serveOptions struct {
 	CacheTTL   time.Duration `param:"cache_ttl"`
 }
 
+// NewCmdServe returns `deploy serve`.
 func NewCmdServe(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "serve [addr=:8080] [store=URL] [root_key=ed25519:...]",
@@ -83,6 +84,7 @@ type statsOptions struct {
 	JSON       bool   `param:"json"`
 }
 
+// NewCmdStats returns `deploy stats`.
 func NewCmdStats(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:     "stats app=NAME [tracker=URL] [stats_token=TOKEN]",

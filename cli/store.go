@@ -51,50 +51,6 @@ func (o *storeOptions) isLocal() bool {
 	return err == nil && loc.dir != ""
 }
 
-// lazy is what env builds on first use, from the options of the command
-// being run: the store and the pinned trust.
-type lazy struct {
-	cfg   *config
-	where *storeOptions
-	st    store.Store
-	trust *manifest.Trust
-}
-
-// store opens the store, which must exist: read-only commands never
-// create one.
-func (e *env) store(ctx context.Context) (store.Store, error) { return e.openStore(ctx, false) }
-
-// storeForWrite opens the store, creating a local folder if needed.
-func (e *env) storeForWrite(ctx context.Context) (store.Store, error) {
-	return e.openStore(ctx, true)
-}
-
-func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
-	if e.st != nil {
-		return e.st, nil
-	}
-	loc, err := parseStore(e.where.URL())
-	if err != nil {
-		return nil, err
-	}
-	if e.st, err = loc.open(ctx, create); err != nil {
-		return nil, err
-	}
-	return e.st, nil
-}
-
-// pinned returns the pinned root keys (see storeOptions.rootTrust), once.
-func (e *env) pinned() (manifest.Trust, error) {
-	if e.trust == nil {
-		t, err := e.where.rootTrust()
-		if err != nil {
-			return manifest.Trust{}, err
-		}
-		e.trust = &t
-	}
-	return *e.trust, nil
-}
-
 // location is a parsed store URL: a local folder or an S3 URL.
 type location struct {
 	dir string   // absolute and clean, for a local folder

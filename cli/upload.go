@@ -32,9 +32,9 @@ type uploadOptions struct {
 	Username     string        `param:"username"`
 	Expires      time.Duration `param:"expires"`
 	JSON         bool          `param:"json"`
-	Verbose      bool          `param:"verbose"`
 }
 
+// NewCmdUpload returns `deploy upload`.
 func NewCmdUpload(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "upload app=NAME dir=FOLDER",
@@ -51,7 +51,7 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	if err != nil {
 		return err
 	}
-	log := opts.logger(opts.Verbose)
+	log := opts.log()
 	bar := newProgress(opts.io.Err)
 	res, err := p.Upload(ctx, publish.Request{
 		App: opts.App, Channel: opts.Channel, Dir: opts.Dir, Version: opts.Version,

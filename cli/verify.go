@@ -24,6 +24,7 @@ type verifyOptions struct {
 	JSON    bool   `param:"json"`
 }
 
+// NewCmdVerify returns `deploy verify`.
 func NewCmdVerify(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "verify app=NAME [channel=production]",

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
+)
+
+// lazy is env's factory: what commands share, built on first use from the
+// configuration and the options of the command being run.
+type lazy struct {
+	cfg   *config       // set once loaded
+	where *storeOptions // the command's store options, if it has any
+	st    store.Store
+	trust *manifest.Trust
+	log   *zerolog.Logger
+}
+
+// log returns the logger to stderr, at debug level with verbose=1.
+func (e *env) log() zerolog.Logger {
+	if e.lazy.log == nil {
+		l := e.logger(e.cfg.bool("verbose"))
+		e.lazy.log = &l
+	}
+	return *e.lazy.log
+}
+
+// store opens the store, which must exist: read-only commands never
+// create one.
+func (e *env) store(ctx context.Context) (store.Store, error) { return e.openStore(ctx, false) }
+
+// storeForWrite opens the store, creating a local folder if needed.
+func (e *env) storeForWrite(ctx context.Context) (store.Store, error) {
+	return e.openStore(ctx, true)
+}
+
+func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
+	if e.st != nil {
+		return e.st, nil
+	}
+	loc, err := parseStore(e.where.URL())
+	if err != nil {
+		return nil, err
+	}
+	if e.st, err = loc.open(ctx, create); err != nil {
+		return nil, err
+	}
+	return e.st, nil
+}
+
+// pinned returns the pinned root keys (see storeOptions.rootTrust), once.
+func (e *env) pinned() (manifest.Trust, error) {
+	if e.trust == nil {
+		t, err := e.where.rootTrust()
+		if err != nil {
+			return manifest.Trust{}, err
+		}
+		e.trust = &t
+	}
+	return *e.trust, nil
+}
