@@ -20,6 +20,8 @@
 // Operators:
 //
 //	GET  /api/stats?app=        per-build counts ([Stats]); needs "Authorization: Bearer <StatsToken>"
+//	GET  /api/apps...           the dashboard's data (docs/api.md), same token or the dashboard's session
+//	GET  /dashboard             the release dashboard (package dashboard); sign in with StatsToken
 //	GET  /healthz               {"status": "ok"}
 //
 // Every answer carries CORS headers for WebViews (capacitor://localhost,

@@ -24,6 +24,10 @@ const maxCacheKeys = 10000
 type release struct {
 	app, channel string
 	build        manifest.BuildRef
+	// pointer, acl and data are what was verified, for the dashboard.
+	pointer *manifest.Latest
+	acl     *manifest.ACL
+	data    []byte
 	// seedHead and seedTail frame the /build/latest answer around its one
 	// per-request part, the download URL.
 	seedHead, seedTail []byte
@@ -141,6 +145,7 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 	if err != nil {
 		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
 	}
+	rel.pointer, rel.acl, rel.data = l, acl, data
 	if err := m.raise(acl.Version, key, l.Sequence); err != nil {
 		return nil, err
 	}
@@ -151,31 +156,9 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 }
 
 func (m *manifests) fetchBuild(app string, n int64) (*buildInfo, error) {
-	aclData, err := m.aclData()
+	b, acl, err := m.verifiedBuild(app, n)
 	if err != nil {
 		return nil, err
-	}
-	m.mu.RLock()
-	minACL := m.maxACL
-	m.mu.RUnlock()
-	acl, err := m.trust.VerifyACL(aclData, minACL)
-	if err != nil {
-		return nil, m.refuse(err, "acl.json")
-	}
-	id := manifest.BuildID(app, n)
-	data, err := m.read(manifest.BuildKey(app, n), manifest.MaxBuildSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, errorf(codeNotFound, "unknown build id %q: use the id answered by /build/latest", id)
-	}
-	if err != nil {
-		return nil, err
-	}
-	b, err := manifest.VerifyBuild(acl, data, app)
-	if err == nil && b.ID != id {
-		err = &manifest.Error{Rule: manifest.RuleMalformed, Detail: fmt.Sprintf("build record %s names build %s", id, b.ID)}
-	}
-	if err != nil {
-		return nil, m.refuse(err, "the build record of %s", id)
 	}
 	if err := m.raise(acl.Version, "", 0); err != nil {
 		return nil, err
@@ -184,6 +167,38 @@ func (m *manifests) fetchBuild(app string, n int64) (*buildInfo, error) {
 	info := m.register(app, b.BuildRef)
 	m.mu.Unlock()
 	return info, nil
+}
+
+// verifiedBuild reads the build record of app's build n and verifies it
+// and the ACL. Errors are *appError.
+func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manifest.ACL, error) {
+	aclData, err := m.aclData()
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.RLock()
+	minACL := m.maxACL
+	m.mu.RUnlock()
+	acl, err := m.trust.VerifyACL(aclData, minACL)
+	if err != nil {
+		return nil, nil, m.refuse(err, "acl.json")
+	}
+	id := manifest.BuildID(app, n)
+	data, err := m.read(manifest.BuildKey(app, n), manifest.MaxBuildSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, errorf(codeNotFound, "unknown build id %q: use the id answered by /build/latest", id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := manifest.VerifyBuild(acl, data, app)
+	if err == nil && b.ID != id {
+		err = &manifest.Error{Rule: manifest.RuleMalformed, Detail: fmt.Sprintf("build record %s names build %s", id, b.ID)}
+	}
+	if err != nil {
+		return nil, nil, m.refuse(err, "the build record of %s", id)
+	}
+	return b, acl, nil
 }
 
 // raise records a verified ACL version and, unless channel (app "/"

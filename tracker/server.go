@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
 )
@@ -39,8 +40,9 @@ type Config struct {
 	PublicURL string
 	// DBPath is the SQLite database of events; created if missing.
 	DBPath string
-	// StatsToken is the bearer token of GET /api/stats. Empty disables the
-	// endpoint (403).
+	// StatsToken protects the operators' routes: the API under /api/
+	// ("Authorization: Bearer <token>") and the dashboard at /dashboard,
+	// where people sign in with it. Empty disables them (403).
 	StatsToken string
 	// CacheTTL is how long a verified manifest is cached; DefaultCacheTTL
 	// if zero.
@@ -124,6 +126,7 @@ type Server struct {
 	events  *events
 	devices *limiter
 	addrs   *limiter
+	dash    *dashboard.Dashboard
 	handler http.Handler
 
 	closeOnce sync.Once
@@ -180,6 +183,11 @@ func New(cfg Config) (*Server, error) {
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
 	}
+	s.dash, err = dashboard.New(dashboard.Config{Source: dashboardSource{s}, Token: cfg.StatsToken, Log: cfg.Log, Now: now})
+	if err != nil {
+		ev.close()
+		return nil, fmt.Errorf("tracker: dashboard: %w", err)
+	}
 	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.routes())))))
 	return s, nil
 }
@@ -209,6 +217,8 @@ func (s *Server) routes() http.Handler {
 	// Operators.
 	mux.HandleFunc("GET "+StatsPath, s.handleStats)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	// The release dashboard and its API, behind the stats token.
+	s.dash.Register(mux)
 
 	// Other methods on those paths, and other paths, get JSON errors.
 	for path, allow := range map[string]string{

@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -99,15 +98,14 @@ func (e *events) stats(ctx context.Context, app string, known func(app, version 
 }
 
 // handleStats answers GET /api/stats?app= for `deploy stats`. It needs
-// "Authorization: Bearer <Config.StatsToken>"; without a configured token
-// the endpoint is disabled.
+// "Authorization: Bearer <Config.StatsToken>" (or the dashboard's session
+// cookie); without a configured token the endpoint is disabled.
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.StatsToken == "" {
 		s.writeError(w, r, errorf(codeForbidden, "stats are disabled on this tracker: start it with a stats token (deploy serve stats_token=<secret>)"))
 		return
 	}
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.cfg.StatsToken)) != 1 {
+	if !s.dash.Authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deploy tracker"`)
 		s.writeError(w, r, errorf(codeUnauthorized, "missing or wrong stats token: send \"Authorization: Bearer <token>\" with the tracker's stats token"))
 		return

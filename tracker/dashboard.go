@@ -1,0 +1,156 @@
+package tracker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/cartona/deploy/dashboard"
+	"github.com/cartona/deploy/manifest"
+)
+
+// dashboardSource shows the tracker's verified manifests and its events on
+// the dashboard. Channels come from the store's latest.json objects, each
+// verified as devices get it; events from the event database. Staged
+// rollouts and the history of earlier pointers are not in the format yet:
+// Rollout is nil, and a channel's history is its current pointer.
+type dashboardSource struct{ s *Server }
+
+var _ dashboard.Source = dashboardSource{}
+
+// Apps lists the apps that have a channel in the store.
+func (d dashboardSource) Apps(ctx context.Context) ([]string, error) {
+	channels, err := d.channelNames(ctx, manifest.AppsPrefix)
+	if err != nil {
+		return nil, err
+	}
+	apps := make([]string, 0, len(channels))
+	for app := range channels {
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	return apps, nil
+}
+
+// channelNames lists the channels with a latest.json under prefix, by app.
+func (d dashboardSource) channelNames(ctx context.Context, prefix string) (map[string][]string, error) {
+	infos, err := d.s.cfg.Store.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", prefix, err)
+	}
+	out := map[string][]string{}
+	for _, in := range infos {
+		if app, channel, ok := manifest.ParseLatestKey(in.Key); ok {
+			out[app] = append(out[app], channel)
+		}
+	}
+	return out, nil
+}
+
+// Channels verifies the latest.json of each channel of app. A channel whose
+// pointer is not served says why in Problem.
+func (d dashboardSource) Channels(ctx context.Context, app string) ([]dashboard.Channel, error) {
+	names, err := d.channelNames(ctx, manifest.ChannelsPrefix(app))
+	if err != nil {
+		return nil, err
+	}
+	if len(names[app]) == 0 {
+		return nil, fmt.Errorf("app %q has no published channel: %w", app, dashboard.ErrNotFound)
+	}
+	var out []dashboard.Channel
+	for _, name := range names[app] {
+		c := dashboard.Channel{Name: name}
+		rel, err := d.s.man.release(ctx, app, name)
+		if err != nil {
+			c.Problem = problem(err)
+		} else {
+			b := dashboardBuild(rel.build)
+			c.Build, c.Sequence, c.Issued, c.Expires = &b, rel.pointer.Sequence, rel.pointer.Issued, rel.pointer.Expires
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// problem is what a user may read of why a channel is not served.
+func problem(err error) string {
+	var ae *appError
+	if errors.As(err, &ae) && ae.Code != codeInternal {
+		return ae.Message
+	}
+	return "the tracker cannot read it right now"
+}
+
+// History returns the channel's current verified pointer: who signed it,
+// when, and the notes of its build's record.
+func (d dashboardSource) History(ctx context.Context, app, channel string) ([]dashboard.Entry, error) {
+	rel, err := d.s.man.release(ctx, app, channel)
+	var ae *appError
+	if errors.As(err, &ae) && ae.Code == codeNotFound {
+		return nil, fmt.Errorf("%s: %w", ae.Message, dashboard.ErrNotFound)
+	}
+	if err != nil {
+		return []dashboard.Entry{}, nil // Channels says why it is not served
+	}
+	e := dashboard.Entry{Sequence: rel.pointer.Sequence, Issued: rel.pointer.Issued, By: signerName(rel, app),
+		Build: dashboardBuild(rel.build), Verified: true}
+	if b, _, err := d.s.man.verifiedBuild(app, rel.build.Number); err == nil {
+		e.Notes = b.Notes
+	}
+	return []dashboard.Entry{e}, nil
+}
+
+// signerName is the ACL user whose key signed the verified pointer.
+func signerName(rel *release, app string) string {
+	env, err := manifest.ParseEnvelope(rel.data, manifest.TypeLatest, manifest.MaxLatestSize)
+	if err != nil {
+		return ""
+	}
+	for _, k := range env.SignedBy(rel.acl.Keys()) {
+		if name := rel.acl.Uploader(k, app); name != "" {
+			return name
+		}
+	}
+	return ""
+}
+
+// Counters are the stats of /api/stats, by build.
+func (d dashboardSource) Counters(ctx context.Context, app string) ([]dashboard.Counters, error) {
+	stats, err := d.s.events.stats(ctx, app, d.s.man.byVersion)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dashboard.Counters, len(stats))
+	for i, b := range stats {
+		out[i] = dashboard.Counters{BuildID: b.BuildID, Number: b.Number, Version: b.Version, Checks: b.Checks,
+			Downloads: b.DownloadsStarted, Installs: b.DownloadsCompleted, Failures: b.DownloadsFailed,
+			Rollbacks: b.UpdatesFailed, Devices: b.Devices}
+	}
+	return out, nil
+}
+
+// Adoption counts first installs per bucket from the event database.
+func (d dashboardSource) Adoption(ctx context.Context, app string, bucket time.Duration) ([]dashboard.Installs, error) {
+	counts, err := d.s.events.adoption(ctx, app, bucket)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dashboard.Installs, len(counts))
+	for i, c := range counts {
+		n := c.number
+		if b := d.s.man.byVersion(app, c.version); b != nil {
+			n = max(n, b.ref.Number)
+		}
+		out[i] = dashboard.Installs{Start: c.start, Number: n, Version: c.version, Devices: c.devices}
+		if n > 0 {
+			out[i].BuildID = manifest.BuildID(app, n)
+		}
+	}
+	return out, nil
+}
+
+func dashboardBuild(b manifest.BuildRef) dashboard.Build {
+	return dashboard.Build{ID: b.ID, Number: b.Number, Version: b.Version, SHA256: b.SHA256, Size: b.Size, MinNative: b.MinNative}
+}

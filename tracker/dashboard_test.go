@@ -1,0 +1,230 @@
+package tracker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/internal/browsertest"
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store/file"
+	"github.com/rs/zerolog"
+)
+
+// clock is a settable time for the tracker, so events land in chosen hours.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+// dashboardSeed is a store filled by real uploads (publish.Publisher): app
+// shop with production 1.0.0 and beta 1.1.0, app kiosk with production.
+type dashboardSeed struct {
+	store     *file.Store
+	trust     manifest.Trust
+	published time.Time // when the uploads signed their pointers
+}
+
+const (
+	dashToken  = "dashboard-test-token-7f3a"
+	dashSigner = "release-bot"
+)
+
+func seedDashboard(t *testing.T) *dashboardSeed {
+	ctx := context.Background()
+	st, err := file.Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, user := newKey(t), newKey(t)
+	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
+	users := []manifest.User{{Name: dashSigner, Keys: []string{manifest.FormatPublicKey(manifest.Public(user))},
+		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}}}
+	if _, err := publish.InitACL(ctx, st, root, users); err != nil {
+		t.Fatal(err)
+	}
+	published := time.Now().UTC().Truncate(time.Second).Add(-5 * time.Hour)
+	p := &publish.Publisher{Store: st, Key: user, Trust: trust, Now: func() time.Time { return published }}
+	for _, r := range []publish.Request{
+		{App: "shop", Channel: "production", Version: "1.0.0", Notes: "first release"},
+		{App: "shop", Channel: "beta", Version: "1.1.0", Notes: "new checkout"},
+		{App: "kiosk", Channel: "production", Version: "0.1.0"},
+	} {
+		r.Dir = t.TempDir()
+		writeFile(t, filepath.Join(r.Dir, "index.html"), "<!doctype html><title>"+r.Version+"</title>")
+		writeFile(t, filepath.Join(r.Dir, "main.js"), "CapacitorUpdater.notifyAppReady(); // "+r.Version)
+		if _, err := p.Upload(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &dashboardSeed{store: st, trust: trust, published: published}
+}
+
+func writeFile(t *testing.T, path, body string) {
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startDashboardTracker serves the seed with the stats token and the clock
+// on a loopback port, and returns its base URL at localhost: browsers keep
+// a Secure cookie over plain HTTP only there.
+func startDashboardTracker(t *testing.T, seed *dashboardSeed, clk *clock) string {
+	cfg := Config{Store: seed.store, Trust: seed.trust, DBPath: filepath.Join(t.TempDir(), "events.db"),
+		StatsToken: dashToken, CacheTTL: 10 * time.Millisecond, Log: zerolog.New(io.Discard),
+		Limits: Limits{DeviceRate: -1, AddrRate: -1}, Now: clk.Now}
+	_, base := startServer(t, cfg)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	return "http://localhost:" + port
+}
+
+// install plays the seed's client installing channel's build on device.
+func install(t *testing.T, base, device, channel string) {
+	resp, body := do(t, nil, "GET", base+"/build/latest?app=shop&device="+device+"&channel="+channel, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("latest: %s %s", resp.Status, body)
+	}
+	id := decode[struct{ Build struct{ ID string } }](t, body).Build.ID
+	if resp, body := do(t, nil, "GET", base+"/build/download/complete?id="+id+"&device="+device, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("complete: %s %s", resp.Status, body)
+	}
+}
+
+// TestDashboardInBrowser signs in to a real tracker's dashboard in headless
+// Chromium and checks what it shows against the uploads and events that
+// seeded it: channels, the hourly and daily adoption chart, builds, history,
+// a refused wrong token, keyboard use, a phone-sized screen, accessibility
+// (axe-core), and no console errors or CSP violations.
+func TestDashboardInBrowser(t *testing.T) {
+	seed := seedDashboard(t)
+	start := time.Now().UTC().Truncate(time.Hour).Add(-3*time.Hour + 10*time.Minute)
+	clk := &clock{t: start}
+	base := startDashboardTracker(t, seed, clk)
+	// Installs in three hours: production by d1, d2, then d3, then d5;
+	// beta by d4, which then rolls it back.
+	for hour, devices := range [][]string{{"d1", "d2"}, {"d3", "d4"}, {"d5"}} {
+		clk.Set(start.Add(time.Duration(hour) * time.Hour))
+		for _, d := range devices {
+			channel := map[bool]string{true: "beta", false: "production"}[d == "d4"]
+			install(t, base, "device-"+d, channel)
+		}
+	}
+	rollback := []map[string]any{{"action": "update_fail", "app_id": "shop", "device_id": "device-d4", "version_name": "1.1.0",
+		"old_version_name": "1.0.0", "timestamp": clk.Now().UnixMilli(), "platform": "android", "plugin_version": "7.0.0"}}
+	if resp, body := do(t, nil, "POST", base+"/capgo/shop/stats", mustJSON(t, rollback)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats: %s %s", resp.Status, body)
+	}
+	now := start.Add(3 * time.Hour)
+	clk.Set(now)
+
+	day := func(t time.Time) int64 { return t.Unix() / 86400 }
+	expires := seed.published.Add(publish.DefaultExpiry)
+	expect := map[string]any{
+		"timezone": "Asia/Kolkata", // UTC+5:30: hour buckets start at :30 there
+		"app":      "shop",
+		"apps":     []string{"kiosk", "shop"},
+		"channels": []map[string]any{
+			{"name": "beta", "version": "1.1.0", "build_id": "shop-2", "expires": expires, "sequence": 1},
+			{"name": "production", "version": "1.0.0", "build_id": "shop-1", "expires": expires, "sequence": 1},
+		},
+		"adoption": map[string]any{
+			"hour": map[string]any{"points": 4, "first": start.Truncate(time.Hour), "series": []map[string]any{
+				{"version": "1.0.0", "build_id": "shop-1", "last": 4},
+				{"version": "1.1.0", "build_id": "shop-2", "last": 1},
+			}},
+			"day": map[string]any{"points": day(now) - day(start) + 1},
+		},
+		"builds": 2,
+		"history": map[string]any{
+			"beta":       []map[string]any{{"sequence": 1, "by": dashSigner, "version": "1.1.0", "notes": "new checkout", "issued": seed.published, "verified": true}},
+			"production": []map[string]any{{"sequence": 1, "by": dashSigner, "version": "1.0.0", "notes": "first release", "issued": seed.published, "verified": true}},
+		},
+	}
+	artifacts := browsertest.Run(t, "tracker", base, dashToken, expect)
+	if dst := os.Getenv("DASHBOARD_SCREENSHOT"); dst != "" {
+		data, err := os.ReadFile(filepath.Join(artifacts, "dashboard.png"))
+		if err == nil {
+			err = os.WriteFile(dst, data, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDashboardAPI checks the API's answers and its token with plain HTTP.
+func TestDashboardAPI(t *testing.T) {
+	seed := seedDashboard(t)
+	clk := &clock{t: time.Now().UTC()}
+	base := startDashboardTracker(t, seed, clk)
+	install(t, base, "device-a", "production")
+	bearer := []string{"Authorization", "Bearer " + dashToken}
+	for _, tc := range []struct {
+		path   string
+		hdr    []string
+		status int
+		want   string
+	}{
+		{"/api/apps", nil, 401, `"unauthorized"`},
+		{"/api/apps", []string{"Authorization", "Bearer wrong"}, 401, `"unauthorized"`},
+		{"/api/apps", []string{"Cookie", "__Host-deploy_session=v1.9999999999.forged"}, 401, `"unauthorized"`},
+		{"/api/apps", bearer, 200, `{"apps":["kiosk","shop"]}`},
+		{"/api/stats?app=shop", bearer, 200, `"downloads_completed":1`},
+		{"/api/apps/shop", bearer, 200, `"installs":1`},
+		{"/api/apps/shop", bearer, 200, `"name":"production","build":{"id":"shop-1"`},
+		{"/api/apps/nope", bearer, 404, `app \"nope\" has no published channel`},
+		{"/api/apps/Shop", bearer, 400, `"invalid_request"`},
+		{"/api/apps/shop/adoption?bucket=week", bearer, 400, `bucket is hour or day`},
+		{"/api/apps/shop/adoption?bucket=day&points=1", bearer, 200, `"series":[{"build_id":"shop-1","number":1,"version":"1.0.0","devices":[1]}]`},
+		{"/api/apps/shop/channels/beta/history", bearer, 200, `"by":"release-bot"`},
+		{"/api/apps/shop/channels/gamma/history", bearer, 404, `"not_found"`},
+		{"/dashboard", nil, 200, `<label for="token">Stats token</label>`},
+	} {
+		resp, body := do(t, nil, "GET", base+tc.path, nil, tc.hdr...)
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
+			t.Errorf("GET %s %v: %s %s; want %d with %s", tc.path, tc.hdr, resp.Status, body, tc.status, tc.want)
+		}
+	}
+	// The sign-in form: a wrong token gets 401 and no cookie; the right one
+	// a session cookie that is not the token and opens the API.
+	form := func(tok string) (*http.Response, []byte) {
+		return do(t, noRedirects, "POST", base+"/dashboard/signin", []byte("token="+tok), "Content-Type", "application/x-www-form-urlencoded")
+	}
+	if resp, _ := form("wrong"); resp.StatusCode != 401 || len(resp.Cookies()) != 0 {
+		t.Errorf("wrong token: %s, cookies %v", resp.Status, resp.Cookies())
+	}
+	resp, _ := form(dashToken)
+	cookies := resp.Cookies()
+	if resp.StatusCode != http.StatusSeeOther || len(cookies) != 1 || strings.Contains(cookies[0].Value, dashToken) {
+		t.Fatalf("sign-in: %s, cookies %v", resp.Status, cookies)
+	}
+	if c := cookies[0]; !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookie %s lacks Secure, HttpOnly or SameSite=Strict", resp.Header.Get("Set-Cookie"))
+	}
+	session := []string{"Cookie", cookies[0].Name + "=" + cookies[0].Value}
+	if resp, body := do(t, nil, "GET", base+"/api/apps", nil, session...); resp.StatusCode != 200 {
+		t.Errorf("API with the session cookie: %s %s", resp.Status, body)
+	}
+	page, _ := do(t, nil, "GET", base+"/dashboard", nil, session...)
+	if csp := page.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("dashboard CSP %q", csp)
+	}
+	// Another site cannot post the form.
+	resp, _ = do(t, noRedirects, "POST", base+"/dashboard/signin", []byte("token="+dashToken),
+		"Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example")
+	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+		t.Errorf("cross-site sign-in: %s", resp.Status)
+	}
+}
