@@ -70,7 +70,7 @@ function buildLabel(b) {
 export function rolloutCell(r) {
   if (!r) return el('span', { class: 'muted' }, 'none: every device gets the build');
   return el('div', { class: 'rollout', 'data-rollout': r.id },
-    el('span', {}, `${r.candidate.version} (${r.candidate.id}) to ${percent.format(r.percent / 100)} of devices`),
+    el('span', {}, `${r.candidate.version} (${r.candidate.id}) at ${percent.format(r.percent / 100)} of devices`),
     el('meter', { min: 0, max: 100, value: r.percent, 'aria-label': `rollout ${r.id} percentage` }),
     badge(r.state, r.state),
     r.why ? el('span', { class: 'why' }, `why: ${r.why}`) : null,

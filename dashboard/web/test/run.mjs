@@ -108,7 +108,7 @@ async function checkDashboard(page) {
       const r = c.rollout;
       const cell = page.locator(`#channels [data-rollout="${r.id}"]`);
       const text = await cell.textContent();
-      assert.match(text, new RegExp(`${r.version} \\(${r.build_id}\\) to ${r.percent}% of devices`), `rollout of ${c.name}`);
+      assert.match(text, new RegExp(`${r.version} \\(${r.build_id}\\) at ${r.percent}% of devices`), `rollout of ${c.name}`);
       assert.equal(await cell.locator('.badge').textContent(), r.state, `rollout state of ${c.name}`);
       assert.equal(Number(await cell.locator('meter').getAttribute('value')), r.percent);
       if (r.why) assert.ok(text.includes(`why: ${r.why}`), `why of ${c.name}: ${text}`);

@@ -1,0 +1,173 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/internal/browsertest"
+)
+
+// TestAssetsMatchSources rebuilds the embedded assets from web/src and
+// fails if the committed web/dist differs.
+func TestAssetsMatchSources(t *testing.T) {
+	dir := browsertest.NPM(t)
+	cmd := exec.Command("node", "build.mjs", "--check")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+func TestAdoption(t *testing.T) {
+	h := func(n int) time.Time { return time.Date(2026, 11, 30, n, 0, 0, 0, time.UTC) }
+	now := h(5).Add(20 * time.Minute)
+	rows := []Installs{
+		{Start: h(1), BuildID: "a-1", Number: 1, Version: "1.0", Devices: 2},
+		{Start: h(3), BuildID: "a-1", Number: 1, Version: "1.0", Devices: 1},
+		{Start: h(3), BuildID: "a-2", Number: 2, Version: "2.0", Devices: 5},
+		{Start: h(5), BuildID: "a-2", Number: 2, Version: "2.0", Devices: 1},
+	}
+	got := adoption(rows, time.Hour, now, 48)
+	want := Adoption{Times: []time.Time{h(1), h(2), h(3), h(4), h(5)}, Series: []Series{
+		{BuildID: "a-1", Number: 1, Version: "1.0", Devices: []int64{2, 2, 3, 3, 3}},
+		{BuildID: "a-2", Number: 2, Version: "2.0", Devices: []int64{0, 0, 5, 5, 6}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("adoption over 48 points:\n got %+v\nwant %+v", got, want)
+	}
+	// Three points: installs before the window count from its first bucket.
+	got = adoption(rows, time.Hour, now, 3)
+	want = Adoption{Times: []time.Time{h(3), h(4), h(5)}, Series: []Series{
+		{BuildID: "a-1", Number: 1, Version: "1.0", Devices: []int64{3, 3, 3}},
+		{BuildID: "a-2", Number: 2, Version: "2.0", Devices: []int64{5, 5, 6}},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("adoption over 3 points:\n got %+v\nwant %+v", got, want)
+	}
+	if got := adoption(nil, 24*time.Hour, now, 30); len(got.Times) != 0 || len(got.Series) != 0 {
+		t.Errorf("adoption of nothing = %+v", got)
+	}
+}
+
+func TestSessions(t *testing.T) {
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	s := newSessions("the-token", clock)
+	v := s.issue()
+	if !s.valid(v) {
+		t.Fatalf("a fresh session %q is refused", v)
+	}
+	for name, bad := range map[string]string{
+		"another token's":  newSessions("other-token", clock).issue(),
+		"a longer expiry":  "v1.9999999999." + v[len("v1.1764590400."):],
+		"no mac":           v[:len(v)-43],
+		"the token itself": "the-token",
+		"empty":            "",
+	} {
+		if s.valid(bad) {
+			t.Errorf("%s session %q is accepted", name, bad)
+		}
+	}
+	now = now.Add(SessionTTL)
+	if s.valid(v) {
+		t.Errorf("a session past %s is accepted", SessionTTL)
+	}
+	if newSessions("", clock).tokenOK("") {
+		t.Error("an empty token matches when none is configured")
+	}
+}
+
+// testSource is a Source with staged rollouts, which the tracker cannot
+// produce until the release model lands.
+type testSource struct{ now time.Time }
+
+func (s testSource) Apps(context.Context) ([]string, error) { return []string{"shop"}, nil }
+
+func (s testSource) Channels(_ context.Context, app string) ([]Channel, error) {
+	if app != "shop" {
+		return nil, fmt.Errorf("app %q: %w", app, ErrNotFound)
+	}
+	stable, cand := Build{ID: "shop-7", Number: 7, Version: "3.1.0"}, Build{ID: "shop-8", Number: 8, Version: "3.2.0"}
+	exp := s.now.Add(200 * 24 * time.Hour)
+	return []Channel{
+		{Name: "beta", Build: &cand, Sequence: 12, Issued: s.now, Expires: exp,
+			Rollout: &Rollout{ID: "r-halt", Candidate: Build{ID: "shop-9", Number: 9, Version: "3.3.0"}, Percent: 5, State: Halted, Why: "crash on start"}},
+		{Name: "production", Build: &stable, Sequence: 40, Issued: s.now, Expires: exp,
+			Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}},
+		{Name: "staging", Build: &cand, Sequence: 3, Issued: s.now, Expires: exp,
+			Rollout: &Rollout{ID: "r-run", Candidate: Build{ID: "shop-9", Number: 9, Version: "3.3.0"}, Percent: 50, State: Running}},
+	}, nil
+}
+
+func (s testSource) History(_ context.Context, app, channel string) ([]Entry, error) {
+	stable, cand := Build{ID: "shop-7", Number: 7, Version: "3.1.0"}, Build{ID: "shop-8", Number: 8, Version: "3.2.0"}
+	if channel != "production" {
+		return []Entry{}, nil
+	}
+	return []Entry{
+		{Sequence: 40, Issued: s.now.Add(-time.Hour), By: "amal", Build: stable, Verified: true,
+			Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}, Notes: "pause"},
+		{Sequence: 39, Issued: s.now.Add(-50 * time.Hour), By: "ci", Build: stable, Verified: false, Problem: "bad_signature"},
+	}, nil
+}
+
+func (s testSource) Counters(context.Context, string) ([]Counters, error) {
+	return []Counters{{BuildID: "shop-8", Number: 8, Version: "3.2.0", Checks: 90, Downloads: 40, Installs: 30, Failures: 2, Rollbacks: 3, Devices: 35}}, nil
+}
+
+func (s testSource) Adoption(_ context.Context, _ string, bucket time.Duration) ([]Installs, error) {
+	start := s.now.Truncate(bucket)
+	return []Installs{
+		{Start: start.Add(-2 * bucket), BuildID: "shop-8", Number: 8, Version: "3.2.0", Devices: 10},
+		{Start: start, BuildID: "shop-8", Number: 8, Version: "3.2.0", Devices: 20},
+	}, nil
+}
+
+// TestRolloutInBrowser shows staged rollouts (running, paused and halted,
+// with why) and an unverified history entry in headless Chromium.
+func TestRolloutInBrowser(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Minute)
+	src := testSource{now: now}
+	d, err := New(Config{Source: src, Token: "rollout-token", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	d.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	base := "http://localhost:" + port // browsers keep a Secure cookie over plain HTTP only there
+	channels, _ := src.Channels(context.Background(), "shop")
+	var want []map[string]any
+	for _, c := range channels {
+		r := c.Rollout
+		want = append(want, map[string]any{"name": c.Name, "version": c.Build.Version, "build_id": c.Build.ID, "expires": c.Expires, "sequence": c.Sequence,
+			"rollout": map[string]any{"id": r.ID, "version": r.Candidate.Version, "build_id": r.Candidate.ID, "percent": r.Percent, "state": r.State, "why": r.Why}})
+	}
+	expect := map[string]any{
+		"timezone": "America/St_Johns",
+		"app":      "shop",
+		"apps":     []string{"shop"},
+		"channels": want,
+		"adoption": map[string]any{"hour": map[string]any{"points": 3, "first": now.Truncate(time.Hour).Add(-2 * time.Hour),
+			"series": []map[string]any{{"version": "3.2.0", "build_id": "shop-8", "last": 30}}}},
+		"builds": 1,
+		"history": map[string]any{
+			"beta": []any{},
+			"production": []map[string]any{
+				{"sequence": 40, "by": "amal", "version": "3.1.0", "notes": "pause", "issued": now.Add(-time.Hour), "verified": true},
+				{"sequence": 39, "by": "ci", "version": "3.1.0", "issued": now.Add(-50 * time.Hour), "verified": false},
+			},
+		},
+	}
+	browsertest.Run(t, "rollout", base, "rollout-token", expect)
+}
