@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // webDir is dashboard/web, found from this file's place in the module.
@@ -48,11 +49,23 @@ func Chromium(t testing.TB) string {
 var npmOnce sync.Once
 
 // NPM installs dashboard/web's node modules if they are missing and
-// returns the folder.
+// returns the folder. Test binaries of several packages may run at once:
+// a lock folder lets one of them run npm ci while the others wait.
 func NPM(t testing.TB) string {
 	dir := webDir(t)
 	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
+		ready := func() bool {
+			_, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json"))
+			return err == nil
+		}
+		lock := filepath.Join(dir, ".npm-ci.lock")
+		for deadline := time.Now().Add(5 * time.Minute); os.Mkdir(lock, 0o755) != nil; time.Sleep(200 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s has been held for 5 minutes; if no npm ci is running, remove it", lock)
+			}
+		}
+		defer os.Remove(lock)
+		if ready() {
 			return
 		}
 		npm, err := exec.LookPath("npm")
