@@ -16,12 +16,20 @@ import (
 // verified as devices get it; events from the event database. Staged
 // rollouts and the history of earlier pointers are not in the format yet:
 // Rollout is nil, and a channel's history is its current pointer.
-type dashboardSource struct{ s *Server }
+type dashboardSource struct {
+	s     *Server
+	lists *ttlCache[map[string][]string] // channel names by app, per listed prefix
+}
 
-var _ dashboard.Source = dashboardSource{}
+var _ dashboard.Source = (*dashboardSource)(nil)
+
+// newDashboardSource caches store listings as long as manifests.
+func newDashboardSource(s *Server) *dashboardSource {
+	return &dashboardSource{s: s, lists: newTTLCache[map[string][]string](s.cfg.CacheTTL, maxCacheKeys, s.now)}
+}
 
 // Apps lists the apps that have a channel in the store.
-func (d dashboardSource) Apps(ctx context.Context) ([]string, error) {
+func (d *dashboardSource) Apps(ctx context.Context) ([]string, error) {
 	channels, err := d.channelNames(ctx, manifest.AppsPrefix)
 	if err != nil {
 		return nil, err
@@ -35,23 +43,27 @@ func (d dashboardSource) Apps(ctx context.Context) ([]string, error) {
 }
 
 // channelNames lists the channels with a latest.json under prefix, by app.
-func (d dashboardSource) channelNames(ctx context.Context, prefix string) (map[string][]string, error) {
-	infos, err := d.s.cfg.Store.List(ctx, prefix)
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", prefix, err)
-	}
-	out := map[string][]string{}
-	for _, in := range infos {
-		if app, channel, ok := manifest.ParseLatestKey(in.Key); ok {
-			out[app] = append(out[app], channel)
+func (d *dashboardSource) channelNames(ctx context.Context, prefix string) (map[string][]string, error) {
+	return d.lists.get(ctx, prefix, func() (map[string][]string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), d.s.man.timeout)
+		defer cancel()
+		infos, err := d.s.cfg.Store.List(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
-	}
-	return out, nil
+		out := map[string][]string{}
+		for _, in := range infos {
+			if app, channel, ok := manifest.ParseLatestKey(in.Key); ok {
+				out[app] = append(out[app], channel)
+			}
+		}
+		return out, nil
+	})
 }
 
 // Channels verifies the latest.json of each channel of app. A channel whose
 // pointer is not served says why in Problem.
-func (d dashboardSource) Channels(ctx context.Context, app string) ([]dashboard.Channel, error) {
+func (d *dashboardSource) Channels(ctx context.Context, app string) ([]dashboard.Channel, error) {
 	names, err := d.channelNames(ctx, manifest.ChannelsPrefix(app))
 	if err != nil {
 		return nil, err
@@ -85,7 +97,7 @@ func problem(err error) string {
 
 // History returns the channel's current verified pointer: who signed it,
 // when, and the notes of its build's record.
-func (d dashboardSource) History(ctx context.Context, app, channel string) ([]dashboard.Entry, error) {
+func (d *dashboardSource) History(ctx context.Context, app, channel string) ([]dashboard.Entry, error) {
 	rel, err := d.s.man.release(ctx, app, channel)
 	var ae *appError
 	if errors.As(err, &ae) && ae.Code == codeNotFound {
@@ -117,7 +129,7 @@ func signerName(rel *release, app string) string {
 }
 
 // Counters are the stats of /api/stats, by build.
-func (d dashboardSource) Counters(ctx context.Context, app string) ([]dashboard.Counters, error) {
+func (d *dashboardSource) Counters(ctx context.Context, app string) ([]dashboard.Counters, error) {
 	stats, err := d.s.events.stats(ctx, app, d.s.man.byVersion)
 	if err != nil {
 		return nil, err
@@ -132,7 +144,7 @@ func (d dashboardSource) Counters(ctx context.Context, app string) ([]dashboard.
 }
 
 // Adoption counts first installs per bucket from the event database.
-func (d dashboardSource) Adoption(ctx context.Context, app string, bucket time.Duration) ([]dashboard.Installs, error) {
+func (d *dashboardSource) Adoption(ctx context.Context, app string, bucket time.Duration) ([]dashboard.Installs, error) {
 	counts, err := d.s.events.adoption(ctx, app, bucket)
 	if err != nil {
 		return nil, err

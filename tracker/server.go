@@ -183,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
 	}
-	s.dash, err = dashboard.New(dashboard.Config{Source: dashboardSource{s}, Token: cfg.StatsToken, Log: cfg.Log, Now: now})
+	s.dash, err = dashboard.New(dashboard.Config{Source: newDashboardSource(s), Token: cfg.StatsToken, Log: cfg.Log, Now: now})
 	if err != nil {
 		ev.close()
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
