@@ -60,7 +60,7 @@ var params = map[string]param{
 	"addr":        {help: "listen address", def: func() any { return ":8080" }},
 	"public_url":  {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
 	"db":          {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
-	"stats_token": {help: "bearer token for GET /api/stats and `deploy stats` (serve: default stats disabled)"},
+	"stats_token": {help: "token of the API under /api/ (`deploy stats`) and of the dashboard at /dashboard (serve: default both disabled)"},
 	"trust_proxy": {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
 	"cache_ttl":   {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
 	"tracker":     {help: "tracker URL (deploy login saves it)"},

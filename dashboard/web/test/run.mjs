@@ -164,6 +164,7 @@ async function trackerScenario() {
   assert.deepEqual(await ctx.cookies(), [], 'no cookie after a wrong token');
   await axeCheck(page, 'the sign-in page with an error');
   await shot(page, 'signin-refused');
+  assert.deepEqual(await cspViolations(page), [], 'CSP violations on the sign-in page');
 
   // The right token signs in; the cookie holds a session, not the token.
   await signIn(page, token);
@@ -202,6 +203,7 @@ async function trackerScenario() {
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no sideways scrolling on a phone');
   await axeCheck(page, 'the dashboard on a phone');
   await shot(page, 'dashboard-phone');
+  assert.deepEqual(await cspViolations(page), [], 'CSP violations on the dashboard');
 
   // Sign-out ends the session for the API too.
   await Promise.all([page.waitForURL('**/dashboard/signin'), page.getByRole('button', { name: 'Sign out' }).click()]);
