@@ -3,11 +3,13 @@ package dashboard
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +172,54 @@ func TestRolloutInBrowser(t *testing.T) {
 		},
 	}
 	browsertest.Run(t, "rollout", base, "rollout-token", expect)
+}
+
+// TestRoutes checks answers that need no browser: a tracker without a token
+// has the dashboard and API disabled, and the assets route serves only the
+// built scripts, styles and icon, with the page headers.
+func TestRoutes(t *testing.T) {
+	serve := func(token string) string {
+		d, err := New(Config{Source: testSource{now: time.Now()}, Token: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		d.Register(mux)
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	get := func(url string, hdr ...string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	off := serve("")
+	if resp, body := get(off+"/api/apps", "Authorization", "Bearer "); resp.StatusCode != 403 || !strings.Contains(body, "stats_token") {
+		t.Errorf("API without a token: %s %s", resp.Status, body)
+	}
+	if resp, body := get(off + "/dashboard/signin"); resp.StatusCode != 403 || !strings.Contains(body, "disabled") {
+		t.Errorf("sign-in without a token: %s %s", resp.Status, body)
+	}
+	on := serve("tok")
+	for path, want := range map[string]int{"app.js": 200, "app.css": 200, "icon.svg": 200, "index.html": 404, "signin.html": 404, "nope.js": 404} {
+		resp, _ := get(on + "/dashboard/assets/" + path)
+		if resp.StatusCode != want {
+			t.Errorf("asset %s: %s, want %d", path, resp.Status, want)
+		}
+		if want == 200 && resp.Header.Get("Content-Security-Policy") != ContentSecurityPolicy {
+			t.Errorf("asset %s without the CSP", path)
+		}
+	}
+	if resp, _ := get(on + "/dashboard"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard/signin" {
+		t.Errorf("dashboard without a session: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
 }
