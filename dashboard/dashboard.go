@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -21,8 +22,10 @@ const Path = "/dashboard"
 const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-//go:embed web/dist
-var dist embed.FS
+// files are the pages (web/src) and the built assets (web/dist).
+//
+//go:embed web/src/index.html web/src/signin.html web/dist
+var files embed.FS
 
 // Config is what a Dashboard needs. Source is required.
 type Config struct {
@@ -43,7 +46,7 @@ type Dashboard struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	sessions *sessions
-	assets   http.Handler
+	assets   fs.FS
 	index    []byte
 	signin   *template.Template
 	disabled bool
@@ -55,21 +58,21 @@ func New(cfg Config) (*Dashboard, error) {
 	if now == nil {
 		now = time.Now
 	}
-	root, err := fs.Sub(dist, "web/dist")
+	assets, err := fs.Sub(files, "web/dist")
 	if err != nil {
 		return nil, err
 	}
-	index, err := fs.ReadFile(root, "index.html")
+	index, err := fs.ReadFile(files, "web/src/index.html")
 	if err != nil {
 		return nil, err
 	}
-	signin, err := template.ParseFS(root, "signin.html")
+	signin, err := template.ParseFS(files, "web/src/signin.html")
 	if err != nil {
 		return nil, err
 	}
 	return &Dashboard{
 		src: cfg.Source, log: cfg.Log, now: now, sessions: newSessions(cfg.Token, now),
-		assets: http.StripPrefix(Path+"/assets/", http.FileServerFS(root)),
+		assets: assets,
 		index:  index, signin: signin, disabled: cfg.Token == "",
 	}, nil
 }
@@ -114,15 +117,17 @@ func (d *Dashboard) handleIndex(w http.ResponseWriter, r *http.Request) {
 	w.Write(d.index)
 }
 
-// handleAsset answers GET /dashboard/assets/{file}: the embedded scripts
-// and styles, which hold no data and need no sign-in.
+// handleAsset answers GET /dashboard/assets/{file}: the built scripts,
+// styles and icon, which hold no data and need no sign-in.
 func (d *Dashboard) handleAsset(w http.ResponseWriter, r *http.Request) {
-	if f := r.PathValue("file"); f == "index.html" || f == "signin.html" {
+	name := r.PathValue("file")
+	data, err := fs.ReadFile(d.assets, name)
+	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
 	pageHeaders(w, "no-cache")
-	d.assets.ServeHTTP(w, r)
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
 }
 
 // handleSignInPage answers GET /dashboard/signin.

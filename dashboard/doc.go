@@ -20,8 +20,9 @@
 //
 // # Assets
 //
-// web/src holds the page, its script and styles; web/build.mjs bundles them
-// with uPlot (from npm, by esbuild) into web/dist, which is committed and
-// embedded. A test rebuilds web/dist and fails if it differs. After
-// changing web/src, run `npm ci && npm run build` in web/.
+// web/src holds the pages (embedded as they are), the script and styles;
+// web/build.mjs bundles the script and styles with uPlot (from npm, by
+// esbuild) into web/dist, which is committed and embedded. A test rebuilds
+// web/dist and fails if it differs. After changing web/src/app.js or
+// app.css, run `npm ci && npm run build` in web/.
 package dashboard

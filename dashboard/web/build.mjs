@@ -1,6 +1,7 @@
 // Builds the dashboard's embedded assets into dist/: src/app.js with uPlot
-// and the styles bundled and minified by esbuild, and the pages copied.
-// dist/ is committed, so `go build` needs no Node.js.
+// and the styles bundled and minified by esbuild, and the icon copied. The
+// pages (src/*.html) are embedded as they are. dist/ is committed, so
+// `go build` needs no Node.js.
 //
 //   node build.mjs           write dist/
 //   node build.mjs --check   fail if dist/ differs from what its sources build
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, 'src');
 const dist = join(here, 'dist');
-const copied = ['index.html', 'signin.html', 'icon.svg'];
+const copied = ['icon.svg'];
 
 async function outputs() {
   const res = await build({
