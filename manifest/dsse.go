@@ -4,7 +4,10 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Payload types of the envelopes this project signs.
@@ -12,6 +15,7 @@ const (
 	TypeACL    = "application/vnd.deploy.acl+json"
 	TypeBuild  = "application/vnd.deploy.build+json"
 	TypeLatest = "application/vnd.deploy.latest+json"
+	TypeHalt   = "application/vnd.deploy.halt+json"
 )
 
 // Size limits for envelopes read from a store or the network. Anything larger
@@ -52,19 +56,30 @@ func PAE(payloadType string, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// Sign marshals v as the payload of a new envelope signed by each key.
+// Sign marshals v (an [ACL], [Build], [Latest] or [Halt]) as the payload of a
+// new envelope signed by each key. It refuses a payload that the verifiers'
+// decoding rules would refuse, such as a time not in UTC or an integer over
+// [MaxInt].
 func Sign(payloadType string, v any, keys ...ed25519.PrivateKey) (*Envelope, error) {
 	payload, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", payloadType, err)
 	}
-	env := &Envelope{PayloadType: payloadType, Payload: payload}
+	if err := decodeStrict(payload, reflect.New(reflect.Indirect(reflect.ValueOf(v)).Type()).Interface()); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", payloadType, err)
+	}
+	return SignPayload(payloadType, payload, keys...), nil
+}
+
+// SignPayload signs payload bytes as they are, with each key.
+func SignPayload(payloadType string, payload []byte, keys ...ed25519.PrivateKey) *Envelope {
+	env := &Envelope{PayloadType: payloadType, Payload: payload, Signatures: []Signature{}}
 	pae := PAE(payloadType, payload)
 	for _, k := range keys {
 		pub := k.Public().(ed25519.PublicKey)
 		env.Signatures = append(env.Signatures, Signature{KeyID: KeyID(pub), Sig: ed25519.Sign(k, pae)})
 	}
-	return env, nil
+	return env
 }
 
 // Marshal encodes the envelope as indented JSON, the form kept in stores.
@@ -76,20 +91,35 @@ func (e *Envelope) Marshal() []byte {
 // ParseEnvelope decodes an envelope of the wanted payload type, refusing
 // data larger than limit bytes.
 func ParseEnvelope(data []byte, payloadType string, limit int) (*Envelope, error) {
+	return parseEnvelope(data, limit, payloadType)
+}
+
+// parseEnvelope is parse-envelope of docs/format.md, for any of types.
+func parseEnvelope(data []byte, limit int, types ...string) (*Envelope, error) {
 	if len(data) > limit {
 		return nil, &Error{Rule: RuleTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(data), limit)}
 	}
 	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if err := decodeStrict(data, &env); err != nil {
 		return nil, &Error{Rule: RuleMalformed, Detail: err.Error()}
 	}
-	if env.PayloadType != payloadType {
-		return nil, &Error{Rule: RuleMalformed, Detail: fmt.Sprintf("payload type %q, want %q", env.PayloadType, payloadType)}
+	return &env, env.check(types...)
+}
+
+// check applies the rules of an envelope decoded from JSON.
+func (e *Envelope) check(types ...string) error {
+	if !slices.Contains(types, e.PayloadType) {
+		return &Error{Rule: RuleMalformed, Detail: fmt.Sprintf("payload type %q, want %q", e.PayloadType, strings.Join(types, `" or "`))}
 	}
-	if len(env.Signatures) == 0 {
-		return nil, &Error{Rule: RuleUnsigned, Detail: "the envelope has no signatures"}
+	for _, s := range e.Signatures {
+		if !sha256RE.MatchString(s.KeyID) || len(s.Sig) != ed25519.SignatureSize {
+			return &Error{Rule: RuleMalformed, Detail: "a signature's keyid is not 64 lowercase hex digits, or its sig not 64 bytes"}
+		}
 	}
-	return &env, nil
+	if len(e.Signatures) == 0 {
+		return &Error{Rule: RuleUnsigned, Detail: "the envelope has no signatures"}
+	}
+	return nil
 }
 
 // SignedBy returns the distinct keys among trusted whose signature on the

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,11 +42,49 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("public key %q does not start with %q; print one with `deploy keys show`", abbreviate(s), PublicKeyPrefix)
 	}
-	b, err := base64.StdEncoding.DecodeString(rest)
-	if err != nil || len(b) != ed25519.PublicKeySize {
+	b, err := base64.StdEncoding.Strict().DecodeString(rest)
+	if err != nil || len(b) != ed25519.PublicKeySize || strings.ContainsAny(rest, "\r\n") {
 		return nil, fmt.Errorf("public key %q is not 32 bytes of base64 after %q", abbreviate(s), PublicKeyPrefix)
 	}
+	if weakKey(b) {
+		return nil, fmt.Errorf("public key %q is not a canonical encoding of a point of large order; generate a new key with `deploy keys`", abbreviate(s))
+	}
 	return ed25519.PublicKey(b), nil
+}
+
+// smallOrderY are the y coordinates (little-endian) of the 8 points of
+// small order: 0, 1, p-1, and the two of order 8.
+var smallOrderY = [][]byte{
+	make([]byte, 32),
+	append([]byte{1}, make([]byte, 31)...),
+	mustHex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+	mustHex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+	mustHex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+}
+
+// weakKey reports whether a 32-byte public key is refused (docs/format.md,
+// "Keys"): its y coordinate (the sign bit cleared) is not below
+// p = 2^255-19, or is that of a point of small order.
+func weakKey(b []byte) bool {
+	y := bytes.Clone(b)
+	y[31] &= 0x7f
+	if y[31] == 0x7f && bytes.Count(y[1:31], []byte{0xff}) == 30 && y[0] >= 0xed {
+		return true
+	}
+	for _, s := range smallOrderY {
+		if bytes.Equal(y, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func mustHex(s string) []byte {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // ParsePublicKeys reads a comma- or space-separated list of public keys.

@@ -2,10 +2,7 @@ package manifest_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"os"
@@ -21,10 +18,13 @@ var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
 
 const vectorsFile = "../testdata/vectors.json"
 
-// Vector is one case of the attack table shared with the TypeScript client.
+// Vector is one case of the table shared with the TypeScript client. Kind
+// "" verifies latest.json (then the optional later stages); "history"
+// verifies a channel's history; "cohort" computes one cohort bucket.
 type Vector struct {
 	Name        string   `json:"name"`
 	Description string   `json:"description"`
+	Kind        string   `json:"kind,omitempty"`
 	RootKeys    []string `json:"root_keys"`
 	Threshold   int      `json:"threshold"`
 	ACL         string   `json:"acl"`    // acl.json bytes
@@ -36,121 +36,45 @@ type Vector struct {
 		MinSequence   int64  `json:"min_sequence"`
 		Now           string `json:"now"`
 	} `json:"expect"`
-	Bundle  string `json:"bundle,omitempty"` // base64 bundle bytes to check, if any
-	Verdict string `json:"verdict"`          // "ok" or a manifest.Rule
+	Bundle        string   `json:"bundle,omitempty"`         // base64 bundle bytes to check, if any
+	FilesManifest string   `json:"files_manifest,omitempty"` // file manifest bytes to check against the build, if any
+	File          *VecFile `json:"file,omitempty"`           // then one file's content to check
+	History       []string `json:"history,omitempty"`        // kind "history": the entries, oldest first
+	Cohort        *VecCoh  `json:"cohort,omitempty"`         // kind "cohort"
+	Device        *VecDev  `json:"device,omitempty"`         // a device to select a build for
+	Result        *VecRes  `json:"result,omitempty"`         // what an "ok" verification returns
+	Verdict       string   `json:"verdict"`                  // "ok" or a manifest.Rule
 }
 
-func seedKey(b byte) ed25519.PrivateKey {
-	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize))
+// VecFile is a file's content (base64) for entry Index of the manifest.
+type VecFile struct {
+	Index   int    `json:"index"`
+	Content string `json:"content"`
 }
 
-func makeVectors(t *testing.T) []Vector {
-	root, root2, alice, bob, mallory := seedKey(1), seedKey(2), seedKey(3), seedKey(4), seedKey(5)
-	pub := func(k ed25519.PrivateKey) string { return manifest.FormatPublicKey(manifest.Public(k)) }
-	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-	bundle := []byte("PK\x03\x04 not really a zip, but bytes to hash")
-	sum := sha256.Sum256(bundle)
-	sha := hex.EncodeToString(sum[:])
+// VecCoh is a cohort computation and its bucket.
+type VecCoh struct {
+	App     string `json:"app"`
+	Channel string `json:"channel"`
+	Rollout string `json:"rollout"`
+	Device  string `json:"device"`
+	Bucket  int64  `json:"bucket"`
+}
 
-	aclPayload := func(version int64) manifest.ACL {
-		return manifest.ACL{Version: version, Issued: t0, Users: []manifest.User{
-			{Name: "alice", Keys: []string{pub(alice)}, Grants: map[string]manifest.Grant{"retailer": {CanUpload: true}}},
-			{Name: "bob", Keys: []string{pub(bob)}, Grants: map[string]manifest.Grant{"other": {CanUpload: true}, "retailer": {CanUpload: false}}},
-		}}
-	}
-	latestPayload := func(seq int64) manifest.Latest {
-		return manifest.Latest{App: "retailer", Channel: "production", Sequence: seq, Issued: t0, Expires: t0.Add(90 * 24 * time.Hour),
-			Build: manifest.BuildRef{ID: "retailer-7", Number: 7, Version: "1.4.2", Bundle: manifest.BundleKey("retailer", sha), SHA256: sha, Size: int64(len(bundle)), MinNative: "1.0.0"}}
-	}
-	sign := func(typ string, v any, keys ...ed25519.PrivateKey) string {
-		env, err := manifest.Sign(typ, v, keys...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(env.Marshal())
-	}
-	goodACL := sign(manifest.TypeACL, aclPayload(2), root)
-	goodLatest := sign(manifest.TypeLatest, latestPayload(5), alice)
+// VecDev is a device and the selection it must get.
+type VecDev struct {
+	Native string `json:"native"`
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+	Build  int64  `json:"build"` // 0 when nothing is selected
+}
 
-	base := func(name, desc, verdict string) Vector {
-		v := Vector{Name: name, Description: desc, RootKeys: []string{pub(root)}, Threshold: 1, ACL: goodACL, Latest: goodLatest, Verdict: verdict}
-		v.Expect.App, v.Expect.Channel, v.Expect.MinACLVersion, v.Expect.MinSequence = "retailer", "production", 1, 4
-		v.Expect.Now = t0.Add(time.Hour).Format(time.RFC3339)
-		return v
-	}
-	var vs []Vector
-	add := func(v Vector, edit func(*Vector)) {
-		if edit != nil {
-			edit(&v)
-		}
-		vs = append(vs, v)
-	}
-
-	add(base("valid", "a latest.json signed by a granted user, with matching bundle bytes", "ok"), func(v *Vector) {
-		v.Bundle = base64.StdEncoding.EncodeToString(bundle)
-	})
-	add(base("valid_same_sequence", "the sequence seen before, fetched again", "ok"), func(v *Vector) { v.Expect.MinSequence = 5 })
-	add(base("unsigned", "latest.json with no signatures", "unsigned"), func(v *Vector) {
-		var env manifest.Envelope
-		json.Unmarshal([]byte(v.Latest), &env)
-		env.Signatures = nil
-		v.Latest = string(env.Marshal())
-	})
-	add(base("bad_signature", "payload changed after signing (sequence raised), signature kept", "bad_signature"), func(v *Vector) {
-		var env manifest.Envelope
-		json.Unmarshal([]byte(v.Latest), &env)
-		env.Payload = bytes.Replace(env.Payload, []byte(`"sequence":5`), []byte(`"sequence":9`), 1)
-		v.Latest = string(env.Marshal())
-	})
-	add(base("unknown_key", "signed by a key that is not in the ACL", "untrusted_key"), func(v *Vector) {
-		v.Latest = sign(manifest.TypeLatest, latestPayload(5), mallory)
-	})
-	add(base("other_app_grant", "signed by a user granted only for another app", "not_granted"), func(v *Vector) {
-		v.Latest = sign(manifest.TypeLatest, latestPayload(5), bob)
-	})
-	add(base("app_mismatch", "a valid manifest for another app than the one asked", "app_mismatch"), func(v *Vector) { v.Expect.App = "shop" })
-	add(base("channel_mismatch", "a valid manifest for another channel than the one asked", "channel_mismatch"), func(v *Vector) { v.Expect.Channel = "beta" })
-	add(base("rollback", "a sequence lower than the last seen (replay of an older latest.json)", "rollback"), func(v *Vector) { v.Expect.MinSequence = 6 })
-	add(base("expired", "now is past expires", "expired"), func(v *Vector) {
-		v.Expect.Now = t0.Add(91 * 24 * time.Hour).Format(time.RFC3339)
-	})
-	add(base("acl_not_root", "ACL signed by a user key, not the root key", "acl_untrusted"), func(v *Vector) {
-		v.ACL = sign(manifest.TypeACL, aclPayload(2), alice)
-	})
-	add(base("acl_rollback", "ACL older than the last seen", "acl_rollback"), func(v *Vector) { v.Expect.MinACLVersion = 3 })
-	add(base("acl_duplicate_signatures", "threshold 2 of 2 roots; the ACL carries two signatures from one root key", "acl_untrusted"), func(v *Vector) {
-		v.RootKeys, v.Threshold = []string{pub(root), pub(root2)}, 2
-		v.ACL = sign(manifest.TypeACL, aclPayload(2), root, root)
-	})
-	add(base("acl_threshold_met", "threshold 2 of 2 roots, both signed", "ok"), func(v *Vector) {
-		v.RootKeys, v.Threshold = []string{pub(root), pub(root2)}, 2
-		v.ACL = sign(manifest.TypeACL, aclPayload(2), root, root2)
-	})
-	add(base("too_large", "latest.json over the 64 KiB limit", "too_large"), func(v *Vector) {
-		p := map[string]any{"app": "retailer", "padding": strings.Repeat("x", 70<<10)}
-		v.Latest = sign(manifest.TypeLatest, p, alice)
-	})
-	add(base("bundle_mismatch", "a valid manifest, but the downloaded bytes differ", "bundle_mismatch"), func(v *Vector) {
-		v.Bundle = base64.StdEncoding.EncodeToString(append([]byte("tampered "), bundle...))
-	})
-	add(base("malformed", "latest.json is not JSON", "malformed"), func(v *Vector) { v.Latest = "<html>not found</html>" })
-	add(base("wrong_payload_type", "an ACL envelope served as latest.json", "malformed"), func(v *Vector) { v.Latest = v.ACL })
-	add(base("bundle_outside_app", "a granted signer points the bundle outside the app's content-addressed path", "malformed"), func(v *Vector) {
-		l := latestPayload(5)
-		l.Build.Bundle = "apps/other/bundles/" + sha + ".zip"
-		v.Latest = sign(manifest.TypeLatest, l, alice)
-	})
-	add(base("revoked", "the signer's can_upload was set to 0", "not_granted"), func(v *Vector) {
-		a := aclPayload(3)
-		a.Users[0].Grants["retailer"] = manifest.Grant{CanUpload: false}
-		v.ACL = sign(manifest.TypeACL, a, root)
-	})
-	add(base("wildcard_grant", "a grant for every app (\"*\")", "ok"), func(v *Vector) {
-		a := aclPayload(3)
-		a.Users[0].Grants = map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}
-		v.ACL = sign(manifest.TypeACL, a, root)
-	})
-	return vs
+// VecRes is the pointer an accepted vector yields: its sequence, stable
+// build and candidate build (0 if none).
+type VecRes struct {
+	Sequence  int64 `json:"sequence"`
+	Build     int64 `json:"build"`
+	Candidate int64 `json:"candidate"`
 }
 
 func TestVectorsUpToDate(t *testing.T) {
@@ -182,36 +106,100 @@ func TestVectors(t *testing.T) {
 	if err := json.Unmarshal(data, &vs); err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) < 15 {
+	if len(vs) < 100 {
 		t.Fatalf("only %d vectors", len(vs))
 	}
 	for _, v := range vs {
 		t.Run(v.Name, func(t *testing.T) {
-			roots, err := manifest.ParsePublicKeys(strings.Join(v.RootKeys, ","))
-			if err != nil {
-				t.Fatal(err)
-			}
-			now, err := time.Parse(time.RFC3339, v.Expect.Now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			trust := manifest.Trust{Roots: roots, Threshold: v.Threshold}
-			l, _, err := trust.VerifyLatest([]byte(v.ACL), []byte(v.Latest), manifest.Expect{
-				App: v.Expect.App, Channel: v.Expect.Channel, MinACLVersion: v.Expect.MinACLVersion, MinSequence: v.Expect.MinSequence, Now: now})
-			if err == nil && v.Bundle != "" {
-				b, _ := base64.StdEncoding.DecodeString(v.Bundle)
-				err = manifest.VerifyBundle(l.Build, bytes.NewReader(b))
-			}
 			got := "ok"
-			if err != nil {
+			if err := runVector(t, v); err != nil {
 				got = string(manifest.RuleOf(err))
 				if got == "" {
 					t.Fatalf("untyped error: %v", err)
 				}
 			}
 			if got != v.Verdict {
-				t.Fatalf("verdict %q (%v), want %q", got, err, v.Verdict)
+				t.Fatalf("verdict %q, want %q", got, v.Verdict)
 			}
 		})
 	}
+}
+
+// runVector runs one vector and returns its verification error.
+func runVector(t *testing.T, v Vector) error {
+	if v.Kind == "cohort" {
+		c := v.Cohort
+		if got := manifest.Cohort(c.App, c.Channel, c.Rollout, c.Device); got != c.Bucket {
+			t.Fatalf("bucket %d, want %d", got, c.Bucket)
+		}
+		return nil
+	}
+	roots, err := manifest.ParsePublicKeys(strings.Join(v.RootKeys, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := time.Parse(time.RFC3339, v.Expect.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := manifest.Trust{Roots: roots, Threshold: v.Threshold}
+	acl, err := trust.VerifyACL([]byte(v.ACL), v.Expect.MinACLVersion)
+	if err != nil {
+		return err
+	}
+	if v.Kind == "history" {
+		entries := make([][]byte, len(v.History))
+		for i, h := range v.History {
+			entries[i] = []byte(h)
+		}
+		_, err := acl.VerifyHistory(v.Expect.App, v.Expect.Channel, entries)
+		return err
+	}
+	l, err := acl.VerifyLatest([]byte(v.Latest), manifest.Expect{
+		App: v.Expect.App, Channel: v.Expect.Channel, MinSequence: v.Expect.MinSequence, Now: now})
+	if err != nil {
+		return err
+	}
+	checkResult(t, v, l)
+	return laterStages(v, l)
+}
+
+func checkResult(t *testing.T, v Vector, l *manifest.Latest) {
+	if r := v.Result; r != nil {
+		var cand int64
+		if l.Candidate != nil {
+			cand = l.Candidate.Build.Number
+		}
+		if got := (VecRes{l.Sequence, l.Build.Number, cand}); got != *r {
+			t.Fatalf("result %+v, want %+v", got, *r)
+		}
+	}
+	if d := v.Device; d != nil {
+		s := l.Select(d.Native, d.ID)
+		var n int64
+		if s.Build != nil {
+			n = s.Build.Number
+		}
+		if s.Reason != d.Reason || n != d.Build {
+			t.Fatalf("selected %s build %d, want %s build %d", s.Reason, n, d.Reason, d.Build)
+		}
+	}
+}
+
+func laterStages(v Vector, l *manifest.Latest) error {
+	if v.Bundle != "" {
+		b, _ := base64.StdEncoding.DecodeString(v.Bundle)
+		if err := manifest.VerifyBundle(l.Build, bytes.NewReader(b)); err != nil {
+			return err
+		}
+	}
+	if v.FilesManifest == "" {
+		return nil
+	}
+	m, err := manifest.CheckFileManifest(l.Build, l.App, []byte(v.FilesManifest))
+	if err != nil || v.File == nil {
+		return err
+	}
+	b, _ := base64.StdEncoding.DecodeString(v.File.Content)
+	return manifest.VerifyFile(m.Files[v.File.Index], bytes.NewReader(b))
 }

@@ -1,14 +1,13 @@
 package manifest
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -32,6 +31,8 @@ const (
 	RuleRollback        Rule = "rollback"         // a sequence lower than one seen before
 	RuleExpired         Rule = "expired"          // past its expiry time
 	RuleBundleMismatch  Rule = "bundle_mismatch"  // bundle bytes differ from the manifest
+	RuleFilesMismatch   Rule = "files_mismatch"   // a file manifest or file differs from what was signed
+	RuleHistoryGap      Rule = "history_gap"      // a history entry does not link to the one before it
 )
 
 // Error is a failed verification: which rule, and the details.
@@ -84,11 +85,11 @@ func (t Trust) VerifyACL(data []byte, minVersion int64) (*ACL, error) {
 		return nil, &Error{RuleACLUntrusted, fmt.Sprintf("acl: %d valid root signature(s), need %d; is the pinned root key the one that signed it?", got, need)}
 	}
 	var acl ACL
-	if err := strictUnmarshal(env.Payload, &acl); err != nil {
+	if err := decodeStrict(env.Payload, &acl); err != nil {
 		return nil, &Error{RuleMalformed, "acl: " + err.Error()}
 	}
-	if acl.Version < 1 {
-		return nil, &Error{RuleMalformed, fmt.Sprintf("acl: version %d", acl.Version)}
+	if err := acl.check(); err != nil {
+		return nil, &Error{RuleMalformed, "acl: " + err.Error()}
 	}
 	if acl.Version < minVersion {
 		return nil, &Error{RuleACLRollback, fmt.Sprintf("acl version %d is older than version %d seen before", acl.Version, minVersion)}
@@ -121,39 +122,87 @@ func (t Trust) VerifyLatest(aclData, latestData []byte, exp Expect) (*Latest, *A
 
 // VerifyLatest checks a latest.json envelope against an ACL that has
 // already been verified (by [Trust.VerifyACL]); exp.MinACLVersion is not
-// used. It applies every other rule of [Trust.VerifyLatest], in order.
+// used. It applies every other rule of [Trust.VerifyLatest], in order. The
+// envelope may be a [Halt]: the result is then the halted pointer without
+// its candidate, with the halt's sequence, and Halted set.
 func (a *ACL) VerifyLatest(data []byte, exp Expect) (*Latest, error) {
-	env, err := ParseEnvelope(data, TypeLatest, MaxLatestSize)
-	if err != nil {
-		return nil, err
-	}
+	return a.verifyEntry(data, exp, true)
+}
+
+// verifyPointer is steps 3 to 10 of VerifyLatest for an envelope of type
+// Latest; expiry is not checked when checkExpiry is false (history).
+func (a *ACL) verifyPointer(env *Envelope, exp Expect, checkExpiry bool) (*Latest, error) {
 	signers, err := signersIn(env, a)
 	if err != nil {
 		return nil, err
 	}
 	var l Latest
-	if err := strictUnmarshal(env.Payload, &l); err != nil {
+	if err := decodeStrict(env.Payload, &l); err != nil {
 		return nil, &Error{RuleMalformed, "latest: " + err.Error()}
 	}
-	if l.App != exp.App {
-		return nil, &Error{RuleAppMismatch, fmt.Sprintf("manifest is for app %q, want %q", l.App, exp.App)}
+	if err := matches(l.App, l.Channel, exp); err != nil {
+		return nil, err
 	}
-	if l.Channel != exp.Channel {
-		return nil, &Error{RuleChannelMismatch, fmt.Sprintf("manifest is for channel %q, want %q", l.Channel, exp.Channel)}
-	}
-	if !granted(a, signers, l.App) {
-		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", l.App)}
+	names := a.holders(signers, l.App, func(g Grant) bool { return g.CanUpload })
+	if len(names) == 0 || (l.By != "" && !slices.Contains(names, l.By)) {
+		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q (or \"by\" %q is not one of them)", l.App, l.By)}
 	}
 	if l.Sequence < exp.MinSequence {
 		return nil, &Error{RuleRollback, fmt.Sprintf("sequence %d is lower than %d seen before", l.Sequence, exp.MinSequence)}
 	}
-	if !exp.Now.Before(l.Expires) {
-		return nil, &Error{RuleExpired, fmt.Sprintf("expired at %s", l.Expires.UTC().Format(time.RFC3339))}
+	if checkExpiry && !exp.Now.Before(l.Expires) {
+		return nil, &Error{RuleExpired, fmt.Sprintf("expired at %s", l.Expires.UTC().Format(time.RFC3339Nano))}
 	}
-	if err := l.Build.check(l.App); err != nil {
+	if err := l.check(); err != nil {
 		return nil, &Error{RuleMalformed, "latest: " + err.Error()}
 	}
 	return &l, nil
+}
+
+// verifyHalt checks a halt envelope and the pointer it wraps; see "Halt"
+// in docs/format.md for the rules and why a halt key cannot offer a build.
+func (a *ACL) verifyHalt(env *Envelope, exp Expect, checkExpiry bool) (*Latest, error) {
+	signers, err := signersIn(env, a)
+	if err != nil {
+		return nil, err
+	}
+	var h Halt
+	if err := decodeStrict(env.Payload, &h); err != nil {
+		return nil, &Error{RuleMalformed, "halt: " + err.Error()}
+	}
+	if err := matches(h.App, h.Channel, exp); err != nil {
+		return nil, err
+	}
+	if len(a.holders(signers, h.App, func(g Grant) bool { return g.CanHalt })) == 0 {
+		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer of the halt holds can_halt for app %q", h.App)}
+	}
+	if err := h.Pointer.check(TypeLatest); err != nil {
+		return nil, err
+	}
+	inner := exp
+	inner.MinSequence = 0
+	l, err := a.verifyPointer(&h.Pointer, inner, checkExpiry)
+	if err != nil {
+		return nil, err
+	}
+	if h.Sequence != l.Sequence+1 || h.Previous.Sequence != l.Sequence || !sha256RE.MatchString(h.Previous.SHA256) {
+		return nil, &Error{RuleMalformed, fmt.Sprintf("halt: sequence %d and previous %d do not follow the halted pointer's %d", h.Sequence, h.Previous.Sequence, l.Sequence)}
+	}
+	if h.Sequence < exp.MinSequence {
+		return nil, &Error{RuleRollback, fmt.Sprintf("sequence %d is lower than %d seen before", h.Sequence, exp.MinSequence)}
+	}
+	l.Candidate, l.Sequence, l.Halted = nil, h.Sequence, &h
+	return l, nil
+}
+
+func matches(app, channel string, exp Expect) error {
+	if app != exp.App {
+		return &Error{RuleAppMismatch, fmt.Sprintf("manifest is for app %q, want %q", app, exp.App)}
+	}
+	if channel != exp.Channel {
+		return &Error{RuleChannelMismatch, fmt.Sprintf("manifest is for channel %q, want %q", channel, exp.Channel)}
+	}
+	return nil
 }
 
 // VerifyBuild checks a build record envelope against a verified ACL.
@@ -167,13 +216,13 @@ func VerifyBuild(acl *ACL, data []byte, app string) (*Build, error) {
 		return nil, err
 	}
 	var b Build
-	if err := strictUnmarshal(env.Payload, &b); err != nil {
+	if err := decodeStrict(env.Payload, &b); err != nil {
 		return nil, &Error{RuleMalformed, "build: " + err.Error()}
 	}
 	if b.App != app {
 		return nil, &Error{RuleAppMismatch, fmt.Sprintf("build record is for app %q, want %q", b.App, app)}
 	}
-	if !granted(acl, signers, app) {
+	if len(acl.holders(signers, app, func(g Grant) bool { return g.CanUpload })) == 0 {
 		return nil, &Error{RuleNotGranted, fmt.Sprintf("no signer holds can_upload for app %q", app)}
 	}
 	if err := b.check(app); err != nil {
@@ -212,13 +261,16 @@ func signersIn(env *Envelope, acl *ACL) ([]ed25519.PublicKey, error) {
 	return signers, nil
 }
 
-func granted(acl *ACL, signers []ed25519.PublicKey, app string) bool {
+// holders returns the names of the users whose key is among signers and
+// whose grant for app (or "*") allows what may says.
+func (a *ACL) holders(signers []ed25519.PublicKey, app string, may func(Grant) bool) []string {
+	var out []string
 	for _, k := range signers {
-		if acl.Uploader(k, app) != "" {
-			return true
+		if name := a.holder(k, app, may); name != "" {
+			out = append(out, name)
 		}
 	}
-	return false
+	return out
 }
 
 func signedByKnownID(env *Envelope, keys []ed25519.PublicKey) bool {
@@ -233,14 +285,16 @@ func signedByKnownID(env *Envelope, keys []ed25519.PublicKey) bool {
 	return false
 }
 
-// strictUnmarshal decodes JSON and refuses trailing data.
-func strictUnmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return err
+// VerifyFile checks the content of one file (after undoing its encoding)
+// against its manifest entry.
+func VerifyFile(f FileEntry, r io.Reader) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, f.Size+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.Name, err)
 	}
-	if dec.More() {
-		return errors.New("trailing data after the JSON payload")
+	if got := hex.EncodeToString(h.Sum(nil)); n != f.Size || got != f.SHA256 {
+		return &Error{RuleFilesMismatch, fmt.Sprintf("file %s has %d bytes and sha256 %s, manifest says %d and %s", f.Name, n, got, f.Size, f.SHA256)}
 	}
 	return nil
 }

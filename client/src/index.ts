@@ -6,6 +6,7 @@ export {
   verifyLatest,
   verifyBuild,
   verifyBundle,
+  verifyHistory,
   VerifyError,
   parsePublicKey,
   formatPublicKey,
@@ -15,12 +16,19 @@ export {
   TYPE_ACL,
   TYPE_BUILD,
   TYPE_LATEST,
+  TYPE_HALT,
   MAX_ACL_SIZE,
   MAX_LATEST_SIZE,
   MAX_BUILD_SIZE,
   ALL_APPS,
+  MAX_FALLBACKS,
 } from './verify.js';
-export type { Rule, ACL, User, Grant, Latest, BuildRef, Build, EnvelopeInput, Trust, Expect } from './verify.js';
+export type { Rule, ACL, User, Grant, Latest, Candidate, Settings, Link, Halt, BuildRef, Build, EnvelopeInput, Trust, Expect } from './verify.js';
+export { cohort, inCohort, selectBuild, nativeFits, COHORT_BUCKETS } from './release.js';
+export type { Selection, SelectReason } from './release.js';
+export { checkFileManifest, verifyFile, capgoName, ENCODING_BROTLI } from './files.js';
+export type { FileManifest, FileEntry } from './files.js';
+export { MAX_INT } from './json.js';
 export type { Ed25519Impl } from './ed25519.js';
 export { MemoryStorage, DeviceState } from './state.js';
 export type { KeyValueStorage, RollbackState, Attempt, DownloadFailures } from './state.js';

@@ -1,39 +1,35 @@
-// Decoding JSON the way Go's encoding/json decodes it into the structs of
-// manifest/, so that this verifier reaches the same verdict as the Go one on
-// any input, not only on well-formed ones. What differs from JSON.parse:
-//   - object keys match struct fields exactly, else case-insensitively;
-//     unknown keys are ignored; duplicate keys decode into the same value;
-//   - null leaves strings, numbers, booleans, times and structs unchanged and
-//     empties slices and maps;
-//   - int64 fields take only integer literals ("1.0" and "1e2" are errors);
-//   - []byte fields take standard padded base64 (or an array of bytes);
-//   - times take the raw text between the quotes, parsed as RFC 3339.
-// A type mismatch anywhere is an error; callers report it as "malformed".
-//
-// One deliberate difference: integers beyond Number.MAX_SAFE_INTEGER are
-// errors here (Go takes up to 2^63-1). deploy never writes such values.
+// Strict JSON decoding, as docs/format.md ("Decoding rules") defines it and
+// manifest/strict.go implements it, so that both verifiers reach the same
+// verdict on any input. What differs from JSON.parse:
+//   - a repeated key in any object is an error;
+//   - null is an error anywhere;
+//   - arrays and objects nest at most 64 deep;
+//   - escapes of lone surrogates (\ud800) are errors;
+//   - object keys match struct fields exactly; a key that equals a field name
+//     only when case is ignored is an error; other unknown keys are ignored;
+//   - a field is required unless marked optional;
+//   - integers are 0 to 2^53-1 written without sign, fraction, exponent or
+//     leading zero; times are YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z;
+//   - bytes are standard padded base64 with zero unused bits.
+// Any error is reported by the callers as "malformed".
 
-/** A parsed JSON value that keeps the source text of numbers and strings. */
+/** A parsed JSON value. */
 export type Node =
-  | { k: 'null' }
   | { k: 'bool'; v: boolean }
   | { k: 'num'; raw: string }
-  | { k: 'str'; v: string; raw: string }
+  | { k: 'str'; v: string }
   | { k: 'arr'; items: Node[] }
   | { k: 'obj'; entries: [string, Node][] };
 
-const MAX_DEPTH = 10000; // as Go's scanner
+const MAX_DEPTH = 64;
 const WS = /[ \t\n\r]*/y;
 const NUM = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const STR = /"(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
-/**
- * Parses text. mode "whole" is json.Unmarshal (nothing but whitespace may
- * follow the value); mode "first" is json.Decoder.Decode followed by the
- * More() check of manifest.strictUnmarshal (what follows may only be
- * whitespace, or start with '}' or ']').
- */
-export function parse(text: string, mode: 'whole' | 'first'): Node {
+/** Parses text, which must be one JSON value with optional whitespace around it. */
+export function parse(text: string): Node {
+  if (LONE_SURROGATE.test(text)) throw new SyntaxError('not valid Unicode text');
   let i = 0;
   const fail = (what: string): never => {
     throw new SyntaxError(`${what} at offset ${i}`);
@@ -43,246 +39,187 @@ export function parse(text: string, mode: 'whole' | 'first'): Node {
     WS.exec(text);
     i = WS.lastIndex;
   };
-  const token = (re: RegExp): string | null => {
-    re.lastIndex = i;
-    const m = re.exec(text);
-    if (!m) return null;
-    i = re.lastIndex;
-    return m[0];
+  const string = (): string => {
+    STR.lastIndex = i;
+    const m = STR.exec(text);
+    if (!m) return fail('invalid string');
+    i = STR.lastIndex;
+    const v = JSON.parse(m[0]) as string;
+    if (LONE_SURROGATE.test(v)) fail('lone surrogate escape');
+    return v;
   };
-  const string = (): { v: string; raw: string } => {
-    const raw = token(STR);
-    if (raw === null) return fail('invalid string');
-    return { v: wellFormed(JSON.parse(raw) as string), raw };
-  };
-  const key = (): string => {
-    ws();
-    if (text[i] !== '"') fail('expected a key');
-    const k = string().v;
-    ws();
-    if (text[i++] !== ':') fail("expected ':'");
-    return k;
-  };
-  // Iterative, so that deep nesting cannot overflow the call stack.
-  type Open = { node: Extract<Node, { k: 'arr' | 'obj' }>; key: string };
-  const stack: Open[] = [];
-  let done: Node | undefined;
-  while (done === undefined) {
-    // Read one value, or open a container.
+  const value = (depth: number): Node => {
     ws();
     const c = text[i];
-    let v: Node | undefined;
     if (c === '{' || c === '[') {
-      if (stack.length >= MAX_DEPTH) fail('exceeded max depth');
-      i++;
-      const node: Open['node'] = c === '{' ? { k: 'obj', entries: [] } : { k: 'arr', items: [] };
-      ws();
-      if (text[i] === (c === '{' ? '}' : ']')) {
-        i++;
-        v = node;
-      } else {
-        stack.push({ node, key: c === '{' ? key() : '' });
-        continue;
-      }
-    } else if (c === '"') {
-      v = { k: 'str', ...string() };
-    } else {
-      const lit = LITERALS.find(([l]) => text.startsWith(l, i));
-      const raw = lit ? null : token(NUM);
-      if (lit) {
-        i += lit[0].length;
-        v = lit[1];
-      } else if (raw !== null) {
-        v = { k: 'num', raw };
-      } else {
-        return fail('invalid value');
+      if (depth >= MAX_DEPTH) fail(`nested more than ${MAX_DEPTH} deep`);
+      return container(depth);
+    }
+    if (c === '"') return { k: 'str', v: string() };
+    for (const [lit, v] of [['true', true], ['false', false]] as const) {
+      if (text.startsWith(lit, i)) {
+        i += lit.length;
+        return { k: 'bool', v };
       }
     }
-    // Store it, closing the containers it completes.
+    if (text.startsWith('null', i)) fail('null is not allowed');
+    NUM.lastIndex = i;
+    const m = NUM.exec(text);
+    if (!m) return fail('invalid value');
+    i = NUM.lastIndex;
+    return { k: 'num', raw: m[0] };
+  };
+  // Recursion is bounded by MAX_DEPTH.
+  const container = (depth: number): Node => {
+    const obj = text[i++] === '{';
+    const closer = obj ? '}' : ']';
+    const items: Node[] = [];
+    const entries: [string, Node][] = [];
+    const seen = new Set<string>();
+    ws();
+    if (text[i] === closer) {
+      i++;
+      return obj ? { k: 'obj', entries } : { k: 'arr', items };
+    }
     for (;;) {
-      const top = stack[stack.length - 1];
-      if (!top) {
-        done = v;
-        break;
+      if (obj) {
+        ws();
+        if (text[i] !== '"') fail('expected a key');
+        const key = string();
+        if (seen.has(key)) fail(`duplicate key ${JSON.stringify(key)}`);
+        seen.add(key);
+        ws();
+        if (text[i++] !== ':') fail("expected ':'");
+        entries.push([key, value(depth + 1)]);
+      } else {
+        items.push(value(depth + 1));
       }
-      if (top.node.k === 'arr') top.node.items.push(v);
-      else top.node.entries.push([top.key, v]);
       ws();
       const d = text[i++];
-      if (d === ',') {
-        if (top.node.k === 'obj') top.key = key();
-        break;
-      }
-      if (d !== (top.node.k === 'obj' ? '}' : ']')) fail(`expected ',' or '${top.node.k === 'obj' ? '}' : ']'}'`);
-      stack.pop();
-      v = top.node;
+      if (d === ',') continue;
+      if (d === closer) return obj ? { k: 'obj', entries } : { k: 'arr', items };
+      fail(`expected ',' or '${closer}'`);
     }
-  }
+  };
+  const out = value(0);
   ws();
-  if (i < text.length) {
-    const c = text[i];
-    if (mode === 'whole' || (c !== '}' && c !== ']')) fail('trailing data after the JSON value');
-  }
-  return done;
-}
-
-const LITERALS: [string, Node][] = [
-  ['null', { k: 'null' }],
-  ['true', { k: 'bool', v: true }],
-  ['false', { k: 'bool', v: false }],
-];
-
-// Go decodes a lone surrogate escape (\ud800) as U+FFFD.
-function wellFormed(s: string): string {
-  if (!/[\ud800-\udfff]/.test(s)) return s;
-  let out = '';
-  for (let j = 0; j < s.length; j++) {
-    const c = s.charCodeAt(j);
-    if (c >= 0xd800 && c <= 0xdbff && j + 1 < s.length) {
-      const d = s.charCodeAt(j + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        out += s[j] + s[j + 1];
-        j++;
-        continue;
-      }
-    }
-    out += c >= 0xd800 && c <= 0xdfff ? '\ufffd' : s[j];
-  }
+  if (i < text.length) fail('data after the JSON value');
   return out;
 }
 
 // ---------------------------------------------------------------------------
-// Decoders: each takes a node and the current value and returns the new one,
-// as Go decodes into an existing value.
+// Decoders: each takes a node and the path of the value (for messages).
 
-export type Decoder<T> = (n: Node, cur: T) => T;
+export type Decoder<T> = (n: Node, path: string) => T;
 
-function mismatch(n: Node, want: string): never {
-  throw new TypeError(`cannot decode ${n.k === 'num' ? 'number ' + n.raw : n.k} into ${want}`);
+function want(path: string, what: string): never {
+  throw new TypeError(`${path.replace(/^\./, '')}: want ${what}`);
 }
 
-export const str: Decoder<string> = (n, cur) => (n.k === 'null' ? cur : n.k === 'str' ? n.v : mismatch(n, 'string'));
+export const str: Decoder<string> = (n, p) => (n.k === 'str' ? n.v : want(p, 'a string'));
 
-export const bool: Decoder<boolean> = (n, cur) => (n.k === 'null' ? cur : n.k === 'bool' ? n.v : mismatch(n, 'bool'));
+export const bool: Decoder<boolean> = (n, p) => (n.k === 'bool' ? n.v : want(p, 'true or false'));
 
-const INT = /^-?[0-9]+$/;
+/** The largest integer a payload may carry, 2^53-1 (manifest.MaxInt). */
+export const MAX_INT = Number.MAX_SAFE_INTEGER;
 
-function integer(want: string, min: bigint, max: bigint): Decoder<number> {
-  return (n, cur) => {
-    if (n.k === 'null') return cur;
-    // Go parses unsigned kinds with ParseUint, which refuses "-0".
-    if (n.k !== 'num' || !INT.test(n.raw) || (min === 0n && n.raw[0] === '-')) return mismatch(n, want);
-    const b = BigInt(n.raw);
-    if (b < min || b > max) return mismatch(n, want);
-    if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw new RangeError(`${n.raw} is beyond the integers this verifier takes`);
-    }
-    return Number(b);
-  };
-}
-
-export const int64 = integer('int64', -(1n << 63n), (1n << 63n) - 1n);
-const uint8 = integer('uint8', 0n, 255n);
-
-/** []byte: base64 text, or an array of byte values. */
-export const bytes: Decoder<Uint8Array> = (n, cur) => {
-  if (n.k === 'null') return new Uint8Array(0);
-  if (n.k === 'str') return decodeBase64(n.v);
-  if (n.k === 'arr') {
-    const s: Slice<number> = slice(uint8, () => 0)(n, cur as unknown as Slice<number>);
-    const out: Uint8Array & { [BACKING]?: number[] } = Uint8Array.from(s);
-    out[BACKING] = s[BACKING];
-    return out;
+export const int: Decoder<number> = (n, p) => {
+  if (n.k !== 'num' || !/^(?:0|[1-9][0-9]{0,15})$/.test(n.raw) || Number(n.raw) > MAX_INT) {
+    return want(p, `an integer from 0 to ${MAX_INT}`);
   }
-  return mismatch(n, '[]byte');
+  return Number(n.raw);
 };
 
-/**
- * time.Time: Go hands the raw JSON text to Time.UnmarshalJSON, which takes
- * null, or a quoted RFC 3339 time with no escapes to undo. The value kept is
- * the text between the quotes.
- */
-export const time: Decoder<string> = (n, cur) => {
-  if (n.k === 'null') return cur;
-  const inner = n.k === 'str' ? n.raw.slice(1, -1) : '';
-  if (n.k !== 'str' || parseTime(inner) === null) throw new TypeError(`cannot decode ${n.k} into time: want an RFC 3339 string`);
-  return inner;
+/** A time in its one written form; the value kept is the text. */
+export const time: Decoder<string> = (n, p) => (n.k === 'str' && parseTime(n.v) !== null ? n.v : want(p, 'a time written as YYYY-MM-DDTHH:MM:SS[.fraction]Z'));
+
+export const bytes: Decoder<Uint8Array> = (n, p) => {
+  if (n.k !== 'str') return want(p, 'standard padded base64');
+  try {
+    return decodeBase64(n.v);
+  } catch {
+    return want(p, 'standard padded base64');
+  }
 };
 
-// Capacity kept behind a decoded slice: decoding an array into a slice that
-// held more elements reuses them, as Go's decoder does.
-const BACKING = Symbol('backing');
-type Slice<T> = T[] & { [BACKING]?: T[] };
+export function slice<T>(elem: Decoder<T>): Decoder<T[]> {
+  return (n, p) => (n.k === 'arr' ? n.items.map((item, i) => elem(item, `${p}[${i}]`)) : want(p, 'an array'));
+}
 
-export function slice<T>(elem: Decoder<T>, zero: () => T): Decoder<T[]> {
-  return (n, cur: Slice<T>) => {
-    if (n.k === 'null') return [];
-    if (n.k !== 'arr') return mismatch(n, 'slice');
-    if (n.items.length === 0) return [];
-    const back = cur[BACKING] ?? [...cur];
-    n.items.forEach((item, i) => {
-      back[i] = elem(item, i < back.length ? back[i] : zero());
-    });
-    const out: Slice<T> = back.slice(0, n.items.length);
-    out[BACKING] = back;
+/** map[string]T, as a null-prototype object. */
+export function map<T>(elem: Decoder<T>): Decoder<Record<string, T>> {
+  return (n, p) => {
+    if (n.k !== 'obj') return want(p, 'an object');
+    const out = Object.create(null) as Record<string, T>;
+    for (const [key, v] of n.entries) out[key] = elem(v, `${p}.${key}`);
     return out;
   };
 }
 
-/** map[string]T, as a null-prototype object. Entries merge into an existing map. */
-export function map<T>(elem: Decoder<T>, zero: () => T): Decoder<Record<string, T>> {
-  return (n, cur) => {
-    if (n.k === 'null') return Object.create(null) as Record<string, T>;
-    if (n.k !== 'obj') return mismatch(n, 'map');
-    const out = Object.assign(Object.create(null) as Record<string, T>, cur);
-    for (const [key, v] of n.entries) out[key] = elem(v, zero());
-    return out;
-  };
+/** An optional field: absent means dflt(). */
+export interface Optional<T> {
+  dec: Decoder<T>;
+  dflt: () => T;
 }
+
+export const opt = <T>(dec: Decoder<T>, dflt: () => T): Optional<T> => ({ dec, dflt });
+
+const isOptional = <T>(d: Decoder<T> | Optional<T>): d is Optional<T> => typeof d !== 'function';
+const decoderOf = <T>(d: Decoder<T> | Optional<T>): Decoder<T> => (isOptional(d) ? d.dec : d);
+
+type Fields<T> = { [K in keyof T]: Decoder<T[K]> | Optional<T[K]> };
 
 /** A struct with the given JSON field names. */
-export function struct<T extends object>(fields: { [K in keyof T]: Decoder<T[K]> }, zero: () => T): Decoder<T> {
-  const byName = new Map<string, keyof T>();
-  const byFold = new Map<string, keyof T>();
-  for (const name of Object.keys(fields) as (keyof T & string)[]) {
-    byName.set(name, name);
-    byFold.set(fold(name), name);
-  }
-  return (n, cur) => {
-    if (n.k === 'null') return cur;
-    if (n.k !== 'obj') return mismatch(n, 'object');
-    const out = { ...(cur ?? zero()) };
+export function struct<T extends object>(fields: Fields<T>): Decoder<T> {
+  const names = Object.keys(fields) as (keyof T & string)[];
+  const byFold = new Map(names.map((name) => [fold(name), name]));
+  return (n, p) => {
+    if (n.k !== 'obj') return want(p, 'an object');
+    const out = {} as T;
+    const found = new Set<string>();
     for (const [key, v] of n.entries) {
-      const f = byName.get(key) ?? byFold.get(fold(key));
-      if (f !== undefined) out[f] = fields[f](v, out[f]);
+      const f = Object.hasOwn(fields, key) ? (key as keyof T & string) : undefined;
+      if (f === undefined) {
+        const folded = byFold.get(fold(key));
+        if (folded !== undefined) throw new TypeError(`${p.replace(/^\./, '')}: key ${JSON.stringify(key)} is not ${JSON.stringify(folded)}: field names are case-sensitive`);
+        continue; // unknown keys are ignored
+      }
+      const d = fields[f];
+      out[f] = decoderOf(d)(v, `${p}.${key}`);
+      found.add(key);
+    }
+    for (const name of names) {
+      if (found.has(name)) continue;
+      const d = fields[name];
+      if (!isOptional(d)) throw new TypeError(`${p.replace(/^\./, '')}: missing field ${JSON.stringify(name)}`);
+      out[name] = d.dflt();
     }
     return out;
   };
 }
 
-// Go matches field names under Unicode simple case folding; for ASCII names
-// the only non-ASCII equivalents are the Kelvin sign and the long s.
+// ASCII letters compared without case, U+212A read as k and U+017F as s.
 function fold(s: string): string {
-  return s.replace(/[a-z\u212a\u017f]/g, (c) => (c === '\u212a' ? 'K' : c === '\u017f' ? 'S' : c.toUpperCase()));
+  return s.replace(/[A-Z\u212a\u017f]/g, (c) => (c === '\u212a' ? 'k' : c === '\u017f' ? 's' : c.toLowerCase()));
 }
 
 // ---------------------------------------------------------------------------
-// Base64 (standard alphabet, padded), with Go's rules: CR and LF are ignored
-// anywhere, padding is required, unused trailing bits may be set.
+// Base64: standard alphabet, padded, unused bits zero, nothing else.
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
 const B64_SHAPE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function decodeBase64(s: string): Uint8Array {
-  s = s.replace(/[\r\n]/g, '');
   if (!B64_SHAPE.test(s)) throw new TypeError('illegal base64 data');
   const body = s.replace(/=+$/, '');
+  const pad = s.length - body.length;
+  if (pad > 0 && B64.indexOf(body[body.length - 1]) & (pad === 2 ? 0x0f : 0x03)) throw new TypeError('illegal base64 data: unused bits set');
   const out = new Uint8Array((body.length * 3) >> 2);
   let bits = 0;
   let acc = 0;
   let j = 0;
   for (const c of body) {
-    acc = (acc << 6) | B64.indexOf(c);
+    acc = ((acc << 6) | B64.indexOf(c)) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
@@ -304,28 +241,20 @@ export function encodeBase64(b: Uint8Array): string {
 }
 
 // ---------------------------------------------------------------------------
-// RFC 3339 times as Go's time.Parse(time.RFC3339) takes them: a 1- or
-// 2-digit hour, '.' or ',' before the fraction (digits past nine ignored),
-// "Z" or an offset of up to 24:60.
+// Times: RFC 3339 in UTC, YYYY-MM-DDTHH:MM:SS with an optional fraction of 1
+// to 9 digits, then Z; a real calendar date, hours 00-23, no leap second.
 
-const TIME = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]+))?(?:(Z)|([+-])([0-9]{2}):([0-9]{2}))$/;
+const TIME = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z$/;
 
-/** Nanoseconds since the Unix epoch, or null if s is not a time Go parses. */
+/** Nanoseconds since the Unix epoch, or null if s is not a time in the format's form. */
 export function parseTime(s: string): bigint | null {
   const m = TIME.exec(s);
   if (!m) return null;
   const [year, month, day, hour, min, sec] = m.slice(1, 7).map(Number);
   const daysIn = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
   if (month < 1 || month > 12 || day < 1 || day > daysIn[month - 1] || hour > 23 || min > 59 || sec > 59) return null;
-  let offset = 0;
-  if (!m[8]) {
-    const oh = Number(m[10]);
-    const om = Number(m[11]);
-    if (oh > 24 || om > 60) return null;
-    offset = (oh * 60 + om) * 60 * (m[9] === '-' ? -1 : 1);
-  }
   const nanos = BigInt(((m[7] ?? '') + '000000000').slice(0, 9));
-  const seconds = daysFromCivil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec - offset;
+  const seconds = daysFromCivil(year, month, day) * 86400 + hour * 3600 + min * 60 + sec;
   return BigInt(seconds) * 1_000_000_000n + nanos;
 }
 

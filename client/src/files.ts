@@ -1,0 +1,84 @@
+// File manifests (delta updates), as manifest/files.go: a build's files by
+// content, checked against the digest that the signed build reference names.
+
+import { hex, sha256 } from './ed25519.js';
+import * as j from './json.js';
+import { decodePayload, VerifyError, type BuildRef } from './verify.js';
+
+/** The encoding of a file stored Brotli-compressed (a Capgo file_name ending in ".br"). */
+export const ENCODING_BROTLI = 'br';
+
+export interface FileManifest {
+  app: string;
+  files: FileEntry[]; // sorted by name, names unique
+}
+
+export interface FileEntry {
+  name: string;
+  sha256: string; // of the content
+  size: number; // of the content
+  encoding: string; // "" or "br"
+}
+
+const decoder = j.struct<FileManifest>({
+  app: j.str,
+  files: j.slice(j.struct<FileEntry>({ name: j.str, sha256: j.str, size: j.int, encoding: j.opt(j.str, () => '') })),
+});
+
+/**
+ * Checks a downloaded file manifest against the verified build reference and returns it.
+ * @throws VerifyError files_mismatch or malformed
+ */
+export async function checkFileManifest(ref: BuildRef, app: string, data: Uint8Array): Promise<FileManifest> {
+  if (ref.files_sha256 === '') throw new VerifyError('files_mismatch', `build ${ref.id} has no file manifest`);
+  const got = hex(await sha256(data));
+  if (data.length !== ref.files_size || got !== ref.files_sha256) {
+    throw new VerifyError('files_mismatch', `file manifest has ${data.length} bytes and sha256 ${got}, build ${ref.id} says ${ref.files_size} and ${ref.files_sha256}`);
+  }
+  const m = decodePayload('file manifest', data, decoder);
+  const problem = checkManifest(m, app);
+  if (problem) throw new VerifyError('malformed', `file manifest: ${problem}`);
+  return m;
+}
+
+function checkManifest(m: FileManifest, app: string): string {
+  if (m.app !== app) return `for app ${JSON.stringify(m.app)}, want ${JSON.stringify(app)}`;
+  for (const [i, f] of m.files.entries()) {
+    const n = JSON.stringify(f.name);
+    if (!validFileName(f.name)) return `file name ${n} is not a safe relative path`;
+    if (i > 0 && compareBytes(f.name, m.files[i - 1].name) <= 0) return `file ${n} is not after ${JSON.stringify(m.files[i - 1].name)}: names must be unique and sorted`;
+    if (!/^[0-9a-f]{64}$/.test(f.sha256)) return `file ${n}: sha256 is not 64 lowercase hex digits`;
+    if (f.encoding !== '' && f.encoding !== ENCODING_BROTLI) return `file ${n}: unknown encoding ${JSON.stringify(f.encoding)}`;
+    if (f.name.endsWith('.br') && f.encoding !== ENCODING_BROTLI) return `file ${n} ends in .br: the Capgo plugin would decompress it, so it must be stored with encoding br`;
+  }
+  return '';
+}
+
+const utf8 = new TextEncoder();
+
+// Names are compared as UTF-8 bytes, as Go compares strings.
+function compareBytes(a: string, b: string): number {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+function validFileName(name: string): boolean {
+  if (name === '' || /[:\\\u0000-\u001f\u007f]/.test(name)) return false;
+  return name.split('/').every((e) => e !== '' && e !== '.' && e !== '..');
+}
+
+/** The file_name of an entry in a Capgo manifest: ".br" appended when stored Brotli-compressed. */
+export const capgoName = (f: FileEntry) => (f.encoding === ENCODING_BROTLI ? f.name + '.br' : f.name);
+
+/**
+ * Checks one file's content (after undoing its encoding) against its entry.
+ * @throws VerifyError files_mismatch
+ */
+export async function verifyFile(f: FileEntry, data: Uint8Array): Promise<void> {
+  const got = hex(await sha256(data));
+  if (data.length !== f.size || got !== f.sha256) {
+    throw new VerifyError('files_mismatch', `file ${f.name} has ${data.length} bytes and sha256 ${got}, manifest says ${f.size} and ${f.sha256}`);
+  }
+}
