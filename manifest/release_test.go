@@ -55,9 +55,9 @@ func TestSignRefusesWhatVerifiersRefuse(t *testing.T) {
 
 func TestParsePublicKeyRefusesWeakKeys(t *testing.T) {
 	for _, k := range []string{
-		"ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", // identity
-		"ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", // order 4
-		"ed25519:7f///////////////////////////////////////38=", // y = p
+		"ed25519:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",     // identity
+		"ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",     // order 4
+		"ed25519:7f///////////////////////////////////////38=",     // y = p
 		"ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=\r\n", // fine: whitespace around is trimmed
 	} {
 		_, err := manifest.ParsePublicKey(k)
