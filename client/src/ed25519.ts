@@ -21,11 +21,27 @@ const webcrypto: VerifyFn = async (pub, msg, sig) => {
 
 let noblePromise: Promise<VerifyFn> | undefined;
 
+// L, the order of the base point.
+const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+
+const littleEndian = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+
 function noble(): Promise<VerifyFn> {
+  // RFC 8032's strict decoding (as Go's crypto/ed25519) and Go's cofactorless
+  // equation: the encoding of [S]B - [k]A must be R's bytes.
   noblePromise ??= import('@noble/curves/ed25519.js').then(({ ed25519 }) => async (pub, msg, sig) => {
     try {
-      // zip215: false is RFC 8032's strict decoding, as Go's crypto/ed25519.
-      return ed25519.verify(sig, msg, pub, { zip215: false });
+      if (sig.length !== 64) return false;
+      const s = littleEndian(sig.subarray(32));
+      if (s >= L) return false;
+      const A = ed25519.Point.fromBytes(pub, false);
+      const input = new Uint8Array(64 + msg.length);
+      input.set(sig.subarray(0, 32));
+      input.set(pub, 32);
+      input.set(msg, 64);
+      const k = littleEndian(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-512', buf(input)))) % L;
+      const R = ed25519.Point.BASE.multiplyUnsafe(s).subtract(A.multiplyUnsafe(k)).toBytes();
+      return R.every((x, i) => x === sig[i]);
     } catch {
       return false;
     }

@@ -2,7 +2,7 @@
 // verdict the Go verifier gives it, with each Ed25519 implementation.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { formatPublicKey, parsePublicKey, verifyLatest, VerifyError } from '../dist/index.js';
+import { formatPublicKey, pae, parsePublicKey, verifyLatest, VerifyError } from '../dist/index.js';
 import { vectors, verdict } from './helpers.mjs';
 
 const parses = (s) => {
@@ -86,4 +86,36 @@ test('every point of small order is refused as a key, and no other key tried her
     assert.throws(() => parsePublicKey(text(p)), /large order/, p);
   }
   for (let i = 1; i <= 64; i++) parsePublicKey(formatPublicKey(ed25519.getPublicKey(new Uint8Array(32).fill(i))));
+});
+
+// Go checks signatures with the cofactorless equation; a signature whose R
+// has a small-order component passes only the cofactored one, and must be
+// refused by every implementation here, as Go refuses it.
+test('a signature with a small-order component in R is refused, as in Go', async () => {
+  const { ED25519_TORSION_SUBGROUP, ed25519 } = await import('@noble/curves/ed25519.js');
+  const { createHash } = await import('node:crypto');
+  const L = (1n << 252n) + 27742317777372353535851937790883648493n;
+  const le = (b) => [...b].reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+  const toLE = (n) => Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  const v = vectors.find((x) => x.name === 'valid');
+  const env = JSON.parse(v.latest);
+  const msg = pae(env.payloadType, Buffer.from(env.payload, 'base64'));
+  const { scalar: a, pointBytes: A } = ed25519.utils.getExtendedPublicKey(new Uint8Array(32).fill(3));
+  const T = ed25519.Point.fromHex(ED25519_TORSION_SUBGROUP[1]);
+  assert.ok(T.isSmallOrder() && !T.is0());
+  const r = 123456789n;
+  const R = ed25519.Point.BASE.multiply(r).add(T).toBytes();
+  const k = le(createHash('sha512').update(R).update(A).update(msg).digest()) % L;
+  const sig = Buffer.concat([R, toLE((r + k * a) % L)]);
+  env.signatures[0].sig = sig.toString('base64');
+  for (const impl of ['webcrypto', 'noble']) {
+    assert.equal(await verdict({ ...v, latest: JSON.stringify(env), bundle: undefined }, impl), 'bad_signature', impl);
+  }
+  // The same construction without T verifies: the test signs correctly.
+  const R0 = ed25519.Point.BASE.multiply(r).toBytes();
+  const k0 = le(createHash('sha512').update(R0).update(A).update(msg).digest()) % L;
+  env.signatures[0].sig = Buffer.concat([R0, toLE((r + k0 * a) % L)]).toString('base64');
+  for (const impl of ['webcrypto', 'noble']) {
+    assert.equal(await verdict({ ...v, latest: JSON.stringify(env), bundle: undefined }, impl), 'ok', impl);
+  }
 });
