@@ -326,34 +326,11 @@ func (l *Latest) check() error {
 	return nil
 }
 
-// check applies the ACL's rules beyond decoding: version at least 1, user
-// names valid and distinct, each key in canonical text form, valid, and
-// held by one user only, grants by app name or "*".
+// check applies the ACL's rules beyond decoding: version at least 1, and
+// [ACL.Validate].
 func (a *ACL) check() error {
 	if a.Version < 1 {
 		return fmt.Errorf("version %d", a.Version)
 	}
-	users, keys := map[string]bool{}, map[string]string{}
-	for _, u := range a.Users {
-		if !nameRE.MatchString(u.Name) || users[u.Name] {
-			return fmt.Errorf("user name %q is invalid or repeated", u.Name)
-		}
-		users[u.Name] = true
-		for _, k := range u.Keys {
-			pub, err := ParsePublicKey(k)
-			if err != nil || FormatPublicKey(pub) != k {
-				return fmt.Errorf("user %s: key %q is not a valid key in text form", u.Name, abbreviate(k))
-			}
-			if other, ok := keys[k]; ok {
-				return fmt.Errorf("key %s is held by both %s and %s", abbreviate(k), other, u.Name)
-			}
-			keys[k] = u.Name
-		}
-		for app := range u.Grants {
-			if app != AllApps && !nameRE.MatchString(app) {
-				return fmt.Errorf("user %s: grant for %q, which is not an app name", u.Name, app)
-			}
-		}
-	}
-	return nil
+	return a.Validate()
 }

@@ -401,6 +401,7 @@ function checkACL(acl: ACL): string {
   for (const u of acl.users) {
     if (!NAME.test(u.name) || users.has(u.name)) return `user name ${JSON.stringify(u.name)} is invalid or repeated`;
     users.add(u.name);
+    if (u.keys.length === 0) return `user ${u.name} has no keys`;
     for (const k of u.keys) {
       let canonical = false;
       try {
@@ -409,7 +410,7 @@ function checkACL(acl: ACL): string {
         // not a key
       }
       if (!canonical) return `user ${u.name}: key ${JSON.stringify(k.slice(0, 24))} is not a valid key in text form`;
-      if (keys.has(k)) return `key ${k.slice(0, 24)} is held by both ${keys.get(k)} and ${u.name}`;
+      if (keys.has(k) && keys.get(k) !== u.name) return `key ${k.slice(0, 24)} is held by both ${keys.get(k)} and ${u.name}`;
       keys.set(k, u.name);
     }
     for (const app of Object.keys(u.grants)) {
