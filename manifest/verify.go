@@ -132,13 +132,10 @@ func (a *ACL) VerifyLatest(data []byte, exp Expect) (*Latest, error) {
 // verifyPointer is steps 3 to 10 of VerifyLatest for an envelope of type
 // Latest; expiry is not checked when checkExpiry is false (history).
 func (a *ACL) verifyPointer(env *Envelope, exp Expect, checkExpiry bool) (*Latest, error) {
-	signers, err := signersIn(env, a)
+	var l Latest
+	signers, err := a.open(env, "latest", &l)
 	if err != nil {
 		return nil, err
-	}
-	var l Latest
-	if err := decodeStrict(env.Payload, &l); err != nil {
-		return nil, &Error{RuleMalformed, "latest: " + err.Error()}
 	}
 	if err := matches(l.App, l.Channel, exp); err != nil {
 		return nil, err
@@ -162,13 +159,10 @@ func (a *ACL) verifyPointer(env *Envelope, exp Expect, checkExpiry bool) (*Lates
 // verifyHalt checks a halt envelope and the pointer it wraps; see "Halt"
 // in docs/format.md for the rules and why a halt key cannot offer a build.
 func (a *ACL) verifyHalt(env *Envelope, exp Expect, checkExpiry bool) (*Latest, error) {
-	signers, err := signersIn(env, a)
+	var h Halt
+	signers, err := a.open(env, "halt", &h)
 	if err != nil {
 		return nil, err
-	}
-	var h Halt
-	if err := decodeStrict(env.Payload, &h); err != nil {
-		return nil, &Error{RuleMalformed, "halt: " + err.Error()}
 	}
 	if err := matches(h.App, h.Channel, exp); err != nil {
 		return nil, err
@@ -211,13 +205,10 @@ func VerifyBuild(acl *ACL, data []byte, app string) (*Build, error) {
 	if err != nil {
 		return nil, err
 	}
-	signers, err := signersIn(env, acl)
+	var b Build
+	signers, err := acl.open(env, "build", &b)
 	if err != nil {
 		return nil, err
-	}
-	var b Build
-	if err := decodeStrict(env.Payload, &b); err != nil {
-		return nil, &Error{RuleMalformed, "build: " + err.Error()}
 	}
 	if b.App != app {
 		return nil, &Error{RuleAppMismatch, fmt.Sprintf("build record is for app %q, want %q", b.App, app)}
@@ -246,6 +237,19 @@ func VerifyBundle(ref BuildRef, r io.Reader) error {
 		return &Error{RuleBundleMismatch, fmt.Sprintf("bundle sha256 %s, manifest says %s", got, ref.SHA256)}
 	}
 	return nil
+}
+
+// open returns the ACL keys that validly signed env, and decodes its
+// payload into v: the first two steps for every envelope a user signs.
+func (a *ACL) open(env *Envelope, what string, v any) ([]ed25519.PublicKey, error) {
+	signers, err := signersIn(env, a)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeStrict(env.Payload, v); err != nil {
+		return nil, &Error{RuleMalformed, what + ": " + err.Error()}
+	}
+	return signers, nil
 }
 
 // signersIn returns the ACL keys that validly signed env.
