@@ -36,14 +36,20 @@ func (a *ACL) SetGrant(name, app, key string, upload bool) (bool, error) {
 		u.Keys = append(u.Keys, key)
 		changed = true
 	}
-	if upload && !u.Grants[app].CanUpload {
+	if g, ok := u.Grants[app]; upload && !g.CanUpload {
 		if u.Grants == nil {
 			u.Grants = map[string]Grant{}
 		}
-		u.Grants[app] = Grant{CanUpload: true}
+		g.CanUpload = true
+		u.Grants[app] = g
 		changed = true
-	} else if _, ok := u.Grants[app]; !upload && ok {
-		delete(u.Grants, app)
+	} else if !upload && ok && (g.CanUpload || !g.CanHalt) {
+		// A grant left with can_halt only keeps it.
+		if g.CanUpload = false; g.CanHalt {
+			u.Grants[app] = g
+		} else {
+			delete(u.Grants, app)
+		}
 		changed = true
 	}
 	if !upload && app != AllApps && u.Grants[AllApps].CanUpload {

@@ -203,3 +203,21 @@ func TestACLFile(t *testing.T) {
 		})
 	}
 }
+
+// Granting or revoking upload keeps a user's can_halt.
+func TestSetGrantKeepsCanHalt(t *testing.T) {
+	k := newKey(t)
+	acl := &manifest.ACL{Version: 1, Users: []manifest.User{{Name: "tracker", Keys: []string{k}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}}}}
+	if _, err := acl.SetGrant("tracker", "retailer", "", true); err != nil {
+		t.Fatal(err)
+	}
+	if g := acl.User("tracker").Grants["retailer"]; g != (manifest.Grant{CanUpload: true, CanHalt: true}) {
+		t.Fatalf("after grant: %+v", g)
+	}
+	if _, err := acl.SetGrant("tracker", "retailer", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if g := acl.User("tracker").Grants["retailer"]; g != (manifest.Grant{CanHalt: true}) {
+		t.Fatalf("after revoke: %+v", g)
+	}
+}
