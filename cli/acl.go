@@ -46,7 +46,8 @@ Grants applied from a file and grants made with deploy grant are the same thing.
 			Long: `Show what a YAML ACL changes, then sign and publish it. A file exported
 from an older ACL version than the store's is refused, with what applying
 it would undo, unless force=1.`,
-			Example: "  deploy acl apply file=acl.yaml dry_run=1",
+			Example:     "  deploy acl apply file=acl.yaml dry_run=1",
+			Annotations: uses("store root_key_file"),
 		}, &aclApplyOptions{env: e}, runACLApply),
 	)
 	return c
@@ -62,6 +63,9 @@ func runACLExport(ctx context.Context, opts *aclExportOptions) error {
 		return err
 	}
 	if opts.File == "" {
+		if opts.cfg.bool("json") {
+			return writeJSON(opts.io.Out, acl)
+		}
 		_, err = opts.io.Out.Write(data)
 		return err
 	}
@@ -100,17 +104,17 @@ func runACLApply(ctx context.Context, opts *aclApplyOptions) error {
 	if err != nil {
 		return err
 	}
+	res := map[string]any{"changes": changeLines(changes), "applied": changed, "acl_version": acl.Version}
 	if len(changes) == 0 {
-		fmt.Fprintf(opts.io.Out, "nothing to change (ACL version %d)\n", acl.Version)
-		return nil
+		return opts.result(res, fmt.Sprintf("nothing to change (ACL version %d)\n", acl.Version))
 	}
-	fmt.Fprintln(opts.io.Out, joinChanges(changes))
+	text := strings.Join(changeLines(changes), "\n") + "\n"
 	if changed {
-		fmt.Fprintf(opts.io.Out, "applied: ACL version %d\n", acl.Version)
+		text += fmt.Sprintf("applied: ACL version %d\n", acl.Version)
 	} else {
-		fmt.Fprintln(opts.io.Out, "dry run: nothing written")
+		text += "dry run: nothing written\n"
 	}
-	return nil
+	return opts.result(res, text)
 }
 
 // checkBase refuses, unless force=1, a file exported from an ACL version
@@ -123,17 +127,17 @@ func (opts *aclApplyOptions) checkBase(base, current int64, changes []manifest.A
 	case base == 0 && len(changes) > 0:
 		fmt.Fprintf(opts.io.Err, "%s has no version: it replaces ACL version %d whole\n", opts.File, current)
 	case base < current && len(changes) > 0 && !opts.Force:
-		return fmt.Errorf("%s was exported from ACL version %d, but the store is at version %d; applying it would change:\n%s\nexport again with `deploy acl export` and redo your edits, or pass force=1 to apply it anyway", opts.File, base, current, joinChanges(changes))
+		return fmt.Errorf("%s was exported from ACL version %d, but the store is at version %d; applying it would change:\n%s\nexport again with `deploy acl export` and redo your edits, or pass force=1 to apply it anyway", opts.File, base, current, strings.Join(changeLines(changes), "\n"))
 	}
 	return nil
 }
 
-func joinChanges(changes []manifest.ACLChange) string {
+func changeLines(changes []manifest.ACLChange) []string {
 	lines := make([]string, len(changes))
 	for i, c := range changes {
 		lines[i] = c.String()
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // readACLFile parses and checks a YAML ACL.

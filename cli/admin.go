@@ -24,7 +24,8 @@ func NewCmdInit(e *env) *cobra.Command {
 		Long: `Create the root key (if root_key_file does not exist yet) and write the
 store's first signed ACL. Prints the root public key, which trackers
 (root_key=) and apps pin. Refuses to overwrite an existing ACL.`,
-		Example: "  deploy init store=s3://my-bucket/live?region=eu-west-1",
+		Example:     "  deploy init store=s3://my-bucket/live?region=eu-west-1",
+		Annotations: uses("store root_key_file"),
 	}, &initOptions{env: e}, runInit)
 }
 
@@ -50,8 +51,7 @@ func runInit(ctx context.Context, opts *initOptions) error {
 	}
 	pub := manifest.FormatPublicKey(manifest.Public(root))
 	fmt.Fprintf(opts.io.Err, "wrote ACL version 1 to %s\nnext: deploy grant username=<name> app=<app> can_upload=1 key=<their `deploy keys show`>\npin this root public key in the tracker (root_key=) and in your app:\n", st.Location(manifest.ACLKey))
-	fmt.Fprintln(opts.io.Out, pub)
-	return nil
+	return opts.result(map[string]any{"root_key": pub, "acl_version": 1}, pub+"\n")
 }
 
 // grantee is whom and what a grant is about: from the command line only,
@@ -59,14 +59,14 @@ func runInit(ctx context.Context, opts *initOptions) error {
 type grantee struct {
 	Username string `param:"username,required,cmdline"`
 	App      string `param:"app,required,cmdline"`
-	Key      string `param:"key,cmdline"`
 }
 
 type grantOptions struct {
 	*env
 	storeOptions
 	grantee
-	CanUpload bool `param:"can_upload,cmdline"`
+	Key       string `param:"key,cmdline"`
+	CanUpload bool   `param:"can_upload,cmdline"`
 }
 
 type revokeOptions struct {
@@ -83,25 +83,27 @@ func NewCmdGrant(e *env) *cobra.Command {
 		Long: `Grant (can_upload=1) or take back (can_upload=0) a user's right to upload
 to an app; app=* grants every app. A new user needs key=, the public key
 they print with ` + "`deploy keys show`" + `. Signs the new ACL with the root key.`,
-		Example: "  deploy grant username=ahmed app=retailer can_upload=1 key=ed25519:...",
+		Example:     "  deploy grant username=ahmed app=retailer can_upload=1 key=ed25519:...",
+		Annotations: uses("store root_key_file"),
 	}, &grantOptions{env: e}, func(ctx context.Context, opts *grantOptions) error {
-		return opts.changeGrant(ctx, &opts.storeOptions, opts.grantee, opts.CanUpload)
+		return opts.changeGrant(ctx, &opts.storeOptions, opts.grantee, opts.Key, opts.CanUpload)
 	})
 }
 
 // NewCmdRevoke returns `deploy revoke`.
 func NewCmdRevoke(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
-		Use:     "revoke username=NAME app=APP",
-		Short:   "Take back a user's upload right (administrators)",
-		Example: "  deploy revoke username=ahmed app=retailer",
+		Use:         "revoke username=NAME app=APP",
+		Short:       "Take back a user's upload right (administrators)",
+		Example:     "  deploy revoke username=ahmed app=retailer",
+		Annotations: uses("store root_key_file"),
 	}, &revokeOptions{env: e}, func(ctx context.Context, opts *revokeOptions) error {
-		return opts.changeGrant(ctx, &opts.storeOptions, opts.grantee, false)
+		return opts.changeGrant(ctx, &opts.storeOptions, opts.grantee, "", false)
 	})
 }
 
 // changeGrant sets g's upload right to upload, signing a new ACL.
-func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, upload bool) error {
+func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, key string, upload bool) error {
 	if err := manifest.CheckName("user", g.Username); err != nil {
 		return usageError{err}
 	}
@@ -110,12 +112,12 @@ func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, uplo
 			return usageError{err}
 		}
 	}
-	if g.Key != "" {
-		pk, err := manifest.ParsePublicKey(g.Key)
+	if key != "" {
+		pk, err := manifest.ParsePublicKey(key)
 		if err != nil {
 			return usageError{err}
 		}
-		g.Key = manifest.FormatPublicKey(pk)
+		key = manifest.FormatPublicKey(pk)
 	}
 	st, err := e.store(ctx)
 	if err != nil {
@@ -126,7 +128,10 @@ func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, uplo
 		return err
 	}
 	acl, changed, err := publish.UpdateACL(ctx, st, root, func(acl *manifest.ACL) (bool, error) {
-		changed, err := acl.SetGrant(g.Username, g.App, g.Key, upload)
+		if !upload && acl.User(g.Username) == nil {
+			return false, usageError{withHint(fmt.Errorf("%s is not in the ACL, so there is nothing to revoke", g.Username), "`deploy list permissions` lists the users")}
+		}
+		changed, err := acl.SetGrant(g.Username, g.App, key, upload)
 		if err != nil {
 			return false, usageError{err}
 		}
@@ -135,12 +140,12 @@ func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, uplo
 	if err != nil {
 		return err
 	}
+	res := map[string]any{"username": g.Username, "app": g.App, "can_upload": upload, "changed": changed, "acl_version": acl.Version}
 	if !changed {
 		fmt.Fprintf(e.io.Err, "nothing to change: %s already has can_upload=%d for %s (ACL version %d)\n", g.Username, b2i(upload), g.App, acl.Version)
-		return nil
+		return e.result(res, "")
 	}
-	fmt.Fprintf(e.io.Out, "%s can_upload=%d for %s (ACL version %d)\n", g.Username, b2i(upload), g.App, acl.Version)
-	return nil
+	return e.result(res, fmt.Sprintf("%s can_upload=%d for %s (ACL version %d)\n", g.Username, b2i(upload), g.App, acl.Version))
 }
 
 func defaultRootKeyFile() string { return filepath.Join(configDir(), "root.key") }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 )
 
@@ -35,27 +37,77 @@ func isTerminal(v any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// usageError is a mistake in the command line; it exits with status 2.
-type usageError struct{ error }
-
 // Execute runs deploy with args (without the program name) and returns the
-// exit status: 0 on success, 1 on failure, 2 for a bad command line.
+// exit status (see exitCodes). With --json, errors are printed as JSON on
+// stdout too.
 func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 	root := newRoot(version, stdio)
+	args = joinBoolValues(root, args)
 	root.SetArgs(args)
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return 0
+		return exitOK
 	}
-	fmt.Fprintf(stdio.Err, "deploy: %s\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-		return 2
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = usageError{fmt.Errorf("%w; run `deploy help` for the commands", err)}
 	}
-	return 1
+	return printError(stdio, wantJSON(root, args), err)
+}
+
+// joinBoolValues turns `--flag VALUE` into `--flag=VALUE` for boolean
+// flags when VALUE is a boolean (true, false, 1, 0), so booleans take a
+// value in every form other parameters do.
+func joinBoolValues(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil {
+		return args
+	}
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, isFlag := strings.CutPrefix(a, "--")
+		if isFlag && i+1 < len(args) && !strings.Contains(name, "=") && isBoolFlag(cmd, name) {
+			if _, err := strconv.ParseBool(args[i+1]); err == nil {
+				out = append(out, a+"="+args[i+1])
+				i++
+				continue
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func isBoolFlag(c *cobra.Command, name string) bool {
+	f := c.Flags().Lookup(name)
+	if f == nil {
+		f = c.Root().PersistentFlags().Lookup(name)
+	}
+	return f != nil && f.Value.Type() == "bool"
+}
+
+// wantJSON reports whether errors should be JSON: --json as parsed, else as
+// written on the command line (parsing may have failed), else DEPLOY_JSON.
+func wantJSON(root *cobra.Command, args []string) bool {
+	if f := root.PersistentFlags().Lookup("json"); f != nil && f.Changed {
+		return f.Value.String() == "true"
+	}
+	for _, a := range args {
+		for _, p := range []string{"--json=", "json="} {
+			if v, ok := strings.CutPrefix(a, p); ok {
+				b, _ := strconv.ParseBool(v)
+				return b
+			}
+		}
+		if a == "--json" {
+			return true
+		}
+	}
+	b, _ := strconv.ParseBool(os.Getenv("DEPLOY_JSON"))
+	return b
 }
 
 var seedArg = regexp.MustCompile(`^([a-z][a-z0-9_]*)=(.*)$`)
@@ -75,26 +127,39 @@ func seedArgs(c *cobra.Command, args []string) error {
 // means the same as --key value. Cobra has already told flag values apart
 // from arguments, so a value that itself holds '=' stays as it is.
 func applySeedArgs(c *cobra.Command, args []string) error {
+	if c.Annotations[seedAnnotation] == "" {
+		return nil // help, completion and help topics take other arguments
+	}
 	for _, a := range args {
 		m := seedArg.FindStringSubmatch(a)
+		if m == nil {
+			return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
+		}
 		if c.Flags().Lookup(m[1]) == nil {
 			return usageError{fmt.Errorf("unknown parameter %q; run `%s --help` for the parameters", m[1], c.CommandPath())}
 		}
 		if err := c.Flags().Set(m[1], m[2]); err != nil {
-			return usageError{fmt.Errorf("%s=%s: %v", m[1], m[2], err)}
+			return valueError(c.Flags().Lookup(m[1]), m[2])
 		}
 	}
 	return nil
 }
 
+const seedAnnotation = "deploy/seed-args"
+
 // withSeedArgs makes every runnable command under c take key=value
-// arguments.
-func withSeedArgs(c *cobra.Command) {
+// arguments, and complete them.
+func withSeedArgs(c *cobra.Command, e *env) {
 	for _, sub := range c.Commands() {
-		withSeedArgs(sub)
+		withSeedArgs(sub, e)
 	}
 	if c.RunE != nil {
 		c.Args = seedArgs
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[seedAnnotation] = "1"
+		c.ValidArgsFunction = e.complete
 	}
 }
 
@@ -108,17 +173,19 @@ for updates.
 
 Every parameter can be given as key=value or --key value:
   deploy upload app=retailer dir=./www
-  deploy upload --app retailer --dir ./www`,
+  deploy upload --app retailer --dir ./www
+Booleans take --key, --key=1, --key 1, or key=1 (1/0 or true/false).
+--json prints results and errors as JSON on stdout; see ` + "`deploy help exit-codes`" + `
+for the exit statuses.`,
 		SilenceUsage:      true,
 		SilenceErrors:     true,
 		Version:           version,
 		PersistentPreRunE: applySeedArgs,
 	}
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return usageError{fmt.Errorf("%w\nrun `%s --help` for the parameters", err, c.CommandPath())}
-	})
+	root.SetVersionTemplate("deploy {{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
 	root.PersistentFlags().String("profile", "", "user profile to use from the user config")
-	root.PersistentFlags().Bool("json", false, "print results as JSON")
+	root.PersistentFlags().Bool("json", false, "print results, and errors, as JSON on stdout (--json, --json=true, --json 1, json=1)")
 	root.PersistentFlags().Bool("verbose", false, "log more detail")
 	env := &env{io: stdio}
 	root.AddCommand(
@@ -133,13 +200,11 @@ Every parameter can be given as key=value or --key value:
 		NewCmdVerify(env),
 		NewCmdServe(env),
 		NewCmdStats(env),
-		&cobra.Command{
-			Use:   "version",
-			Short: "Print the version",
-			Run:   func(c *cobra.Command, _ []string) { fmt.Fprintln(stdio.Out, "deploy", version) },
-		},
+		newConfig(env),
+		newVersion(env, version),
+		exitCodesTopic(),
 	)
-	withSeedArgs(root)
+	withSeedArgs(root, env)
 	return root
 }
 
@@ -157,4 +222,26 @@ func (e *env) logger(verbose bool) zerolog.Logger {
 		lvl = zerolog.DebugLevel
 	}
 	return zerolog.New(w).Level(lvl)
+}
+
+// flagError rewords pflag's errors without Go internals.
+func flagError(c *cobra.Command, err error) error {
+	var ve *pflag.InvalidValueError
+	if errors.As(err, &ve) {
+		return valueError(ve.GetFlag(), ve.GetValue())
+	}
+	return usageError{withHint(err, fmt.Sprintf("run `%s --help` for the parameters", c.CommandPath()))}
+}
+
+// valueError says that value does not fit flag f, and what does.
+func valueError(f *pflag.Flag, value string) error {
+	want := map[string]string{
+		"bool":     "1 or 0 (true or false)",
+		"duration": "a duration such as 720h or 30m",
+		"int":      "a whole number",
+	}[f.Value.Type()]
+	if want == "" {
+		want = "a " + f.Value.Type()
+	}
+	return usageError{fmt.Errorf("%s=%q is not valid: %s takes %s", f.Name, value, f.Name, want)}
 }

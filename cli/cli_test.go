@@ -6,12 +6,14 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -30,6 +32,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("DEPLOY_TEST_AS_MAIN") == "1" { // the matrix test runs deploy on a terminal
+		os.Exit(cli.Execute(context.Background(), "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
 	testscript.Main(m, map[string]func(){
 		"deploy": func() { // as cmd/deploy's main
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -151,6 +156,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"expand":        expand,
 			"invalidated":   invalidated,
 			"httpget":       httpGet,
+			"status":        exitStatus,
 			"storevariants": storeVariants,
 		},
 	}
@@ -293,6 +299,26 @@ func forgeLatest(ts *testscript.TestScript, neg bool, args []string) {
 	forged, err := manifest.Sign(manifest.TypeLatest, l, ed25519.PrivateKey(key))
 	ts.Check(err)
 	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), store.PutOptions{})
+}
+
+// status N PROG ARGS... runs PROG and checks that it exits with status N.
+func exitStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: status N PROG ARGS...")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if (got == want) == neg {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
 	ts.Check(err)
 }
 

@@ -20,11 +20,16 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// config is the merged configuration of one command run.
+// config is the merged configuration of one command run, and where its
+// values came from.
 type config struct {
-	v       *viper.Viper
-	profile string
-	env     *env
+	v           *viper.Viper
+	profile     string
+	env         *env
+	cmd         *cobra.Command
+	project     map[string]any
+	projectPath string
+	prof        map[string]any
 }
 
 // userConfig is ~/.config/deploy/config.yaml: named profiles, one per app
@@ -36,14 +41,19 @@ type userConfig struct {
 // load merges the configuration for cmd. Precedence, highest first:
 //  1. arguments and flags (key=value or --key value)
 //  2. DEPLOY_<NAME> environment variables
-//  3. the project config: the "deploy" key of ./package.json, or ./deploy.yaml
+//  3. the project config: the "deploy" key of package.json, or deploy.yaml,
+//     in the nearest folder up from the current one holding either
 //  4. the user profile in ~/.config/deploy/config.yaml: profile=NAME, else
 //     the profile named like the app, else "default"
 //  5. defaults
+//
+// Unknown keys in the project config or the profile are errors.
 func (e *env) load(cmd *cobra.Command) (*config, error) {
 	v := viper.New()
 	v.SetEnvPrefix("DEPLOY")
 	v.AutomaticEnv()
+	v.SetDefault("key_file", defaultKeyFile())
+	v.SetDefault("root_key_file", defaultRootKeyFile())
 	var bindErr error
 	bind := func(f *pflag.Flag) {
 		if err := v.BindPFlag(f.Name, f); err != nil {
@@ -55,16 +65,39 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 	if bindErr != nil {
 		return nil, bindErr
 	}
-
-	project, err := projectConfig()
+	known := knownKeys(cmd.Root())
+	project, projectPath, err := projectConfig()
 	if err != nil {
+		return nil, err
+	}
+	if err := checkKeys(project, known, projectPath); err != nil {
 		return nil, err
 	}
 	uc, err := readUserConfig()
 	if err != nil {
 		return nil, err
 	}
-	// The profile's name may itself come from flags, environment or project.
+	name, err := pickProfile(v, project, uc, cmd)
+	if err != nil {
+		return nil, err
+	}
+	prof := uc.Profiles[name]
+	if err := checkKeys(prof, known, fmt.Sprintf("profile %q in %s", name, userConfigPath())); err != nil {
+		return nil, err
+	}
+	if err := v.MergeConfigMap(prof); err != nil {
+		return nil, err
+	}
+	if err := v.MergeConfigMap(project); err != nil {
+		return nil, err
+	}
+	e.cfg = &config{v: v, profile: name, env: e, cmd: cmd, project: project, projectPath: projectPath, prof: prof}
+	return e.cfg, nil
+}
+
+// pickProfile names the profile: profile= (flags, environment or project),
+// else the one named like the app, else "default".
+func pickProfile(v *viper.Viper, project map[string]any, uc *userConfig, cmd *cobra.Command) (string, error) {
 	pick := func(key string) string {
 		if s := v.GetString(key); s != "" {
 			return s
@@ -77,22 +110,81 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 	name := pick("profile")
 	if name == "" {
 		if _, ok := uc.Profiles[pick("app")]; ok {
-			name = pick("app")
-		} else {
-			name = "default"
+			return pick("app"), nil
+		}
+		return "default", nil
+	}
+	if _, ok := uc.Profiles[name]; !ok && cmd.Name() != "login" {
+		return "", usageError{fmt.Errorf("no profile %q in %s; create it with `deploy login profile=%s`", name, userConfigPath(), name)}
+	}
+	return name, nil
+}
+
+// knownKeys are the parameters of every command, and aws_profile: the keys
+// a project config or profile may hold.
+func knownKeys(root *cobra.Command) map[string]bool {
+	known := map[string]bool{"aws_profile": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		root.PersistentFlags().VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		for _, sub := range c.Commands() {
+			if sub.Name() != "completion" {
+				walk(sub)
+			}
 		}
 	}
-	prof, ok := uc.Profiles[name]
-	if !ok && pick("profile") != "" && cmd.Name() != "login" {
-		return nil, usageError{fmt.Errorf("no profile %q in %s; create it with `deploy login profile=%s`", name, userConfigPath(), name)}
+	walk(root)
+	delete(known, "help")
+	delete(known, "version")
+	return known
+}
+
+// checkKeys refuses keys that no command takes, suggesting the closest.
+func checkKeys(m map[string]any, known map[string]bool, where string) error {
+	for _, k := range sortedKeys(m) {
+		if known[k] {
+			continue
+		}
+		msg := fmt.Errorf("%s: unknown key %q", where, k)
+		if near := closest(k, sortedKeys(known)); near != "" {
+			return usageError{withHint(msg, fmt.Sprintf("did you mean %q?", near))}
+		}
+		return usageError{withHint(msg, "`deploy config` lists the keys")}
 	}
-	if err := v.MergeConfigMap(prof); err != nil {
-		return nil, err
+	return nil
+}
+
+// closest is the candidate within edit distance 2 of s, if any.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
 	}
-	if err := v.MergeConfigMap(project); err != nil {
-		return nil, err
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
 	}
-	return &config{v: v, profile: name, env: e}, nil
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func (c *config) str(key string) string { return strings.TrimSpace(c.v.GetString(key)) }
@@ -135,29 +227,96 @@ func (c *config) require(names ...string) error {
 	return usageError{errors.New(b.String())}
 }
 
-// projectConfig reads the "deploy" object of ./package.json, or ./deploy.yaml.
-func projectConfig() (map[string]any, error) {
-	if data, err := os.ReadFile("package.json"); err == nil {
-		var pkg struct {
-			Deploy map[string]any `json:"deploy"`
-		}
-		if err := json.Unmarshal(data, &pkg); err != nil {
-			return nil, fmt.Errorf("package.json: %w; fix the JSON or remove its \"deploy\" key", err)
-		}
-		if pkg.Deploy != nil {
-			return stringify(pkg.Deploy), nil
-		}
+// projectFiles are the project config files, looked for in the current
+// folder and then each parent, like npm looks for package.json.
+var projectFiles = []string{"package.json", "deploy.yaml"}
+
+// projectConfig reads the "deploy" object of package.json, or deploy.yaml,
+// from the nearest folder holding either, and says which file it read.
+// Both holding configuration is an error.
+func projectConfig() (map[string]any, string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return nil, "", err
 	}
-	data, err := os.ReadFile("deploy.yaml")
+	for {
+		pkg, pkgErr := readPackageJSON(filepath.Join(dir, "package.json"))
+		yml, ymlErr := readDeployYAML(filepath.Join(dir, "deploy.yaml"))
+		if err := errors.Join(pkgErr, ymlErr); err != nil {
+			return nil, "", usageError{err}
+		}
+		switch {
+		case pkg != nil && yml != nil:
+			return nil, "", usageError{withHint(fmt.Errorf("both %s (its \"deploy\" key) and %s configure deploy", filepath.Join(dir, "package.json"), filepath.Join(dir, "deploy.yaml")), "keep one of them")}
+		case pkg != nil:
+			return pkg, filepath.Join(dir, "package.json"), nil
+		case yml != nil:
+			return yml, filepath.Join(dir, "deploy.yaml"), nil
+		}
+		if exists(filepath.Join(dir, "package.json")) {
+			return map[string]any{}, "", nil // the nearest package project has no deploy config
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return map[string]any{}, "", nil
+		}
+		dir = parent
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// readPackageJSON returns the "deploy" object of a package.json, nil if the
+// file or the key is missing.
+func readPackageJSON(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]any{}, nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pkg struct {
+		Deploy map[string]any `json:"deploy"`
+	}
+	if err := json.Unmarshal(data, &pkg); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON (%s); fix it", path, jsonProblem(err))
+	}
+	if pkg.Deploy == nil {
+		return nil, nil
+	}
+	return stringify(pkg.Deploy), nil
+}
+
+// jsonProblem says what is wrong with a JSON document, without Go type
+// names.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s at byte %d", strings.TrimPrefix(se.Error(), "invalid character "), se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("%q must be an object", te.Field)
+	}
+	return "unexpected end or content"
+}
+
+// readDeployYAML returns the map of a deploy.yaml, nil if it is missing.
+func readDeployYAML(path string) (map[string]any, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	m := map[string]any{}
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("deploy.yaml: %w", err)
+		return nil, fmt.Errorf("%s: %s; fix the YAML", path, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return stringify(m), nil
 }
@@ -207,6 +366,8 @@ func dataDir() string {
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, ".local", "share", "deploy")
 }
+
+func defaultKeyFile() string { return filepath.Join(configDir(), "user.key") }
 
 func userConfigPath() string { return filepath.Join(configDir(), "config.yaml") }
 

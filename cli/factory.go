@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"os"
 
 	"github.com/rs/zerolog"
 
@@ -41,7 +42,10 @@ func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
 	if e.st != nil {
 		return e.st, nil
 	}
-	loc, err := parseStore(e.where.URL())
+	if p := e.cfg.str("aws_profile"); p != "" {
+		os.Setenv("AWS_PROFILE", p) // read by the AWS SDK's default chain
+	}
+	loc, err := parseStoreParam(e.where.URL())
 	if err != nil {
 		return nil, err
 	}

@@ -33,10 +33,14 @@ func NewCmdKeys(e *env) *cobra.Command {
 			Long: `Print your public key, to hand to the administrator who grants you uploads.
 With root=1, print the root public key instead, in the form that the tracker's
 root_key and an app's configuration take. Private keys are never printed.`,
+			Example:     "  deploy keys show\n  deploy keys show root=1",
+			Annotations: uses("key_file root_key_file"),
 		}, &keysShowOptions{env: e}, runKeysShow),
 		newCommand(e, &cobra.Command{
-			Use:   "generate",
-			Short: "Create your signing key (mode 0600); never overwrites",
+			Use:         "generate",
+			Short:       "Create your signing key (mode 0600); never overwrites",
+			Example:     "  deploy keys generate\n  deploy keys generate key_file=./ci.key",
+			Annotations: uses("key_file"),
 		}, &keysGenerateOptions{env: e}, runKeysGenerate),
 	)
 	return c
@@ -51,8 +55,7 @@ func runKeysShow(_ context.Context, opts *keysShowOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(opts.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
-	return nil
+	return opts.printKey(k)
 }
 
 func runKeysGenerate(_ context.Context, opts *keysGenerateOptions) error {
@@ -64,6 +67,5 @@ func runKeysGenerate(_ context.Context, opts *keysGenerateOptions) error {
 		return err
 	}
 	fmt.Fprintf(opts.io.Err, "created %s (mode 0600)\n", opts.KeyFile)
-	fmt.Fprintln(opts.io.Out, manifest.FormatPublicKey(manifest.Public(k)))
-	return nil
+	return opts.printKey(k)
 }

@@ -2,14 +2,20 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // loginFields are what `deploy login` asks for and saves, in order.
@@ -27,13 +33,14 @@ func newLogin(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "login [profile=NAME] [store=URL] ...",
 		Short: "Save your settings as a profile in the user config",
-		Long: `Ask for (or take as parameters) your user name, the st, the CDN, the
+		Long: `Ask for (or take as parameters) your user name, the store, the CDN, the
 CloudFront distribution, the tracker URL, the root public key and your signing
-key; check that the store can be reached; and save them as a profile (mode
+key; check that the store, the CDN and the tracker answer; and save them as a profile (mode
 0600). Name the profile after an app (profile=retailer) and commands for that
 app use it.`,
-		Example: "  deploy login profile=retailer username=ahmed store='s3://live-bucket/retailer?region=eu-west-1' cdn=https://d123.cloudfront.net root_key=ed25519:...",
-		RunE:    func(c *cobra.Command, _ []string) error { return e.login(c) },
+		Annotations: uses("store root_key key_file"),
+		Example:     "  deploy login profile=retailer username=ahmed store='s3://live-bucket/retailer?region=eu-west-1' cdn=https://d123.cloudfront.net root_key=ed25519:...",
+		RunE:        func(c *cobra.Command, _ []string) error { return e.login(c) },
 	}
 	f := c.Flags()
 	f.String("username", defaultUsername(), "your user name in the ACL")
@@ -74,17 +81,12 @@ func (e *env) login(cmd *cobra.Command) error {
 			return usageError{fmt.Errorf("root_key: %w", err)}
 		}
 	}
-	ctx := cmd.Context()
-	st, err := cfg.openStore(ctx)
+	hasACL, err := e.checkStore(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
-	if _, err := st.Stat(ctx, manifest.ACLKey); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(e.io.Err, "reached %s; it has no ACL yet (an administrator runs `deploy init`)\n", cfg.storeURL())
-	} else if err != nil {
-		return fmt.Errorf("cannot reach the store %s: %w\ncheck the URL and your AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID...)", cfg.storeURL(), err)
-	} else {
-		fmt.Fprintf(e.io.Err, "reached %s\n", cfg.storeURL())
+	if err := e.checkURLs(cmd.Context(), cfg, hasACL); err != nil {
+		return err
 	}
 	key, err := cfg.userKey(true)
 	if err != nil {
@@ -99,6 +101,85 @@ func (e *env) login(cmd *cobra.Command) error {
 	if err := saveProfile(cfg.profile, values); err != nil {
 		return fmt.Errorf("save profile: %w", err)
 	}
-	fmt.Fprintf(e.io.Out, "saved profile %q to %s\nyour public key (give it to your administrator): %s\n", cfg.profile, userConfigPath(), manifest.FormatPublicKey(manifest.Public(key)))
+	pub := manifest.FormatPublicKey(manifest.Public(key))
+	return e.result(map[string]any{"profile": cfg.profile, "user_config": userConfigPath(), "public_key": pub},
+		fmt.Sprintf("saved profile %q to %s\nyour public key (give it to your administrator): %s\n", cfg.profile, userConfigPath(), pub))
+}
+
+// checkStore lists the store, so a missing bucket, wrong credentials or a
+// wrong region show now, and reports whether it has an ACL.
+func (e *env) checkStore(ctx context.Context, cfg *config) (bool, error) {
+	st, err := cfg.openStore(ctx)
+	if err != nil {
+		return false, err
+	}
+	infos, err := st.List(ctx, manifest.ACLKey)
+	if err != nil {
+		return false, unavailableError{fmt.Errorf("cannot reach the store %s: %w", cfg.storeURL(), err)}
+	}
+	if !slices.ContainsFunc(infos, func(in store.Info) bool { return in.Key == manifest.ACLKey }) {
+		fmt.Fprintf(e.io.Err, "reached %s; it has no ACL yet (an administrator runs `deploy init`)\n", cfg.storeURL())
+		return false, nil
+	}
+	fmt.Fprintf(e.io.Err, "reached %s\n", cfg.storeURL())
+	return true, nil
+}
+
+// checkURLs makes sure the CDN and tracker URLs are http(s) URLs that
+// answer: the CDN serves the store's acl.json (when the store has one),
+// the tracker answers /healthz.
+func (e *env) checkURLs(ctx context.Context, cfg *config, hasACL bool) error {
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	checks := []struct {
+		key, path string
+		mustOK    bool
+	}{
+		{"cdn", "/" + manifest.ACLKey, hasACL},
+		{"tracker", "/healthz", true},
+	}
+	for _, c := range checks {
+		raw := strings.TrimSuffix(cfg.str(c.key), "/")
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{withHint(fmt.Errorf("%s=%q is not an http(s) URL", c.key, raw), "write it in full, such as "+c.key+"=https://updates.example.com")}
+		}
+		status, err := httpStatus(ctx, client, raw+c.path)
+		if err != nil {
+			return unavailableError{withHint(fmt.Errorf("cannot reach %s=%s: %s", c.key, raw, netProblem(err)), "check the URL, and that it is reachable from here")}
+		}
+		if c.mustOK && status != http.StatusOK {
+			return withHint(fmt.Errorf("%s%s answered HTTP %d, not 200", raw, c.path, status), "check that "+c.key+"= is the right URL")
+		}
+		fmt.Fprintf(e.io.Err, "reached %s=%s\n", c.key, raw)
+	}
 	return nil
+}
+
+func httpStatus(ctx context.Context, client *http.Client, u string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// netProblem is the cause of a failed request, without the URL and Go
+// wording around it.
+func netProblem(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }

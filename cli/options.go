@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ var params = map[string]param{
 	"store":         {help: "store URL: file:///path (default " + defaultStoreURL() + ") or s3://bucket/prefix?region=..."},
 	"root_key":      {help: "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)"},
 	"root_key_file": {help: "the administrator's root private key", def: func() any { return defaultRootKeyFile() }},
-	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return filepath.Join(configDir(), "user.key") }},
+	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return defaultKeyFile() }},
 
 	"file":       {help: "the YAML ACL file (acl export: default stdout)"},
 	"dry_run":    {help: "only show what would change"},
@@ -60,7 +61,7 @@ var params = map[string]param{
 	"addr":        {help: "listen address", def: func() any { return ":8080" }},
 	"public_url":  {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
 	"db":          {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
-	"stats_token": {help: "token of the API under /api/ (`deploy stats`) and of the dashboard at /dashboard (serve: default both disabled)"},
+	"stats_token": {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
 	"trust_proxy": {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
 	"cache_ttl":   {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
 	"tracker":     {help: "tracker URL (deploy login saves it)"},
@@ -96,8 +97,30 @@ func fields(opts any) []field {
 	return out
 }
 
+// usesAnnotation lists the store and key parameters a command uses, of
+// those storeOptions holds; its help hides the others.
+const usesAnnotation = "deploy/uses"
+
+// uses is the annotation of a command that uses the given store and key
+// parameters; without it a command reads the store: store and root_key.
+func uses(params string) map[string]string { return map[string]string{usesAnnotation: params} }
+
+// hideUnused hides the storeOptions parameters c does not use.
+func hideUnused(c *cobra.Command) {
+	used := "store root_key"
+	if u, ok := c.Annotations[usesAnnotation]; ok {
+		used = u
+	}
+	for _, fd := range fields(&storeOptions{}) {
+		if f := c.Flags().Lookup(fd.name); f != nil && !slices.Contains(strings.Fields(used), fd.name) {
+			f.Hidden = true
+		}
+	}
+}
+
 // declare adds the flags of opts's parameters to c.
 func declare(c *cobra.Command, opts any) {
+	defer hideUnused(c)
 	for _, fd := range fields(opts) {
 		p, ok := params[fd.name]
 		if !ok {

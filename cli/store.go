@@ -87,6 +87,17 @@ func parseStore(raw string) (location, error) {
 	}
 }
 
+// parseStoreParam reads store= as users give it: a URL. A bare path is
+// refused, with the file:// URL it may mean.
+func parseStoreParam(raw string) (location, error) {
+	if !scheme.MatchString(raw) {
+		abs, _ := filepath.Abs(raw)
+		return location{}, usageError{withHint(fmt.Errorf("store %q is not a URL", raw),
+			"write a local folder as store=file://"+filepath.ToSlash(abs)+", or an S3 bucket as store=s3://bucket/prefix?region=REGION")}
+	}
+	return parseStore(raw)
+}
+
 func localStore(p string) (location, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
@@ -98,13 +109,17 @@ func localStore(p string) (location, error) {
 // open opens the store; unless create is set, a local folder must exist.
 func (l location) open(ctx context.Context, create bool) (store.Store, error) {
 	if l.s3 != nil {
-		return s3.Open(ctx, l.s3)
+		st, err := s3.Open(ctx, l.s3)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		return st, nil
 	}
 	if create {
 		return file.Open(l.dir)
 	}
 	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("no store at %s: the folder does not exist; check store=, or create the store with `deploy init` (or a first `deploy upload` to a local store)", l.dir)
+		return nil, unavailableError{fmt.Errorf("no store at %s: the folder does not exist; check store=, or create the store with `deploy init` (or a first `deploy upload` to a local store)", l.dir)}
 	}
 	return &file.Store{Root: l.dir}, nil
 }
@@ -199,8 +214,13 @@ func (c *config) stores() *storeOptions {
 
 func (c *config) storeURL() string { return c.stores().URL() }
 
+// openStore opens the store, which must exist.
 func (c *config) openStore(ctx context.Context) (store.Store, error) {
-	return OpenStore(ctx, c.storeURL())
+	loc, err := parseStoreParam(c.storeURL())
+	if err != nil {
+		return nil, err
+	}
+	return loc.open(ctx, false)
 }
 
 func (c *config) userKey(create bool) (ed25519.PrivateKey, error) {

@@ -42,7 +42,8 @@ func NewCmdUpload(e *env) *cobra.Command {
 		Long: `Zip, sign and publish a web build (the folder ionic build writes) as the
 newest build of a channel. Uploading a build the channel already has
 publishes nothing.`,
-		Example: "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"",
+		Example:     "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"",
+		Annotations: uses("store root_key key_file root_key_file"),
 	}, &uploadOptions{env: e}, runUpload)
 }
 
@@ -66,14 +67,13 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	if res == nil {
 		return err
 	}
-	if opts.JSON {
-		if jerr := writeJSON(opts.io.Out, res); jerr != nil {
-			return jerr
-		}
-		return err
+	switch {
+	case opts.JSON && err == nil:
+		return writeJSON(opts.io.Out, res)
+	case !opts.JSON:
+		printUpload(opts.io.Out, res)
 	}
-	printUpload(opts.io.Out, res)
-	return err
+	return partial(err, res) // with --json, res is printed with the error
 }
 
 // publisher opens the store (bootstrapping a fresh local one) and loads

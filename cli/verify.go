@@ -33,6 +33,7 @@ func NewCmdVerify(e *env) *cobra.Command {
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what this machine saw before; then download the bundle and check its
 size and sha256.`,
+		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json",
 	}, &verifyOptions{env: e}, runVerify)
 }
 

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/cartona/deploy/internal/s3test"
+)
+
+// TestExplainAWS maps the AWS errors users meet to one sentence with the
+// fix and an exit status. The errors come from a real S3 server
+// (versitygw) where it can produce them; access denied and a wrong region,
+// which it does not model, are the SDK's own error type with S3's codes.
+func TestExplainAWS(t *testing.T) {
+	srv := s3test.Start(t).NewBucket(t)
+	ctx := context.Background()
+	list := func(t *testing.T, url string) error {
+		t.Helper()
+		st, err := OpenStore(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.List(ctx, "acl.json")
+		if err == nil {
+			t.Fatal("no error")
+		}
+		return err
+	}
+	noBucket := strings.Replace(srv.URL("x"), srv.Bucket, "no-such-bucket-here", 1)
+	cases := []struct {
+		name   string
+		env    map[string]string
+		err    func(t *testing.T) error
+		msg    string
+		hint   string
+		status int
+	}{
+		{"no such bucket", nil, func(t *testing.T) error { return list(t, noBucket) },
+			"the S3 bucket does not exist", "check the bucket name", exitUnavailable},
+		{"wrong secret", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, func(t *testing.T) error { return list(t, srv.URL("x")) },
+			"AWS refused your credentials (SignatureDoesNotMatch)", "AWS_SECRET_ACCESS_KEY", exitNotGranted},
+		{"no credentials", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true",
+			"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}, func(t *testing.T) error { return list(t, srv.URL("x")) },
+			"no AWS credentials found", "aws_profile=", exitUnavailable},
+		{"unknown profile", map[string]string{"AWS_PROFILE": "nosuch", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"},
+			func(t *testing.T) error { _, err := awsConfig(ctx); return err },
+			"the AWS profile does not exist", "aws configure list-profiles", exitUnavailable},
+		{"access denied", nil, func(*testing.T) error {
+			return &smithy.OperationError{ServiceID: "S3", OperationName: "ListObjectsV2", Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}
+		}, "AWS denied access to the S3 bucket", "s3:ListBucket", exitNotGranted},
+		{"wrong region", nil, func(*testing.T) error {
+			return &smithy.OperationError{ServiceID: "S3", OperationName: "ListObjectsV2", Err: &smithy.GenericAPIError{Code: "PermanentRedirect", Message: "The bucket you are attempting to access must be addressed using the specified endpoint."}}
+		}, "in another AWS region", "?region=REGION", exitUnavailable},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv.Setenv(t)
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			err := c.err(t)
+			msg, hint := errorParts(err)
+			if !strings.Contains(msg, c.msg) || !strings.Contains(hint, c.hint) {
+				t.Errorf("error %q\nexplained as %q / %q, want %q / %q", err, msg, hint, c.msg, c.hint)
+			}
+			if got := exitStatus(err); got != c.status {
+				t.Errorf("exit status %d, want %d", got, c.status)
+			}
+		})
+	}
+	if _, _, ok := explainAWS(errors.New("some other failure")); ok {
+		t.Error("an unrelated error was explained as an AWS error")
+	}
+	t.Run("login", func(t *testing.T) {
+		isolate(t)
+		srv.Setenv(t)
+		status, out, errOut := run(t, []string{"login", "store=" + noBucket, "--json"})
+		if status != exitUnavailable || !strings.Contains(out, "the S3 bucket does not exist") {
+			t.Errorf("login to a missing bucket: status %d\n%s%s", status, out, errOut)
+		}
+	})
+}

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+)
+
+// Exit statuses of deploy, documented in `deploy help exit-codes` and the
+// README.
+const (
+	exitOK          = 0 // success
+	exitFailure     = 1 // any other failure
+	exitUsage       = 2 // a bad command line or configuration
+	exitNotGranted  = 3 // the user may not do this (ACL, AWS access denied)
+	exitVerify      = 4 // a signature or manifest failed verification
+	exitPartial     = 5 // done, but a follow-up step failed (CDN invalidation)
+	exitUnavailable = 6 // the network, store or tracker could not be reached
+)
+
+// exitCodes names each status for `deploy help exit-codes` and for the
+// "code" of a JSON error.
+var exitCodes = []struct {
+	status int
+	code   string
+	means  string
+}{
+	{exitOK, "ok", "success"},
+	{exitFailure, "failure", "the command failed (the message says why)"},
+	{exitUsage, "usage", "bad command line or configuration: unknown command or parameter, bad value, missing parameter, unknown configuration key"},
+	{exitNotGranted, "not_granted", "not allowed: the ACL grants no upload, or AWS refused the credentials or denied access"},
+	{exitVerify, "verification_failed", "a signature, the ACL, a latest.json or a bundle failed verification"},
+	{exitPartial, "partial", "the main step succeeded but a follow-up failed: published, but the CloudFront invalidation failed"},
+	{exitUnavailable, "unavailable", "the store, the network, AWS or the tracker could not be reached, or a store does not exist"},
+}
+
+// usageError is a mistake in the command line or configuration.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// partialError is a failure after the main step succeeded; result, if
+// set, is what was done, printed with the error under --json.
+type partialError struct {
+	error
+	result any
+}
+
+func (e partialError) Unwrap() error { return e.error }
+
+// partial makes err, if any, a partial success whose result is res.
+func partial(err error, res any) error {
+	if err == nil {
+		return nil
+	}
+	return partialError{err, res}
+}
+
+// unavailableError is a store, network or tracker that could not be reached.
+type unavailableError struct{ error }
+
+func (e unavailableError) Unwrap() error { return e.error }
+
+// hintError carries the next step to take, printed after the message.
+type hintError struct {
+	error
+	hint string
+}
+
+func (e hintError) Unwrap() error { return e.error }
+
+// withHint attaches a hint to err, keeping its exit status.
+func withHint(err error, hint string) error { return hintError{err, hint} }
+
+// exitStatus maps an error to its exit status: the one place that decides.
+func exitStatus(err error) int {
+	var (
+		ue usageError
+		ng *publish.NotGrantedError
+		pe partialError
+		un unavailableError
+		ne net.Error
+	)
+	switch rule := manifest.RuleOf(err); {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &pe):
+		return exitPartial
+	case errors.As(err, &ng), rule == manifest.RuleNotGranted:
+		return exitNotGranted
+	case rule != "":
+		return exitVerify
+	case errors.As(err, &un), errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded):
+		return exitUnavailable
+	}
+	if _, _, ok := explainAWS(err); ok {
+		return exitStatusAWS(err)
+	}
+	return exitFailure
+}
+
+func codeName(status int) string {
+	for _, c := range exitCodes {
+		if c.status == status {
+			return c.code
+		}
+	}
+	return "failure"
+}
+
+// errorParts splits err into the one-line message and the hint shown to the
+// user; AWS SDK errors become a sentence with the fix.
+func errorParts(err error) (msg, hint string) {
+	var he hintError
+	if errors.As(err, &he) {
+		hint = he.hint
+	}
+	if m, h, ok := explainAWS(err); ok {
+		return m, h
+	}
+	return err.Error(), hint
+}
+
+// printError reports err: as {"error": {...}} on stdout with --json, else
+// as "deploy: message" and the hint on stderr.
+func printError(stdio IO, asJSON bool, err error) int {
+	status := exitStatus(err)
+	msg, hint := errorParts(err)
+	if asJSON {
+		body := map[string]string{"code": codeName(status), "message": msg}
+		if hint != "" {
+			body["hint"] = hint
+		}
+		doc := map[string]any{"error": body}
+		var pe partialError
+		if errors.As(err, &pe) && pe.result != nil {
+			doc["result"] = pe.result
+		}
+		writeJSON(stdio.Out, doc)
+		return status
+	}
+	fmt.Fprintf(stdio.Err, "deploy: %s\n", msg)
+	if hint != "" {
+		fmt.Fprintf(stdio.Err, "hint: %s\n", hint)
+	}
+	return status
+}
+
+// explainAWS turns the AWS SDK errors users meet (no credentials, wrong
+// region, access denied, no such bucket) into one sentence and its fix.
+func explainAWS(err error) (msg, hint string, ok bool) {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "NoSuchBucket":
+			return "the S3 bucket does not exist", "check the bucket name in store=s3://BUCKET/prefix, or create the bucket", true
+		case "AccessDenied", "Forbidden", "AllAccessDisabled":
+			return "AWS denied access to the S3 bucket", "give your AWS user or role s3:GetObject, s3:PutObject and s3:ListBucket on the bucket, or pick another profile with aws_profile=", true
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+			return "AWS refused your credentials (" + api.ErrorCode() + ")", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in again (aws sso login) for your profile", true
+		case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
+			return "the S3 bucket is in another AWS region than the one used", "add the bucket's region to the store URL: s3://bucket/prefix?region=REGION", true
+		}
+	}
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "failed to retrieve credentials"), strings.Contains(s, "no EC2 IMDS role found"),
+		strings.Contains(s, "get credentials"), strings.Contains(s, "failed to refresh cached credentials"):
+		return "no AWS credentials found", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` or `aws sso login`, or name a profile with aws_profile=", true
+	case strings.Contains(s, "failed to get shared config profile"):
+		return "the AWS profile does not exist", "list your profiles with `aws configure list-profiles` and set aws_profile= to one of them", true
+	case strings.Contains(s, "Invalid region") || strings.Contains(s, "region must be set") || strings.Contains(s, "could not resolve endpoint"):
+		return "no valid AWS region", "add ?region=REGION to the store URL, or set AWS_REGION", true
+	}
+	return "", "", false
+}
+
+// exitStatusAWS is the exit status of an AWS error explainAWS knows.
+func exitStatusAWS(err error) int {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+			return exitNotGranted
+		}
+	}
+	return exitUnavailable
+}
+
+// discard is an IO that drops everything, for quiet store lookups.
+var discard = IO{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}
