@@ -100,11 +100,12 @@ func exitStatus(err error) int {
 		return exitNotGranted
 	case rule != "":
 		return exitVerify
-	case errors.As(err, &un), errors.As(err, &ne), errors.Is(err, context.DeadlineExceeded):
-		return exitUnavailable
 	}
 	if _, _, ok := explainAWS(err); ok {
 		return exitStatusAWS(err)
+	}
+	if errors.As(err, &un) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return exitUnavailable
 	}
 	return exitFailure
 }
