@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -117,12 +118,14 @@ func channelsByBuild(ctx context.Context, st store.Store, acl *manifest.ACL, app
 		return nil, err
 	}
 	for _, in := range infos {
-		rest := strings.TrimPrefix(in.Key, manifest.ChannelsPrefix(app))
-		channel, ok := strings.CutSuffix(rest, "/latest.json")
-		if !ok {
+		a, channel, ok := manifest.ParseLatestKey(in.Key)
+		if !ok || a != app {
 			continue
 		}
 		data, err := readKey(ctx, st, in.Key, manifest.MaxLatestSize)
+		if errors.Is(err, store.ErrTooLarge) {
+			continue // no device accepts it: no build is on that channel
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/tracker"
 )
@@ -37,7 +38,7 @@ var params = map[string]param{
 
 	"app":          {help: "app name, as devices ask for it (grant, revoke: * for every app)"},
 	"dir":          {help: "web build folder with index.html at its root"},
-	"channel":      {help: "channel", def: func() any { return "production" }},
+	"channel":      {help: "channel", def: func() any { return manifest.DefaultChannel }},
 	"version":      {help: "version string devices get (default: the build number)"},
 	"notes":        {help: "release notes kept in the build record"},
 	"min_native":   {help: "lowest native app version this build runs on"},

@@ -198,56 +198,8 @@ func CheckName(kind, s string) error {
 	return nil
 }
 
-// BundleKey is the store key of an app's bundle with the given sha256.
-func BundleKey(app, sha256 string) string { return "apps/" + app + "/bundles/" + sha256 + ".zip" }
-
-// BuildKey is the store key of an app's build record.
-func BuildKey(app string, number int64) string {
-	return fmt.Sprintf("apps/%s/builds/%d.json", app, number)
-}
-
-// BuildsPrefix is the store prefix of an app's build records.
-func BuildsPrefix(app string) string { return "apps/" + app + "/builds/" }
-
-// LatestKey is the store key of a channel's latest.json.
-func LatestKey(app, channel string) string {
-	return "apps/" + app + "/channels/" + channel + "/latest.json"
-}
-
-// ChannelsPrefix is the store prefix of an app's channels.
-func ChannelsPrefix(app string) string { return "apps/" + app + "/channels/" }
-
-// ACLKey is the store key of the ACL.
-const ACLKey = "acl.json"
-
 // BuildID is the ID of an app's build number n.
 func BuildID(app string, n int64) string { return fmt.Sprintf("%s-%d", app, n) }
-
-// HistoryKey is the store key of the immutable copy of a channel's pointer
-// with the given sequence.
-func HistoryKey(app, channel string, sequence int64) string {
-	return fmt.Sprintf("%s%d.json", HistoryPrefix(app, channel), sequence)
-}
-
-// HistoryPrefix is the store prefix of a channel's history.
-func HistoryPrefix(app, channel string) string {
-	return "apps/" + app + "/channels/" + channel + "/history/"
-}
-
-// FileKey is the store key of one file of a build, by the sha256 of its
-// content: encoding "" is the file as is, [EncodingBrotli] its Brotli form.
-func FileKey(app, sha256, encoding string) string {
-	if encoding == EncodingBrotli {
-		return "apps/" + app + "/files/" + sha256 + ".br"
-	}
-	return "apps/" + app + "/files/" + sha256
-}
-
-// FileManifestKey is the store key of a file manifest, by the sha256 of its
-// bytes.
-func FileManifestKey(app, sha256 string) string {
-	return "apps/" + app + "/files/manifests/" + sha256 + ".json"
-}
 
 var (
 	crc32RE = regexp.MustCompile(`^[0-9a-f]{8}$`)

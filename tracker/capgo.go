@@ -83,7 +83,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	app, channel := r.PathValue("app"), DefaultChannel
+	app, channel := r.PathValue("app"), manifest.DefaultChannel
 	if req.DefaultChannel != "" {
 		channel = string(req.DefaultChannel)
 	}

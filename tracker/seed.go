@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cartona/deploy/manifest"
 )
 
 // blockedAnswer is the /build/latest answer for a device that reported
@@ -38,7 +40,7 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 	channel, err := query(q, "channel")
 	if err == nil {
 		if channel == "" {
-			channel = DefaultChannel
+			channel = manifest.DefaultChannel
 		}
 		err = checkName("channel", channel)
 	}

@@ -11,9 +11,6 @@ import (
 	"github.com/cartona/deploy/manifest"
 )
 
-// DefaultChannel is the channel of requests that name none.
-const DefaultChannel = "production"
-
 // Length limits of free-form fields sent by devices.
 const (
 	maxDeviceLen  = 128
