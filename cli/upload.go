@@ -61,7 +61,7 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 		Stage: func(s string) { bar.clear(); log.Debug().Msg(s) },
 	})
 	bar.clear()
-	if res != nil && !res.NotifyAppReady && !res.Unchanged && !res.Renewed {
+	if res != nil && !res.NotifyAppReady && res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
 		log.Warn().Msg("no .js file calls notifyAppReady(): the Capgo plugin will roll this build back after appReadyTimeout (10 s); call CapacitorUpdater.notifyAppReady() when your app starts")
 	}
 	if res == nil {
@@ -104,12 +104,12 @@ func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, e
 }
 
 func printUpload(w io.Writer, res *publish.Result) {
-	switch {
-	case res.Unchanged:
+	switch res.Outcome {
+	case publish.Unchanged:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): nothing published\n", res.App, res.Channel, res.Number, res.Version)
-	case res.Renewed:
+	case publish.Renewed:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): signed its latest.json again with a later expiry\n", res.App, res.Channel, res.Number, res.Version)
-	case res.Superseded:
+	case publish.Superseded:
 		fmt.Fprintf(w, "recorded %s build %d (version %s), but %s already points at a newer build\n", res.App, res.Number, res.Version, res.Channel)
 	default:
 		fmt.Fprintf(w, "published %s build %d (version %s) to %s\n", res.App, res.Number, res.Version, res.Channel)

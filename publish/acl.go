@@ -54,31 +54,40 @@ func InitACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, users 
 // UpdateACL reads and verifies the ACL, lets change edit it, raises its
 // version, signs it with root and writes it back with compare-and-swap,
 // retrying from a fresh read if another administrator wrote meanwhile.
-// If change reports no change (false), nothing is written.
+// If change reports no change (false), nothing is written. An ACL at
+// [manifest.MaxSequence] is refused rather than wrapped.
 func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
 	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
-	for attempt := 0; ; attempt++ {
+	type outcome struct {
+		acl     *manifest.ACL
+		changed bool
+	}
+	out, err := retry(ctx, s.Location(manifest.ACLKey), func() (outcome, error) {
 		acl, etag, err := ReadACL(ctx, s, trust)
 		if err != nil {
-			return nil, false, err
+			return outcome{}, err
 		}
 		changed, err := change(acl)
 		if err != nil || !changed {
-			return acl, false, err
+			return outcome{acl, false}, err
+		}
+		if acl.Version >= manifest.MaxSequence {
+			return outcome{}, fmt.Errorf("%s is at version %d, and the next would pass %d, the most the format allows; nothing was changed. Verifiers never accept a lower version, so start a new store with a new root key (`deploy init`), grant its users again, and ship apps that pin the new root key", s.Location(manifest.ACLKey), acl.Version, int64(manifest.MaxSequence))
 		}
 		acl.Version++
 		acl.Issued = time.Now().UTC().Truncate(time.Second)
 		env, err := manifest.Sign(manifest.TypeACL, acl, root)
 		if err != nil {
-			return nil, false, err
+			return outcome{}, err
+		}
+		if n := len(env.Marshal()); n > manifest.MaxACLSize {
+			return outcome{}, fmt.Errorf("the ACL would be %d bytes, over the %d bytes that verifiers accept; remove users or keys; nothing was changed", n, manifest.MaxACLSize)
 		}
 		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), store.PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
-		if errors.Is(err, store.ErrConflict) && attempt < maxRetries {
-			continue
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		return acl, true, nil
+		return outcome{acl, true}, err
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return out.acl, out.changed, nil
 }

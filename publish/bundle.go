@@ -75,6 +75,9 @@ func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) 
 		return nil, fmt.Errorf("create temporary bundle: %w", err)
 	}
 	b, err := writeZip(f, tmpDir, entries, total, progress)
+	if err == nil {
+		err = checkZip32(b.Size, len(entries))
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -149,6 +152,9 @@ func collect(dir string) ([]entry, int64, error) {
 		case info.IsDir():
 			entries = append(entries, entry{name: name + "/"})
 		case info.Mode().IsRegular():
+			if info.Size() >= zip32Max {
+				return fmt.Errorf("%w: %s is %d bytes, 4 GiB or more: Android's unzip in the Capgo plugin cannot read such an entry (it needs zip64, which it does not read); leave the file out or split it", ErrBadBuild, name, info.Size())
+			}
 			entries = append(entries, entry{name: name, path: p, size: info.Size()})
 			total += info.Size()
 			if name == "index.html" {
@@ -169,7 +175,51 @@ func collect(dir string) ([]entry, int64, error) {
 		return nil, 0, fmt.Errorf("%w: %s has no index.html at its root; pass the folder your build writes (often ./www or ./dist)", ErrBadBuild, dir)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	if err := checkZip32(0, len(entries)); err != nil {
+		return nil, 0, err
+	}
+	if err := checkCaseCollisions(entries); err != nil {
+		return nil, 0, err
+	}
 	return entries, total, nil
+}
+
+// checkCaseCollisions refuses names that differ only in case: iOS's file
+// system is case-insensitive, so one would overwrite the other on devices.
+func checkCaseCollisions(entries []entry) error {
+	seen := map[string]string{}
+	var clashes []string
+	for _, e := range entries {
+		name := strings.TrimSuffix(e.name, "/")
+		folded := strings.ToLower(name)
+		if other, ok := seen[folded]; ok {
+			clashes = append(clashes, fmt.Sprintf("%q and %q", other, name))
+			continue
+		}
+		seen[folded] = name
+	}
+	if len(clashes) > 0 {
+		return fmt.Errorf("%w: these names differ only in case, and iOS's file system does not tell them apart: %s; rename one of each", ErrBadBuild, strings.Join(clashes, ", "))
+	}
+	return nil
+}
+
+// zip32Max is the first size that needs zip64: a file's size, the zip's
+// size or an entry's offset at or over it, as for Go's archive/zip. The
+// Capgo plugin unzips on Android with java.util.zip.ZipInputStream, which
+// reads sizes from each entry's local header; archive/zip writes zip64
+// sizes only in the central directory, so that reader fails on such an
+// entry ("invalid entry size"). Such bundles are refused rather than
+// published broken.
+const zip32Max = 1<<32 - 1
+
+// checkZip32 refuses a zip that needs zip64: size bytes or more than
+// 65 534 entries.
+func checkZip32(size int64, entries int) error {
+	if size >= zip32Max || entries >= 1<<16-1 {
+		return fmt.Errorf("%w: the zip would be %d bytes with %d entries, over 4 GiB or 65 534 entries: it needs zip64, which Android's unzip in the Capgo plugin does not read; make the build smaller", ErrBadBuild, size, entries)
+	}
+	return nil
 }
 
 // checkName refuses names that the plugin or an unzipper could misread.
@@ -178,8 +228,10 @@ func checkName(name string) error {
 	switch {
 	case !utf8.ValidString(name):
 		bad = "is not valid UTF-8"
-	case strings.ContainsAny(name, "\\\x00"):
-		bad = "contains a backslash or NUL"
+	case strings.ContainsAny(name, "\\"):
+		bad = "contains a backslash"
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		bad = "contains a newline or another control character"
 	case strings.HasPrefix(name, "/") || strings.Contains(name, ":"):
 		bad = "is absolute or contains ':'"
 	}

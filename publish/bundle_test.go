@@ -151,6 +151,30 @@ func TestZipRejectsBadBuilds(t *testing.T) {
 		{"backslash", func(t *testing.T) string {
 			return writeTree(t, map[string]string{"index.html": "x", `a\b.js`: "x"})
 		}, "backslash"},
+		{"newline", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html": "x", "a\nb.js": "x"})
+		}, `"a\nb.js" contains a newline`},
+		{"control character", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html": "x", "a\x1bb.js": "x"})
+		}, `"a\x1bb.js" contains a newline or another control character`},
+		{"case", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html": "x", "Main.js": "x", "main.js": "y"})
+		}, `"Main.js" and "main.js"`},
+		{"folder case", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html": "x", "img/a.png": "x", "IMG/b.png": "y"})
+		}, `"IMG" and "img"`},
+		{"4 GiB", func(t *testing.T) string {
+			d := writeTree(t, map[string]string{"index.html": "x"})
+			f, err := os.Create(filepath.Join(d, "huge.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := f.Truncate(1 << 32); err != nil { // sparse: no disk used
+				t.Fatal(err)
+			}
+			return d
+		}, "huge.bin is 4294967296 bytes, 4 GiB or more"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

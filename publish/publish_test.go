@@ -122,7 +122,7 @@ func testUploadPublishes(t *testing.T, store func(t *testing.T) store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Number != 1 || res.Version != "1" || res.BuildID != "retailer-1" || res.Unchanged || res.Sequence != 1 || res.Uploader != "ahmed" {
+	if res.Number != 1 || res.Version != "1" || res.BuildID != "retailer-1" || res.Outcome != publish.Published || res.Sequence != 1 || res.Uploader != "ahmed" {
 		t.Fatalf("first upload = %+v", res)
 	}
 	l := f.verifyChannel(t, "retailer", "production")
@@ -137,7 +137,7 @@ func testUploadPublishes(t *testing.T, store func(t *testing.T) store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Unchanged || again.Number != 1 {
+	if again.Outcome != publish.Unchanged || again.Number != 1 {
 		t.Fatalf("second upload of the same folder = %+v, want unchanged build 1", again)
 	}
 	builds, _ := f.store.List(ctx, manifest.BuildsPrefix("retailer"))
@@ -251,7 +251,7 @@ func TestUploadKilledAtAnyStepLeavesAValidChannel(t *testing.T) {
 }
 
 func testUploadKilled(t *testing.T, store func(t *testing.T) store.Store) {
-	for failAt := 1; failAt <= 3; failAt++ { // bundle, build record, latest.json
+	for failAt := 1; failAt <= 4; failAt++ { // bundle, build record, history, latest.json
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			f := newFixture(t, store(t))
 			if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v1"})}); err != nil {
@@ -317,11 +317,11 @@ func TestUploadRenewsAnAgingLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := at(2*24*time.Hour).Upload(context.Background(), req)
-	if err != nil || !res.Unchanged || res.Renewed {
+	if err != nil || res.Outcome != publish.Unchanged {
 		t.Fatalf("upload of the same build early in its life = %+v, %v; want unchanged", res, err)
 	}
 	res, err = at(6*24*time.Hour).Upload(context.Background(), req)
-	if err != nil || res.Unchanged || !res.Renewed || res.Number != 1 || res.Sequence != 2 {
+	if err != nil || res.Outcome != publish.Renewed || res.Number != 1 || res.Sequence != 2 {
 		t.Fatalf("upload of the same build past half its life = %+v, %v; want build 1 renewed at sequence 2", res, err)
 	}
 	l := f.verifyChannel(t, "retailer", "production")
