@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -88,24 +87,16 @@ func (opts *listBuildsOptions) builds(ctx context.Context) ([]buildRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	infos, err := st.List(ctx, manifest.BuildsPrefix(opts.App))
+	builds, err := publish.ListBuilds(ctx, st, acl, opts.App, func(key string, err error) {
+		fmt.Fprintf(opts.io.Err, "warning: skipping %s: %v\n", st.Location(key), err)
+	})
 	if err != nil {
 		return nil, err
 	}
 	rows := []buildRow{}
-	for _, in := range infos {
-		data, err := readKey(ctx, st, in.Key, manifest.MaxBuildSize)
-		if err != nil {
-			return nil, err
-		}
-		b, err := manifest.VerifyBuild(acl, data, opts.App)
-		if err != nil {
-			fmt.Fprintf(opts.io.Err, "warning: skipping %s: %v\n", st.Location(in.Key), err)
-			continue
-		}
-		rows = append(rows, buildRow{Build: *b, Channels: channels[b.Number]})
+	for _, b := range builds {
+		rows = append(rows, buildRow{Build: b, Channels: channels[b.Number]})
 	}
-	sort.Slice(rows, func(i, j int) bool { return rows[i].Number > rows[j].Number })
 	return rows, nil
 }
 
