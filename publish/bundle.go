@@ -92,96 +92,117 @@ func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) 
 // collect walks dir and returns its entries sorted by name, checking the
 // rules of a bundle on the way.
 func collect(dir string) ([]entry, int64, error) {
-	root, err := filepath.Abs(dir)
+	root, err := buildRoot(dir)
 	if err != nil {
 		return nil, 0, err
+	}
+	c := &collector{root: root}
+	if err := filepath.WalkDir(root, c.visit); err != nil {
+		return nil, 0, err
+	}
+	if len(c.entries) == 0 {
+		return nil, 0, fmt.Errorf("%w: folder %s is empty; run your web build first", ErrBadBuild, dir)
+	}
+	if !c.hasIndex {
+		return nil, 0, fmt.Errorf("%w: %s has no index.html at its root; pass the folder your build writes (often ./www or ./dist)", ErrBadBuild, dir)
+	}
+	sort.Slice(c.entries, func(i, j int) bool { return c.entries[i].name < c.entries[j].name })
+	if err := checkZip32(0, len(c.entries)); err != nil {
+		return nil, 0, err
+	}
+	if err := checkCaseCollisions(c.entries); err != nil {
+		return nil, 0, err
+	}
+	return c.entries, c.total, nil
+}
+
+// buildRoot returns the real path of the folder dir, refusing anything
+// else.
+func buildRoot(dir string) (string, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
 	}
 	fi, err := os.Stat(root)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("%w: folder %s does not exist; run your web build (for example `ionic build`) or pass dir=<folder>", ErrBadBuild, dir)
+		return "", fmt.Errorf("%w: folder %s does not exist; run your web build (for example `ionic build`) or pass dir=<folder>", ErrBadBuild, dir)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrBadBuild, err)
+		return "", fmt.Errorf("%w: %v", ErrBadBuild, err)
 	}
 	if !fi.IsDir() {
-		return nil, 0, fmt.Errorf("%w: %s is not a folder; pass dir=<the folder of your web build>", ErrBadBuild, dir)
+		return "", fmt.Errorf("%w: %s is not a folder; pass dir=<the folder of your web build>", ErrBadBuild, dir)
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	return filepath.EvalSymlinks(root)
+}
+
+// collector gathers the entries of a build folder as it is walked.
+type collector struct {
+	root     string // the folder, symlinks resolved
+	entries  []entry
+	total    int64
+	hasIndex bool
+}
+
+// visit is the WalkDir function: it checks and records one path.
+func (c *collector) visit(p string, d fs.DirEntry, err error) error {
 	if err != nil {
-		return nil, 0, err
+		return fmt.Errorf("%w: %v", ErrBadBuild, err)
 	}
-	var entries []entry
-	var total int64
-	hasIndex := false
-	err = filepath.WalkDir(realRoot, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadBuild, err)
-		}
-		if p == realRoot {
-			return nil
-		}
-		base := d.Name()
-		if base == ".DS_Store" || base == "__MACOSX" || base == "Thumbs.db" {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		rel, _ := filepath.Rel(realRoot, p)
-		name := filepath.ToSlash(rel)
-		if err := checkName(name); err != nil {
-			return err
-		}
-		info, err := os.Stat(p) // follows symlinks
-		if d.Type()&fs.ModeSymlink != 0 {
-			target, terr := filepath.EvalSymlinks(p)
-			if terr != nil || err != nil {
-				return fmt.Errorf("%w: %s is a broken symlink; remove it or copy the file in", ErrBadBuild, name)
-			}
-			if r, _ := filepath.Rel(realRoot, target); r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(r) {
-				return fmt.Errorf("%w: %s is a symlink to %s, outside the folder; copy the file in instead", ErrBadBuild, name, target)
-			}
-			if info.IsDir() {
-				return fmt.Errorf("%w: %s is a symlink to a folder; copy the folder in instead", ErrBadBuild, name)
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadBuild, err)
-		}
-		switch {
-		case info.IsDir():
-			entries = append(entries, entry{name: name + "/"})
-		case info.Mode().IsRegular():
-			if info.Size() >= zip32Max {
-				return fmt.Errorf("%w: %s is %d bytes, 4 GiB or more: Android's unzip in the Capgo plugin cannot read such an entry (it needs zip64, which it does not read); leave the file out or split it", ErrBadBuild, name, info.Size())
-			}
-			entries = append(entries, entry{name: name, path: p, size: info.Size()})
-			total += info.Size()
-			if name == "index.html" {
-				hasIndex = true
-			}
-		default:
-			return fmt.Errorf("%w: %s is not a regular file; remove it", ErrBadBuild, name)
+	if p == c.root {
+		return nil
+	}
+	if base := d.Name(); base == ".DS_Store" || base == "__MACOSX" || base == "Thumbs.db" {
+		if d.IsDir() {
+			return filepath.SkipDir
 		}
 		return nil
-	})
+	}
+	rel, _ := filepath.Rel(c.root, p)
+	name := filepath.ToSlash(rel)
+	if err := checkName(name); err != nil {
+		return err
+	}
+	info, err := c.stat(p, name, d)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	if len(entries) == 0 {
-		return nil, 0, fmt.Errorf("%w: folder %s is empty; run your web build first", ErrBadBuild, dir)
+	switch {
+	case info.IsDir():
+		c.entries = append(c.entries, entry{name: name + "/"})
+	case info.Mode().IsRegular():
+		if info.Size() >= zip32Max {
+			return fmt.Errorf("%w: %s is %d bytes, 4 GiB or more: Android's unzip in the Capgo plugin cannot read such an entry (it needs zip64, which it does not read); leave the file out or split it", ErrBadBuild, name, info.Size())
+		}
+		c.entries = append(c.entries, entry{name: name, path: p, size: info.Size()})
+		c.total += info.Size()
+		c.hasIndex = c.hasIndex || name == "index.html"
+	default:
+		return fmt.Errorf("%w: %s is not a regular file; remove it", ErrBadBuild, name)
 	}
-	if !hasIndex {
-		return nil, 0, fmt.Errorf("%w: %s has no index.html at its root; pass the folder your build writes (often ./www or ./dist)", ErrBadBuild, dir)
+	return nil
+}
+
+// stat returns the info of p, following a symlink only to a file inside
+// the folder.
+func (c *collector) stat(p, name string, d fs.DirEntry) (fs.FileInfo, error) {
+	info, err := os.Stat(p) // follows symlinks
+	if d.Type()&fs.ModeSymlink != 0 {
+		target, terr := filepath.EvalSymlinks(p)
+		if terr != nil || err != nil {
+			return nil, fmt.Errorf("%w: %s is a broken symlink; remove it or copy the file in", ErrBadBuild, name)
+		}
+		if r, _ := filepath.Rel(c.root, target); r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(r) {
+			return nil, fmt.Errorf("%w: %s is a symlink to %s, outside the folder; copy the file in instead", ErrBadBuild, name, target)
+		}
+		if info.IsDir() {
+			return nil, fmt.Errorf("%w: %s is a symlink to a folder; copy the folder in instead", ErrBadBuild, name)
+		}
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
-	if err := checkZip32(0, len(entries)); err != nil {
-		return nil, 0, err
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadBuild, err)
 	}
-	if err := checkCaseCollisions(entries); err != nil {
-		return nil, 0, err
-	}
-	return entries, total, nil
+	return info, nil
 }
 
 // checkCaseCollisions refuses names that differ only in case: iOS's file
@@ -269,57 +290,9 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 	cw := &countWriter{w: io.MultiWriter(w, h)}
 	zw := zip.NewWriter(cw)
 	b := &Bundle{}
-
 	budget := newBudget(inflightBudget)
-	jobs := make(chan *job)
-	queue := make(chan *job, 64)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				j.compress(tmpDir)
-				close(j.done)
-			}
-		}()
-	}
-	stop := make(chan struct{})
-	go func() { // dispatch in order, within the memory budget
-		defer close(queue)
-		defer close(jobs)
-		for _, e := range entries {
-			j := &job{e: e, done: make(chan struct{})}
-			if e.path == "" {
-				close(j.done) // a folder: nothing to compress
-			} else {
-				if j.inMemory() {
-					budget.acquire(e.size)
-				}
-				select {
-				case jobs <- j:
-				case <-stop:
-					return
-				}
-			}
-			select {
-			case queue <- j:
-			case <-stop:
-				<-j.done
-				j.discard()
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(stop)
-		budget.close()
-		for j := range queue { // let the dispatcher and workers finish
-			<-j.done
-			j.discard()
-		}
-		wg.Wait()
-	}()
+	queue, stop := compressAll(tmpDir, entries, budget)
+	defer stop()
 
 	var done int64
 	for j := range queue {
@@ -350,6 +323,62 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 	}
 	b.SHA256, b.Size = hex.EncodeToString(h.Sum(nil)), cw.n
 	return b, nil
+}
+
+// compressAll starts the workers and a dispatcher that hands them the
+// entries in order, within the memory budget. It returns the jobs in
+// entry order, each to be waited for (done) before use, and a stop
+// function that cancels what is left and waits for the workers.
+func compressAll(tmpDir string, entries []entry, budget *budget) (<-chan *job, func()) {
+	jobs := make(chan *job)
+	queue := make(chan *job, 64)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.compress(tmpDir)
+				close(j.done)
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(queue)
+		defer close(jobs)
+		for _, e := range entries {
+			j := &job{e: e, done: make(chan struct{})}
+			if e.path == "" {
+				close(j.done) // a folder: nothing to compress
+			} else {
+				if j.inMemory() {
+					budget.acquire(e.size)
+				}
+				select {
+				case jobs <- j:
+				case <-stop:
+					return
+				}
+			}
+			select {
+			case queue <- j:
+			case <-stop:
+				<-j.done
+				j.discard()
+				return
+			}
+		}
+	}()
+	return queue, func() {
+		close(stop)
+		budget.close()
+		for j := range queue { // let the dispatcher and workers finish
+			<-j.done
+			j.discard()
+		}
+		wg.Wait()
+	}
 }
 
 // Unix mode bits in the upper half of ExternalAttrs, as zip -X writes them.

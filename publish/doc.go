@@ -1,0 +1,34 @@
+// Package publish writes builds and channel pointers to a store, signed so
+// that the verifiers in manifest and client/ accept them.
+//
+// # Uploading
+//
+// A [Publisher] holds the store, the uploader's key and the pinned root
+// keys. [Publisher.Upload] takes a [Request] and runs five steps, each its
+// own function: check the grant in the ACL, [Zip] the web build into a
+// [Bundle], upload the bundle, write the build record, and point the
+// channel at it. Every field is checked first ([Request.Check], and both
+// envelopes are signed and measured), so a refused upload writes nothing.
+// The [Result] says what happened as an [Outcome]: [Published],
+// [Unchanged], [Renewed] or [Superseded].
+//
+// # Changing a channel
+//
+// Every change of a channel's latest.json goes through one loop,
+// Publisher.updatePointer, given an [Edit]: a function from the channel's
+// current verified pointer to the next one. The loop owns the rest: the
+// compare-and-swap and its retries, the sequence (one more each change,
+// refused with a [SequenceError] rather than passing
+// [manifest.MaxSequence]), signing, checking the result as a device would,
+// and writing it create-only to the channel's history before latest.json.
+// Promote, rollback and staged rollouts are edits on that loop.
+//
+// # The ACL
+//
+// [InitACL] writes the first ACL, [ReadACL] reads and verifies it, and
+// [UpdateACL] changes it through the same retry helper. [ListBuilds] lists
+// an app's verified build records, skipping a bad one with a warning.
+//
+// Keys of the store come from manifest (layout.go); the store itself is
+// package store.
+package publish
