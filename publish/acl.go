@@ -37,11 +37,11 @@ func ReadACL(ctx context.Context, s store.Store, trust manifest.Trust) (*manifes
 // overwrite an existing ACL (fs.ErrExist).
 func InitACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, users []manifest.User) (*manifest.ACL, error) {
 	acl := &manifest.ACL{Version: 1, Issued: time.Now().UTC().Truncate(time.Second), Users: users}
-	env, err := manifest.Sign(manifest.TypeACL, acl, root)
+	data, err := signACL(acl, root)
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache})
+	_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(data), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: shortCache})
 	if errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("%s already exists: %w; change it with `deploy grant` or `deploy acl apply`", s.Location(manifest.ACLKey), fs.ErrExist)
 	}
@@ -76,18 +76,29 @@ func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, chan
 		}
 		acl.Version++
 		acl.Issued = time.Now().UTC().Truncate(time.Second)
-		env, err := manifest.Sign(manifest.TypeACL, acl, root)
+		data, err := signACL(acl, root)
 		if err != nil {
 			return outcome{}, err
 		}
-		if n := len(env.Marshal()); n > manifest.MaxACLSize {
-			return outcome{}, fmt.Errorf("the ACL would be %d bytes, over the %d bytes that verifiers accept; remove users or keys; nothing was changed", n, manifest.MaxACLSize)
-		}
-		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(env.Marshal()), store.PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
+		_, err = s.Put(ctx, manifest.ACLKey, bytes.NewReader(data), store.PutOptions{IfMatch: etag, ContentType: "application/json", CacheControl: shortCache})
 		return outcome{acl, true}, err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return out.acl, out.changed, nil
+}
+
+// signACL signs acl with root and refuses an envelope over the size that
+// verifiers accept.
+func signACL(acl *manifest.ACL, root ed25519.PrivateKey) ([]byte, error) {
+	env, err := manifest.Sign(manifest.TypeACL, acl, root)
+	if err != nil {
+		return nil, err
+	}
+	data := env.Marshal()
+	if len(data) > manifest.MaxACLSize {
+		return nil, fmt.Errorf("the ACL would be %d bytes, over the %d bytes that verifiers accept; remove users or keys; nothing was written", len(data), manifest.MaxACLSize)
+	}
+	return data, nil
 }

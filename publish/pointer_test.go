@@ -199,3 +199,23 @@ func TestUploadRefusesOversizedFieldsAndWritesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateACLRefusesAnOversizedACL(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	before := f.get(t, manifest.ACLKey)
+	_, _, err := publish.UpdateACL(ctx, f.store, f.root, func(a *manifest.ACL) (bool, error) {
+		keys := make([]string, 20000)
+		for i := range keys {
+			keys[i] = manifest.FormatPublicKey(manifest.Public(f.user))
+		}
+		a.Users = append(a.Users, manifest.User{Name: "bea", Keys: keys})
+		return true, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "over the 1048576 bytes that verifiers accept") {
+		t.Fatalf("err = %v, want the ACL refused as too large", err)
+	}
+	if !bytes.Equal(before, f.get(t, manifest.ACLKey)) {
+		t.Fatal("an oversized ACL was written")
+	}
+}
