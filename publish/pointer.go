@@ -114,14 +114,17 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 // current verified one when edit wrote nothing; nil if neither) and
 // whether it wrote.
 //
-// History before latest.json: history/<n>.json is written create-only, so
-// two writers never both claim sequence n, and latest.json never names a
-// sequence that history lacks. When the history write succeeds but the
-// swap then loses the race (or the writer dies in between), that history
-// entry stays as an orphan that never was latest.json: it is never
-// overwritten, the next writer takes the next free sequence, and each
-// pointer links to the one it replaced through latest.json's own
-// succession, not through history order.
+// History before latest.json: the signed pointer is first written
+// create-only at history/<sequence>.json, which claims the sequence, so
+// two writers never both write sequence n and every latest.json has its
+// copy in the history. When the swap of latest.json then loses the race
+// (or the writer dies in between), that history entry is an orphan: a
+// signed pointer that never was latest.json. It stays (history is never
+// overwritten or deleted), the loser starts again from a fresh read, and
+// any writer passes over a sequence that history already holds. History
+// thus holds every pointer that was latest.json, in sequence order, and
+// rarely an orphan between two of them: its sequences are increasing but
+// not always consecutive.
 func (p *Publisher) updatePointer(ctx context.Context, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
 	type outcome struct {
 		l       *manifest.Latest

@@ -1,0 +1,94 @@
+package publish_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+)
+
+// ref is a build reference of the layout for build number n of retailer;
+// its bundle need not exist.
+func ref(n int64) manifest.BuildRef {
+	sha := strings.Repeat(fmt.Sprintf("%x", n%16), 64)
+	return manifest.BuildRef{ID: manifest.BuildID("retailer", n), Number: n, Version: fmt.Sprint(n), Bundle: manifest.BundleKey("retailer", sha), SHA256: sha, Size: 1}
+}
+
+// pointer verifies the channel's latest.json, expiry aside.
+func (f *fixture) pointer(t *testing.T, channel string) *manifest.Latest {
+	t.Helper()
+	l, _, err := f.trust.VerifyLatest(f.get(t, manifest.ACLKey), f.get(t, manifest.LatestKey("retailer", channel)), manifest.Expect{App: "retailer", Channel: channel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestUpdatePointerContract(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	var sawNil bool
+	l, written, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", func(cur *manifest.Latest) (*manifest.Latest, error) {
+		sawNil = cur == nil
+		// App, Channel and Sequence are the loop's, whatever the edit says.
+		return &manifest.Latest{App: "other", Channel: "x", Sequence: 99, Build: ref(1)}, nil
+	})
+	if err != nil || !written || !sawNil {
+		t.Fatalf("first pointer: written %v, err %v, edit saw nil %v", written, err, sawNil)
+	}
+	if l.App != "retailer" || l.Channel != "beta" || l.Sequence != 1 || !l.Expires.Equal(l.Issued.Add(publish.DefaultExpiry)) {
+		t.Fatalf("first pointer = %+v", l)
+	}
+	if got := f.pointer(t, "beta"); got.Sequence != 1 || got.Build != ref(1) {
+		t.Fatalf("stored pointer = %+v", got)
+	}
+	// An edit that returns nil writes nothing and returns the current pointer.
+	l, written, err = f.publisher().UpdatePointer(ctx, "retailer", "beta", func(cur *manifest.Latest) (*manifest.Latest, error) { return nil, nil })
+	if err != nil || written || l == nil || l.Sequence != 1 {
+		t.Fatalf("no-op edit: %+v, written %v, err %v", l, written, err)
+	}
+	// A pointer that no verifier would accept is never written.
+	_, _, err = f.publisher().UpdatePointer(ctx, "retailer", "beta", func(cur *manifest.Latest) (*manifest.Latest, error) {
+		cur.Build.Bundle = "apps/retailer/bundles/elsewhere.zip"
+		return cur, nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "would not verify") || f.pointer(t, "beta").Sequence != 1 {
+		t.Fatalf("an edit that breaks the layout: err = %v", err)
+	}
+}
+
+func TestUpdatePointerRerunsTheEditOnAFreshPointer(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	if _, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", func(*manifest.Latest) (*manifest.Latest, error) {
+		return &manifest.Latest{Build: ref(1)}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, errs[i] = f.publisher().UpdatePointer(ctx, "retailer", "beta", func(cur *manifest.Latest) (*manifest.Latest, error) {
+				cur.Build = ref(cur.Build.Number + 1) // lost if cur were stale
+				return cur, nil
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l := f.pointer(t, "beta"); l.Build.Number != n+1 || l.Sequence < n+1 {
+		t.Fatalf("after %d concurrent increments: build %d at sequence %d, want build %d", n, l.Build.Number, l.Sequence, n+1)
+	}
+}
