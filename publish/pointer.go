@@ -35,7 +35,11 @@ type SequenceError struct {
 }
 
 func (e *SequenceError) Error() string {
-	return fmt.Sprintf("channel %s of app %s is at sequence %d, and the next would pass %d, the most the format allows; nothing was published. Devices never accept a lower sequence on this channel, so publish to a new channel (for example channel=%s-2) and move devices to it", e.Channel, e.App, e.Sequence, int64(manifest.MaxSequence), e.Channel)
+	state := fmt.Sprintf("is at sequence %d, and the next would pass %d, the most the format allows", e.Sequence, int64(manifest.MaxSequence))
+	if e.Sequence < 0 {
+		state = fmt.Sprintf("has the negative sequence %d (a counter that wrapped)", e.Sequence)
+	}
+	return fmt.Sprintf("channel %s of app %s %s; nothing was published. Devices never accept a lower sequence on this channel, so publish to a new channel (for example channel=%s-2) and move devices to it", e.Channel, e.App, state, e.Channel)
 }
 
 // current is a channel's latest.json as read before a change.

@@ -114,7 +114,7 @@ func TestUploadPassesOverAnOrphanHistoryEntry(t *testing.T) {
 }
 
 func TestUploadRefusesToWrapTheSequence(t *testing.T) {
-	for _, seq := range []int64{1<<63 - 1, manifest.MaxSequence} {
+	for _, seq := range []int64{1<<63 - 1, manifest.MaxSequence, -1 << 63} {
 		f := newFixture(t, fileStore(t))
 		ctx := context.Background()
 		if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "a"})}); err != nil {
