@@ -229,7 +229,7 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
 		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size, MinNative: req.MinNative,
 	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
-	if err := p.putBuild(ctx, &build, req.Version == ""); err != nil {
+	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
@@ -367,8 +367,10 @@ func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error 
 }
 
 // putBuild writes the build record under the next free number, taking the
-// next one if a concurrent upload took it first.
-func (p *Publisher) putBuild(ctx context.Context, build *manifest.Build, defaultVersion bool) error {
+// next one if a concurrent upload took it first. Each record is checked
+// against acl, as the tracker and `deploy list builds` will check it,
+// before it is written.
+func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *manifest.Build, defaultVersion bool) error {
 	n, err := p.lastNumber(ctx, build.App)
 	if err != nil {
 		return err
@@ -385,6 +387,9 @@ func (p *Publisher) putBuild(ctx context.Context, build *manifest.Build, default
 		env, err := manifest.Sign(manifest.TypeBuild, build, p.Key)
 		if err != nil {
 			return struct{}{}, err
+		}
+		if _, err := manifest.VerifyBuild(acl, env.Marshal(), build.App); err != nil {
+			return struct{}{}, fmt.Errorf("the build record would not verify (%w); the channel is unchanged", err)
 		}
 		_, err = p.Store.Put(ctx, manifest.BuildKey(build.App, n), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
 		return struct{}{}, err
