@@ -20,8 +20,8 @@ import (
 // cur is the channel's latest.json, verified against the ACL with its
 // expiry ignored, or nil when the channel has none that verifies. The edit
 // may change cur and return it, or return a new value; returning nil
-// writes nothing. The pointer's App, Channel, Sequence and Issued are set
-// after the edit and any values it gave them are ignored; Expires, if left
+// writes nothing. The pointer's App, Channel, Sequence, Issued, Previous
+// and By are set after the edit and any values it gave them are ignored; Expires, if left
 // zero, becomes Issued plus [DefaultExpiry]; every other field is the
 // edit's. An edit runs once per attempt, each time with a fresh cur, so it
 // must compute its result from cur alone and report through variables it
@@ -45,6 +45,8 @@ func (e *SequenceError) Error() string {
 // current is a channel's latest.json as read before a change.
 type current struct {
 	manifest.Latest
+	key      string // of latest.json
+	data     []byte // its bytes, when read
 	etag     string // for the compare-and-swap; "" when there is none
 	exists   bool   // some object is at the key
 	parsed   bool   // its payload could be read
@@ -58,6 +60,29 @@ func (c *current) pointer() *manifest.Latest {
 	}
 	l := c.Latest
 	return &l
+}
+
+// link is the [manifest.Link] a pointer that replaces c carries: none when
+// c is missing or does not verify (the history's chain then starts over).
+func (c *current) link() *manifest.Link {
+	if !c.verified {
+		return nil
+	}
+	l := manifest.LinkTo(c.Sequence, c.data)
+	return &l
+}
+
+// continues reports whether l, a verified pointer, was made to replace c.
+func (c *current) continues(l *manifest.Latest) bool {
+	prev := l.Previous
+	if l.Halted != nil {
+		prev = &l.Halted.Previous
+	}
+	want := c.link()
+	if want == nil || prev == nil {
+		return want == nil && prev == nil && !c.exists
+	}
+	return *prev == *want
 }
 
 // nextSequence is the sequence of the pointer that replaces c: one above
@@ -86,17 +111,17 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 	data, info, err := store.ReadSmall(ctx, p.Store, key, manifest.MaxLatestSize)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &current{}, nil
+		return &current{key: key}, nil
 	case errors.Is(err, store.ErrTooLarge): // no device accepts it: replace it
 		info, err = p.Store.Stat(ctx, key)
 		if err != nil {
 			return nil, err
 		}
-		return &current{etag: info.ETag, exists: true}, nil
+		return &current{key: key, etag: info.ETag, exists: true}, nil
 	case err != nil:
 		return nil, err
 	}
-	cur := &current{etag: info.ETag, exists: true}
+	cur := &current{key: key, data: data, etag: info.ETag, exists: true}
 	// Checked at the zero time, so an expired pointer still counts as the
 	// channel's current build.
 	if l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel}); err == nil {
@@ -118,56 +143,121 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 // current verified one when edit wrote nothing; nil if neither) and
 // whether it wrote.
 //
+// Each pointer links to the one it replaces (Previous, when that one
+// verifies) and names its signer (By).
+//
 // History before latest.json: the signed pointer is first written
 // create-only at history/<sequence>.json, which claims the sequence, so
 // two writers never both write sequence n and every latest.json has its
-// copy in the history. When the swap of latest.json then loses the race
-// (or the writer dies in between), that history entry is an orphan: a
-// signed pointer that never was latest.json. It stays (history is never
-// overwritten or deleted), the loser starts again from a fresh read, and
-// any writer passes over a sequence that history already holds. History
-// thus holds every pointer that was latest.json, in sequence order, and
-// rarely an orphan between two of them: its sequences are increasing but
-// not always consecutive.
+// copy in the history. A writer that finds its sequence taken by another
+// writer's pointer made to replace the same current one (that writer lost
+// the swap, is slow, or died before it) swaps that pointer into
+// latest.json itself, then starts again from a fresh read; the slow writer,
+// whose claim is then in, reports it written. So every claimed pointer
+// becomes latest.json, and the history verifies as a chain
+// ([manifest.ACL.VerifyHistory]). Only an entry that is not such a pointer
+// (not signed by a granted key, or linking elsewhere) is passed over, as
+// an orphan that is never overwritten, and the writer takes the next
+// sequence.
 func (p *Publisher) updatePointer(ctx context.Context, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
-	type outcome struct {
-		l       *manifest.Latest
-		written bool
-	}
-	out, err := retry(ctx, p.Store.Location(manifest.LatestKey(app, channel)), func() (outcome, error) {
-		acl, _, err := ReadACL(ctx, p.Store, p.Trust)
-		if err != nil {
-			return outcome{}, err
-		}
-		cur, err := p.readCurrent(ctx, acl, app, channel)
-		if err != nil {
-			return outcome{}, err
-		}
-		next, err := edit(cur.pointer())
-		if err != nil || next == nil {
-			return outcome{cur.pointer(), false}, err
-		}
-		next.App, next.Channel = app, channel
-		signed, err := p.claimSequence(ctx, acl, cur, *next)
-		if err != nil {
-			return outcome{}, err
-		}
-		opt := store.PutOptions{CreateOnly: !cur.exists, IfMatch: cur.etag, ContentType: "application/json", CacheControl: shortCache}
-		_, err = p.Store.Put(ctx, manifest.LatestKey(app, channel), bytes.NewReader(signed.data), opt)
-		return outcome{&signed.Latest, true}, err
+	out, err := retry(ctx, p.Store.Location(manifest.LatestKey(app, channel)), func() (pointerChange, error) {
+		return p.changePointer(ctx, app, channel, edit)
 	})
 	return out.l, out.written, err
 }
 
-// signedPointer is a pointer and its envelope's bytes.
+// pointerChange is what one attempt of updatePointer did.
+type pointerChange struct {
+	l       *manifest.Latest
+	written bool
+}
+
+// changePointer is one attempt of updatePointer.
+func (p *Publisher) changePointer(ctx context.Context, app, channel string, edit Edit) (pointerChange, error) {
+	acl, _, err := ReadACL(ctx, p.Store, p.Trust)
+	if err != nil {
+		return pointerChange{}, err
+	}
+	cur, err := p.readCurrent(ctx, acl, app, channel)
+	if err != nil {
+		return pointerChange{}, err
+	}
+	next, err := edit(cur.pointer())
+	if err != nil || next == nil {
+		return pointerChange{cur.pointer(), false}, err
+	}
+	next.App, next.Channel, next.Previous, next.By = app, channel, cur.link(), acl.Uploader(manifest.Public(p.Key), app)
+	signed, err := p.claimSequence(ctx, acl, cur, *next)
+	switch {
+	case err != nil:
+		return pointerChange{}, err
+	case signed.pending: // another writer's pointer: swap it in, then start again
+		if err := p.swap(ctx, cur, signed.data); err != nil {
+			return pointerChange{}, err
+		}
+		return pointerChange{}, errHelped
+	case cur.exists && !cur.verified: // an unlinked claim: a plain swap
+		return pointerChange{&signed.Latest, true}, p.swap(ctx, cur, signed.data)
+	}
+	if err := p.settle(ctx, acl, signed); err != nil {
+		return pointerChange{}, err
+	}
+	return pointerChange{&signed.Latest, true}, nil
+}
+
+// swap replaces cur with data in latest.json, by compare-and-swap.
+func (p *Publisher) swap(ctx context.Context, cur *current, data []byte) error {
+	opt := store.PutOptions{CreateOnly: !cur.exists, IfMatch: cur.etag, ContentType: "application/json", CacheControl: shortCache}
+	_, err := p.Store.Put(ctx, cur.key, bytes.NewReader(data), opt)
+	return err
+}
+
+// settle brings a claimed pointer, linked to the one it replaces, into
+// latest.json: it swaps it in unless another writer already did (latest.json
+// is at its sequence or past it). A channel that moved another way (its
+// latest.json replaced around the history) makes the claim an orphan, and
+// the change starts again (a lost race).
+func (p *Publisher) settle(ctx context.Context, acl *manifest.ACL, sp *signedPointer) error {
+	_, err := retry(ctx, p.Store.Location(manifest.LatestKey(sp.App, sp.Channel)), func() (struct{}, error) {
+		cur, err := p.readCurrent(ctx, acl, sp.App, sp.Channel)
+		switch {
+		case err != nil:
+			return struct{}{}, err
+		case cur.parsed && cur.Sequence >= sp.Sequence:
+			return struct{}{}, nil
+		case !cur.continues(&sp.Latest):
+			return struct{}{}, errOrphaned
+		}
+		return struct{}{}, p.swap(ctx, cur, sp.data)
+	})
+	if errors.Is(err, errOrphaned) {
+		return fmt.Errorf("%w: %w", errOrphaned, store.ErrConflict)
+	}
+	return err
+}
+
+var (
+	// errHelped is a lost race: the attempt swapped in another writer's
+	// pending pointer instead of its own, and starts again.
+	errHelped = fmt.Errorf("swapped in another writer's pending pointer: %w", store.ErrConflict)
+	// errOrphaned reports a claimed pointer that can no longer become
+	// latest.json.
+	errOrphaned = errors.New("the channel changed around its history")
+)
+
+// signedPointer is a pointer and its envelope's bytes. A pending one is
+// another writer's, found in the history but not yet in latest.json.
 type signedPointer struct {
 	manifest.Latest
-	data []byte
+	data    []byte
+	pending bool
 }
 
 // claimSequence signs next with the sequence that follows cur and writes
-// it create-only at its history key. next has its App and Channel. A sequence that history already holds
-// (an orphan, see updatePointer) is passed over for the next one.
+// it create-only at its history key. next has its App and Channel. When
+// history already holds that sequence, with another writer's pointer made
+// to replace cur, that pointer is returned as pending; any other entry
+// there (an orphan) is passed over for the next sequence.
 func (p *Publisher) claimSequence(ctx context.Context, acl *manifest.ACL, cur *current, next manifest.Latest) (*signedPointer, error) {
 	now := p.now()
 	next.Issued = now
@@ -186,7 +276,10 @@ func (p *Publisher) claimSequence(ctx context.Context, acl *manifest.ACL, cur *c
 		}
 		_, err = p.Store.Put(ctx, manifest.HistoryKey(next.App, next.Channel, seq), bytes.NewReader(data), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
 		if !errors.Is(err, fs.ErrExist) {
-			return &signedPointer{next, data}, err
+			return &signedPointer{Latest: next, data: data}, err
+		}
+		if pending, err := p.pendingAt(ctx, acl, cur, next.App, next.Channel, seq); pending != nil || err != nil {
+			return pending, err
 		}
 		if seq >= manifest.MaxSequence {
 			return nil, &SequenceError{App: next.App, Channel: next.Channel, Sequence: seq}
@@ -194,6 +287,23 @@ func (p *Publisher) claimSequence(ctx context.Context, acl *manifest.ACL, cur *c
 		seq++
 	}
 	return nil, fmt.Errorf("%d sequences of channel %s are taken in its history; try again", maxRetries, next.Channel)
+}
+
+// pendingAt returns the history entry at seq as a pending pointer if it
+// verifies and was made to replace cur, else nil.
+func (p *Publisher) pendingAt(ctx context.Context, acl *manifest.ACL, cur *current, app, channel string, seq int64) (*signedPointer, error) {
+	data, _, err := store.ReadSmall(ctx, p.Store, manifest.HistoryKey(app, channel, seq), manifest.MaxLatestSize)
+	if errors.Is(err, store.ErrTooLarge) || errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel})
+	if err != nil || l.Sequence != seq || !cur.continues(l) {
+		return nil, nil
+	}
+	return &signedPointer{Latest: *l, data: data, pending: true}, nil
 }
 
 // signPointer signs l and checks it as a device would, so that nothing

@@ -223,6 +223,16 @@ func testConcurrentUploads(t *testing.T, store func(t *testing.T) store.Store) {
 	if l := f.verifyChannel(t, "retailer", "production"); l.Build.Number != n {
 		t.Fatalf("latest points at build %d, want the newest, %d", l.Build.Number, n)
 	}
+	published := 0
+	for _, r := range results {
+		if r.Outcome == publish.Published {
+			published++
+		}
+	}
+	f.verifyHistory(t, "production", published) // one chain, one entry per change
+	if l := f.verifyChannel(t, "retailer", "production"); l.Sequence != int64(published) {
+		t.Fatalf("sequence %d after %d changes", l.Sequence, published)
+	}
 }
 
 // failingStore fails the Nth write, simulating a crash at that step.

@@ -1,14 +1,17 @@
 package publish_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 // ref is a build reference of the layout for build number n of retailer;
@@ -88,7 +91,78 @@ func TestUpdatePointerRerunsTheEditOnAFreshPointer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l := f.pointer(t, "beta"); l.Build.Number != n+1 || l.Sequence < n+1 {
-		t.Fatalf("after %d concurrent increments: build %d at sequence %d, want build %d", n, l.Build.Number, l.Sequence, n+1)
+	if l := f.pointer(t, "beta"); l.Build.Number != n+1 || l.Sequence != n+1 {
+		t.Fatalf("after %d concurrent increments: build %d at sequence %d, want build and sequence %d", n, l.Build.Number, l.Sequence, n+1)
 	}
+	f.verifyHistory(t, "beta", n+1)
+}
+
+// verifyHistory checks that the channel's history is one chain of want
+// entries, the last of them latest.json.
+func (f *fixture) verifyHistory(t *testing.T, channel string, want int) {
+	t.Helper()
+	ctx := context.Background()
+	infos, err := f.store.List(ctx, manifest.HistoryPrefix("retailer", channel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySeq := map[int64][]byte{}
+	var seqs []int64
+	for _, in := range infos {
+		if seq, ok := manifest.ParseHistoryKey("retailer", channel, in.Key); ok {
+			bySeq[seq] = f.get(t, in.Key)
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	var entries [][]byte
+	for _, s := range seqs {
+		entries = append(entries, bySeq[s])
+	}
+	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acl.VerifyHistory("retailer", channel, entries); err != nil || len(entries) != want {
+		t.Fatalf("history of %d entries (want %d): %v", len(entries), want, err)
+	}
+	if !bytes.Equal(entries[len(entries)-1], f.get(t, manifest.LatestKey("retailer", channel))) {
+		t.Fatal("the last history entry is not latest.json")
+	}
+}
+
+func TestUpdatePointerFinishesAPendingPointer(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	first, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", func(*manifest.Latest) (*manifest.Latest, error) {
+		return &manifest.Latest{Build: ref(1)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A writer claimed sequence 2 in the history and died before its swap.
+	pending := *first
+	pending.Sequence, pending.Build = 2, ref(2)
+	link := manifest.LinkTo(1, f.get(t, manifest.LatestKey("retailer", "beta")))
+	pending.Previous = &link
+	env, err := manifest.Sign(manifest.TypeLatest, pending, f.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Put(ctx, manifest.HistoryKey("retailer", "beta", 2), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	var saw []int64
+	l, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", func(cur *manifest.Latest) (*manifest.Latest, error) {
+		saw = append(saw, cur.Build.Number)
+		cur.Build = ref(3)
+		return cur, nil
+	})
+	if err != nil || l.Sequence != 3 || l.Build.Number != 3 {
+		t.Fatalf("after a pending pointer at 2: %+v, %v; want build 3 at sequence 3", l, err)
+	}
+	if len(saw) != 2 || saw[0] != 1 || saw[1] != 2 {
+		t.Fatalf("the edit saw builds %v, want 1, then 2 once the pending pointer was in", saw)
+	}
+	f.verifyHistory(t, "beta", 3)
 }
