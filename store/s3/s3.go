@@ -77,33 +77,11 @@ func Open(ctx context.Context, u *url.URL) (*Store, error) {
 	if u.User != nil {
 		return nil, errors.New("s3 store: credentials in the URL are not supported; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use an AWS profile")
 	}
-	query, err := url.ParseQuery(u.RawQuery)
+	params, err := parseParams(u.RawQuery)
 	if err != nil {
-		return nil, fmt.Errorf("s3 store: bad URL query %q: %w", u.RawQuery, err)
+		return nil, err
 	}
-	var region, endpoint string
-	pathStyle := false
-	for _, name := range slices.Sorted(maps.Keys(query)) {
-		v := query.Get(name)
-		switch name {
-		case "region":
-			region = v
-		case "endpoint":
-			e, err := url.Parse(v)
-			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
-				return nil, fmt.Errorf("s3 store: endpoint=%q is not an http(s) URL; use, for example, endpoint=https://s3.example.com", v)
-			}
-			endpoint = strings.TrimSuffix(v, "/")
-		case "path_style":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return nil, fmt.Errorf("s3 store: path_style=%q is not a boolean; use path_style=true or path_style=false", v)
-			}
-			pathStyle = b
-		default:
-			return nil, fmt.Errorf("s3 store: unknown URL parameter %q; known parameters are region, endpoint and path_style", name)
-		}
-	}
+	region, endpoint, pathStyle := params.region, params.endpoint, params.pathStyle
 
 	var opts []func(*config.LoadOptions) error
 	if region != "" {
@@ -132,6 +110,43 @@ func Open(ctx context.Context, u *url.URL) (*Store, error) {
 		}
 	})
 	return New(client, u.Host, u.Path), nil
+}
+
+// params are the settings an s3:// URL's query may carry.
+type params struct {
+	region, endpoint string
+	pathStyle        bool
+}
+
+// parseParams reads an s3:// URL's query, refusing unknown parameters.
+func parseParams(rawQuery string) (params, error) {
+	var p params
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return p, fmt.Errorf("s3 store: bad URL query %q: %w", rawQuery, err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		v := query.Get(name)
+		switch name {
+		case "region":
+			p.region = v
+		case "endpoint":
+			e, err := url.Parse(v)
+			if err != nil || (e.Scheme != "http" && e.Scheme != "https") || e.Host == "" {
+				return p, fmt.Errorf("s3 store: endpoint=%q is not an http(s) URL; use, for example, endpoint=https://s3.example.com", v)
+			}
+			p.endpoint = strings.TrimSuffix(v, "/")
+		case "path_style":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return p, fmt.Errorf("s3 store: path_style=%q is not a boolean; use path_style=true or path_style=false", v)
+			}
+			p.pathStyle = b
+		default:
+			return p, fmt.Errorf("s3 store: unknown URL parameter %q; known parameters are region, endpoint and path_style", name)
+		}
+	}
+	return p, nil
 }
 
 // New returns a store in bucket under prefix that uses client as is.
