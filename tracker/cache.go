@@ -8,11 +8,13 @@ import (
 
 // ttlCache remembers the result (value or error) of a fill function per key
 // for ttl, and makes concurrent misses of one key share a single fill, so a
-// burst of requests makes one store read. It holds at most max keys.
+// burst of requests makes one store read. It holds at most max keys, and
+// reports each lookup to lookups (if not nil): a hit, or a miss.
 type ttlCache[V any] struct {
-	ttl time.Duration
-	max int
-	now func() time.Time
+	ttl     time.Duration
+	max     int
+	now     func() time.Time
+	lookups func(hit bool)
 
 	mu    sync.Mutex
 	items map[string]cached[V]
@@ -31,8 +33,8 @@ type flight[V any] struct {
 	err  error
 }
 
-func newTTLCache[V any](ttl time.Duration, max int, now func() time.Time) *ttlCache[V] {
-	return &ttlCache[V]{ttl: ttl, max: max, now: now, items: map[string]cached[V]{}, calls: map[string]*flight[V]{}}
+func newTTLCache[V any](ttl time.Duration, max int, now func() time.Time, lookups func(hit bool)) *ttlCache[V] {
+	return &ttlCache[V]{ttl: ttl, max: max, now: now, lookups: lookups, items: map[string]cached[V]{}, calls: map[string]*flight[V]{}}
 }
 
 // get returns the cached result for key, or runs fill once for all callers
@@ -40,7 +42,12 @@ func newTTLCache[V any](ttl time.Duration, max int, now func() time.Time) *ttlCa
 // giving up does not fail the others; a caller whose ctx ends stops waiting.
 func (c *ttlCache[V]) get(ctx context.Context, key string, fill func() (V, error)) (V, error) {
 	c.mu.Lock()
-	if it, ok := c.items[key]; ok && c.now().Before(it.expires) {
+	it, hit := c.items[key]
+	hit = hit && c.now().Before(it.expires)
+	if c.lookups != nil {
+		c.lookups(hit)
+	}
+	if hit {
 		c.mu.Unlock()
 		return it.val, it.err
 	}

@@ -25,7 +25,7 @@ var _ dashboard.Source = (*dashboardSource)(nil)
 
 // newDashboardSource caches store listings as long as manifests.
 func newDashboardSource(s *Server) *dashboardSource {
-	return &dashboardSource{s: s, lists: newTTLCache[map[string][]string](s.cfg.CacheTTL, maxCacheKeys, s.now)}
+	return &dashboardSource{s: s, lists: newTTLCache[map[string][]string](s.cfg.CacheTTL, maxCacheKeys, s.now, nil)}
 }
 
 // Apps lists the apps that have a channel in the store.

@@ -92,10 +92,11 @@ var errClosed = errors.New("the event store is closed")
 // of many requests in one transaction (group commit) and answers each
 // request only after its events are on disk.
 type events struct {
-	w, r *sql.DB // writer (one connection) and readers
-	ins  *sql.Stmt
-	log  zerolog.Logger
-	now  func() time.Time
+	w, r    *sql.DB // writer (one connection) and readers
+	ins     *sql.Stmt
+	log     zerolog.Logger
+	now     func() time.Time
+	metrics *Metrics
 
 	mu     sync.RWMutex // held shared by senders, exclusively by close
 	closed bool
@@ -116,7 +117,7 @@ type batch struct {
 	done   chan error // nil: nobody waits
 }
 
-func openEvents(path string, log zerolog.Logger, now func() time.Time) (*events, error) {
+func openEvents(path string, log zerolog.Logger, now func() time.Time, metrics *Metrics) (*events, error) {
 	if path == "" {
 		return nil, errors.New("tracker: no event database path; set Config.DBPath")
 	}
@@ -149,7 +150,7 @@ func openEvents(path string, log zerolog.Logger, now func() time.Time) (*events,
 		return nil, fmt.Errorf("tracker: open event database %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	e := &events{w: w, r: r, ins: ins, log: log, now: now, queue: make(chan *batch, queueLen), done: make(chan struct{}),
+	e := &events{w: w, r: r, ins: ins, log: log, now: now, metrics: metrics, queue: make(chan *batch, queueLen), done: make(chan struct{}),
 		checks: map[string]struct{}{}, failed: map[string]struct{}{}}
 	if err := e.loadFailed(); err != nil {
 		e.w.Close()
@@ -264,7 +265,11 @@ func (e *events) run() {
 				break drain
 			}
 		}
+		start := time.Now()
 		err := e.commit(batches, n)
+		if n > 0 {
+			e.metrics.ObserveCommit(n, time.Since(start), err)
+		}
 		if err != nil {
 			e.log.Error().Err(err).Int("events", n).Msg("event commit failed")
 			err = &appError{Code: codeUnavailable, Message: "events cannot be stored right now; send them again later", Err: err}
@@ -351,6 +356,17 @@ func (e *events) hasFailed(ctx context.Context, app, device, version string) (bo
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// ping reports whether the database can be read: errClosed once closed.
+func (e *events) ping(ctx context.Context) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return errClosed
+	}
+	var n int64
+	return e.r.QueryRowContext(ctx, `SELECT count(*) FROM floors`).Scan(&n)
 }
 
 func (e *events) isClosed() bool {

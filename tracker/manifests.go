@@ -53,6 +53,7 @@ type manifests struct {
 	log     zerolog.Logger
 	timeout time.Duration // of each store read
 	db      *events       // keeps maxACL and maxSeq across restarts
+	metrics *Metrics
 
 	acl     *ttlCache[[]byte]
 	latest  *ttlCache[*release]
@@ -66,7 +67,7 @@ type manifests struct {
 }
 
 // newManifests starts from the floors stored in db (see events.loadFloors).
-func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64) *manifests {
+func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64, metrics *Metrics) *manifests {
 	m := &manifests{
 		store:    st,
 		trust:    trust,
@@ -74,9 +75,10 @@ func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now f
 		log:      log,
 		timeout:  15 * time.Second,
 		db:       db,
-		acl:      newTTLCache[[]byte](ttl, 1, now),
-		latest:   newTTLCache[*release](ttl, maxCacheKeys, now),
-		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now),
+		metrics:  metrics,
+		acl:      newTTLCache[[]byte](ttl, 1, now, metrics.cacheLookups("acl")),
+		latest:   newTTLCache[*release](ttl, maxCacheKeys, now, metrics.cacheLookups("latest")),
+		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now, metrics.cacheLookups("build")),
 		maxSeq:   map[string]int64{},
 		builds:   map[string]*buildInfo{},
 		versions: map[string]*buildInfo{},
@@ -139,8 +141,9 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 	m.mu.RUnlock()
 	l, acl, err := m.trust.VerifyLatest(aclData, data, exp)
 	if err != nil {
-		return nil, m.refuse(err, "the manifest of channel %q of app %q", channel, app)
+		return nil, m.refuse(err, "latest", "the manifest of channel %q of app %q", channel, app)
 	}
+	m.metrics.manifest("latest", "")
 	rel, err := newRelease(l, aclData, data)
 	if err != nil {
 		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
@@ -181,7 +184,7 @@ func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manife
 	m.mu.RUnlock()
 	acl, err := m.trust.VerifyACL(aclData, minACL)
 	if err != nil {
-		return nil, nil, m.refuse(err, "acl.json")
+		return nil, nil, m.refuse(err, "acl", "acl.json")
 	}
 	id := manifest.BuildID(app, n)
 	data, err := m.read(manifest.BuildKey(app, n), manifest.MaxBuildSize)
@@ -196,8 +199,9 @@ func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manife
 		err = &manifest.Error{Rule: manifest.RuleMalformed, Detail: fmt.Sprintf("build record %s names build %s", id, b.ID)}
 	}
 	if err != nil {
-		return nil, nil, m.refuse(err, "the build record of %s", id)
+		return nil, nil, m.refuse(err, "build", "the build record of %s", id)
 	}
+	m.metrics.manifest("build", "")
 	return b, acl, nil
 }
 
@@ -247,11 +251,16 @@ func (m *manifests) register(app string, ref manifest.BuildRef) *buildInfo {
 	return b
 }
 
-// refuse logs a verification failure with its rule and returns the error
-// devices see. It is logged once per cache fill, not once per request.
-func (m *manifests) refuse(err error, what string, args ...any) error {
+// refuse logs and counts a verification failure of a manifest of kind
+// with its rule and returns the error devices see. It is logged once per
+// cache fill, not once per request.
+func (m *manifests) refuse(err error, kind, what string, args ...any) error {
 	what = fmt.Sprintf(what, args...)
 	rule := manifest.RuleOf(err)
+	if rule == "" {
+		rule = "other"
+	}
+	m.metrics.manifest(kind, string(rule))
 	m.log.Warn().Str("rule", string(rule)).Err(err).Msgf("refusing %s: it fails verification", what)
 	return errorf(codeUnavailable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
 }

@@ -65,13 +65,14 @@ func (s *Server) checkPath(next http.Handler) http.Handler {
 	})
 }
 
-// limitAddrs applies the per-address rate limit to every route but
-// /healthz.
+// limitAddrs applies the per-address rate limit to every route but the
+// probes and the metrics, which a load balancer or a scraper may call
+// often from one address.
 func (s *Server) limitAddrs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" {
+		if p := r.URL.Path; p != "/healthz" && p != "/readyz" && p != "/metrics" {
 			if ok, wait := s.addrs.allow(s.clientAddr(r), s.now()); !ok {
-				s.tooMany(w, r, wait, "too many requests from this address")
+				s.tooMany(w, r, wait, "address", "too many requests from this address")
 				return
 			}
 		}
@@ -83,12 +84,14 @@ func (s *Server) limitAddrs(next http.Handler) http.Handler {
 func (s *Server) allowDevice(w http.ResponseWriter, r *http.Request, device string) bool {
 	ok, wait := s.devices.allow(device, s.now())
 	if !ok {
-		s.tooMany(w, r, wait, "too many requests from this device")
+		s.tooMany(w, r, wait, "device", "too many requests from this device")
 	}
 	return ok
 }
 
-func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
+// tooMany answers 429 for the limit named limit (device or address).
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration, limit, msg string) {
+	s.metrics.limited(limit)
 	secs := max(1, int(math.Ceil(wait.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	s.writeError(w, r, errorf(codeRateLimited, "%s; retry in %d s", msg, secs))
@@ -197,7 +200,8 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// logRequests writes one structured access log line per request.
+// logRequests writes one structured access log line per request and
+// counts it in the metrics by route pattern and status.
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -206,6 +210,8 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
+		took := time.Since(start)
+		s.metrics.request(s.route(r), sw.status, took)
 		ev := s.log.Info()
 		if sw.status >= 500 {
 			ev = s.log.Error()
@@ -215,11 +221,24 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			Str("query", truncate(r.URL.RawQuery, 256)).
 			Int("status", sw.status).
 			Int64("bytes", sw.bytes).
-			Dur("duration", time.Since(start)).
+			Dur("duration", took).
 			Str("remote", s.clientAddr(r)).
 			Str("ua", truncate(r.UserAgent(), 128)).
 			Msg("request")
 	})
+}
+
+// route is the mux pattern that answers r, such as "GET /build/latest":
+// set by the mux once it has routed r, else looked up (for a request
+// answered before routing: a preflight, a bad path, a rate limit).
+func (s *Server) route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	if _, p := s.mux.Handler(r); p != "" {
+		return p
+	}
+	return "unmatched"
 }
 
 // statusWriter records the status and size of an answer. It passes

@@ -57,6 +57,12 @@ type Config struct {
 	Limits Limits
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
+	// Metrics receives the tracker's Prometheus metrics; New makes a set
+	// if nil. Pass one made with NewMetrics to report to it from outside.
+	Metrics *Metrics
+	// PrivateMetrics leaves GET /metrics out of Handler, for a caller that
+	// serves the metrics on another address with ServeMetrics.
+	PrivateMetrics bool
 }
 
 // Limits protect the tracker. A zero field takes the default in brackets;
@@ -127,6 +133,9 @@ type Server struct {
 	devices *limiter
 	addrs   *limiter
 	dash    *dashboard.Dashboard
+	metrics *Metrics
+	ready   *ttlCache[struct{}]
+	mux     *http.ServeMux
 	handler http.Handler
 
 	closeOnce sync.Once
@@ -157,7 +166,10 @@ func New(cfg Config) (*Server, error) {
 		now = time.Now
 	}
 	limits := cfg.Limits.withDefaults()
-	ev, err := openEvents(cfg.DBPath, cfg.Log, now)
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	ev, err := openEvents(cfg.DBPath, cfg.Log, now, cfg.Metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -177,18 +189,21 @@ func New(cfg Config) (*Server, error) {
 		now:     now,
 		cdn:     cdn,
 		public:  public,
-		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, ev, floors),
+		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, ev, floors, cfg.Metrics),
 		bundles: newBundleChecks(),
 		events:  ev,
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
+		metrics: cfg.Metrics,
+		ready:   newTTLCache[struct{}](cfg.CacheTTL, 1, now, nil),
 	}
 	s.dash, err = dashboard.New(dashboard.Config{Source: newDashboardSource(s), Token: cfg.StatsToken, Log: cfg.Log, Now: now})
 	if err != nil {
 		ev.close()
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
 	}
-	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.routes())))))
+	s.mux = s.routes()
+	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.mux)))))
 	return s, nil
 }
 
@@ -205,7 +220,7 @@ func baseURL(what, s string) (string, error) {
 }
 
 // routes registers every route in one place.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	// The seed's API, as its DeployUpdateService calls it.
 	mux.HandleFunc("GET /build/latest", s.handleLatest)
@@ -217,11 +232,11 @@ func (s *Server) routes() http.Handler {
 	// Operators.
 	mux.HandleFunc("GET "+StatsPath, s.handleStats)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.HandleFunc("GET /readyz", s.handleReady)
 	// The release dashboard and its API, behind the stats token.
 	s.dash.Register(mux)
 
-	// Other methods on those paths, and other paths, get JSON errors.
-	for path, allow := range map[string]string{
+	allowed := map[string]string{
 		"/build/latest":            "GET, HEAD, OPTIONS",
 		"/build/download":          "GET, HEAD, OPTIONS",
 		"/build/download/complete": "GET, HEAD, OPTIONS",
@@ -229,16 +244,26 @@ func (s *Server) routes() http.Handler {
 		"/capgo/{app}/stats":       "POST, OPTIONS",
 		StatsPath:                  "GET, HEAD",
 		"/healthz":                 "GET, HEAD",
-	} {
+		"/readyz":                  "GET, HEAD",
+	}
+	if !s.cfg.PrivateMetrics {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		allowed["/metrics"] = "GET, HEAD"
+	}
+
+	// Other methods on those paths, and other paths, get JSON errors.
+	for path, allow := range allowed {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			s.writeError(w, r, errorf(codeMethod, "%s does not answer %s; use %s", r.URL.Path, r.Method, strings.Split(allow, ",")[0]))
 		})
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; see the tracker's routes in `go doc github.com/cartona/deploy/tracker`", abbrev(r.URL.Path)))
-	})
+	mux.HandleFunc("/", s.notFound)
 	return mux
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; see the tracker's routes in `go doc github.com/cartona/deploy/tracker`", abbrev(r.URL.Path)))
 }
 
 // Handler returns the tracker's HTTP handler, with its access log, CORS,
@@ -250,8 +275,30 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Limits.ShutdownTimeout), flushes queued events to disk and returns.
 // It returns nil after a clean shutdown. Close the Server afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.serveHTTP(ctx, ln, s.handler, "tracker", func(ctx context.Context) error {
+		if err := s.events.flush(ctx); err != nil {
+			return fmt.Errorf("tracker: flush events: %w", err)
+		}
+		return nil
+	})
+}
+
+// ServeMetrics answers GET /metrics on ln until ctx ends, for a Server
+// configured with PrivateMetrics: operators scrape a private address
+// while devices reach Serve's.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("/", s.notFound)
+	return s.serveHTTP(ctx, ln, mux, "metrics", nil)
+}
+
+// serveHTTP answers requests on ln with h until ctx ends, then stops
+// accepting, lets requests in flight finish and calls drained (if not nil)
+// with what is left of Limits.ShutdownTimeout.
+func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, what string, drained func(context.Context) error) error {
 	hs := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
 		ReadTimeout:       s.limits.ReadTimeout,
 		WriteTimeout:      s.limits.WriteTimeout,
@@ -259,27 +306,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          log.New(s.log.With().Str("component", "http").Logger(), "", 0),
 	}
-	s.log.Info().Str("addr", ln.Addr().String()).Msg("tracker listening")
+	s.log.Info().Str("addr", ln.Addr().String()).Msg(what + " listening")
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("tracker: serve: %w", err)
+		return fmt.Errorf("%s: serve: %w", what, err)
 	case <-ctx.Done():
 	}
-	s.log.Info().Msg("tracker shutting down")
+	s.log.Info().Msg(what + " shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), s.limits.ShutdownTimeout)
 	defer cancel()
 	err := hs.Shutdown(sctx)
 	if err != nil {
 		hs.Close()
-		err = fmt.Errorf("tracker: shutdown: %w", err)
+		err = fmt.Errorf("%s: shutdown: %w", what, err)
 	}
 	<-errc
-	if ferr := s.events.flush(sctx); ferr != nil && err == nil {
-		err = fmt.Errorf("tracker: flush events: %w", ferr)
+	if drained != nil {
+		if derr := drained(sctx); derr != nil && err == nil {
+			err = derr
+		}
 	}
-	s.log.Info().Msg("tracker stopped")
+	s.log.Info().Msg(what + " stopped")
 	return err
 }
 

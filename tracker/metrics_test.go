@@ -1,0 +1,260 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// serialClient sends every request on one keep-alive connection. The
+// server reads a connection's next request only after the previous
+// handler, metrics included, has returned, so a scrape sees every request
+// made before it.
+func serialClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+}
+
+// samples is a scrape: values by `name{label="value",...}`, labels sorted;
+// a histogram gives name_count and name_sum.
+type samples map[string]float64
+
+func scrape(t *testing.T, c *http.Client, url string) samples {
+	t.Helper()
+	resp, body := do(t, c, "GET", url, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatalf("parse %s: %v\n%s", url, err, body)
+	}
+	s := samples{}
+	for name, fam := range fams {
+		for _, m := range fam.Metric {
+			var labels []string
+			for _, l := range m.Label {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			slices.Sort(labels)
+			key := name + "{" + strings.Join(labels, ",") + "}"
+			switch {
+			case m.Counter != nil:
+				s[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				s[key] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				s[strings.Replace(key, "{", "_count{", 1)] = float64(m.Histogram.GetSampleCount())
+				s[strings.Replace(key, "{", "_sum{", 1)] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return s
+}
+
+// moved checks how much each sample grew from before to after.
+func moved(t *testing.T, before, after samples, want map[string]float64) {
+	t.Helper()
+	for key, d := range want {
+		if got := after[key] - before[key]; got != d {
+			t.Errorf("%s grew by %v, want %v", key, got, d)
+		}
+	}
+}
+
+// TestMetrics scrapes a tracker on loopback, makes requests and scrapes
+// again: requests and latencies move under their route pattern and status,
+// and so do verified and refused manifests, cache lookups, rate-limited
+// requests and committed events.
+func TestMetrics(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1.0.0")
+	owner := f.user
+	f.user = newKey(t) // a key the ACL does not hold
+	f.publish("rogue", "production", "1.0.0")
+	f.user = owner
+	cfg := f.config(t)
+	cfg.CacheTTL = time.Hour // a second read of a channel is a hit
+	cfg.Limits = Limits{DeviceRate: 1e-6, DeviceBurst: 2, AddrRate: -1}
+	_, base := startServer(t, cfg)
+	c := serialClient()
+	metrics := base + "/metrics"
+
+	s0 := scrape(t, c, metrics)
+	events := `[{"device_id":"dev-1","app_id":"com.x","action":"set","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%d},
+		{"device_id":"dev-2","app_id":"com.x","action":"set","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%[1]d},
+		{"device_id":"dev-3","app_id":"com.x","action":"set","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%[1]d}]`
+	if resp, body := do(t, c, "POST", base+"/capgo/retailer/stats", fmt.Appendf(nil, events, time.Now().UnixMilli())); resp.StatusCode != http.StatusOK {
+		t.Fatalf("stats: %d %s", resp.StatusCode, body)
+	}
+	s1 := scrape(t, c, metrics)
+	moved(t, s0, s1, map[string]float64{
+		`deploy_tracker_http_requests_total{route="POST /capgo/{app}/stats",status="200"}`:                 1,
+		`deploy_tracker_http_request_duration_seconds_count{route="POST /capgo/{app}/stats",status="200"}`: 1,
+		`deploy_tracker_http_requests_total{route="GET /metrics",status="200"}`:                            1,
+		`deploy_tracker_events_ingested_total{}`:                                                           3,
+		`deploy_tracker_event_commit_batch_events_count{}`:                                                 1,
+		`deploy_tracker_event_commit_batch_events_sum{}`:                                                   3,
+		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
+	})
+
+	latest := base + "/build/latest?app=%s&device=" + deviceA
+	for i, want := range []int{200, 200, 429} { // a burst of 2
+		if resp, body := do(t, c, "GET", fmt.Sprintf(latest, "retailer"), nil); resp.StatusCode != want {
+			t.Fatalf("request %d: %d %s, want %d", i, resp.StatusCode, body, want)
+		}
+	}
+	if resp, _ := do(t, c, "GET", fmt.Sprintf(base+"/build/latest?app=rogue&device=%s", deviceB), nil); resp.StatusCode != 503 {
+		t.Fatalf("rogue manifest: %d, want 503", resp.StatusCode)
+	}
+	if resp, _ := do(t, c, "GET", base+"/no/such/path", nil); resp.StatusCode != 404 {
+		t.Fatalf("unknown path: %d, want 404", resp.StatusCode)
+	}
+	if resp, _ := do(t, c, "DELETE", base+"/build/latest", nil); resp.StatusCode != 405 {
+		t.Fatalf("DELETE: %d, want 405", resp.StatusCode)
+	}
+	s2 := scrape(t, c, metrics)
+	moved(t, s1, s2, map[string]float64{
+		`deploy_tracker_http_requests_total{route="GET /build/latest",status="200"}`:                 2,
+		`deploy_tracker_http_request_duration_seconds_count{route="GET /build/latest",status="200"}`: 2,
+		`deploy_tracker_http_requests_total{route="GET /build/latest",status="429"}`:                 1,
+		`deploy_tracker_http_requests_total{route="GET /build/latest",status="503"}`:                 1,
+		`deploy_tracker_http_requests_total{route="/",status="404"}`:                                 1,
+		`deploy_tracker_http_requests_total{route="/build/latest",status="405"}`:                     1,
+		`deploy_tracker_rate_limited_total{limit="device"}`:                                          1,
+		`deploy_tracker_manifests_verified_total{kind="latest"}`:                                     1,
+		`deploy_tracker_manifests_refused_total{kind="latest",rule="untrusted_key"}`:                 1,
+		`deploy_tracker_cache_requests_total{cache="latest",result="miss"}`:                          2,
+		`deploy_tracker_cache_requests_total{cache="latest",result="hit"}`:                           1,
+	})
+	for key := range s2 {
+		if strings.Contains(key, "no/such") || strings.Contains(key, deviceA) || strings.Contains(key, "rogue") {
+			t.Errorf("a label holds request data: %s", key)
+		}
+	}
+}
+
+// TestMetricsRateLimitedAddress: an address over its limit is counted
+// under its own limit, and under the route it asked for, although the mux
+// never saw the request.
+func TestMetricsRateLimitedAddress(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(t)
+	cfg.Limits = Limits{DeviceRate: -1, AddrRate: 1e-6, AddrBurst: 1}
+	_, base := startServer(t, cfg)
+	c := serialClient()
+	s0 := scrape(t, c, base+"/metrics") // not limited: scrapers call often
+	for _, want := range []int{400, 429} {
+		if resp, body := do(t, c, "GET", base+"/build/download", nil); resp.StatusCode != want {
+			t.Fatalf("%d %s, want %d", resp.StatusCode, body, want)
+		}
+	}
+	s1 := scrape(t, c, base+"/metrics")
+	moved(t, s0, s1, map[string]float64{
+		`deploy_tracker_rate_limited_total{limit="address"}`:                           1,
+		`deploy_tracker_http_requests_total{route="GET /build/download",status="400"}`: 1,
+		`deploy_tracker_http_requests_total{route="GET /build/download",status="429"}`: 1,
+	})
+}
+
+// TestPrivateMetrics: with PrivateMetrics, /metrics is not on the devices'
+// address but on the one ServeMetrics listens on, and counts the devices'
+// requests.
+func TestPrivateMetrics(t *testing.T) {
+	f := newFixture(t)
+	cfg := f.config(t)
+	cfg.PrivateMetrics = true
+	srv, base := startServer(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeMetrics(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve metrics: %v", err)
+		}
+	})
+	c := serialClient()
+	if resp, _ := do(t, c, "GET", base+"/metrics", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/metrics on the devices' address: %d, want 404", resp.StatusCode)
+	}
+	do(t, c, "GET", base+"/healthz", nil) // answered once the 404 is counted
+	s := scrape(t, c, "http://"+ln.Addr().String()+"/metrics")
+	if got := s[`deploy_tracker_http_requests_total{route="/",status="404"}`]; got != 1 {
+		t.Errorf("the private scrape counts %v requests answered 404 on the devices' address, want 1", got)
+	}
+	if resp, _ := do(t, c, "GET", "http://"+ln.Addr().String()+"/build/latest", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/build/latest on the metrics address: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestReady: /readyz answers 503 while the store cannot be read (here its
+// folder is replaced by a file, as when a volume is gone) and 200 again
+// once it can, even empty, and 503 once the event database is closed;
+// /healthz is liveness and stays 200 while the store is unreadable.
+func TestReady(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1.0.0")
+	srv, err := New(f.config(t)) // the cache lasts 10 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done }) // the database is closed under it
+	base, c := "http://"+ln.Addr().String(), serialClient()
+	waitStatus := func(path string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, body := do(t, c, "GET", base+path, nil)
+			if resp.StatusCode == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitStatus("/readyz", 200)
+
+	if err := os.RemoveAll(f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.dir, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("/readyz", 503)
+	waitStatus("/healthz", 200)
+	if err := os.Remove(f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(f.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("/readyz", 200) // an empty store is reachable, only not initialised
+
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus("/readyz", 503)
+}
