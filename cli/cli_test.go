@@ -140,6 +140,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 				e.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
 			}
 			e.Setenv("PORT", freePort())
+			e.Setenv("METRICS_PORT", freePort())
 			e.Setenv("HOME", e.WorkDir+"/home")
 			e.Setenv("USER", "tester")
 			e.Setenv("STORE", store(e))

@@ -12,7 +12,9 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -92,7 +94,37 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 		return nil, err
 	}
 	e.cfg = &config{v: v, profile: name, env: e, cmd: cmd, project: project, projectPath: projectPath, prof: prof}
+	for _, flags := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
+		if err := e.cfg.checkTypes(flags); err != nil {
+			return nil, err
+		}
+	}
 	return e.cfg, nil
+}
+
+// checkTypes refuses a boolean or duration parameter whose value, from the
+// environment or a config file, its flag would refuse: viper would read it
+// as false or zero without a word.
+func (c *config) checkTypes(flags *pflag.FlagSet) error {
+	var err error
+	flags.VisitAll(func(f *pflag.Flag) {
+		s, ok := c.v.Get(f.Name).(string) // a value from a flag is typed already
+		if !ok || err != nil {
+			return
+		}
+		s = strings.TrimSpace(s)
+		switch f.Value.Type() {
+		case "bool":
+			if _, perr := strconv.ParseBool(s); perr != nil {
+				err = usageError{fmt.Errorf("%s=%q is not a boolean; use true or false", f.Name, s)}
+			}
+		case "duration":
+			if _, perr := time.ParseDuration(s); perr != nil {
+				err = usageError{fmt.Errorf("%s=%q is not a duration; use a number with a unit, such as 30s, 5m or 24h", f.Name, s)}
+			}
+		}
+	})
+	return err
 }
 
 // pickProfile names the profile: profile= (flags, environment or project),

@@ -59,13 +59,14 @@ var params = map[string]param{
 	"key":        {help: "the user's public key (ed25519:...), needed for a new user"},
 	"root":       {help: "show the root public key"},
 
-	"addr":        {help: "listen address", def: func() any { return ":8080" }},
-	"public_url":  {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
-	"db":          {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
-	"stats_token": {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
-	"trust_proxy": {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
-	"cache_ttl":   {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
-	"tracker":     {help: "tracker URL (deploy login saves it)"},
+	"addr":         {help: "listen address", def: func() any { return ":8080" }},
+	"public_url":   {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
+	"db":           {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
+	"stats_token":  {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
+	"trust_proxy":  {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
+	"cache_ttl":    {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
+	"metrics_addr": {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
+	"tracker":      {help: "tracker URL (deploy login saves it)"},
 }
 
 // field is one tagged field of an options struct.

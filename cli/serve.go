@@ -26,6 +26,8 @@ type serveOptions struct {
 	StatsToken string        `param:"stats_token"`
 	TrustProxy bool          `param:"trust_proxy"`
 	CacheTTL   time.Duration `param:"cache_ttl"`
+	// MetricsAddr serves /metrics there instead of on Addr.
+	MetricsAddr string `param:"metrics_addr"`
 }
 
 // NewCmdServe returns `deploy serve`.
@@ -38,7 +40,10 @@ original API (/build/latest, /build/download, /build/download/complete) and
 the Capgo plugin's self-hosted protocol (/capgo/<app>/updates and
 /capgo/<app>/stats), serves only manifests that verify against the root key,
 redirects downloads to the CDN (or serves them from a local store), and
-records events in SQLite. Stops gracefully on SIGTERM or Ctrl-C.`,
+records events in SQLite. GET /metrics answers Prometheus metrics (on
+metrics_addr if set), GET /readyz whether the store and the database can be
+used. Stops gracefully on SIGTERM or Ctrl-C. Every parameter can also come
+from a DEPLOY_<NAME> environment variable, as in a systemd unit.`,
 		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
 	}, &serveOptions{env: e}, runServe)
 }
@@ -58,22 +63,53 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		DBPath: opts.DB, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
-		CacheTTL: opts.CacheTTL,
-		Log:      zerolog.New(opts.io.Err).With().Timestamp().Logger(),
+		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "",
+		Log: zerolog.New(opts.io.Err).With().Timestamp().Logger(),
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", opts.Addr)
+	ln, err := listen(opts.Addr, "addr")
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w; pick another with addr=", opts.Addr, err)
+		return err
 	}
 	fmt.Fprintf(opts.io.Err, "listening on http://%s (store %s)\n", ln.Addr(), opts.URL())
+	if opts.MetricsAddr != "" {
+		if err := serveMetrics(ctx, opts, srv); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
 	return srv.Close()
+}
+
+// serveMetrics serves the tracker's metrics on metrics_addr until ctx ends.
+// An error serving them later is logged: devices are still served.
+func serveMetrics(ctx context.Context, opts *serveOptions, srv *tracker.Server) error {
+	ln, err := listen(opts.MetricsAddr, "metrics_addr")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.io.Err, "metrics on http://%s/metrics\n", ln.Addr())
+	go func() {
+		if err := srv.ServeMetrics(ctx, ln); err != nil {
+			fmt.Fprintf(opts.io.Err, "metrics: %v\n", err)
+		}
+	}()
+	return nil
+}
+
+// listen opens the TCP address addr of the parameter named param.
+func listen(addr, param string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w; pick another with %s=", addr, err, param)
+	}
+	return ln, nil
 }
 
 type statsOptions struct {
