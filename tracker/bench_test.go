@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -158,4 +159,37 @@ func BenchmarkEventIngest(b *testing.B) {
 			b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
 		})
 	}
+}
+
+// BenchmarkMetricsOverhead measures, in one run, what the request metrics
+// (route lookup, counter and histogram) cost against the whole in-process
+// answer to GET /build/latest that they are part of, and reports the share.
+func BenchmarkMetricsOverhead(b *testing.B) {
+	f := newFixture(b)
+	f.publish("retailer", "production", "1.0.0")
+	cfg := f.config(b)
+	cfg.CacheTTL = time.Hour
+	srv, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	req := httptest.NewRequest("GET", "/build/latest?app=retailer&device="+deviceA, nil)
+	h := srv.Handler()
+	n := max(b.N, 20000)
+	b.ResetTimer()
+	start := time.Now()
+	for range n {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	whole := time.Since(start)
+	start = time.Now()
+	for range n {
+		srv.metrics.request(srv.route(req), http.StatusOK, time.Millisecond)
+	}
+	metrics := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(whole.Nanoseconds())/float64(n), "request_ns")
+	b.ReportMetric(float64(metrics.Nanoseconds())/float64(n), "metrics_ns")
+	b.ReportMetric(float64(metrics)/float64(whole), "share")
 }
