@@ -208,19 +208,8 @@ func TestPrivateMetrics(t *testing.T) {
 func TestReady(t *testing.T) {
 	f := newFixture(t)
 	f.publish("retailer", "production", "1.0.0")
-	srv, err := New(f.config(t)) // the cache lasts 10 ms
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done }) // the database is closed under it
-	base, c := "http://"+ln.Addr().String(), serialClient()
+	srv, base := startServer(t, f.config(t)) // the cache lasts 10 ms
+	c := serialClient()
 	waitStatus := func(path string, want int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)

@@ -276,7 +276,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // It returns nil after a clean shutdown. Close the Server afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return s.serveHTTP(ctx, ln, s.handler, "tracker", func(ctx context.Context) error {
-		if err := s.events.flush(ctx); err != nil {
+		if err := s.events.flush(ctx); err != nil && !errors.Is(err, errClosed) { // Close flushed them
 			return fmt.Errorf("tracker: flush events: %w", err)
 		}
 		return nil
