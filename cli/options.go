@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -61,7 +60,7 @@ var params = map[string]param{
 
 	"addr":         {help: "listen address", def: func() any { return ":8080" }},
 	"public_url":   {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
-	"db":           {help: "SQLite database of events", def: func() any { return filepath.Join(dataDir(), "events.db") }},
+	"db":           {help: "where events, device failures and floors live: sqlite:///path, or postgres://... shared by several trackers", def: func() any { return defaultStateURL() }},
 	"stats_token":  {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
 	"trust_proxy":  {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
 	"cache_ttl":    {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/tracker"
 )
 
@@ -40,10 +39,11 @@ original API (/build/latest, /build/download, /build/download/complete) and
 the Capgo plugin's self-hosted protocol (/capgo/<app>/updates and
 /capgo/<app>/stats), serves only manifests that verify against the root key,
 redirects downloads to the CDN (or serves them from a local store), and
-records events in SQLite. GET /metrics answers Prometheus metrics (on
-metrics_addr if set), GET /readyz whether the store and the database can be
-used. Stops gracefully on SIGTERM or Ctrl-C. Every parameter can also come
-from a DEPLOY_<NAME> environment variable, as in a systemd unit.`,
+records events in SQLite (db=sqlite:///path) or PostgreSQL (db=postgres://...).
+GET /metrics answers Prometheus metrics (on metrics_addr if set), GET /readyz
+whether the store and the database can be used. Stops gracefully on SIGTERM
+or Ctrl-C. Every parameter can also come from a DEPLOY_<NAME> environment
+variable, as in a systemd unit.`,
 		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
 	}, &serveOptions{env: e}, runServe)
 }
@@ -57,16 +57,19 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(opts.DB), 0o755); err != nil {
+	log := zerolog.New(opts.io.Err).With().Timestamp().Logger()
+	metrics := tracker.NewMetrics()
+	db, err := OpenState(ctx, opts.DB, state.Options{Log: log})
+	if err != nil {
 		return err
 	}
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
-		DBPath: opts.DB, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
-		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "",
-		Log: zerolog.New(opts.io.Err).With().Timestamp().Logger(),
+		State: db, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
+		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "", Metrics: metrics, Log: log,
 	})
 	if err != nil {
+		db.Close()
 		return err
 	}
 	defer srv.Close()

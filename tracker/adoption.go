@@ -14,33 +14,34 @@ type installCount struct {
 	devices int64
 }
 
-// adoptionSQL finds each device's first install (download_complete from
-// the seed's API or the plugin, or the plugin's set) of each version, by
-// the time the tracker received it, then counts them per bucket.
-const adoptionSQL = `SELECT version, MAX(n), first - first % ?, COUNT(*) FROM (
-	SELECT version, MAX(number) AS n, MIN(received) AS first FROM events
-	WHERE app = ? AND action IN ('download_complete', 'set')
-	GROUP BY version, device)
-	GROUP BY version, first - first % ?`
-
-// adoption counts first installs per version of app in buckets of the given
-// length, aligned on the Unix epoch.
-func (e *events) adoption(ctx context.Context, app string, bucket time.Duration) ([]installCount, error) {
-	ms := bucket.Milliseconds()
-	rows, err := e.r.QueryContext(ctx, adoptionSQL, ms, app, ms)
+// adoption counts first installs (download_complete from the seed's API or
+// the plugin, or the plugin's set) per version of app in buckets of the
+// given length, a whole number of hours aligned on the Unix epoch, by the
+// time the tracker received them. It reads the state's hourly counts.
+func (s *Server) adoption(ctx context.Context, app string, bucket time.Duration) ([]installCount, error) {
+	hours, err := s.state.Hourly(ctx, app, time.UnixMilli(0), s.now().Add(time.Hour))
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []installCount
-	for rows.Next() {
-		var c installCount
-		var start int64
-		if err := rows.Scan(&c.version, &c.number, &start, &c.devices); err != nil {
-			return nil, err
-		}
-		c.start = time.UnixMilli(start).UTC()
-		out = append(out, c)
+	type key struct {
+		start   int64
+		version string
 	}
-	return out, rows.Err()
+	idx := map[key]int{}
+	var out []installCount
+	for _, h := range hours {
+		if h.Installs == 0 {
+			continue
+		}
+		k := key{h.Hour.UnixMilli() - h.Hour.UnixMilli()%bucket.Milliseconds(), h.Version}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, installCount{start: time.UnixMilli(k.start).UTC(), version: h.Version})
+		}
+		out[i].number = max(out[i].number, h.Number)
+		out[i].devices += h.Installs
+	}
+	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
 )
 
 // capgoRequest is the JSON the Capgo plugin POSTs to its updateUrl, and,
@@ -101,7 +102,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := rel.build
-	s.events.recordCheck(event{App: app, Device: device, Action: actionCheck, Version: b.Version, Number: b.Number,
+	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), OldVersion: string(req.VersionName),
 		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"})
 	native := string(req.VersionBuild)
@@ -169,7 +170,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	evs := make([]event, 0, len(reqs))
+	evs := make([]state.Event, 0, len(reqs))
 	var invalid error
 	ignored := 0
 	now := s.now()
@@ -203,7 +204,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(evs) > 0 {
-		if err := s.events.record(r.Context(), evs...); err != nil {
+		if err := s.record(r.Context(), evs...); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -218,27 +219,27 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 }
 
 // capgoEvent validates one stats event. Errors are *appError.
-func (s *Server) capgoEvent(app string, q capgoRequest, now time.Time) (event, error) {
+func (s *Server) capgoEvent(app string, q capgoRequest, now time.Time) (state.Event, error) {
 	device, err := checkDevice(string(q.DeviceID))
 	if err != nil {
-		return event{}, err
+		return state.Event{}, err
 	}
 	action := string(q.Action)
 	if err := checkAction(action); err != nil {
-		return event{}, err
+		return state.Event{}, err
 	}
 	version, old := string(q.VersionName), string(q.OldVersionName)
 	if err := checkVersion("version_name", version); err != nil {
-		return event{}, err
+		return state.Event{}, err
 	}
 	if err := checkVersion("old_version_name", old); err != nil {
-		return event{}, err
+		return state.Event{}, err
 	}
 	ts, err := parseTimestamp(string(q.Timestamp), now)
 	if err != nil {
-		return event{}, err
+		return state.Event{}, err
 	}
-	ev := event{App: app, Device: device, Action: action, Version: version, TS: ts, OldVersion: old,
+	ev := state.Event{App: app, Device: device, Action: action, Version: version, TS: ts, OldVersion: old,
 		Platform: truncate(string(q.Platform), maxShortLen), PluginVersion: truncate(string(q.PluginVersion), maxShortLen), Source: "capgo"}
 	if b := s.man.byVersion(app, version); b != nil {
 		ev.Number = b.ref.Number

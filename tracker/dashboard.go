@@ -13,7 +13,7 @@ import (
 
 // dashboardSource shows the tracker's verified manifests and its events on
 // the dashboard. Channels come from the store's latest.json objects, each
-// verified as devices get it; events from the event database. Staged
+// verified as devices get it; events from the tracker state. Staged
 // rollouts and the history of earlier pointers are not in the format yet:
 // Rollout is nil, and a channel's history is its current pointer.
 type dashboardSource struct {
@@ -130,7 +130,7 @@ func signerName(rel *release, app string) string {
 
 // Counters are the stats of /api/stats, by build.
 func (d *dashboardSource) Counters(ctx context.Context, app string) ([]dashboard.Counters, error) {
-	stats, err := d.s.events.stats(ctx, app, d.s.man.byVersion)
+	stats, err := d.s.stats(ctx, app)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (d *dashboardSource) Counters(ctx context.Context, app string) ([]dashboard
 
 // Adoption counts first installs per bucket from the event database.
 func (d *dashboardSource) Adoption(ctx context.Context, app string, bucket time.Duration) ([]dashboard.Installs, error) {
-	counts, err := d.s.events.adoption(ctx, app, bucket)
+	counts, err := d.s.adoption(ctx, app, bucket)
 	if err != nil {
 		return nil, err
 	}

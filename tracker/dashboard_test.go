@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cartona/deploy/internal/browsertest"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store/file"
-	"github.com/rs/zerolog"
 )
 
 // clock is a settable time for the tracker, so events land in chosen hours.
@@ -82,7 +85,12 @@ func writeFile(t *testing.T, path, body string) {
 // on a loopback port, and returns its base URL at localhost: browsers keep
 // a Secure cookie over plain HTTP only there.
 func startDashboardTracker(t *testing.T, seed *dashboardSeed, clk *clock) string {
-	cfg := Config{Store: seed.store, Trust: seed.trust, DBPath: filepath.Join(t.TempDir(), "events.db"),
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Log: zerolog.New(io.Discard), Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := Config{Store: seed.store, Trust: seed.trust, State: st,
 		StatsToken: dashToken, CacheTTL: 10 * time.Millisecond, Log: zerolog.New(io.Discard),
 		Limits: Limits{DeviceRate: -1, AddrRate: -1}, Now: clk.Now}
 	_, base := startServer(t, cfg)

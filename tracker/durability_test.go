@@ -22,6 +22,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store/file"
 )
 
@@ -50,7 +52,11 @@ func runChild() error {
 	if err != nil {
 		return err
 	}
-	srv, err := New(Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{root}}, DBPath: os.Getenv("TRACKER_TEST_DB"),
+	db, err := sqlite.Open(os.Getenv("TRACKER_TEST_DB"), state.Options{Log: zerolog.New(io.Discard)})
+	if err != nil {
+		return err
+	}
+	srv, err := New(Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{root}}, State: db,
 		StatsToken: "tok", Log: zerolog.New(io.Discard), Limits: Limits{DeviceRate: -1, AddrRate: -1}})
 	if err != nil {
 		return err
@@ -225,7 +231,8 @@ func TestGracefulShutdown(t *testing.T) {
 	f.publish("retailer", "production", "1.0.0")
 	f.publish("retailer", "beta", "1.0.1")
 	cfg := f.config(t)
-	cfg.CacheTTL = time.Minute
+	db := filepath.Join(t.TempDir(), "state.db")
+	cfg.CacheTTL, cfg.State = time.Minute, openState(t, db)
 	cs := &countingStore{Store: f.store}
 	cfg.Store = cs
 	srv, err := New(cfg)
@@ -273,12 +280,13 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	cfg.State = openState(t, db)
 	srv2, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv2.Close()
-	st, err := srv2.events.stats(context.Background(), "retailer", srv2.man.byVersion)
+	st, err := srv2.stats(context.Background(), "retailer")
 	if err != nil {
 		t.Fatal(err)
 	}

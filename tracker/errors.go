@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/cartona/deploy/state"
 )
 
 // Error codes of application errors, the "error" field of an error answer.
@@ -112,4 +114,14 @@ func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// record stores evs in the state and returns once they are committed. A
+// failure to store is unavailable: the device sends them again later.
+func (s *Server) record(ctx context.Context, evs ...state.Event) error {
+	err := s.state.Record(ctx, evs...)
+	if err != nil && ctx.Err() == nil {
+		return &appError{Code: codeUnavailable, Message: "events cannot be stored right now; send them again later", Err: err}
+	}
+	return err
 }

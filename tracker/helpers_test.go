@@ -22,6 +22,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store"
 	"github.com/cartona/deploy/store/file"
 )
@@ -137,11 +139,23 @@ func (f *fixture) config(t testing.TB) Config {
 	return Config{
 		Store:    f.store,
 		Trust:    f.trust,
-		DBPath:   filepath.Join(t.TempDir(), "events.db"),
+		State:    openState(t, filepath.Join(t.TempDir(), "state.db")),
 		CacheTTL: 10 * time.Millisecond,
 		Log:      zerolog.New(io.Discard),
 		Limits:   Limits{DeviceRate: -1, AddrRate: -1},
 	}
+}
+
+// openState opens the SQLite state at path, closed at the end of the test
+// unless a Server closed it before.
+func openState(t testing.TB, path string) state.State {
+	t.Helper()
+	st, err := sqlite.Open(path, state.Options{Log: zerolog.New(io.Discard)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
 
 func makeZip(t testing.TB, files map[string]string) []byte {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/store"
 )
 
@@ -52,7 +53,7 @@ type manifests struct {
 	now     func() time.Time
 	log     zerolog.Logger
 	timeout time.Duration // of each store read
-	db      *events       // keeps maxACL and maxSeq across restarts
+	db      state.State   // keeps maxACL and maxSeq across restarts and trackers
 	metrics *Metrics
 
 	acl     *ttlCache[[]byte]
@@ -66,8 +67,8 @@ type manifests struct {
 	versions map[string]*buildInfo // by app "/" version: the highest number
 }
 
-// newManifests starts from the floors stored in db (see events.loadFloors).
-func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db *events, floors map[string]int64, metrics *Metrics) *manifests {
+// newManifests starts from the floors stored in db.
+func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db state.State, floors map[string]int64, metrics *Metrics) *manifests {
 	m := &manifests{
 		store:    st,
 		trust:    trust,
@@ -84,7 +85,7 @@ func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now f
 		versions: map[string]*buildInfo{},
 	}
 	for name, v := range floors {
-		if name == aclFloor {
+		if name == state.ACLFloor {
 			m.maxACL = v
 		} else {
 			m.maxSeq[name] = v
@@ -206,34 +207,34 @@ func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manife
 }
 
 // raise records a verified ACL version and, unless channel (app "/"
-// channel) is "", sequence: durably in the database first when either is
-// higher than seen before (rare: once per publish), then in memory. A
-// manifest is served only once raise has succeeded.
+// channel) is "", sequence: durably in the state first, then in memory. The
+// state answers the floors that other trackers sharing it raised, and a
+// manifest below them is refused as a rollback. A manifest is served only
+// once raise has succeeded; it runs once per cache refresh.
 func (m *manifests) raise(aclVersion int64, channel string, seq int64) error {
-	up := map[string]int64{}
-	m.mu.RLock()
-	if aclVersion > m.maxACL {
-		up[aclFloor] = aclVersion
-	}
-	if channel != "" && seq > m.maxSeq[channel] {
+	up := map[string]int64{state.ACLFloor: aclVersion}
+	if channel != "" {
 		up[channel] = seq
-	}
-	m.mu.RUnlock()
-	if len(up) == 0 {
-		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
 	defer cancel()
-	if err := m.db.raiseFloors(ctx, up); err != nil {
+	got, err := m.db.RaiseFloors(ctx, up)
+	if err != nil {
 		m.log.Error().Err(err).Msg("could not store the highest ACL version and sequence verified")
 		return &appError{Code: codeUnavailable, Message: "the tracker cannot record what it verified right now; try again later", Err: err}
 	}
 	m.mu.Lock()
-	m.maxACL = max(m.maxACL, up[aclFloor])
-	if v, ok := up[channel]; ok {
+	m.maxACL = max(m.maxACL, got[state.ACLFloor])
+	if v, ok := got[channel]; ok {
 		m.maxSeq[channel] = max(m.maxSeq[channel], v)
 	}
 	m.mu.Unlock()
+	switch {
+	case got[state.ACLFloor] > aclVersion:
+		return m.refuse(&manifest.Error{Rule: manifest.RuleACLRollback, Detail: fmt.Sprintf("ACL version %d is older than version %d verified before", aclVersion, got[state.ACLFloor])}, "acl", "acl.json")
+	case channel != "" && got[channel] > seq:
+		return m.refuse(&manifest.Error{Rule: manifest.RuleRollback, Detail: fmt.Sprintf("sequence %d is lower than sequence %d verified before", seq, got[channel])}, "latest", "the manifest of channel %q", channel)
+	}
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
 )
 
 // blockedAnswer is the /build/latest answer for a device that reported
@@ -57,7 +58,7 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := rel.build
-	s.events.recordCheck(event{App: app, Device: device, Action: actionCheck, Version: b.Version, Number: b.Number,
+	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"})
 	if s.blocked(r.Context(), app, device, b.Version) {
 		writeJSON(w, http.StatusOK, blockedAnswer{Blocked: true, Error: "blocked",
@@ -80,7 +81,7 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodGet && fromStart(r.Header.Get("Range")) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		err := s.events.record(ctx, event{App: b.app, Device: device, Action: actionDownloadStart, Version: b.ref.Version,
+		err := s.record(ctx, state.Event{App: b.app, Device: device, Action: state.ActionDownloadStart, Version: b.ref.Version,
 			Number: b.ref.Number, TS: s.now().UnixMilli(), Source: "seed"})
 		cancel()
 		if err != nil { // the download matters more than its count
@@ -105,7 +106,7 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := s.events.record(r.Context(), event{App: b.app, Device: device, Action: actionDownloadComplete,
+	err := s.record(r.Context(), state.Event{App: b.app, Device: device, Action: state.ActionDownloadComplete,
 		Version: b.ref.Version, Number: b.ref.Number, TS: 0, Source: "seed"})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -172,7 +173,7 @@ func (s *Server) buildDevice(w http.ResponseWriter, r *http.Request) (*buildInfo
 // If that cannot be read the build is offered: a device refuses a bundle
 // that does not verify, and the plugin rolls back one that fails.
 func (s *Server) blocked(ctx context.Context, app, device, version string) bool {
-	failed, err := s.events.hasFailed(ctx, app, device, version)
+	failed, err := s.state.Failed(ctx, app, device, version)
 	if err != nil {
 		s.log.Error().Err(err).Msg("update_fail lookup failed")
 	}

@@ -10,12 +10,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/store"
 )
 
@@ -23,7 +25,7 @@ import (
 // store is read again.
 const DefaultCacheTTL = 5 * time.Second
 
-// Config is what a Server needs. Store, Trust and DBPath are required.
+// Config is what a Server needs. Store, Trust and State are required.
 type Config struct {
 	// Store holds acl.json, the channels' latest.json, build records and
 	// bundles (store/file or store/s3).
@@ -38,8 +40,10 @@ type Config struct {
 	// download URLs it answers. Empty: derived from each request's Host and
 	// X-Forwarded-Proto, and New logs a warning.
 	PublicURL string
-	// DBPath is the SQLite database of events; created if missing.
-	DBPath string
+	// State is where the tracker keeps events, device failures, floors
+	// and halts (state/sqlite or state/postgres). The Server owns it once
+	// New succeeds: Close closes it.
+	State state.State
 	// StatsToken protects the operators' routes: the API under /api/
 	// ("Authorization: Bearer <token>") and the dashboard at /dashboard,
 	// where people sign in with it. Empty disables them (403).
@@ -129,7 +133,7 @@ type Server struct {
 	public  string // without a trailing slash
 	man     *manifests
 	bundles *bundleChecks
-	events  *events
+	state   state.State
 	devices *limiter
 	addrs   *limiter
 	dash    *dashboard.Dashboard
@@ -140,12 +144,16 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	closed    atomic.Bool
 }
 
 // New checks cfg, opens the event database and returns a Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("tracker: no store; set Config.Store")
+	}
+	if cfg.State == nil {
+		return nil, errors.New("tracker: no state; set Config.State")
 	}
 	if len(cfg.Trust.Roots) == 0 {
 		return nil, errors.New("tracker: no pinned root key; set the root public key (deploy keys show on the administrator's machine)")
@@ -169,14 +177,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
-	ev, err := openEvents(cfg.DBPath, cfg.Log, now, cfg.Metrics)
+	floors, err := cfg.State.Floors(context.Background())
 	if err != nil {
-		return nil, err
-	}
-	floors, err := ev.loadFloors()
-	if err != nil {
-		ev.close()
-		return nil, fmt.Errorf("tracker: event database %s: %w", cfg.DBPath, err)
+		return nil, fmt.Errorf("tracker: read the floors of the tracker state: %w", err)
 	}
 	if public == "" {
 		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +
@@ -189,9 +192,9 @@ func New(cfg Config) (*Server, error) {
 		now:     now,
 		cdn:     cdn,
 		public:  public,
-		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, ev, floors, cfg.Metrics),
+		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, cfg.State, floors, cfg.Metrics),
 		bundles: newBundleChecks(),
-		events:  ev,
+		state:   cfg.State,
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
 		metrics: cfg.Metrics,
@@ -199,7 +202,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.dash, err = dashboard.New(dashboard.Config{Source: newDashboardSource(s), Token: cfg.StatsToken, Log: cfg.Log, Now: now})
 	if err != nil {
-		ev.close()
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
 	}
 	s.mux = s.routes()
@@ -276,7 +278,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // It returns nil after a clean shutdown. Close the Server afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return s.serveHTTP(ctx, ln, s.handler, "tracker", func(ctx context.Context) error {
-		if err := s.events.flush(ctx); err != nil && !errors.Is(err, errClosed) { // Close flushed them
+		if err := s.state.Flush(ctx); err != nil && !errors.Is(err, state.ErrClosed) { // Close flushed them
 			return fmt.Errorf("tracker: flush events: %w", err)
 		}
 		return nil
@@ -332,16 +334,19 @@ func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler,
 	return err
 }
 
-// Close flushes queued events and closes the event database. Requests
-// still running after Close get errors; end Serve first.
+// Close flushes queued events and closes the State. Requests still
+// running after Close get errors; end Serve first.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.events.close() })
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.closeErr = s.state.Close()
+	})
 	return s.closeErr
 }
 
 // handleHealth answers GET /healthz.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if s.events.isClosed() {
+	if s.closed.Load() {
 		s.writeError(w, r, errorf(codeUnavailable, "shutting down"))
 		return
 	}

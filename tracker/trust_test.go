@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,7 +179,8 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 	oldLatest, oldACL := f.get(manifest.LatestKey("retailer", "production")), f.get(manifest.ACLKey)
 	ref2 := f.publish("retailer", "production", "2")
 	f.writeACL()
-	cfg := f.config(t)
+	cfg, db := f.config(t), filepath.Join(t.TempDir(), "state.db")
+	cfg.State = openState(t, db)
 	_, base, stop := startStoppable(t, cfg)
 	latest := base + "/build/latest?app=retailer&device=" + deviceA
 	if _, body := do(t, nil, "GET", latest, nil); !bytes.Contains(body, []byte(ref2.ID)) {
@@ -187,6 +189,7 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 	stop()
 
 	f.put(manifest.LatestKey("retailer", "production"), oldLatest)
+	cfg.State = openState(t, db)
 	_, base, stop = startStoppable(t, cfg)
 	latest = base + "/build/latest?app=retailer&device=" + deviceA
 	resp, body := do(t, nil, "GET", latest, nil)
@@ -202,6 +205,7 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 
 	f.point("retailer", "production", ref2) // sequence 3, but the ACL is older
 	f.put(manifest.ACLKey, oldACL)
+	cfg.State = openState(t, db)
 	_, base = startServer(t, cfg)
 	resp, body = do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {

@@ -1,0 +1,165 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/rs/zerolog"
+)
+
+// Group commit limits: a commit holds at most MaxBatch events, and the
+// queue QueueLen waiting requests.
+const (
+	MaxBatch = 4096
+	QueueLen = 4096
+)
+
+// maxRecentChecks bounds the set of checks recorded in the current minute.
+const maxRecentChecks = 1 << 18
+
+// Batcher is the group commit that backends share: one goroutine takes
+// every request waiting in the queue, commits their events in one call of
+// commit and then answers them all. Its methods are those of State.
+type Batcher struct {
+	commit func([]Event) error
+	log    zerolog.Logger
+
+	mu     sync.RWMutex // held shared by senders, exclusively by Close
+	closed bool
+	queue  chan *request
+	done   chan struct{}
+
+	checkMu     sync.Mutex
+	checkMinute int64
+	checks      map[string]struct{} // checks recorded in checkMinute
+}
+
+type request struct {
+	events []Event
+	done   chan error // nil: nobody waits
+}
+
+// NewBatcher starts the writer goroutine. commit stores a batch of events
+// atomically; it is called from one goroutine at a time and must not keep
+// the slice.
+func NewBatcher(commit func([]Event) error, log zerolog.Logger) *Batcher {
+	b := &Batcher{commit: commit, log: log, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[string]struct{}{}}
+	go b.run()
+	return b
+}
+
+// Record implements State.
+func (b *Batcher) Record(ctx context.Context, evs ...Event) error {
+	r := &request{events: evs, done: make(chan error, 1)}
+	if err := b.send(ctx, r, true); err != nil {
+		return err
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RecordCheck implements State.
+func (b *Batcher) RecordCheck(ev Event) {
+	key := ev.App + "\x00" + ev.Device + "\x00" + ev.Version
+	b.checkMu.Lock()
+	if ev.TS != b.checkMinute {
+		clear(b.checks)
+		b.checkMinute = ev.TS
+	}
+	_, seen := b.checks[key]
+	if !seen && len(b.checks) < maxRecentChecks {
+		b.checks[key] = struct{}{}
+	}
+	b.checkMu.Unlock()
+	if seen {
+		return
+	}
+	if err := b.send(context.Background(), &request{events: []Event{ev}}, false); err != nil && !errors.Is(err, ErrClosed) {
+		b.log.Debug().Err(err).Msg("update check not recorded")
+	}
+}
+
+// Flush implements State.
+func (b *Batcher) Flush(ctx context.Context) error { return b.Record(ctx) }
+
+// Closed reports whether Close was called.
+func (b *Batcher) Closed() bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.closed
+}
+
+// Close commits what is queued and stops the writer. It returns false if
+// the Batcher was closed already.
+func (b *Batcher) Close() bool {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
+	b.closed = true
+	close(b.queue)
+	b.mu.Unlock()
+	<-b.done
+	return true
+}
+
+func (b *Batcher) send(ctx context.Context, r *request, wait bool) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if !wait {
+		select {
+		case b.queue <- r:
+			return nil
+		default:
+			return errors.New("event queue full")
+		}
+	}
+	select {
+	case b.queue <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Batcher) run() {
+	defer close(b.done)
+	var evs []Event
+	for r := range b.queue {
+		reqs := []*request{r}
+		evs = append(evs[:0], r.events...)
+	drain:
+		for len(evs) < MaxBatch {
+			select {
+			case r, ok := <-b.queue:
+				if !ok {
+					break drain
+				}
+				reqs = append(reqs, r)
+				evs = append(evs, r.events...)
+			default:
+				break drain
+			}
+		}
+		var err error
+		if len(evs) > 0 {
+			if err = b.commit(evs); err != nil {
+				b.log.Error().Err(err).Int("events", len(evs)).Msg("event commit failed")
+			}
+		}
+		for _, r := range reqs {
+			if r.done != nil {
+				r.done <- err
+			}
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package state
+
+import (
+	"strings"
+	"time"
+)
+
+// What a backend stores besides raw events, so that stats never scan them:
+// marks (one row per device, build and kind; the failures are marks) and
+// hourly counts per build. A backend stores a batch of events, then the
+// Marks of the events that were new, then the Deltas of both.
+
+// Kinds of mark.
+const (
+	MarkSeen      = "seen"      // any event of the device for the build
+	MarkCompleted = "completed" // a download_complete
+	MarkFailed    = "failed"    // an update_fail: the build is not offered to the device again
+	MarkInstalled = "installed" // a download_complete or the plugin's set: the build is on the device
+)
+
+// Mark records that a device did something with a build, first in Hour.
+type Mark struct {
+	App, Version, Device, Kind string
+	Hour                       int64 // milliseconds since the epoch, a whole hour
+}
+
+// Delta is what a batch adds to the hourly counts of a build.
+type Delta struct {
+	App, Version string
+	Hour         int64 // milliseconds since the epoch, a whole hour
+	Number       int64 // the highest build number seen
+	Counts
+	Installs int64 // devices whose first install of the build this is
+}
+
+// HourOf is the start of t's hour in milliseconds since the epoch.
+func HourOf(t time.Time) int64 { return t.UnixMilli() / 3_600_000 * 3_600_000 }
+
+// Marks returns the distinct marks of events received in hour.
+func Marks(stored []Event, hour int64) []Mark {
+	seen := map[Mark]bool{}
+	var out []Mark
+	add := func(m Mark) {
+		if !seen[m] {
+			seen[m] = true
+			out = append(out, m)
+		}
+	}
+	for _, e := range stored {
+		m := Mark{App: e.App, Version: e.Version, Device: e.Device, Kind: MarkSeen, Hour: hour}
+		add(m)
+		switch e.Action {
+		case ActionDownloadComplete:
+			m.Kind = MarkCompleted
+			add(m)
+			m.Kind = MarkInstalled
+			add(m)
+		case "set":
+			m.Kind = MarkInstalled
+			add(m)
+		case ActionUpdateFail:
+			m.Kind = MarkFailed
+			add(m)
+		}
+	}
+	return out
+}
+
+// Deltas sums newly stored events and newly stored marks per build.
+func Deltas(stored []Event, newMarks []Mark, hour int64) []Delta {
+	type build struct{ app, version string }
+	idx := map[build]int{}
+	var out []Delta
+	get := func(app, version string) *Delta {
+		k := build{app, version}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, Delta{App: app, Version: version, Hour: hour})
+		}
+		return &out[i]
+	}
+	for _, e := range stored {
+		d := get(e.App, e.Version)
+		d.Number = max(d.Number, e.Number)
+		switch {
+		case e.Action == ActionCheck:
+			d.Checks++
+		case e.Action == ActionDownloadStart:
+			d.DownloadsStarted++
+		case downloadFailed(e.Action):
+			d.DownloadsFailed++
+		case e.Action == ActionUpdateFail || e.Action == "set_fail":
+			d.UpdatesFailed++
+		}
+	}
+	for _, m := range newMarks {
+		d := get(m.App, m.Version)
+		switch m.Kind {
+		case MarkSeen:
+			d.Devices++
+		case MarkCompleted:
+			d.DownloadsCompleted++
+		case MarkInstalled:
+			d.Installs++
+		}
+	}
+	return out
+}
+
+// downloadFailed reports whether a Capgo action is a failed download.
+func downloadFailed(action string) bool {
+	switch action {
+	case "download_fail", "checksum_fail", "checksum_required", "unzip_fail", "decrypt_fail",
+		"windows_path_fail", "canonical_path_fail", "low_mem_fail", "insufficient_disk_space":
+		return true
+	}
+	return strings.HasPrefix(action, "download_manifest_") && strings.HasSuffix(action, "fail")
+}

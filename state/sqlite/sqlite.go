@@ -1,0 +1,253 @@
+// Package sqlite is the embedded tracker state: one SQLite database in WAL
+// mode with synchronous=FULL, for a tracker that runs as one process.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/cartona/deploy/state"
+)
+
+// maxFailedInMemory bounds the in-memory set of failed marks; past it,
+// misses are looked up in the database.
+const maxFailedInMemory = 1 << 20
+
+// DB is a state.State in an SQLite file. Its writer is a single connection
+// that commits the events of many requests in one transaction; readers use
+// their own connections.
+type DB struct {
+	*state.Batcher
+	w, r *sql.DB
+	ins  [3]*sql.Stmt // event, mark, hourly
+	now  func() time.Time
+
+	failMu       sync.RWMutex
+	failed       map[string]struct{}
+	failOverflow bool
+}
+
+var _ state.State = (*DB)(nil)
+
+const (
+	insertEvent = `INSERT OR IGNORE INTO events
+	(app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	insertMark   = `INSERT OR IGNORE INTO marks (app, version, device, kind, hour) VALUES (?, ?, ?, ?, ?)`
+	upsertHourly = `INSERT INTO hourly (app, version, hour, number, checks, downloads_started, downloads_completed,
+	downloads_failed, updates_failed, devices, installs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (app, hour, version) DO UPDATE SET number = max(number, excluded.number),
+	checks = checks + excluded.checks, downloads_started = downloads_started + excluded.downloads_started,
+	downloads_completed = downloads_completed + excluded.downloads_completed,
+	downloads_failed = downloads_failed + excluded.downloads_failed,
+	updates_failed = updates_failed + excluded.updates_failed, devices = devices + excluded.devices,
+	installs = installs + excluded.installs`
+)
+
+// Open opens (creating it if missing) the database at path and brings its
+// schema up to date.
+func Open(path string, opts state.Options) (*DB, error) {
+	if path == "" {
+		return nil, errors.New("no SQLite database path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("SQLite database path %q contains '?' or '#'; choose another path", path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("state database: %w", err)
+	}
+	d, err := open(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("state database %s: %w", path, err)
+	}
+	return d, nil
+}
+
+func open(path string, opts state.Options) (_ *DB, err error) {
+	const pragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	d := &DB{now: opts.Clock(), failed: map[string]struct{}{}}
+	if d.w, err = sql.Open("sqlite", path+pragmas+"&_txlock=immediate"); err != nil {
+		return nil, err
+	}
+	d.w.SetMaxOpenConns(1)
+	d.w.SetMaxIdleConns(1)
+	d.w.SetConnMaxLifetime(0)
+	if d.r, err = sql.Open("sqlite", path+pragmas+"&_pragma=query_only(1)"); err != nil {
+		d.w.Close()
+		return nil, err
+	}
+	d.r.SetMaxOpenConns(4)
+	if err = d.prepare(); err == nil {
+		err = d.loadFailed()
+	}
+	if err != nil {
+		d.closeDB()
+		return nil, err
+	}
+	d.Batcher = state.NewBatcher(d.commit, opts.Log)
+	return d, nil
+}
+
+// prepare migrates the schema and prepares the writer's statements.
+func (d *DB) prepare() error {
+	var v int
+	if err := d.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("its schema version %d is newer than this deploy knows (%d); upgrade deploy", v, schemaVersion)
+	}
+	if v < schemaVersion {
+		tx, err := d.w.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(schemaV2 + schemaV3); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	for i, q := range []string{insertEvent, insertMark, upsertHourly} {
+		var err error
+		if d.ins[i], err = d.w.Prepare(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements state.State.
+func (d *DB) Close() error {
+	if !d.Batcher.Close() {
+		return nil
+	}
+	return d.closeDB()
+}
+
+func (d *DB) closeDB() error {
+	var errs []error
+	for _, s := range d.ins {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	errs = append(errs, d.w.Close(), d.r.Close())
+	return errors.Join(errs...)
+}
+
+// commit stores a batch in one transaction: the events, their marks and
+// the hourly counts of those that were new.
+func (d *DB) commit(evs []state.Event) error {
+	tx, err := d.w.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	received := d.now()
+	hour := state.HourOf(received)
+	ev, mk, hr := tx.Stmt(d.ins[0]), tx.Stmt(d.ins[1]), tx.Stmt(d.ins[2])
+	var stored []state.Event
+	for _, v := range evs {
+		if ok, err := insert(ev, v.App, v.Device, v.Action, v.Version, v.TS, v.Number, v.OldVersion,
+			v.Platform, v.PluginVersion, v.Source, received.UnixMilli()); err != nil {
+			return err
+		} else if ok {
+			stored = append(stored, v)
+		}
+	}
+	var marks []state.Mark
+	for _, m := range state.Marks(stored, hour) {
+		if ok, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour); err != nil {
+			return err
+		} else if ok {
+			marks = append(marks, m)
+		}
+	}
+	for _, c := range state.Deltas(stored, marks, hour) {
+		if _, err := hr.Exec(c.App, c.Version, c.Hour, c.Number, c.Checks, c.DownloadsStarted,
+			c.DownloadsCompleted, c.DownloadsFailed, c.UpdatesFailed, c.Devices, c.Installs); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, m := range marks {
+		if m.Kind == state.MarkFailed {
+			d.addFailed(m.App, m.Device, m.Version)
+		}
+	}
+	return nil
+}
+
+// insert runs an INSERT OR IGNORE and reports whether it added the row.
+func insert(stmt *sql.Stmt, args ...any) (bool, error) {
+	res, err := stmt.Exec(args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
+
+func (d *DB) addFailed(app, device, version string) {
+	d.failMu.Lock()
+	defer d.failMu.Unlock()
+	if len(d.failed) >= maxFailedInMemory {
+		d.failOverflow = true
+		return
+	}
+	d.failed[failKey(app, device, version)] = struct{}{}
+}
+
+func (d *DB) loadFailed() error {
+	rows, err := d.r.Query(`SELECT app, device, version FROM marks WHERE kind = 'failed'`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var app, device, version string
+		if err := rows.Scan(&app, &device, &version); err != nil {
+			return err
+		}
+		d.addFailed(app, device, version)
+	}
+	return rows.Err()
+}
+
+// Failed implements state.State from memory; only past maxFailedInMemory
+// failures does a miss read the database.
+func (d *DB) Failed(ctx context.Context, app, device, version string) (bool, error) {
+	if d.Closed() {
+		return false, state.ErrClosed
+	}
+	d.failMu.RLock()
+	_, ok := d.failed[failKey(app, device, version)]
+	overflow := d.failOverflow
+	d.failMu.RUnlock()
+	if ok || !overflow {
+		return ok, nil
+	}
+	var one int
+	err := d.r.QueryRowContext(ctx, `SELECT 1 FROM marks WHERE app = ? AND version = ? AND device = ? AND kind = 'failed'`,
+		app, version, device).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,347 @@
+// Package statetest is the conformance suite that every state.State
+// backend passes. A backend's test calls [Run].
+package statetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/state"
+)
+
+// Backend describes the backend under test.
+type Backend struct {
+	// Fresh makes an empty database and returns a function that opens a
+	// State on it; each call opens another State on the same data, as
+	// another tracker (or the same one restarted) would. States are closed
+	// by the suite.
+	Fresh func(t *testing.T) func(state.Options) state.State
+	// Shared is set when several States open at once on one database
+	// see each other's writes at once (several trackers).
+	Shared bool
+}
+
+// clock is a settable time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
+
+var start = time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+
+// opener opens States on one fresh database with a shared clock, closing
+// them at the end of the test.
+func opener(t *testing.T, b Backend) (func() state.State, *clock) {
+	open, c := b.Fresh(t), &clock{t: start}
+	return func() state.State {
+		s := open(state.Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), Now: c.now})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}, c
+}
+
+func ev(app, device, action, version string, ts int64) state.Event {
+	return state.Event{App: app, Device: device, Action: action, Version: version, TS: ts, Number: 1, Source: "capgo"}
+}
+
+func record(t *testing.T, s state.State, evs ...state.Event) {
+	t.Helper()
+	if err := s.Record(context.Background(), evs...); err != nil {
+		t.Fatalf("Record: %v", err)
+	}
+}
+
+// stats returns the counts of app by version.
+func stats(t *testing.T, s state.State, app string) map[string]state.BuildCounts {
+	t.Helper()
+	bs, err := s.Stats(context.Background(), app)
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	out := map[string]state.BuildCounts{}
+	for _, b := range bs {
+		if _, dup := out[b.App+"/"+b.Version]; dup {
+			t.Fatalf("Stats lists %s %s twice", b.App, b.Version)
+		}
+		out[b.App+"/"+b.Version] = b
+	}
+	return out
+}
+
+func wantCounts(t *testing.T, got map[string]state.BuildCounts, key string, number int64, want state.Counts) {
+	t.Helper()
+	g := got[key]
+	if g.Counts != want || g.Number != number {
+		t.Fatalf("%s: got number %d %+v, want number %d %+v", key, g.Number, g.Counts, number, want)
+	}
+}
+
+// Run runs the conformance suite.
+func Run(t *testing.T, b Backend) {
+	t.Run("Counts", func(t *testing.T) { testCounts(t, b) })
+	t.Run("Dedup", func(t *testing.T) { testDedup(t, b) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
+	t.Run("Checks", func(t *testing.T) { testChecks(t, b) })
+	t.Run("Failed", func(t *testing.T) { testFailed(t, b) })
+	t.Run("Floors", func(t *testing.T) { testFloors(t, b) })
+	t.Run("Hourly", func(t *testing.T) { testHourly(t, b) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, b) })
+	t.Run("Halts", func(t *testing.T) { testHalts(t, b) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, b) })
+	if b.Shared {
+		t.Run("Shared", func(t *testing.T) { testShared(t, b) })
+	}
+}
+
+func testCounts(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	big := ev("shop", "d1", state.ActionCheck, "1.0.1", 60_000)
+	big.Number = 7
+	record(t, s,
+		ev("shop", "d1", state.ActionCheck, "1.0.1", 0), big,
+		ev("shop", "d1", state.ActionDownloadStart, "1.0.1", 1), ev("shop", "d1", state.ActionDownloadStart, "1.0.1", 2),
+		ev("shop", "d1", state.ActionDownloadComplete, "1.0.1", 3), ev("shop", "d1", state.ActionDownloadComplete, "1.0.1", 4),
+		ev("shop", "d2", state.ActionDownloadComplete, "1.0.1", 3),
+		ev("shop", "d2", "checksum_fail", "1.0.1", 5), ev("shop", "d2", "download_manifest_brotli_fail", "1.0.1", 6),
+		ev("shop", "d3", state.ActionUpdateFail, "1.0.1", 7), ev("shop", "d3", "set_fail", "1.0.1", 8),
+		ev("shop", "d3", "app_moved_to_foreground", "1.0.1", 9),
+		ev("shop", "d1", state.ActionCheck, "builtin", 0),
+		ev("other", "d1", state.ActionCheck, "1.0.1", 0))
+	got := stats(t, s, "shop")
+	if len(got) != 2 {
+		t.Fatalf("Stats(shop) = %v, want 2 builds", got)
+	}
+	wantCounts(t, got, "shop/1.0.1", 7, state.Counts{Checks: 2, DownloadsStarted: 2, DownloadsCompleted: 2, DownloadsFailed: 2, UpdatesFailed: 2, Devices: 3})
+	wantCounts(t, got, "shop/builtin", 1, state.Counts{Checks: 1, Devices: 1})
+	all := stats(t, s, "")
+	if len(all) != 3 {
+		t.Fatalf("Stats(\"\") = %v, want 3 builds", all)
+	}
+	wantCounts(t, all, "other/1.0.1", 1, state.Counts{Checks: 1, Devices: 1})
+}
+
+func testDedup(t *testing.T, b Backend) {
+	open, c := opener(t, b)
+	s := open()
+	e := ev("shop", "d1", state.ActionDownloadStart, "1.0.1", 42)
+	record(t, s, e, e)
+	c.set(start.Add(3 * time.Hour)) // a resend hours later still counts once
+	record(t, s, e, ev("shop", "d1", state.ActionDownloadStart, "1.0.1", 43))
+	s.Close()
+	s = open() // and so after a restart
+	record(t, s, e)
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{DownloadsStarted: 2, Devices: 1})
+}
+
+func testConcurrent(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	const workers, each = 16, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				e := ev("shop", fmt.Sprintf("d%d", w), state.ActionDownloadStart, "1.0.1", int64(i))
+				if err := s.Record(context.Background(), e, e); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{DownloadsStarted: workers * each, Devices: workers})
+}
+
+func testChecks(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	for range 3 {
+		s.RecordCheck(ev("shop", "d1", state.ActionCheck, "1.0.1", 60_000))
+	}
+	s.RecordCheck(ev("shop", "d1", state.ActionCheck, "1.0.1", 120_000))
+	s.RecordCheck(ev("shop", "d2", state.ActionCheck, "1.0.1", 120_000))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 3, Devices: 2})
+}
+
+func testFailed(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	record(t, s, ev("shop", "d1", state.ActionUpdateFail, "1.0.1", 1), ev("shop", "d2", "set_fail", "1.0.1", 1))
+	s.Close()
+	s = open()
+	for _, c := range []struct {
+		device, version string
+		want            bool
+	}{{"d1", "1.0.1", true}, {"d1", "1.0.2", false}, {"d2", "1.0.1", false}, {"d3", "1.0.1", false}} {
+		got, err := s.Failed(ctx, "shop", c.device, c.version)
+		if err != nil || got != c.want {
+			t.Errorf("Failed(shop, %s, %s) = %v, %v; want %v", c.device, c.version, got, err, c.want)
+		}
+	}
+	if got, err := s.Failed(ctx, "other", "d1", "1.0.1"); err != nil || got {
+		t.Errorf("Failed(other, d1, 1.0.1) = %v, %v; want false", got, err)
+	}
+}
+
+func testFloors(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	raise := func(in, want map[string]int64) {
+		t.Helper()
+		got, err := s.RaiseFloors(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("RaiseFloors(%v) = %v, want %v", in, got, want)
+		}
+	}
+	raise(map[string]int64{state.ACLFloor: 3, "shop/production": 10}, map[string]int64{state.ACLFloor: 3, "shop/production": 10})
+	raise(map[string]int64{state.ACLFloor: 2, "shop/beta": 1}, map[string]int64{state.ACLFloor: 3, "shop/beta": 1})
+	raise(map[string]int64{"shop/production": 11}, map[string]int64{"shop/production": 11})
+	s.Close()
+	s = open()
+	got, err := s.Floors(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int64{state.ACLFloor: 3, "shop/production": 11, "shop/beta": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Floors = %v, want %v", got, want)
+	}
+}
+
+func testHourly(t *testing.T, b Backend) {
+	open, c := opener(t, b)
+	s := open()
+	record(t, s, ev("shop", "d1", state.ActionCheck, "1.0.1", 0), ev("shop", "d1", state.ActionDownloadComplete, "1.0.1", 0))
+	c.set(start.Add(time.Hour))
+	record(t, s, ev("shop", "d1", state.ActionCheck, "1.0.1", 1), ev("shop", "d2", state.ActionDownloadComplete, "1.0.1", 0),
+		ev("shop", "d1", state.ActionDownloadComplete, "1.0.1", 1), ev("shop", "d4", "set", "1.0.1", 0))
+	c.set(start.Add(5 * time.Hour))
+	record(t, s, ev("shop", "d3", state.ActionCheck, "1.0.1", 1))
+	hs, err := s.Hourly(context.Background(), "shop", start.Truncate(time.Hour), start.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(hs, func(a, b state.HourCounts) int { return a.Hour.Compare(b.Hour) })
+	want := []state.HourCounts{
+		{BuildCounts: state.BuildCounts{App: "shop", Version: "1.0.1", Number: 1, Counts: state.Counts{Checks: 1, DownloadsCompleted: 1, Devices: 1}},
+			Installs: 1, Hour: start.Truncate(time.Hour)},
+		{BuildCounts: state.BuildCounts{App: "shop", Version: "1.0.1", Number: 1, Counts: state.Counts{Checks: 1, DownloadsCompleted: 1, Devices: 2}},
+			Installs: 2, Hour: start.Truncate(time.Hour).Add(time.Hour)}, // d2 completed, d4 set; d1 installed before
+	}
+	if !slices.Equal(hs, want) {
+		t.Fatalf("Hourly = %+v, want %+v", hs, want)
+	}
+}
+
+func testPrune(t *testing.T, b Backend) {
+	open, c := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	old := ev("shop", "d1", state.ActionUpdateFail, "1.0.1", 1)
+	record(t, s, old)
+	c.set(start.Add(48 * time.Hour))
+	record(t, s, ev("shop", "d2", state.ActionCheck, "1.0.1", 1))
+	n, err := s.Prune(ctx, start.Add(24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v; want 1", n, err)
+	}
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 1, UpdatesFailed: 1, Devices: 2})
+	if f, err := s.Failed(ctx, "shop", "d1", "1.0.1"); err != nil || !f {
+		t.Fatalf("Failed after Prune = %v, %v; want true", f, err)
+	}
+}
+
+func testHalts(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	h1 := state.Halt{App: "shop", Channel: "production", Rollout: "r1", Reason: "crash rate", At: start}
+	h2 := state.Halt{App: "shop", Channel: "beta", Rollout: "r2", Reason: "manual", At: start.Add(time.Minute)}
+	for _, h := range []state.Halt{h1, h2, {App: "shop", Channel: "production", Rollout: "r1", Reason: "again", At: start.Add(time.Hour)},
+		{App: "other", Channel: "production", Rollout: "r1", Reason: "x", At: start}} {
+		if err := s.Halt(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open()
+	got, err := s.Halts(ctx, "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []state.Halt{h1, h2}) {
+		t.Fatalf("Halts = %+v, want %+v", got, []state.Halt{h1, h2})
+	}
+}
+
+func testClosed(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	s.RecordCheck(ev("shop", "d1", state.ActionCheck, "1.0.1", 0))
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.Record(ctx, ev("shop", "d1", state.ActionDownloadStart, "1.0.1", 0)); !errors.Is(err, state.ErrClosed) {
+		t.Fatalf("Record after Close = %v, want ErrClosed", err)
+	}
+	if err := s.Ping(ctx); err == nil {
+		t.Fatal("Ping after Close succeeded")
+	}
+	s = open()
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 1, Devices: 1})
+}
+
+// testShared runs two States on one database at once, as two trackers.
+func testShared(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s1, s2 := open(), open()
+	ctx := context.Background()
+	record(t, s1, ev("shop", "d1", state.ActionUpdateFail, "1.0.1", 1))
+	if f, err := s2.Failed(ctx, "shop", "d1", "1.0.1"); err != nil || !f {
+		t.Fatalf("Failed through the other State = %v, %v; want true", f, err)
+	}
+	if _, err := s1.RaiseFloors(ctx, map[string]int64{"shop/production": 9}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s2.RaiseFloors(ctx, map[string]int64{"shop/production": 5})
+	if err != nil || got["shop/production"] != 9 {
+		t.Fatalf("RaiseFloors through the other State = %v, %v; want 9", got, err)
+	}
+	e := ev("shop", "d2", state.ActionDownloadStart, "1.0.1", 1)
+	record(t, s1, e)
+	record(t, s2, e)
+	wantCounts(t, stats(t, s2, "shop"), "shop/1.0.1", 1, state.Counts{DownloadsStarted: 1, UpdatesFailed: 1, Devices: 2})
+}

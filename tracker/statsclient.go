@@ -1,0 +1,50 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// GetStats fetches the stats of app (every app if "") from the tracker at
+// baseURL, for `deploy stats`. A nil client means http.DefaultClient.
+// An error answer of the tracker is returned with its message.
+func GetStats(ctx context.Context, client *http.Client, baseURL, token, app string) (*Stats, error) {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	u := strings.TrimRight(baseURL, "/") + StatsPath
+	if app != "" {
+		u += "?app=" + url.QueryEscape(app)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("stats: read %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		if json.Unmarshal(body, &e) == nil && e.Message != "" {
+			return nil, fmt.Errorf("stats: %s: %s", resp.Status, e.Message)
+		}
+		return nil, fmt.Errorf("stats: %s from %s", resp.Status, u)
+	}
+	var st Stats
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("stats: decode answer of %s: %w", u, err)
+	}
+	return &st, nil
+}
