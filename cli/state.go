@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/state/postgres"
 	"github.com/cartona/deploy/state/sqlite"
 )
 
@@ -32,6 +33,12 @@ func OpenState(ctx context.Context, raw string, opts state.Options) (state.State
 			p = filepath.FromSlash(u.Host + u.Path)
 		}
 		return sqlite.Open(p, opts)
+	case "postgres", "postgresql":
+		db, err := postgres.Open(ctx, raw, opts)
+		if err != nil {
+			return nil, fmt.Errorf("db %s: %w", redact(u), err)
+		}
+		return db, nil
 	default:
 		return nil, usageError{fmt.Errorf("unknown db scheme %q in %q; use sqlite:///path or postgres://user@host/database", u.Scheme, redact(u))}
 	}
