@@ -178,7 +178,9 @@ func insertMarks(ctx context.Context, tx pgx.Tx, marks []state.Mark) ([]state.Ma
 }
 
 func upsertHourly(ctx context.Context, tx pgx.Tx, deltas []state.Delta) error {
-	slices.SortFunc(deltas, func(a, b state.Delta) int { return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version)) })
+	slices.SortFunc(deltas, func(a, b state.Delta) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version))
+	})
 	cols := make([][]any, 10)
 	for _, c := range deltas {
 		for i, v := range []any{c.App, c.Version, c.Hour, c.Number, c.Checks, c.DownloadsStarted, c.DownloadsCompleted,
