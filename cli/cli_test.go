@@ -26,23 +26,30 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/cartona/deploy/cli"
+	"github.com/cartona/deploy/internal/pgtest"
 	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
 )
 
+// deployMainEnv=1 makes the test binary run deploy itself, for tests that
+// start deploy processes outside scripts (on a terminal in matrix_test.go,
+// or several `deploy serve`).
+const deployMainEnv = "DEPLOY_TEST_AS_MAIN"
+
 func TestMain(m *testing.M) {
-	if os.Getenv("DEPLOY_TEST_AS_MAIN") == "1" { // the matrix test runs deploy on a terminal
-		os.Exit(cli.Execute(context.Background(), "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	if os.Getenv(deployMainEnv) != "" {
+		deployMain()
 	}
-	testscript.Main(m, map[string]func(){
-		"deploy": func() { // as cmd/deploy's main
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			code := cli.Execute(ctx, "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
-			stop()
-			os.Exit(code)
-		},
-	})
+	testscript.Main(pgtest.Wrap(m), map[string]func(){"deploy": deployMain})
+}
+
+// deployMain runs as cmd/deploy's main.
+func deployMain() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Execute(ctx, "v0.0.0-test", os.Args[1:], cli.IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	stop()
+	os.Exit(code)
 }
 
 // TestScripts runs the scripts that use the embedded default store.

@@ -1,7 +1,9 @@
 // Package pgtest runs a real PostgreSQL server for tests: Debian's
 // binaries, a fresh cluster in a temporary folder, listening on a free
-// loopback port, one server per test binary. A test binary's TestMain
-// calls [Main]; tests call [Database] for an empty database of their own.
+// loopback port, one server per test binary, started by the first test
+// that asks for a database. A test binary's TestMain calls [Main] (which
+// stops it at exit); tests call [Database] for an empty database of their
+// own.
 package pgtest
 
 import (
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,30 +32,61 @@ type Server struct {
 }
 
 var (
-	shared *Server
-	nextDB atomic.Int64
+	mu      sync.Mutex
+	main    bool
+	shared  *Server
+	started error
+	nextDB  atomic.Int64
 )
 
-// Main starts the shared server, runs the tests and stops it. Without
-// PostgreSQL's binaries it fails with the way to install them.
-func Main(m *testing.M) int {
-	s, err := Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "pgtest:", err)
-		return 1
+// Runner is what TestMain runs: *testing.M.
+type Runner interface{ Run() int }
+
+// Main runs the tests and then stops the shared server if a test started
+// it.
+func Main(m Runner) int {
+	mu.Lock()
+	main = true
+	mu.Unlock()
+	code := m.Run()
+	mu.Lock()
+	defer mu.Unlock()
+	if shared != nil {
+		shared.Stop()
 	}
-	shared = s
-	defer s.Stop()
-	return m.Run()
+	return code
+}
+
+// Wrap returns a Runner that runs m with Main, for testscript.Main.
+func Wrap(m Runner) Runner { return wrapped{m} }
+
+type wrapped struct{ m Runner }
+
+func (w wrapped) Run() int { return Main(w.m) }
+
+// server starts the shared server once. Without PostgreSQL's binaries it
+// fails with the way to install them.
+func server(t testing.TB) *Server {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if !main {
+		t.Fatal("pgtest: call pgtest.Main from TestMain, which stops the server")
+	}
+	if shared == nil && started == nil {
+		shared, started = Start()
+	}
+	if started != nil {
+		t.Fatalf("pgtest: %v", started)
+	}
+	return shared
 }
 
 // Database creates an empty database on the shared server and returns its
 // URL; it is dropped at the end of the test.
 func Database(t testing.TB) string {
 	t.Helper()
-	if shared == nil {
-		t.Fatal("pgtest: no server; call pgtest.Main from TestMain")
-	}
+	shared := server(t)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), nextDB.Add(1))
 	ctx := context.Background()
 	if err := shared.exec(ctx, "CREATE DATABASE "+name); err != nil {

@@ -1,0 +1,253 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cartona/deploy/cli"
+	"github.com/cartona/deploy/internal/pgtest"
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/tracker"
+)
+
+// cluster is a store with a published app and a PostgreSQL database that
+// `deploy serve` processes share.
+type cluster struct {
+	dir, store, root, db string
+}
+
+// run runs deploy in-process and returns its stdout, trimmed.
+func (c *cluster) run(t *testing.T, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := cli.Execute(context.Background(), "v0.0.0-test", args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 0 {
+		t.Fatalf("deploy %s: exit %d\n%s", strings.Join(args, " "), code, errb.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+func newCluster(t *testing.T) *cluster {
+	dir := t.TempDir()
+	t.Setenv("HOME", filepath.Join(dir, "home"))
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("XDG_DATA_HOME", "")
+	t.Setenv("CI", "true")
+	c := &cluster{dir: dir, store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")), db: pgtest.Database(t)}
+	c.root = c.run(t, "init", "store="+c.store, "root_key_file="+filepath.Join(dir, "root.key"))
+	ci := c.run(t, "keys", "show", "key_file="+filepath.Join(dir, "ci.key"))
+	c.run(t, "grant", "username=ci", "app=demo", "can_upload=1", "key="+ci, "store="+c.store, "root_key_file="+filepath.Join(dir, "root.key"))
+	c.upload(t, "1.0.0")
+	return c
+}
+
+func (c *cluster) upload(t *testing.T, version string) {
+	www := filepath.Join(c.dir, "www-"+version)
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>"+version+" notifyAppReady</html>"), 0o644)
+	c.run(t, "upload", "app=demo", "dir="+www, "store="+c.store, "root_key="+c.root, "key_file="+filepath.Join(c.dir, "ci.key"), "version="+version)
+}
+
+// serve starts `deploy serve` as a process on a free port and returns it
+// with its base URL. It is killed at the end of the test.
+func (c *cluster) serve(t *testing.T) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "serve", "addr=127.0.0.1:0", "store="+c.store, "root_key="+c.root, "db="+c.db,
+		"stats_token=tok", "cache_ttl=10ms")
+	cmd.Env = append(os.Environ(), deployMainEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- strings.Fields(a)[0]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a
+	case <-time.After(30 * time.Second):
+		t.Fatal("deploy serve did not start")
+	}
+	return nil, ""
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+// post sends a body to a tracker and reports whether it answered 200.
+func post(url string, body any) bool {
+	data, _ := json.Marshal(body)
+	resp, err := client.Post(url, "application/json", bytes.NewReader(data))
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func pluginEvent(device, action, version string, ts int64) map[string]any {
+	return map[string]any{"platform": "android", "device_id": device, "app_id": "com.cartona.demo", "version_build": "1.0.0",
+		"version_name": version, "old_version_name": "builtin", "plugin_version": "8.51.14", "action": action, "timestamp": ts}
+}
+
+// TestTwoTrackersOnePostgres runs two `deploy serve` processes on one
+// PostgreSQL database and sends each device's requests alternately to
+// both. One is killed with SIGKILL while events are posted and restarted;
+// every acknowledged event is then in the database, and after every
+// device resent its events each counts exactly once through either
+// tracker. A device blocked through one is blocked through the other, and
+// a sequence one of them verified is a floor the other enforces.
+func TestTwoTrackersOnePostgres(t *testing.T) {
+	c := newCluster(t)
+	cmdA, a := c.serve(t)
+	_, b := c.serve(t)
+
+	const devices, perDevice, perBatch = 37, 16, 3
+	t0 := time.Now().UnixMilli()
+	// batch j of device d holds events t0 + (j*devices+d)*perBatch + k.
+	batch := func(d, j int) ([]any, []int64) {
+		var evs []any
+		var ts []int64
+		for k := range perBatch {
+			v := t0 + int64((j*devices+d)*perBatch+k)
+			evs = append(evs, pluginEvent(fmt.Sprintf("device-%d", d), "download_fail", "1.0.0", v))
+			ts = append(ts, v)
+		}
+		return evs, ts
+	}
+	var mu sync.Mutex
+	acked := map[int64]bool{}
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Go(func() {
+			for j := range perDevice {
+				if d == 0 && j == perDevice/2 {
+					cmdA.Process.Signal(os.Kill) // midway through, while the others post
+				}
+				evs, ts := batch(d, j)
+				if post([]string{a, b}[j%2]+"/capgo/demo/stats", evs) {
+					mu.Lock()
+					for _, v := range ts {
+						acked[v] = true
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cmdA.Wait()
+	stored := storedEvents(t, c.db)
+	for v := range acked {
+		if !stored[v] {
+			t.Fatalf("acknowledged event %d is not in the database after SIGKILL", v)
+		}
+	}
+	if len(acked) == devices*perDevice*perBatch {
+		t.Fatal("every event was acknowledged: the kill came too late to test anything")
+	}
+	t.Logf("%d of %d events acknowledged around the SIGKILL", len(acked), devices*perDevice*perBatch)
+
+	_, a = c.serve(t) // restart; every device resends everything
+	for d := range devices {
+		for j := range perDevice {
+			if evs, _ := batch(d, j); !post([]string{a, b}[(j+1)%2]+"/capgo/demo/stats", evs) {
+				t.Fatal("resend failed")
+			}
+		}
+	}
+	for _, base := range []string{a, b} {
+		st, err := tracker.GetStats(context.Background(), client, base, "tok", "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Builds) != 1 || st.Builds[0].DownloadsFailed != devices*perDevice*perBatch || st.Builds[0].Devices != devices {
+			t.Fatalf("stats through %s: %+v; want %d failed downloads from %d devices", base, st.Builds, devices*perDevice*perBatch, devices)
+		}
+	}
+
+	// A device blocked through one tracker is blocked through the other.
+	latest := func(base, device string) (int, string) { return get(t, base+"/build/latest?app=demo&device="+device) }
+	if _, body := latest(b, "blocked-device"); strings.Contains(body, `"blocked"`) {
+		t.Fatalf("blocked before it failed: %s", body)
+	}
+	if !post(a+"/capgo/demo/stats", pluginEvent("blocked-device", "update_fail", "1.0.0", t0)) {
+		t.Fatal("update_fail not acknowledged")
+	}
+	if _, body := latest(b, "blocked-device"); !strings.Contains(body, `"blocked":true`) {
+		t.Fatalf("through the other tracker: %s; want blocked", body)
+	}
+
+	// A sequence verified by one tracker is a floor for the other.
+	key := filepath.Join(c.dir, "store", filepath.FromSlash(manifest.LatestKey("demo", "production")))
+	old, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.upload(t, "1.0.1")
+	if _, body := latest(a, "device-1"); !strings.Contains(body, `"build":"1.0.1"`) {
+		t.Fatalf("after the upload: %s", body)
+	}
+	if err := os.WriteFile(key, old, 0o644); err != nil { // an attacker puts the older, validly signed one back
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // past cache_ttl
+	if code, body := latest(b, "device-1"); code != http.StatusServiceUnavailable || !strings.Contains(body, string(manifest.RuleRollback)) {
+		t.Fatalf("rolled back latest.json through the other tracker: %d %s", code, body)
+	}
+}
+
+// storedEvents returns the timestamps of the download_fail events in the
+// database.
+func storedEvents(t *testing.T, url string) map[int64]bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, _ := conn.Query(ctx, `SELECT ts FROM events WHERE action = 'download_fail'`)
+	out := map[int64]bool{}
+	var ts int64
+	if _, err := pgx.ForEachRow(rows, []any{&ts}, func() error { out[ts] = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
