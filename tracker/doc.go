@@ -49,10 +49,10 @@
 //
 // # Events
 //
-// Events go to an SQLite database (Config.DBPath) in WAL mode with
-// synchronous=FULL. One writer goroutine commits the events of many
-// requests in one transaction and answers them after the commit, so an
-// acknowledged event is on disk. A resent event counts once: the key is
+// Events, device failures and floors go to Config.State (package state:
+// SQLite for one tracker, PostgreSQL for several). One writer goroutine per
+// tracker commits the events of many requests in one transaction and
+// answers them after the commit, so an acknowledged event is durable. A resent event counts once: the key is
 // (app, device, action, version, timestamp). A download_complete counts
 // once per device and build, whether the seed's API, the plugin's statsUrl
 // or both reported it. A device that reported update_fail for a version is

@@ -1,8 +1,11 @@
 package sqlite_test
 
 import (
+	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/state/sqlite"
@@ -20,4 +23,58 @@ func TestConformance(t *testing.T) {
 			return s
 		}
 	}})
+}
+
+// TestMigrateFromVersion2 opens a database written by the tracker before
+// the hourly counts existed: its events are counted, its failures block
+// and its floors stay.
+func TestMigrateFromVersion2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hour := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixMilli()
+	_, err = old.Exec(`
+CREATE TABLE events (app TEXT NOT NULL, device TEXT NOT NULL, action TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL,
+	number INTEGER NOT NULL DEFAULT 0, old_version TEXT NOT NULL DEFAULT '', platform TEXT NOT NULL DEFAULT '',
+	plugin_version TEXT NOT NULL DEFAULT '', source TEXT NOT NULL DEFAULT '', received INTEGER NOT NULL,
+	PRIMARY KEY (app, device, action, version, ts)) WITHOUT ROWID;
+CREATE INDEX events_by_build ON events (app, version);
+CREATE INDEX events_update_fail ON events (app, device, version) WHERE action = 'update_fail';
+CREATE TABLE floors (name TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = 2;
+INSERT INTO floors VALUES ('acl', 4), ('shop/production', 9);
+INSERT INTO events (app, device, action, version, ts, number, received) VALUES
+	('shop', 'd1', 'check', '1.0.1', 0, 3, ?1), ('shop', 'd1', 'check', '1.0.1', 60000, 3, ?1 + 3600000),
+	('shop', 'd1', 'download_complete', '1.0.1', 0, 3, ?1), ('shop', 'd1', 'download_complete', '1.0.1', 5, 3, ?1 + 3600000),
+	('shop', 'd2', 'download_start', '1.0.1', 1, 3, ?1 + 3600000), ('shop', 'd2', 'unzip_fail', '1.0.1', 2, 3, ?1 + 3600000),
+	('shop', 'd3', 'update_fail', '1.0.1', 1, 3, ?1), ('shop', 'd3', 'set_fail', '1.0.1', 2, 3, ?1);`, hour)
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	bs, err := db.Stats(ctx, "shop")
+	want := state.BuildCounts{App: "shop", Version: "1.0.1", Number: 3, Counts: state.Counts{Checks: 2, DownloadsStarted: 1,
+		DownloadsCompleted: 1, DownloadsFailed: 1, UpdatesFailed: 2, Devices: 3}}
+	if err != nil || len(bs) != 1 || bs[0] != want {
+		t.Fatalf("Stats = %+v, %v; want %+v", bs, err, want)
+	}
+	hs, err := db.Hourly(ctx, "shop", time.UnixMilli(hour+3600000), time.UnixMilli(hour+7200000))
+	if err != nil || len(hs) != 1 || hs[0].Devices != 1 || hs[0].DownloadsCompleted != 0 || hs[0].Checks != 1 {
+		t.Fatalf("Hourly of the second hour = %+v, %v; want 1 check and device d2 first seen", hs, err)
+	}
+	if f, err := db.Failed(ctx, "shop", "d3", "1.0.1"); err != nil || !f {
+		t.Fatalf("Failed = %v, %v", f, err)
+	}
+	floors, err := db.Floors(ctx)
+	if err != nil || floors[state.ACLFloor] != 4 || floors["shop/production"] != 9 {
+		t.Fatalf("Floors = %v, %v", floors, err)
+	}
 }
