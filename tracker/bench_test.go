@@ -133,29 +133,12 @@ func BenchmarkEventIngest(b *testing.B) {
 		b.Run(fmt.Sprintf("events_per_request=%d", per), func(b *testing.B) {
 			f := newFixture(b)
 			f.publish("retailer", "production", "1.0.0")
-			cfg := f.config(b)
-			_, base := startServer(b, cfg)
-			client := benchClient()
-			t0 := time.Now().UnixMilli()
-			post := func(i int) *http.Request {
-				evs := make([]string, per)
-				for j := range evs {
-					k := i*per + j
-					evs[j] = fmt.Sprintf(`{"device_id":"dev-%d","app_id":"com.x","action":"download_complete","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%d}`, k%5000, t0+int64(k))
-				}
-				body := evs[0]
-				if per > 1 {
-					body = "[" + strings.Join(evs, ",") + "]"
-				}
-				req, _ := http.NewRequest("POST", base+"/capgo/retailer/stats", strings.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				return req
-			}
+			_, base := startServer(b, f.config(b))
 			n := max(b.N, 4000/per)
 			b.ResetTimer()
-			rate, p99 := load(b, client, n, benchConc, post)
+			rate, p99 := ingest(b, []string{base}, n, per, 0)
 			b.StopTimer()
-			b.ReportMetric(rate*float64(per), "events/s")
+			b.ReportMetric(rate, "events/s")
 			b.ReportMetric(float64(p99.Microseconds())/1000, "p99_ms")
 		})
 	}
@@ -192,4 +175,27 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 	b.ReportMetric(float64(whole.Nanoseconds())/float64(n), "request_ns")
 	b.ReportMetric(float64(metrics.Nanoseconds())/float64(n), "metrics_ns")
 	b.ReportMetric(float64(metrics)/float64(whole), "share")
+}
+
+// ingest posts n requests of per events each from benchConc clients,
+// request i to bases[i%len(bases)], and returns events per second and the
+// p99 latency. Events of different calls differ by their seq.
+func ingest(b *testing.B, bases []string, n, per, seq int) (float64, time.Duration) {
+	t0 := time.Now().UnixMilli() + int64(seq)*1e9
+	post := func(i int) *http.Request {
+		evs := make([]string, per)
+		for j := range evs {
+			k := i*per + j
+			evs[j] = fmt.Sprintf(`{"device_id":"dev-%d","app_id":"com.x","action":"download_complete","version_name":"1.0.0","version_build":"1.0","platform":"android","plugin_version":"8.51.14","timestamp":%d}`, k%5000, t0+int64(k))
+		}
+		body := evs[0]
+		if per > 1 {
+			body = "[" + strings.Join(evs, ",") + "]"
+		}
+		req, _ := http.NewRequest("POST", bases[i%len(bases)]+"/capgo/retailer/stats", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	}
+	rate, p99 := load(b, benchClient(), n, benchConc, post)
+	return rate * float64(per), p99
 }

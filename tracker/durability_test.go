@@ -21,6 +21,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cartona/deploy/internal/pgtest"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/state/sqlite"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
 // runChild serves a tracker on a loopback port it prints as "LISTEN addr".

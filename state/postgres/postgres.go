@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,10 @@ type DB struct {
 
 	failMu sync.RWMutex
 	failed map[string]struct{} // failures seen; they are never removed
+
+	queries chan *lookup
+	quit    chan struct{} // closed by Close
+	workers sync.WaitGroup
 }
 
 var _ state.State = (*DB)(nil)
@@ -40,6 +45,9 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL URL: %w", err)
 	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, 16) // lookups of failures wait on few connections otherwise
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL: %w", err)
@@ -48,14 +56,19 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
-	d := &DB{pool: pool, now: opts.Clock(), failed: map[string]struct{}{}}
+	d := &DB{pool: pool, now: opts.Clock(), failed: map[string]struct{}{}, queries: make(chan *lookup), quit: make(chan struct{})}
 	d.Batcher = state.NewBatcher(d.commit, opts.Log)
+	for range lookupWorkers {
+		d.workers.Go(d.lookups)
+	}
 	return d, nil
 }
 
 // Close implements state.State.
 func (d *DB) Close() error {
 	if d.Batcher.Close() {
+		close(d.quit)
+		d.workers.Wait()
 		d.pool.Close()
 	}
 	return nil
@@ -211,22 +224,29 @@ func (d *DB) remember(app, device, version string) {
 
 // Failed implements state.State: a failure seen once is remembered, and
 // anything else is read from the database, where other trackers write.
+// Concurrent lookups are answered by one query (see lookups).
 func (d *DB) Failed(ctx context.Context, app, device, version string) (bool, error) {
-	if d.Closed() {
-		return false, state.ErrClosed
-	}
+	k := failKey(app, device, version)
 	d.failMu.RLock()
-	_, ok := d.failed[failKey(app, device, version)]
+	_, ok := d.failed[k]
 	d.failMu.RUnlock()
 	if ok {
 		return true, nil
 	}
-	err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM marks WHERE app = $1 AND version = $2 AND device = $3 AND kind = 'failed')`,
-		app, version, device).Scan(&ok)
-	if ok {
-		d.remember(app, device, version)
+	q := &lookup{app: app, device: device, version: version, done: make(chan error, 1)}
+	select {
+	case d.queries <- q:
+	case <-d.quit:
+		return false, state.ErrClosed
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
-	return ok, err
+	select {
+	case err := <-q.done:
+		return q.failed, err
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 }
 
 // args passes columns of values as array arguments (for unnest).
