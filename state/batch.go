@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -22,8 +23,9 @@ const maxRecentChecks = 1 << 18
 // every request waiting in the queue, commits their events in one call of
 // commit and then answers them all. Its methods are those of State.
 type Batcher struct {
-	commit func([]Event) error
-	log    zerolog.Logger
+	commit   func([]Event) error
+	log      zerolog.Logger
+	onCommit func(events int, took time.Duration, err error)
 
 	mu     sync.RWMutex // held shared by senders, exclusively by Close
 	closed bool
@@ -43,8 +45,8 @@ type request struct {
 // NewBatcher starts the writer goroutine. commit stores a batch of events
 // atomically; it is called from one goroutine at a time and must not keep
 // the slice.
-func NewBatcher(commit func([]Event) error, log zerolog.Logger) *Batcher {
-	b := &Batcher{commit: commit, log: log, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[string]struct{}{}}
+func NewBatcher(commit func([]Event) error, opts Options) *Batcher {
+	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[string]struct{}{}}
 	go b.run()
 	return b
 }
@@ -152,7 +154,12 @@ func (b *Batcher) run() {
 		}
 		var err error
 		if len(evs) > 0 {
-			if err = b.commit(evs); err != nil {
+			start := time.Now()
+			err = b.commit(evs)
+			if b.onCommit != nil {
+				b.onCommit(len(evs), time.Since(start), err)
+			}
+			if err != nil {
 				b.log.Error().Err(err).Int("events", len(evs)).Msg("event commit failed")
 			}
 		}

@@ -147,6 +147,9 @@ type Options struct {
 	// Now returns the current time, the receipt time of events; time.Now
 	// if nil.
 	Now func() time.Time
+	// OnCommit, if set, is told the size, duration and outcome of each
+	// commit of a batch of events (for metrics).
+	OnCommit func(events int, took time.Duration, err error)
 }
 
 // Clock returns o.Now, or time.Now if it is nil.

@@ -57,7 +57,7 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
 	d := &DB{pool: pool, now: opts.Clock(), failed: map[string]struct{}{}, queries: make(chan *lookup), quit: make(chan struct{})}
-	d.Batcher = state.NewBatcher(d.commit, opts.Log)
+	d.Batcher = state.NewBatcher(d.commit, opts)
 	for range lookupWorkers {
 		d.workers.Go(d.lookups)
 	}

@@ -109,7 +109,8 @@ func (d *DB) Ping(ctx context.Context) error {
 	if d.Closed() {
 		return state.ErrClosed
 	}
-	return d.r.PingContext(ctx)
+	var n int64
+	return d.r.QueryRowContext(ctx, `SELECT count(*) FROM floors`).Scan(&n)
 }
 
 // collect scans every row and closes rows.

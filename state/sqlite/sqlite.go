@@ -93,7 +93,7 @@ func open(path string, opts state.Options) (_ *DB, err error) {
 		d.closeDB()
 		return nil, err
 	}
-	d.Batcher = state.NewBatcher(d.commit, opts.Log)
+	d.Batcher = state.NewBatcher(d.commit, opts)
 	return d, nil
 }
 

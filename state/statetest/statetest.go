@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,10 +29,12 @@ type Backend struct {
 	Shared bool
 }
 
-// clock is a settable time.
+// clock is a settable time; it also counts the events that States
+// reported committed.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu        sync.Mutex
+	t         time.Time
+	committed atomic.Int64
 }
 
 func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
@@ -44,7 +47,12 @@ var start = time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
 func opener(t *testing.T, b Backend) (func() state.State, *clock) {
 	open, c := b.Fresh(t), &clock{t: start}
 	return func() state.State {
-		s := open(state.Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), Now: c.now})
+		s := open(state.Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), Now: c.now,
+			OnCommit: func(n int, _ time.Duration, err error) {
+				if err == nil {
+					c.committed.Add(int64(n))
+				}
+			}})
 		t.Cleanup(func() { s.Close() })
 		return s
 	}, c
@@ -145,7 +153,7 @@ func testDedup(t *testing.T, b Backend) {
 }
 
 func testConcurrent(t *testing.T, b Backend) {
-	open, _ := opener(t, b)
+	open, c := opener(t, b)
 	s := open()
 	const workers, each = 16, 50
 	var wg sync.WaitGroup
@@ -169,6 +177,9 @@ func testConcurrent(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{DownloadsStarted: workers * each, Devices: workers})
+	if got := c.committed.Load(); got != 2*workers*each {
+		t.Fatalf("OnCommit reported %d events committed, want %d", got, 2*workers*each)
+	}
 }
 
 func testChecks(t *testing.T, b Backend) {
