@@ -84,14 +84,14 @@ func Deltas(stored []Event, newMarks []Mark, hour int64) []Delta {
 	for _, e := range stored {
 		d := get(e.App, e.Version)
 		d.Number = max(d.Number, e.Number)
-		switch {
-		case e.Action == ActionCheck:
+		switch CountOf(e.Action) {
+		case CountCheck:
 			d.Checks++
-		case e.Action == ActionDownloadStart:
+		case CountDownloadStarted:
 			d.DownloadsStarted++
-		case downloadFailed(e.Action):
+		case CountDownloadFailed:
 			d.DownloadsFailed++
-		case e.Action == ActionUpdateFail || e.Action == "set_fail":
+		case CountUpdateFailed:
 			d.UpdatesFailed++
 		}
 	}
@@ -109,12 +109,30 @@ func Deltas(stored []Event, newMarks []Mark, hour int64) []Delta {
 	return out
 }
 
-// downloadFailed reports whether a Capgo action is a failed download.
-func downloadFailed(action string) bool {
+// Which of the Counts an event adds to, besides Devices (CountNone: none).
+const (
+	CountNone = iota
+	CountCheck
+	CountDownloadStarted
+	CountDownloadFailed
+	CountUpdateFailed
+)
+
+// CountOf returns which count an action adds to.
+func CountOf(action string) int {
 	switch action {
+	case ActionCheck:
+		return CountCheck
+	case ActionDownloadStart:
+		return CountDownloadStarted
+	case ActionUpdateFail, "set_fail":
+		return CountUpdateFailed
 	case "download_fail", "checksum_fail", "checksum_required", "unzip_fail", "decrypt_fail",
 		"windows_path_fail", "canonical_path_fail", "low_mem_fail", "insufficient_disk_space":
-		return true
+		return CountDownloadFailed
 	}
-	return strings.HasPrefix(action, "download_manifest_") && strings.HasSuffix(action, "fail")
+	if strings.HasPrefix(action, "download_manifest_") && strings.HasSuffix(action, "fail") {
+		return CountDownloadFailed
+	}
+	return CountNone
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cartona/deploy/state"
@@ -82,133 +81,72 @@ func (d *DB) Ping(ctx context.Context) error {
 	return d.pool.Ping(ctx)
 }
 
-type eventKey struct {
-	app, device, action, version string
-	ts                           int64
-}
+// commitSQL stores a batch in one statement, so in one round trip and one
+// transaction: the events ($1-$10), the marks of all of them ($11-$14; a
+// mark already there is skipped) and, in hourly, the counts of the events
+// and marks that were new. $15 is the receipt time, $16 its hour, and $17,
+// $18 map the batch's actions to what they count (state.CountOf). Rows go
+// in key order, so that trackers committing at once wait for each other
+// instead of deadlocking.
+const commitSQL = `WITH ev AS (
+	INSERT INTO events (app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
+	SELECT *, $15::bigint FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
+		$7::text[], $8::text[], $9::text[], $10::text[])
+	ON CONFLICT DO NOTHING RETURNING app, version, action, number
+), mk AS (
+	INSERT INTO marks (app, version, device, kind, hour)
+	SELECT *, $16::bigint FROM unnest($11::text[], $12::text[], $13::text[], $14::text[])
+	ON CONFLICT DO NOTHING RETURNING app, version, kind
+)
+INSERT INTO hourly AS h (` + state.HourlyColumnsAt + `)
+SELECT app, version, $16::bigint, max(number), sum(checks), sum(started), sum(completed), sum(dfailed), sum(ufailed), sum(devices)
+FROM (
+	SELECT ev.app, ev.version, ev.number, (c.count = 1)::int AS checks, (c.count = 2)::int AS started, 0 AS completed,
+		(c.count = 3)::int AS dfailed, (c.count = 4)::int AS ufailed, 0 AS devices
+	FROM ev JOIN unnest($17::text[], $18::int[]) AS c (action, count) USING (action)
+	UNION ALL
+	SELECT app, version, 0, 0, 0, (kind = 'completed')::int, 0, 0, (kind = 'seen')::int FROM mk
+) x GROUP BY app, version ORDER BY app, version
+ON CONFLICT (app, hour, version) DO UPDATE SET number = GREATEST(h.number, excluded.number),
+	checks = h.checks + excluded.checks, downloads_started = h.downloads_started + excluded.downloads_started,
+	downloads_completed = h.downloads_completed + excluded.downloads_completed,
+	downloads_failed = h.downloads_failed + excluded.downloads_failed,
+	updates_failed = h.updates_failed + excluded.updates_failed, devices = h.devices + excluded.devices`
 
-func keyOf(e state.Event) eventKey { return eventKey{e.App, e.Device, e.Action, e.Version, e.TS} }
-
-// commit stores a batch in one transaction, rows in key order so that
-// trackers committing at once wait for each other instead of deadlocking.
+// commit stores a batch with commitSQL.
 func (d *DB) commit(evs []state.Event) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	received := d.now()
 	hour := state.HourOf(received)
 	evs = slices.Clone(evs)
-	slices.SortFunc(evs, func(a, b state.Event) int { return compareKeys(keyOf(a), keyOf(b)) })
-	tx, err := d.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	stored, err := insertEvents(ctx, tx, evs, received.UnixMilli())
-	if err != nil {
-		return err
-	}
-	marks, err := insertMarks(ctx, tx, state.Marks(stored, hour))
-	if err != nil {
-		return err
-	}
-	if err := upsertHourly(ctx, tx, state.Deltas(stored, marks, hour)); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
-	for _, m := range marks {
-		if m.Kind == state.MarkFailed {
-			d.remember(m.App, m.Device, m.Version)
-		}
-	}
-	return nil
-}
-
-func compareKeys(a, b eventKey) int {
-	return cmp.Or(cmp.Compare(a.app, b.app), cmp.Compare(a.device, b.device), cmp.Compare(a.action, b.action),
-		cmp.Compare(a.version, b.version), cmp.Compare(a.ts, b.ts))
-}
-
-// insertEvents inserts evs and returns those that were new.
-func insertEvents(ctx context.Context, tx pgx.Tx, evs []state.Event, received int64) ([]state.Event, error) {
-	cols := make([][]any, 10)
+	slices.SortFunc(evs, func(a, b state.Event) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Action, b.Action),
+			cmp.Compare(a.Version, b.Version), cmp.Compare(a.TS, b.TS))
+	})
+	marks := state.Marks(evs, hour)
+	slices.SortFunc(marks, func(a, b state.Mark) int {
+		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Kind, b.Kind))
+	})
+	cols := make([][]any, 18)
+	counts := map[string]bool{}
 	for _, e := range evs {
 		for i, v := range []any{e.App, e.Device, e.Action, e.Version, e.TS, e.Number, e.OldVersion, e.Platform, e.PluginVersion, e.Source} {
 			cols[i] = append(cols[i], v)
 		}
-	}
-	rows, err := tx.Query(ctx, `INSERT INTO events
-		(app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
-		SELECT *, $11::bigint FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-			$7::text[], $8::text[], $9::text[], $10::text[])
-		ON CONFLICT DO NOTHING RETURNING app, device, action, version, ts`, append(args(cols), received)...)
-	if err != nil {
-		return nil, err
-	}
-	added := map[eventKey]bool{}
-	var k eventKey
-	if _, err := pgx.ForEachRow(rows, []any{&k.app, &k.device, &k.action, &k.version, &k.ts}, func() error {
-		added[k] = true
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	var stored []state.Event
-	for _, e := range evs {
-		if k := keyOf(e); added[k] {
-			delete(added, k) // a duplicate in the batch was not stored twice
-			stored = append(stored, e)
+		if !counts[e.Action] {
+			counts[e.Action] = true
+			cols[16], cols[17] = append(cols[16], e.Action), append(cols[17], state.CountOf(e.Action))
 		}
 	}
-	return stored, nil
-}
-
-// insertMarks inserts marks and returns those that were new.
-func insertMarks(ctx context.Context, tx pgx.Tx, marks []state.Mark) ([]state.Mark, error) {
-	slices.SortFunc(marks, func(a, b state.Mark) int {
-		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Kind, b.Kind))
-	})
-	cols := make([][]any, 5)
 	for _, m := range marks {
-		for i, v := range []any{m.App, m.Version, m.Device, m.Kind, m.Hour} {
-			cols[i] = append(cols[i], v)
+		for i, v := range []any{m.App, m.Version, m.Device, m.Kind} {
+			cols[10+i] = append(cols[10+i], v)
 		}
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO marks (app, version, device, kind, hour)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
-		ON CONFLICT DO NOTHING RETURNING app, version, device, kind, hour`, args(cols)...)
-	if err != nil {
-		return nil, err
-	}
-	var m state.Mark
-	var out []state.Mark
-	_, err = pgx.ForEachRow(rows, []any{&m.App, &m.Version, &m.Device, &m.Kind, &m.Hour}, func() error {
-		out = append(out, m)
-		return nil
-	})
-	return out, err
-}
-
-func upsertHourly(ctx context.Context, tx pgx.Tx, deltas []state.Delta) error {
-	slices.SortFunc(deltas, func(a, b state.Delta) int {
-		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version))
-	})
-	cols := make([][]any, 10)
-	for _, c := range deltas {
-		for i, v := range []any{c.App, c.Version, c.Hour, c.Number, c.Checks, c.DownloadsStarted, c.DownloadsCompleted,
-			c.DownloadsFailed, c.UpdatesFailed, c.Devices} {
-			cols[i] = append(cols[i], v)
-		}
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO hourly AS h (`+state.HourlyColumnsAt+`)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],
-			$7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-		ON CONFLICT (app, hour, version) DO UPDATE SET number = GREATEST(h.number, excluded.number),
-		checks = h.checks + excluded.checks, downloads_started = h.downloads_started + excluded.downloads_started,
-		downloads_completed = h.downloads_completed + excluded.downloads_completed,
-		downloads_failed = h.downloads_failed + excluded.downloads_failed,
-		updates_failed = h.updates_failed + excluded.updates_failed, devices = h.devices + excluded.devices`, args(cols)...)
+	a := args(cols)
+	a[14], a[15] = received.UnixMilli(), hour
+	_, err := d.pool.Exec(ctx, commitSQL, a...)
 	return err
 }
 
