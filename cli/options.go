@@ -64,6 +64,7 @@ var params = map[string]param{
 	"stats_token":  {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
 	"trust_proxy":  {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
 	"cache_ttl":    {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
+	"retention":    {help: "how long raw events are kept, such as 720h; stats keep counting older ones (default: keep all)", def: func() any { return time.Duration(0) }},
 	"metrics_addr": {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
 	"tracker":      {help: "tracker URL (deploy login saves it)"},
 }

@@ -26,7 +26,8 @@ type serveOptions struct {
 	TrustProxy bool          `param:"trust_proxy"`
 	CacheTTL   time.Duration `param:"cache_ttl"`
 	// MetricsAddr serves /metrics there instead of on Addr.
-	MetricsAddr string `param:"metrics_addr"`
+	MetricsAddr string        `param:"metrics_addr"`
+	Retention   time.Duration `param:"retention"`
 }
 
 // NewCmdServe returns `deploy serve`.
@@ -66,7 +67,8 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		State: db, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
-		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "", Metrics: metrics, Log: log,
+		CacheTTL: opts.CacheTTL, Retention: opts.Retention,
+		PrivateMetrics: opts.MetricsAddr != "", Metrics: metrics, Log: log,
 	})
 	if err != nil {
 		db.Close()

@@ -150,7 +150,13 @@ func (f *fixture) config(t testing.TB) Config {
 // unless a Server closed it before.
 func openState(t testing.TB, path string) state.State {
 	t.Helper()
-	st, err := sqlite.Open(path, state.Options{Log: zerolog.New(io.Discard)})
+	return openStateWith(t, path, state.Options{Log: zerolog.New(io.Discard)})
+}
+
+// openStateWith is openState with options.
+func openStateWith(t testing.TB, path string, opts state.Options) state.State {
+	t.Helper()
+	st, err := sqlite.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

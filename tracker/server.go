@@ -44,6 +44,11 @@ type Config struct {
 	// and halts (state/sqlite or state/postgres). The Server owns it once
 	// New succeeds: Close closes it.
 	State state.State
+	// Retention is how long raw events are kept: older ones are deleted
+	// when Serve starts and every hour. Stats and device failures stay, but
+	// an event sent again after its raw row was deleted counts again. Zero
+	// keeps every event.
+	Retention time.Duration
 	// StatsToken protects the operators' routes: the API under /api/
 	// ("Authorization: Bearer <token>") and the dashboard at /dashboard,
 	// where people sign in with it. Empty disables them (403).
@@ -277,6 +282,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Limits.ShutdownTimeout), flushes queued events to disk and returns.
 // It returns nil after a clean shutdown. Close the Server afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	pctx, stopPruning := context.WithCancel(ctx)
+	defer stopPruning()
+	go s.prune(pctx)
 	return s.serveHTTP(ctx, ln, s.handler, "tracker", func(ctx context.Context) error {
 		if err := s.state.Flush(ctx); err != nil && !errors.Is(err, state.ErrClosed) { // Close flushed them
 			return fmt.Errorf("tracker: flush events: %w", err)
