@@ -168,7 +168,7 @@ type Scanner interface{ Scan(dest ...any) error }
 const (
 	HourlyColumns = `app, version, number, checks, downloads_started, downloads_completed, downloads_failed, updates_failed, devices`
 	// HourlyColumnsAt is the order of the columns that Delta fills.
-	HourlyColumnsAt = `app, version, hour, number, checks, downloads_started, downloads_completed, downloads_failed, updates_failed, devices`
+	HourlyColumnsAt = `app, version, hour, number, checks, downloads_started, downloads_completed, downloads_failed, updates_failed, devices, installs`
 	StatsSums       = `app, version, MAX(number), SUM(checks), SUM(downloads_started), SUM(downloads_completed),
 	SUM(downloads_failed), SUM(updates_failed), SUM(devices)`
 )

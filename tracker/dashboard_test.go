@@ -19,7 +19,6 @@ import (
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/state"
-	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store/file"
 )
 
@@ -85,11 +84,7 @@ func writeFile(t *testing.T, path, body string) {
 // on a loopback port, and returns its base URL at localhost: browsers keep
 // a Secure cookie over plain HTTP only there.
 func startDashboardTracker(t *testing.T, seed *dashboardSeed, clk *clock) string {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{Log: zerolog.New(io.Discard), Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStateWith(t, filepath.Join(t.TempDir(), "state.db"), state.Options{Log: zerolog.New(io.Discard), Now: clk.Now})
 	cfg := Config{Store: seed.store, Trust: seed.trust, State: st,
 		StatsToken: dashToken, CacheTTL: 10 * time.Millisecond, Log: zerolog.New(io.Discard),
 		Limits: Limits{DeviceRate: -1, AddrRate: -1}, Now: clk.Now}

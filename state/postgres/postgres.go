@@ -99,19 +99,21 @@ const commitSQL = `WITH ev AS (
 	ON CONFLICT DO NOTHING RETURNING app, version, kind
 )
 INSERT INTO hourly AS h (` + state.HourlyColumnsAt + `)
-SELECT app, version, $16::bigint, max(number), sum(checks), sum(started), sum(completed), sum(dfailed), sum(ufailed), sum(devices)
+SELECT app, version, $16::bigint, max(number), sum(checks), sum(started), sum(completed), sum(dfailed), sum(ufailed),
+	sum(devices), sum(installs)
 FROM (
 	SELECT ev.app, ev.version, ev.number, (c.count = 1)::int AS checks, (c.count = 2)::int AS started, 0 AS completed,
-		(c.count = 3)::int AS dfailed, (c.count = 4)::int AS ufailed, 0 AS devices
+		(c.count = 3)::int AS dfailed, (c.count = 4)::int AS ufailed, 0 AS devices, 0 AS installs
 	FROM ev JOIN unnest($17::text[], $18::int[]) AS c (action, count) USING (action)
 	UNION ALL
-	SELECT app, version, 0, 0, 0, (kind = 'completed')::int, 0, 0, (kind = 'seen')::int FROM mk
+	SELECT app, version, 0, 0, 0, (kind = 'completed')::int, 0, 0, (kind = 'seen')::int, (kind = 'installed')::int FROM mk
 ) x GROUP BY app, version ORDER BY app, version
 ON CONFLICT (app, hour, version) DO UPDATE SET number = GREATEST(h.number, excluded.number),
 	checks = h.checks + excluded.checks, downloads_started = h.downloads_started + excluded.downloads_started,
 	downloads_completed = h.downloads_completed + excluded.downloads_completed,
 	downloads_failed = h.downloads_failed + excluded.downloads_failed,
-	updates_failed = h.updates_failed + excluded.updates_failed, devices = h.devices + excluded.devices`
+	updates_failed = h.updates_failed + excluded.updates_failed, devices = h.devices + excluded.devices,
+	installs = h.installs + excluded.installs`
 
 // commit stores a batch with commitSQL.
 func (d *DB) commit(evs []state.Event) error {

@@ -62,13 +62,9 @@ func (d *DB) Stats(ctx context.Context, app string) ([]state.BuildCounts, error)
 
 // Hourly implements state.State.
 func (d *DB) Hourly(ctx context.Context, app string, from, to time.Time) ([]state.HourCounts, error) {
-	rows, _ := d.pool.Query(ctx, `SELECT `+state.HourlyColumns+`, hour FROM hourly WHERE app = $1 AND hour >= $2 AND hour < $3`,
+	rows, _ := d.pool.Query(ctx, `SELECT `+state.HourlyColumns+`, installs, hour FROM hourly WHERE app = $1 AND hour >= $2 AND hour < $3`,
 		app, from.UnixMilli(), to.UnixMilli())
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.HourCounts, error) {
-		var ms int64
-		b, err := state.ScanCounts(r, &ms)
-		return state.HourCounts{BuildCounts: b, Hour: time.UnixMilli(ms).UTC()}, err
-	})
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.HourCounts, error) { return state.ScanHour(r) })
 }
 
 // Prune implements state.State.

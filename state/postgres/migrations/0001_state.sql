@@ -39,6 +39,7 @@ CREATE TABLE hourly (
 	downloads_failed    bigint NOT NULL,
 	updates_failed      bigint NOT NULL,
 	devices             bigint NOT NULL,
+	installs            bigint NOT NULL,
 	PRIMARY KEY (app, hour, version)
 );
 
