@@ -143,7 +143,8 @@ func (d *dashboardSource) Counters(ctx context.Context, app string) ([]dashboard
 	return out, nil
 }
 
-// Adoption counts first installs per bucket from the event database.
+// Adoption counts first installs per bucket from the hourly counts of the
+// tracker state.
 func (d *dashboardSource) Adoption(ctx context.Context, app string, bucket time.Duration) ([]dashboard.Installs, error) {
 	counts, err := d.s.adoption(ctx, app, bucket)
 	if err != nil {
