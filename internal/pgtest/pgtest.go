@@ -96,6 +96,15 @@ func Database(t testing.TB) string {
 	return shared.URL(name)
 }
 
+// Exec runs sql as the superuser on the shared server's postgres
+// database, as an administrator would.
+func Exec(t testing.TB, sql string) {
+	t.Helper()
+	if err := server(t).exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // URL is the connection URL of database name.
 func (s *Server) URL(name string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", s.port, name)
