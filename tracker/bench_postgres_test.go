@@ -48,13 +48,10 @@ func BenchmarkIngestPostgres(b *testing.B) {
 			ingest(b, pg, 500, per, 0) // warm up connections
 			ingest(b, []string{lite}, 500, per, 0)
 			b.ResetTimer()
-			var pgRate, liteRate float64
-			for half := range 2 {
-				r, _ := ingest(b, pg, n/2, per, half+1)
-				pgRate += r / 2
-				r, _ = ingest(b, []string{lite}, n/2, per, half+1)
-				liteRate += r / 2
-			}
+			rate, _ := sideBySide(func(side, half int) (float64, time.Duration) {
+				return ingest(b, [][]string{pg, {lite}}[side], n/2, per, half+1)
+			})
+			pgRate, liteRate := rate[0], rate[1]
 			b.StopTimer()
 			b.ReportMetric(pgRate, "postgres_2_trackers_events/s")
 			b.ReportMetric(liteRate, "sqlite_events/s")
@@ -87,14 +84,10 @@ func BenchmarkLatestPostgres(b *testing.B) {
 	load(b, client, 1000, 64, get(lite))
 	load(b, client, 1000, 64, get(pg))
 	b.ResetTimer()
-	var pgRate, liteRate float64
-	var pgP99 time.Duration
-	for range 2 {
-		r, _ := load(b, client, n/2, 64, get(lite))
-		liteRate += r / 2
-		r, p := load(b, client, n/2, 64, get(pg))
-		pgRate, pgP99 = pgRate+r/2, max(pgP99, p)
-	}
+	rate, p99 := sideBySide(func(side, _ int) (float64, time.Duration) {
+		return load(b, client, n/2, 64, get([]string{lite, pg}[side]))
+	})
+	liteRate, pgRate, pgP99 := rate[0], rate[1], p99[1]
 	b.StopTimer()
 	b.ReportMetric(pgRate, "postgres_req/s")
 	b.ReportMetric(liteRate, "sqlite_req/s")
