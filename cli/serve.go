@@ -60,7 +60,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	}
 	log := zerolog.New(opts.io.Err).With().Timestamp().Logger()
 	metrics := tracker.NewMetrics()
-	db, err := OpenState(ctx, opts.DB, state.Options{Log: log})
+	db, err := OpenState(ctx, opts.DB, state.Options{Log: log, OnCommit: metrics.ObserveCommit})
 	if err != nil {
 		return err
 	}

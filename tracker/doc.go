@@ -23,7 +23,7 @@
 //	GET  /api/apps...           the dashboard's data (docs/api.md), same token or the dashboard's session
 //	GET  /dashboard             the release dashboard (package dashboard); sign in with StatsToken
 //	GET  /healthz               {"status": "ok"}: liveness
-//	GET  /readyz                {"status": "ready"}, or 503 while the store or the event database cannot be used
+//	GET  /readyz                {"status": "ready"}, or 503 while the store or the tracker state cannot be used
 //	GET  /metrics               Prometheus metrics ([Metrics]); on another address with Config.PrivateMetrics and [Server.ServeMetrics]
 //
 // Every answer carries CORS headers for WebViews (capacitor://localhost,

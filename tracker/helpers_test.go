@@ -134,15 +134,19 @@ func (f *fixture) point(app, channel string, ref manifest.BuildRef) {
 }
 
 // config is a tracker configuration over the fixture's store with a fresh
-// database, a short cache and no rate limits.
+// state that reports its commits to the metrics, a short cache and no rate
+// limits.
 func (f *fixture) config(t testing.TB) Config {
+	metrics := NewMetrics()
+	st := openStateWith(t, filepath.Join(t.TempDir(), "state.db"), state.Options{Log: zerolog.New(io.Discard), OnCommit: metrics.ObserveCommit})
 	return Config{
 		Store:    f.store,
 		Trust:    f.trust,
-		State:    openState(t, filepath.Join(t.TempDir(), "state.db")),
+		State:    st,
 		CacheTTL: 10 * time.Millisecond,
 		Log:      zerolog.New(io.Discard),
 		Limits:   Limits{DeviceRate: -1, AddrRate: -1},
+		Metrics:  metrics,
 	}
 }
 

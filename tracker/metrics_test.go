@@ -203,7 +203,7 @@ func TestPrivateMetrics(t *testing.T) {
 
 // TestReady: /readyz answers 503 while the store cannot be read (here its
 // folder is replaced by a file, as when a volume is gone) and 200 again
-// once it can, even empty, and 503 once the event database is closed;
+// once it can, even empty, and 503 once the tracker state is closed;
 // /healthz is liveness and stays 200 while the store is unreadable.
 func TestReady(t *testing.T) {
 	f := newFixture(t)

@@ -67,7 +67,8 @@ type Config struct {
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
 	// Metrics receives the tracker's Prometheus metrics; New makes a set
-	// if nil. Pass one made with NewMetrics to report to it from outside.
+	// if nil. Pass one made with NewMetrics to report to it from outside,
+	// as the State does with state.Options.OnCommit = Metrics.ObserveCommit.
 	Metrics *Metrics
 	// PrivateMetrics leaves GET /metrics out of Handler, for a caller that
 	// serves the metrics on another address with ServeMetrics.
@@ -152,7 +153,7 @@ type Server struct {
 	closed    atomic.Bool
 }
 
-// New checks cfg, opens the event database and returns a Server.
+// New checks cfg, reads the floors from cfg.State and returns a Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("tracker: no store; set Config.Store")
