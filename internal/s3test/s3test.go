@@ -36,6 +36,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cartona/deploy/internal/lockfile"
 )
 
 // Fixed credentials of the server's root account.
@@ -267,7 +269,7 @@ func installOnce(dir string, install func(gobin string) error) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(filepath.Join(dir, "lock"))
+	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
 	if err != nil {
 		return "", err
 	}
