@@ -313,6 +313,40 @@ func signals(t *testing.T, r *npmRun, app string) {
 	if err := get(url); err == nil {
 		t.Fatalf("the tracker still answers after the launcher exited: SIGTERM was not passed on")
 	}
+	if runtime.GOOS == "linux" {
+		killedChild(t, r.command(app, cmd.Path, cmd.Args[1:]...))
+	}
+}
+
+// killedChild checks that when the binary dies of a signal, the launcher
+// dies of the same one (Linux: the child is found through /proc).
+func killedChild(t *testing.T, cmd *exec.Cmd) {
+	var errs bytes.Buffer
+	cmd.Stderr = &errs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	children := fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid)
+	var child int
+	err := waitFor(func() error {
+		data, err := os.ReadFile(children)
+		if err == nil {
+			_, err = fmt.Sscan(string(data), &child)
+		}
+		return err
+	})
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("the launcher's child: %v\n%s", err, errs.String())
+	}
+	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("launcher after its binary was killed: %v, want killed by SIGKILL", cmd.ProcessState)
+	}
 }
 
 func get(url string) error {
