@@ -249,7 +249,7 @@ func TestInstall(t *testing.T) {
 	}
 	launcher := filepath.Join(app, "node_modules", ".bin", "deploy") // what package.json scripts run
 	if out := r.ok(app, launcher, "verify", "app=demo"); !strings.HasPrefix(out, "OK demo production: build 1") {
-		t.Fatalf("npx deploy verify: %q", out)
+		t.Fatalf("deploy verify (node_modules/.bin): %q", out)
 	}
 
 	t.Run("exit status", func(t *testing.T) { exitStatus(t, r, app) })
