@@ -7,9 +7,13 @@
 // [Server.Env] to it.
 //
 // The versitygw binary is found through $VERSITYGW, then $PATH, then
-// $(go env GOPATH)/bin, then $(go env GOBIN). Install it with
+// $(go env GOPATH)/bin, then $(go env GOBIN), then the user cache folder
+// ([os.UserCacheDir]/deploy/versitygw-v1.8.0). When it is in none of them,
+// the first test that needs it builds it into that cache folder with
 //
 //	go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+//
+// under a file lock, so that test packages running in parallel build it once.
 package s3test
 
 import (
@@ -32,6 +36,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cartona/deploy/internal/lockfile"
 )
 
 // Fixed credentials of the server's root account.
@@ -42,7 +48,8 @@ const (
 )
 
 const (
-	installHint  = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	module       = "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	installHint  = "go install " + module
 	healthPath   = "/health"
 	startTimeout = 30 * time.Second
 )
@@ -210,7 +217,9 @@ func (s *Server) Setenv(t testing.TB) {
 	}
 }
 
-// findBinary looks for versitygw in $VERSITYGW, $PATH, GOPATH/bin and GOBIN.
+// findBinary looks for versitygw in $VERSITYGW, $PATH, GOPATH/bin, GOBIN
+// and the cache folder, and builds it into the cache folder when it is in
+// none of them.
 func findBinary() (string, error) {
 	if p := os.Getenv("VERSITYGW"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -227,8 +236,72 @@ func findBinary() (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("s3test: versitygw not found in $VERSITYGW, $PATH, GOPATH/bin or GOBIN; "+
-		"the S3 tests need a real S3 server: install it with\n\t%s\nor set VERSITYGW=/path/to/versitygw", installHint)
+	dir, err := cacheDir()
+	if err == nil {
+		var p string
+		if p, err = installOnce(dir, goInstall); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("s3test: versitygw is not in $VERSITYGW, $PATH, GOPATH/bin or GOBIN, and building it failed: %v\n"+
+		"the S3 tests need a real S3 server: install it with\n\t%s\nor set VERSITYGW=/path/to/versitygw", err, installHint)
+}
+
+// cacheDir is the folder the tests build versitygw into.
+func cacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	_, version, _ := strings.Cut(module, "@")
+	return filepath.Join(d, "deploy", "versitygw-"+version), nil
+}
+
+// installOnce returns dir's versitygw, building it with install first if it
+// is not there. A lock file in dir makes concurrent callers, in this process
+// or others, wait for the one that builds. install writes into a temporary
+// folder that is renamed into place, so a binary in dir is always complete.
+func installOnce(dir string, install func(gobin string) error) (string, error) {
+	bin := filepath.Join(dir, exeName("versitygw"))
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	unlock, err := lockfile.Lock(filepath.Join(dir, "lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil // built by another test package while we waited
+	}
+	tmp, err := os.MkdirTemp(dir, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := install(tmp); err != nil {
+		return "", err
+	}
+	if err := os.Rename(filepath.Join(tmp, exeName("versitygw")), bin); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// goInstall builds versitygw into gobin, telling the user on stderr first:
+// it takes a few minutes, once per machine.
+func goInstall(gobin string) error {
+	fmt.Fprintf(os.Stderr, "s3test: building the S3 test server once for this machine: %s (a few minutes)\n", installHint)
+	cmd := exec.Command("go", "install", module)
+	cmd.Env = append(os.Environ(), "GOBIN="+gobin, "GOOS=", "GOARCH=")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v\n%s", installHint, err, out)
+	}
+	return nil
 }
 
 // goBinDirs returns $(go env GOPATH)/bin and $(go env GOBIN), in that order.

@@ -3,10 +3,16 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -72,8 +78,10 @@ func TestFindBinaryHint(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	t.Setenv("GOPATH", t.TempDir())
 	t.Setenv("GOBIN", "")
-	// With PATH emptied, "go env" cannot run either; findBinary must still
-	// fail with the install hint.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	// With PATH emptied, "go env" and "go install" cannot run either;
+	// findBinary must still fail with the install hint.
 	_, err := findBinary()
 	if err == nil || !strings.Contains(err.Error(), installHint) {
 		t.Fatalf("findBinary() error = %v, want one containing %q", err, installHint)
@@ -82,5 +90,47 @@ func TestFindBinaryHint(t *testing.T) {
 	t.Setenv("VERSITYGW", "/nonexistent/versitygw")
 	if _, err := findBinary(); err == nil || !strings.Contains(err.Error(), "VERSITYGW=/nonexistent/versitygw") {
 		t.Fatalf("findBinary() with a bad VERSITYGW: %v", err)
+	}
+}
+
+// TestInstallOnce checks that concurrent callers build once, all get the
+// binary, and a failed build leaves nothing behind for the next caller.
+func TestInstallOnce(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	if _, err := installOnce(dir, func(string) error { return errors.New("no network") }); err == nil || !strings.Contains(err.Error(), "no network") {
+		t.Fatalf("installOnce with a failing build: %v", err)
+	}
+	var builds atomic.Int32
+	install := func(gobin string) error {
+		builds.Add(1)
+		time.Sleep(100 * time.Millisecond) // let the others reach the lock
+		return os.WriteFile(filepath.Join(gobin, exeName("versitygw")), []byte("binary"), 0o755)
+	}
+	var wg sync.WaitGroup
+	paths := make([]string, 4)
+	for i := range paths {
+		wg.Go(func() {
+			p, err := installOnce(dir, install)
+			if err != nil {
+				t.Error(err)
+			}
+			paths[i] = p
+		})
+	}
+	wg.Wait()
+	if n := builds.Load(); n != 1 {
+		t.Fatalf("%d builds, want 1", n)
+	}
+	want := filepath.Join(dir, exeName("versitygw"))
+	for _, p := range paths {
+		if p != want {
+			t.Fatalf("installOnce = %q, want %q", p, want)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "build-") {
+			t.Fatalf("temporary folder %s left in the cache", e.Name())
+		}
 	}
 }

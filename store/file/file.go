@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cartona/deploy/internal/lockfile"
 	"github.com/cartona/deploy/store"
 )
 
@@ -133,7 +134,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
 	} else {
-		unlock, err := lock(filepath.Join(s.Root, lockFile))
+		unlock, err := lockfile.Lock(filepath.Join(s.Root, lockFile))
 		if err != nil {
 			return store.Info{}, fmt.Errorf("file store: lock: %w", err)
 		}

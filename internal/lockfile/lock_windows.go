@@ -1,6 +1,6 @@
 //go:build windows
 
-package file
+package lockfile
 
 import (
 	"os"
@@ -8,8 +8,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// lock takes an exclusive lock on the file at path.
-func lock(path string) (unlock func(), err error) {
+// Lock takes an exclusive lock on the file at path, creating it, and
+// waits while another process (or another call in this one) holds it.
+func Lock(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
