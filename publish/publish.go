@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +55,11 @@ type Request struct {
 	Dir       string // the web build folder
 	Version   string // the version devices get; the build number if empty
 	Notes     string
-	MinNative string
+	MinNative string // lowest native version the build runs on
+	MaxNative string // highest native version the build runs on
+	// Rollout, from 1 to 99, offers the build to that percentage of the
+	// channel's devices as a staged rollout ([Rollout]); 0 or 100: to all.
+	Rollout   int64
 	GitCommit string
 	Expires   time.Duration // DefaultExpiry if zero
 	// Progress, if set, is called as the zip is made with raw bytes done and
@@ -212,7 +215,10 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
 		return manifest.BuildRef{}, err
 	}
-	if cur.verified && cur.Build.SHA256 == b.SHA256 && cur.Build.MinNative == req.MinNative &&
+	if staged(req) && !cur.verified {
+		return manifest.BuildRef{}, noChannel("roll out against: a first build goes to every device, so leave rollout out")
+	}
+	if cur.verified && cur.Build.SHA256 == b.SHA256 && cur.Build.MinNative == req.MinNative && cur.Build.MaxNative == req.MaxNative &&
 		(req.Version == "" || req.Version == cur.Build.Version) {
 		return cur.Build, nil
 	}
@@ -227,7 +233,8 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	}
 	req.stage("writing the build record")
 	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
-		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size, MinNative: req.MinNative,
+		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size,
+		MinNative: req.MinNative, MaxNative: req.MaxNative,
 	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
 	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
@@ -242,22 +249,40 @@ func (p *Publisher) point(ctx context.Context, req Request, build manifest.Build
 	if expires == 0 {
 		expires = DefaultExpiry
 	}
-	l, _, err := p.updatePointer(ctx, req.App, req.Channel, pointTo(build, p.now(), expires, &res.Outcome))
+	now := p.now()
+	edit := pointTo(build, now, expires, &res.Outcome)
+	if staged(req) {
+		edit = stageTo(build, req.Rollout, &res.Outcome)
+	}
+	l, _, err := p.updatePointer(ctx, req.App, req.Channel, Noted(req.Notes, now.Add(expires), edit))
 	if err != nil {
 		return nil, err
 	}
 	if l != nil {
 		res.Sequence = l.Sequence
 	}
-	if res.Outcome == Unchanged || res.Outcome == Superseded || p.Invalidator == nil {
+	if res.Outcome == Unchanged || res.Outcome == Superseded {
 		return res, nil
 	}
 	req.stage("invalidating the CDN cache")
-	if err := p.Invalidator.Invalidate(ctx, []string{p.cdnPath(manifest.LatestKey(req.App, req.Channel))}); err != nil {
-		return res, fmt.Errorf("published build %d, but the CDN invalidation failed (devices see it within 60 s anyway): %w", build.Number, err)
+	res.Invalidated, err = p.purge(ctx, req.App, req.Channel)
+	return res, err
+}
+
+// staged reports whether the upload is a staged rollout.
+func staged(req Request) bool { return req.Rollout > 0 && req.Rollout < 100 }
+
+// stageTo is the edit of an upload with a staged rollout: build becomes
+// the channel's candidate for percent of its devices ([Rollout]).
+func stageTo(build manifest.BuildRef, percent int64, out *Outcome) Edit {
+	return func(cur *manifest.Latest) (*manifest.Latest, error) {
+		*out = Published
+		if cur != nil && (cur.Build.ID == build.ID || cur.Candidate != nil && cur.Candidate.Build.ID == build.ID && cur.Candidate.Percent == percent) {
+			*out = Unchanged
+			return nil, nil
+		}
+		return Rollout(build, percent)(cur)
 	}
-	res.Invalidated = true
-	return res, nil
 }
 
 // pointTo is the upload's edit: point the channel at build, valid for
@@ -276,12 +301,13 @@ func pointTo(build manifest.BuildRef, now time.Time, expires time.Duration, out 
 				*out = Unchanged
 				return nil, nil
 			}
-			*out = Renewed
+			*out = Renewed // the same pointer, candidate and all, signed again
+			return cur, nil
 		case cur.Build.Number > build.Number:
 			*out = Superseded
 			return nil, nil
 		}
-		cur.Build, cur.Expires = build, now.Add(expires)
+		setStable(cur, build)
 		return cur, nil
 	}
 }
@@ -310,30 +336,6 @@ func (p *Publisher) cdnPath(key string) string {
 		}
 	}
 	return path.Join("/", base, key)
-}
-
-// checkVersionFree refuses a version string that a channel of app already
-// serves with other content: the plugin tells bundles apart by version, so
-// devices on that version would never get the new one.
-func (p *Publisher) checkVersionFree(ctx context.Context, acl *manifest.ACL, app, version, sha string) error {
-	infos, err := p.Store.List(ctx, manifest.ChannelsPrefix(app))
-	if err != nil {
-		return err
-	}
-	for _, in := range infos {
-		a, channel, ok := manifest.ParseLatestKey(in.Key)
-		if !ok || a != app {
-			continue
-		}
-		cur, err := p.readCurrent(ctx, acl, app, channel)
-		if err != nil {
-			return err
-		}
-		if cur.verified && cur.Build.Version == version && cur.Build.SHA256 != sha {
-			return fmt.Errorf("version %s is already build %d on channel %s, with other content; devices tell bundles apart by version, so give this one a new version (or leave version out to use the build number)", version, cur.Build.Number, channel)
-		}
-	}
-	return nil
 }
 
 // putBundle uploads the zip once: bundles are content-addressed, so an
@@ -382,7 +384,7 @@ func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *mani
 		n++
 		build.Number, build.ID = n, manifest.BuildID(build.App, n)
 		if defaultVersion {
-			build.Version = strconv.FormatInt(n, 10)
+			build.Version = DefaultVersion(n)
 		}
 		env, err := manifest.Sign(manifest.TypeBuild, build, p.Key)
 		if err != nil {
