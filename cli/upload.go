@@ -27,6 +27,8 @@ type uploadOptions struct {
 	Version      string        `param:"version"`
 	Notes        string        `param:"notes"`
 	MinNative    string        `param:"min_native"`
+	MaxNative    string        `param:"max_native"`
+	Rollout      string        `param:"rollout"`
 	CDN          string        `param:"cdn"`
 	Distribution string        `param:"distribution"`
 	Username     string        `param:"username"`
@@ -42,12 +44,22 @@ func NewCmdUpload(e *env) *cobra.Command {
 		Long: `Zip, sign and publish a web build (the folder ionic build writes) as the
 newest build of a channel. Uploading a build the channel already has
 publishes nothing.`,
-		Example:     "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"",
+		Example:     "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"\n  deploy upload app=retailer dir=./www rollout=10 min_native=2.0",
 		Annotations: uses("store root_key key_file root_key_file"),
 	}, &uploadOptions{env: e}, runUpload)
 }
 
 func runUpload(ctx context.Context, opts *uploadOptions) error {
+	var percent int64
+	if opts.Rollout != "" {
+		var err error
+		if percent, err = parsePercent("rollout", opts.Rollout); err != nil {
+			return err
+		}
+		if percent == 0 {
+			return usageError{fmt.Errorf("rollout=0 offers the build to no device; give 1 to 99, or leave rollout out to publish to every device")}
+		}
+	}
 	p, err := opts.publisher(ctx)
 	if err != nil {
 		return err
@@ -56,7 +68,7 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	bar := newProgress(opts.io.Err)
 	res, err := p.Upload(ctx, publish.Request{
 		App: opts.App, Channel: opts.Channel, Dir: opts.Dir, Version: opts.Version,
-		Notes: opts.Notes, MinNative: opts.MinNative, GitCommit: gitCommit(opts.Dir),
+		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Rollout: percent, GitCommit: gitCommit(opts.Dir),
 		Expires: opts.Expires, Progress: bar.update,
 		Stage: func(s string) { bar.clear(); log.Debug().Msg(s) },
 	})
@@ -90,16 +102,11 @@ func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, e
 	if err := opts.bootstrap(ctx, st, key); err != nil {
 		return nil, err
 	}
-	trust, err := opts.pinned()
+	p, err := opts.newPublisher(ctx, st, key, opts.Distribution)
 	if err != nil {
 		return nil, err
 	}
-	p := &publish.Publisher{Store: st, Key: key, Trust: trust, CDN: opts.CDN}
-	if opts.Distribution != "" {
-		if p.Invalidator, err = invalidator(ctx, opts.Distribution); err != nil {
-			return nil, err
-		}
-	}
+	p.CDN = opts.CDN
 	return p, nil
 }
 
@@ -112,7 +119,11 @@ func printUpload(w io.Writer, res *publish.Result) {
 	case publish.Superseded:
 		fmt.Fprintf(w, "recorded %s build %d (version %s), but %s already points at a newer build\n", res.App, res.Number, res.Version, res.Channel)
 	default:
-		fmt.Fprintf(w, "published %s build %d (version %s) to %s\n", res.App, res.Number, res.Version, res.Channel)
+		fmt.Fprintf(w, "published %s build %d (version %s) to %s", res.App, res.Number, res.Version, res.Channel)
+		if res.Rollout > 0 {
+			fmt.Fprintf(w, " for %d%% of its devices (a staged rollout: raise it with `deploy rollout app=%s channel=%s percent=50`)", res.Rollout, res.App, res.Channel)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  bundle  %s\n  size    %s, %d files\n  sha256  %s\n  latest  %s\n", res.Bundle, humanBytes(res.Size), res.Files, res.SHA256, res.Latest)
 }

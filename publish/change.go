@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
@@ -172,4 +173,60 @@ func Channels(ctx context.Context, s store.Store, app string) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// Pointer reads the channel's latest.json verified against the ACL, expiry
+// aside; nil when the channel has none that verifies.
+func (p *Publisher) Pointer(ctx context.Context, app, channel string) (*manifest.Latest, error) {
+	acl, _, err := ReadACL(ctx, p.Store, p.Trust)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := p.readCurrent(ctx, acl, app, channel)
+	if err != nil {
+		return nil, err
+	}
+	return cur.pointer(), nil
+}
+
+// CreateChannel starts a channel at build with the given settings. It
+// refuses a channel that exists, or existed: devices remember the highest
+// sequence they saw on a channel and would refuse it starting over.
+func (p *Publisher) CreateChannel(ctx context.Context, app, channel string, build manifest.BuildRef, settings manifest.Settings, notes string, dryRun bool) (*ChangeResult, error) {
+	infos, err := p.Store.List(ctx, manifest.ChannelsPrefix(app)+channel+"/")
+	if err != nil {
+		return nil, err
+	}
+	if len(infos) > 0 {
+		return nil, refuse("app %s has (or had) a channel %s; change it with `deploy promote` or `deploy channel set`, or pick a new name", app, channel)
+	}
+	return p.Change(ctx, app, channel, Noted(notes, time.Time{}, func(cur *manifest.Latest) (*manifest.Latest, error) {
+		if cur != nil {
+			return nil, refuse("channel %s of %s was created meanwhile; look at it with `deploy channel list app=%s`", channel, app, app)
+		}
+		return &manifest.Latest{Build: build, Settings: settings}, nil
+	}), dryRun)
+}
+
+// DeleteChannel removes the channel's latest.json, so that devices on it
+// are offered nothing; its history stays, verifiable, and the name stays
+// taken (see [Publisher.CreateChannel]). It returns the keys removed.
+func (p *Publisher) DeleteChannel(ctx context.Context, app, channel string, dryRun bool) ([]string, error) {
+	if _, _, err := p.grant(ctx, app); err != nil {
+		return nil, err
+	}
+	key := manifest.LatestKey(app, channel)
+	if _, err := p.Store.Stat(ctx, key); errors.Is(err, fs.ErrNotExist) {
+		return nil, refuse("app %s has no channel %s; see its channels with `deploy channel list app=%s`", app, channel, app)
+	} else if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		return []string{key}, nil
+	}
+	if err := p.Store.Delete(ctx, key); err != nil {
+		return nil, err
+	}
+	_, err := p.purge(ctx, app, channel)
+	return []string{key}, err
 }

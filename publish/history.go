@@ -35,6 +35,9 @@ type History struct {
 	// Gap, if not empty, says where the chain breaks: a missing or
 	// altered entry, or a chain that starts over.
 	Gap string `json:"gap,omitempty"`
+	// Deleted reports a channel without latest.json (deploy channel
+	// delete): its chain is read from its newest entry.
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // ReadHistory reads and verifies a channel's history: every entry on its
@@ -48,10 +51,12 @@ func ReadHistory(ctx context.Context, s store.Store, acl *manifest.ACL, app, cha
 	}
 	h := &History{Entries: entries}
 	latest, _, err := store.ReadSmall(ctx, s, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && len(entries) > 0: // a deleted channel: from its last pointer
+		h.Deleted, latest = true, entries[0].data
+	case errors.Is(err, fs.ErrNotExist):
 		return h, nil
-	}
-	if err != nil && !errors.Is(err, store.ErrTooLarge) {
+	case err != nil && !errors.Is(err, store.ErrTooLarge):
 		return nil, err
 	}
 	h.chain(acl, app, channel, latest)

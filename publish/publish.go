@@ -107,6 +107,9 @@ type Result struct {
 	Bundle   string  `json:"bundle"` // URL (with a CDN) or store location
 	Latest   string  `json:"latest"`
 	Sequence int64   `json:"sequence"`
+	// Rollout is the percentage of devices offered the build, when the
+	// upload started a staged rollout.
+	Rollout int64 `json:"rollout,omitempty"`
 	// Invalidated reports that the CDN's copy of latest.json was purged.
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -252,7 +255,7 @@ func (p *Publisher) point(ctx context.Context, req Request, build manifest.Build
 	now := p.now()
 	edit := pointTo(build, now, expires, &res.Outcome)
 	if staged(req) {
-		edit = stageTo(build, req.Rollout, &res.Outcome)
+		edit, res.Rollout = stageTo(build, req.Rollout, &res.Outcome), req.Rollout
 	}
 	l, _, err := p.updatePointer(ctx, req.App, req.Channel, Noted(req.Notes, now.Add(expires), edit))
 	if err != nil {
