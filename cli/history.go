@@ -64,19 +64,22 @@ func runHistory(ctx context.Context, o *historyOptions) error {
 		return fmt.Errorf("%s has no history for channel %s; see its channels with `deploy channel list app=%s`", o.App, o.Channel, o.App)
 	}
 	rows := historyRows(h)
-	if o.JSON {
-		err = writeJSON(o.io.Out, map[string]any{"app": o.App, "channel": o.Channel, "entries": rows, "gap": h.Gap, "ok": h.Gap == ""})
-	} else {
-		printHistory(o.io.Out, rows)
+	doc := map[string]any{"app": o.App, "channel": o.Channel, "entries": rows, "gap": h.Gap, "deleted": h.Deleted, "ok": h.Gap == ""}
+	var gap error
+	if h.Gap != "" {
+		gap = fmt.Errorf("the history of %s %s has a gap: %w", o.App, o.Channel, &manifest.Error{Rule: manifest.RuleHistoryGap, Detail: h.Gap})
 	}
-	if err != nil || h.Gap == "" {
-		if err == nil && !o.JSON {
-			fmt.Fprintf(o.io.Out, "chain OK: %d pointers, each linked to the one before\n", len(h.Chain))
-		}
-		return err
+	switch {
+	case o.JSON && gap != nil:
+		return resultError{gap, doc} // one JSON document: the error, with the entries
+	case o.JSON:
+		return writeJSON(o.io.Out, doc)
 	}
-	gap := &manifest.Error{Rule: manifest.RuleHistoryGap, Detail: h.Gap}
-	return fmt.Errorf("the history of %s %s has a gap: %w", o.App, o.Channel, gap)
+	printHistory(o.io.Out, rows)
+	if gap == nil {
+		fmt.Fprintf(o.io.Out, "chain OK: %d pointers, each linked to the one before\n", len(h.Chain))
+	}
+	return gap
 }
 
 // historyRows describes each entry against the served entry before it.

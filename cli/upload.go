@@ -50,6 +50,9 @@ publishes nothing.`,
 }
 
 func runUpload(ctx context.Context, opts *uploadOptions) error {
+	if err := publish.CheckNativeRange(opts.MinNative, opts.MaxNative); err != nil {
+		return usageError{err}
+	}
 	var percent int64
 	if opts.Rollout != "" {
 		var err error
