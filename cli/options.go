@@ -44,7 +44,7 @@ var params = map[string]param{
 	"min_native":   {help: "lowest native app version this build runs on"},
 	"max_native":   {help: "highest native app version this build runs on"},
 	"rollout":      {help: "offer the build to this percentage (1-99) of the channel's devices first, as a staged rollout"},
-	"build":        {help: "build number, as `deploy list builds` shows it"},
+	"build":        {help: "build number, as deploy list builds shows it"},
 	"from":         {help: "channel whose stable build is promoted"},
 	"to":           {help: "promote: the channel to move; rollback: the build number to go back to (default: the one served before)"},
 	"percent":      {help: "share of the channel's devices that get the candidate, 0 to 100 (100 completes the rollout)"},

@@ -27,7 +27,7 @@ type releaseOptions struct {
 	JSON         bool   `param:"json"`
 }
 
-const releaseUses = "store root_key key_file root_key_file"
+const releaseUses = "store root_key key_file"
 
 // publisher opens the store, which must exist, with the user's key.
 func (o *releaseOptions) publisher(ctx context.Context) (*publish.Publisher, error) {
