@@ -1,6 +1,7 @@
 package publish_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
 )
 
 // native gives ref(n) the native range [min, max].
@@ -211,4 +213,94 @@ func TestChangeDryRunWritesNothing(t *testing.T) {
 		t.Fatalf("change = %+v, %v", res, err)
 	}
 	f.verifyHistory(t, "production", 2)
+}
+
+// halt writes, with a can_halt key, a halt of the channel's latest.json,
+// as a tracker does.
+func (f *fixture) halt(t *testing.T, channel, reason string) {
+	t.Helper()
+	ctx := context.Background()
+	tracker, err := manifest.GenerateKey(t.TempDir() + "/tracker.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := publish.UpdateACL(ctx, f.store, f.root, func(a *manifest.ACL) (bool, error) {
+		a.Users = append(a.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(tracker))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}})
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	data := f.get(t, manifest.LatestKey("retailer", channel))
+	env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := f.pointer(t, channel)
+	h := manifest.Halt{App: "retailer", Channel: channel, Sequence: cur.Sequence + 1, Issued: time.Now().UTC().Truncate(time.Second), Reason: reason, Pointer: *env, Previous: manifest.LinkTo(cur.Sequence, data)}
+	signed, err := manifest.Sign(manifest.TypeHalt, h, tracker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{manifest.HistoryKey("retailer", channel, h.Sequence), manifest.LatestKey("retailer", channel)} {
+		if _, err := f.store.Put(ctx, key, bytes.NewReader(signed.Marshal()), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestReleaseAfterAHalt(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	p := f.publisher()
+	for _, edit := range []publish.Edit{publish.Promote(ref(1)), publish.Rollout(ref(2), 10)} {
+		if _, _, err := p.UpdatePointer(ctx, "retailer", "production", edit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.halt(t, "production", "set_fail on 9 of 40 devices")
+	if _, err := p.Change(ctx, "retailer", "production", publish.Pause(false), false); err == nil || !strings.Contains(err.Error(), "halted (set_fail on 9 of 40 devices)") {
+		t.Fatalf("resuming a halted rollout: err = %v", err)
+	}
+	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
+	if err != nil || h.Gap != "" || len(h.Chain) != 3 || h.Chain[0].Halted == nil || h.Chain[0].Candidate != nil {
+		t.Fatalf("history with a halt: %+v, %v", h, err)
+	}
+	// The next pointer follows the halt: sequence halt+1, linked to it.
+	res, err := p.Change(ctx, "retailer", "production", publish.Promote(ref(3)), false)
+	if err != nil || res.After.Sequence != 4 || res.After.Previous.Sequence != 3 {
+		t.Fatalf("after a halt: %+v, %v", res, err)
+	}
+	f.verifyHistory(t, "production", 4)
+	h, err = publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
+	if err != nil || h.Gap != "" {
+		t.Fatalf("history: gap %q, %v", h.Gap, err)
+	}
+	if target, err := publish.RollbackTarget(h.Chain); err != nil || target.Number != 1 {
+		t.Fatalf("rollback after a halt goes to %d (%v), want 1", target.Number, err)
+	}
+}
+
+func TestHistoryReportsAGap(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	for n := int64(1); n <= 3; n++ {
+		if _, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", publish.Promote(ref(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.Delete(ctx, manifest.HistoryKey("retailer", "beta", 2)); err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "beta")
+	if err != nil || !strings.Contains(h.Gap, "sequence 3 links to sequence 2, which is missing") || len(h.Chain) != 1 || h.Entries[1].Served {
+		t.Fatalf("a missing entry: gap %q, chain %d, %v", h.Gap, len(h.Chain), err)
+	}
 }
