@@ -46,6 +46,9 @@ func (p *Publisher) Change(ctx context.Context, app, channel string, edit Edit, 
 	if err != nil {
 		return nil, err
 	}
+	if err := p.checkNotDeleted(ctx, app, channel); err != nil {
+		return nil, err
+	}
 	res := &ChangeResult{App: app, Channel: channel, DryRun: dryRun, Keys: []string{}}
 	recording := func(cur *manifest.Latest) (*manifest.Latest, error) {
 		res.Before = clonePointer(cur)
@@ -92,6 +95,23 @@ func (p *Publisher) draft(ctx context.Context, acl *manifest.ACL, app, channel s
 	}
 	_, err = p.signPointer(acl, *next)
 	return next, err == nil, err
+}
+
+// checkNotDeleted refuses a channel that was deleted: it has a history
+// but no latest.json. Starting it again would start its sequence over,
+// below what its devices saw, and bring its old pointers back.
+func (p *Publisher) checkNotDeleted(ctx context.Context, app, channel string) error {
+	if _, err := p.Store.Stat(ctx, manifest.LatestKey(app, channel)); !errors.Is(err, fs.ErrNotExist) {
+		return nil // it exists, or the write will report the store's error
+	}
+	infos, err := p.Store.List(ctx, manifest.HistoryPrefix(app, channel))
+	if err != nil {
+		return err
+	}
+	if len(infos) > 0 {
+		return refuse("channel %s of %s was deleted, and its name is not used again (devices remember its sequence); pick a new channel name", channel, app)
+	}
+	return nil
 }
 
 // purge invalidates the channel's latest.json in the CDN, if there is one.

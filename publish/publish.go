@@ -218,6 +218,11 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
 		return manifest.BuildRef{}, err
 	}
+	if !cur.exists {
+		if err := p.checkNotDeleted(ctx, req.App, req.Channel); err != nil {
+			return manifest.BuildRef{}, err
+		}
+	}
 	if staged(req) && !cur.verified {
 		return manifest.BuildRef{}, noChannel("roll out against: a first build goes to every device, so leave rollout out")
 	}
