@@ -226,9 +226,16 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	if staged(req) && !cur.verified {
 		return manifest.BuildRef{}, noChannel("roll out against: a first build goes to every device, so leave rollout out")
 	}
-	if cur.verified && cur.Build.SHA256 == b.SHA256 && cur.Build.MinNative == req.MinNative && cur.Build.MaxNative == req.MaxNative &&
-		(req.Version == "" || req.Version == cur.Build.Version) {
-		return cur.Build, nil
+	if cur.verified {
+		offered := []manifest.BuildRef{cur.Build}
+		if cur.Candidate != nil {
+			offered = append(offered, cur.Candidate.Build)
+		}
+		for _, ref := range offered {
+			if ref.SHA256 == b.SHA256 && ref.MinNative == req.MinNative && ref.MaxNative == req.MaxNative && (req.Version == "" || req.Version == ref.Version) {
+				return ref, nil // the channel has this build already: no new record
+			}
+		}
 	}
 	if req.Version != "" {
 		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {
