@@ -29,6 +29,7 @@ type uploadOptions struct {
 	MinNative    string        `param:"min_native"`
 	MaxNative    string        `param:"max_native"`
 	Rollout      string        `param:"rollout"`
+	DryRun       bool          `param:"dry_run"`
 	CDN          string        `param:"cdn"`
 	Distribution string        `param:"distribution"`
 	Username     string        `param:"username"`
@@ -71,7 +72,7 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	bar := newProgress(opts.io.Err)
 	res, err := p.Upload(ctx, publish.Request{
 		App: opts.App, Channel: opts.Channel, Dir: opts.Dir, Version: opts.Version,
-		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Rollout: percent, GitCommit: gitCommit(opts.Dir),
+		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Rollout: percent, DryRun: opts.DryRun, GitCommit: gitCommit(opts.Dir),
 		Expires: opts.Expires, Progress: bar.update,
 		Stage: func(s string) { bar.clear(); log.Debug().Msg(s) },
 	})
@@ -92,18 +93,25 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 }
 
 // publisher opens the store (bootstrapping a fresh local one) and loads
-// the keys an upload needs.
+// the keys an upload needs. A dry run creates nothing: the store and the
+// key must exist.
 func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, error) {
-	st, err := opts.storeForWrite(ctx)
+	open, write := opts.storeForWrite, !opts.DryRun
+	if !write {
+		open = opts.store
+	}
+	st, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key, err := opts.userKey(true, opts.io.Err)
+	key, err := opts.userKey(write, opts.io.Err)
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.bootstrap(ctx, st, key); err != nil {
-		return nil, err
+	if write {
+		if err := opts.bootstrap(ctx, st, key); err != nil {
+			return nil, err
+		}
 	}
 	p, err := opts.newPublisher(ctx, st, key, opts.Distribution)
 	if err != nil {
@@ -114,12 +122,15 @@ func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, e
 }
 
 func printUpload(w io.Writer, res *publish.Result) {
-	switch res.Outcome {
-	case publish.Unchanged:
+	switch o := res.Outcome; {
+	case res.DryRun && o != publish.Unchanged && o != publish.Superseded:
+		fmt.Fprintf(w, "dry run: would publish %s build %d (version %s) to %s at sequence %d; nothing written\n", res.App, res.Number, res.Version, res.Channel, res.Sequence)
+		return
+	case o == publish.Unchanged:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): nothing published\n", res.App, res.Channel, res.Number, res.Version)
-	case publish.Renewed:
+	case o == publish.Renewed:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): signed its latest.json again with a later expiry\n", res.App, res.Channel, res.Number, res.Version)
-	case publish.Superseded:
+	case o == publish.Superseded:
 		fmt.Fprintf(w, "recorded %s build %d (version %s), but %s already points at a newer build\n", res.App, res.Number, res.Version, res.Channel)
 	default:
 		fmt.Fprintf(w, "published %s build %d (version %s) to %s", res.App, res.Number, res.Version, res.Channel)

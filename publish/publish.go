@@ -57,6 +57,9 @@ type Request struct {
 	Notes     string
 	MinNative string // lowest native version the build runs on
 	MaxNative string // highest native version the build runs on
+	// DryRun checks and zips, then says what would be published (the
+	// build number and version, the sequence), writing nothing.
+	DryRun bool
 	// Rollout, from 1 to 99, offers the build to that percentage of the
 	// channel's devices as a staged rollout ([Rollout]); 0 or 100: to all.
 	Rollout   int64
@@ -107,6 +110,8 @@ type Result struct {
 	Bundle   string  `json:"bundle"` // URL (with a CDN) or store location
 	Latest   string  `json:"latest"`
 	Sequence int64   `json:"sequence"`
+	// DryRun reports that nothing was written: the result says what would be.
+	DryRun bool `json:"dry_run,omitempty"`
 	// Rollout is the percentage of devices offered the build, when the
 	// upload started a staged rollout.
 	Rollout int64 `json:"rollout,omitempty"`
@@ -173,7 +178,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer b.Remove()
-	res := &Result{App: req.App, Channel: req.Channel, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
+	res := &Result{App: req.App, Channel: req.Channel, DryRun: req.DryRun, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
 		NotifyAppReady: b.NotifyAppReady, Bundle: p.location(manifest.BundleKey(req.App, b.SHA256)),
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
 	build, err := p.record(ctx, acl, req, b, uploader)
@@ -182,7 +187,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.BuildID, res.Number, res.Version = build.ID, build.Number, build.Version
 	req.stage("updating " + req.Channel)
-	return p.point(ctx, req, build, res)
+	return p.point(ctx, acl, req, build, res)
 }
 
 // grant reads the ACL and returns the uploader's name, refusing a key
@@ -208,58 +213,80 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 }
 
 // record returns the build the channel should point at: its current one
-// when it has the same content, else a new build (bundle, then build
-// record). It refuses early a channel whose sequence cannot grow.
+// (or its candidate) when it has the same content, else a new build
+// (bundle, then build record; in a dry run, the build that would be
+// recorded, with nothing written). It refuses early a channel whose
+// sequence cannot grow.
 func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string) (manifest.BuildRef, error) {
-	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
-	if err != nil {
-		return manifest.BuildRef{}, err
-	}
-	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
-		return manifest.BuildRef{}, err
-	}
-	if !cur.exists {
-		if err := p.checkNotDeleted(ctx, req.App, req.Channel); err != nil {
+	if ref, err := p.reuse(ctx, acl, req, b); ref != nil || err != nil {
+		if ref == nil {
 			return manifest.BuildRef{}, err
 		}
-	}
-	if staged(req) && !cur.verified {
-		return manifest.BuildRef{}, noChannel("roll out against: a first build goes to every device, so leave rollout out")
-	}
-	if cur.verified {
-		offered := []manifest.BuildRef{cur.Build}
-		if cur.Candidate != nil {
-			offered = append(offered, cur.Candidate.Build)
-		}
-		for _, ref := range offered {
-			if ref.SHA256 == b.SHA256 && ref.MinNative == req.MinNative && ref.MaxNative == req.MaxNative && (req.Version == "" || req.Version == ref.Version) {
-				return ref, nil // the channel has this build already: no new record
-			}
-		}
+		return *ref, err
 	}
 	if req.Version != "" {
 		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {
 			return manifest.BuildRef{}, err
 		}
 	}
+	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
+		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size,
+		MinNative: req.MinNative, MaxNative: req.MaxNative,
+	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
+	if req.DryRun {
+		n, err := p.lastNumber(ctx, req.App)
+		build.Number, build.ID = n+1, manifest.BuildID(req.App, n+1)
+		if build.Version == "" {
+			build.Version = DefaultVersion(n + 1)
+		}
+		return build.BuildRef, err
+	}
 	req.stage("uploading the bundle")
 	if err := p.putBundle(ctx, req.App, b); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	req.stage("writing the build record")
-	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
-		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size,
-		MinNative: req.MinNative, MaxNative: req.MaxNative,
-	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
 	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
 }
 
+// reuse checks the channel before anything is written: its sequence can
+// grow, it was not deleted, it has a stable build for a staged rollout. It
+// returns the channel's stable build or candidate when that has the
+// upload's content, else nil.
+func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle) (*manifest.BuildRef, error) {
+	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
+		return nil, err
+	}
+	if !cur.exists {
+		if err := p.checkNotDeleted(ctx, req.App, req.Channel); err != nil {
+			return nil, err
+		}
+	}
+	if staged(req) && !cur.verified {
+		return nil, noChannel("roll out against: a first build goes to every device, so leave rollout out")
+	}
+	offered := []manifest.BuildRef{cur.Build}
+	if cur.Candidate != nil {
+		offered = append(offered, cur.Candidate.Build)
+	}
+	for _, ref := range offered {
+		if cur.verified && ref.SHA256 == b.SHA256 && ref.MinNative == req.MinNative && ref.MaxNative == req.MaxNative && (req.Version == "" || req.Version == ref.Version) {
+			return &ref, nil
+		}
+	}
+	return nil, nil
+}
+
 // point moves the channel to build with [pointTo], then purges its
 // latest.json from the CDN.
-func (p *Publisher) point(ctx context.Context, req Request, build manifest.BuildRef, res *Result) (*Result, error) {
+func (p *Publisher) point(ctx context.Context, acl *manifest.ACL, req Request, build manifest.BuildRef, res *Result) (*Result, error) {
 	expires := req.Expires
 	if expires == 0 {
 		expires = DefaultExpiry
@@ -269,14 +296,21 @@ func (p *Publisher) point(ctx context.Context, req Request, build manifest.Build
 	if staged(req) {
 		edit, res.Rollout = stageTo(build, req.Rollout, &res.Outcome), req.Rollout
 	}
-	l, _, err := p.updatePointer(ctx, req.App, req.Channel, Noted(req.Notes, now.Add(expires), edit))
+	edit = Noted(req.Notes, now.Add(expires), edit)
+	var l *manifest.Latest
+	var err error
+	if req.DryRun {
+		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit)
+	} else {
+		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if l != nil {
 		res.Sequence = l.Sequence
 	}
-	if res.Outcome == Unchanged || res.Outcome == Superseded {
+	if req.DryRun || res.Outcome == Unchanged || res.Outcome == Superseded {
 		return res, nil
 	}
 	req.stage("invalidating the CDN cache")
