@@ -53,7 +53,7 @@ type Request struct {
 	App       string
 	Channel   string // manifest.DefaultChannel if empty
 	Dir       string // the web build folder
-	Version   string // the version devices get; the build number if empty
+	Version   string // the version devices get; DefaultVersion if empty
 	Notes     string
 	MinNative string // lowest native version the build runs on
 	MaxNative string // highest native version the build runs on
@@ -218,11 +218,9 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 // recorded, with nothing written). It refuses early a channel whose
 // sequence cannot grow.
 func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string) (manifest.BuildRef, error) {
-	if ref, err := p.reuse(ctx, acl, req, b); ref != nil || err != nil {
-		if ref == nil {
-			return manifest.BuildRef{}, err
-		}
-		return *ref, err
+	ref, err := p.reuse(ctx, acl, req, b)
+	if err != nil || ref != nil {
+		return deref(ref), err
 	}
 	if req.Version != "" {
 		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {
@@ -250,6 +248,13 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
+}
+
+func deref(ref *manifest.BuildRef) manifest.BuildRef {
+	if ref == nil {
+		return manifest.BuildRef{}
+	}
+	return *ref
 }
 
 // reuse checks the channel before anything is written: its sequence can
