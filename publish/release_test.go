@@ -304,3 +304,59 @@ func TestHistoryReportsAGap(t *testing.T) {
 		t.Fatalf("a missing entry: gap %q, chain %d, %v", h.Gap, len(h.Chain), err)
 	}
 }
+
+func TestHistoryMarksAnOrphanAsNeverServed(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	if _, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", publish.Promote(ref(1))); err != nil {
+		t.Fatal(err)
+	}
+	// An entry at sequence 2 that links elsewhere: an orphan, passed over.
+	orphan := *f.pointer(t, "beta")
+	orphan.Sequence, orphan.Build, orphan.Previous = 2, ref(9), &manifest.Link{Sequence: 1, SHA256: strings.Repeat("0", 64)}
+	env, err := manifest.Sign(manifest.TypeLatest, orphan, f.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Put(ctx, manifest.HistoryKey("retailer", "beta", 2), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.publisher().UpdatePointer(ctx, "retailer", "beta", publish.Promote(ref(3))); err != nil {
+		t.Fatal(err)
+	}
+	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "beta")
+	if err != nil || h.Gap != "" || len(h.Entries) != 3 || len(h.Chain) != 2 {
+		t.Fatalf("history: %+v, %v", h, err)
+	}
+	served := fmt.Sprint(h.Entries[0].Served, h.Entries[1].Served, h.Entries[2].Served)
+	if served != "true false true" || h.Entries[0].Sequence != 3 {
+		t.Fatalf("served (3, 2, 1) = %s, want the orphan at 2 not served", served)
+	}
+}
+
+func TestExpectRefusesAChannelChangedMeanwhile(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	p := f.publisher()
+	for n := int64(1); n <= 2; n++ {
+		if _, _, err := p.UpdatePointer(ctx, "retailer", "production", publish.Promote(ref(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A rollback decided at sequence 2; another release lands first.
+	decided := publish.Expect(2, publish.Rollback(&[]manifest.BuildRef{ref(1)}[0]))
+	if _, _, err := p.UpdatePointer(ctx, "retailer", "production", publish.Promote(ref(3))); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Change(ctx, "retailer", "production", decided, false)
+	if err == nil || !strings.Contains(err.Error(), "changed while this ran (sequence 2, now 3)") {
+		t.Fatalf("err = %v", err)
+	}
+	if l := f.pointer(t, "production"); l.Sequence != 3 || l.Build.Number != 3 {
+		t.Fatalf("the refused rollback wrote: %+v", l)
+	}
+}
