@@ -91,7 +91,11 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		sel = &s
 	}
 	if opts.JSON {
-		return writeJSON(opts.io.Out, map[string]any{"ok": true, "acl_version": acl.Version, "latest": l, "selected": sel})
+		doc := map[string]any{"ok": true, "acl_version": acl.Version, "latest": l}
+		if sel != nil {
+			doc["selected"] = map[string]any{"build": sel.Build, "reason": sel.Reason, "detail": sel.Detail}
+		}
+		return writeJSON(opts.io.Out, doc)
 	}
 	fmt.Fprintf(opts.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), expires %s\n",
 		opts.App, opts.Channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, l.Expires.Format(time.DateOnly))
