@@ -97,9 +97,12 @@ func (p *Publisher) draft(ctx context.Context, acl *manifest.ACL, app, channel s
 	return next, err == nil, err
 }
 
-// checkNotDeleted refuses a channel that was deleted: it has a history
-// but no latest.json. Starting it again would start its sequence over,
-// below what its devices saw, and bring its old pointers back.
+// checkNotDeleted refuses a channel that was deleted: it has no
+// latest.json but a history past its first pointer. Starting it again
+// would bring its old pointers back one by one (see updatePointer).
+// History holding only sequence 1 is a first pointer still being written
+// by a concurrent writer (or a channel deleted right after it was made),
+// which the loop completes.
 func (p *Publisher) checkNotDeleted(ctx context.Context, app, channel string) error {
 	if _, err := p.Store.Stat(ctx, manifest.LatestKey(app, channel)); !errors.Is(err, fs.ErrNotExist) {
 		return nil // it exists, or the write will report the store's error
@@ -108,8 +111,10 @@ func (p *Publisher) checkNotDeleted(ctx context.Context, app, channel string) er
 	if err != nil {
 		return err
 	}
-	if len(infos) > 0 {
-		return refuse("channel %s of %s was deleted, and its name is not used again (devices remember its sequence); pick a new channel name", channel, app)
+	for _, in := range infos {
+		if seq, ok := manifest.ParseHistoryKey(app, channel, in.Key); ok && seq > 1 {
+			return refuse("channel %s of %s was deleted, and its name is not used again (devices remember its sequence); pick a new channel name", channel, app)
+		}
 	}
 	return nil
 }
