@@ -166,6 +166,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"httpget":       httpGet,
 			"status":        exitStatus,
 			"storevariants": storeVariants,
+			"cohortdevice":  cohortDevice,
 		},
 	}
 }
@@ -349,4 +350,26 @@ func storeVariants(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("STORE_2", "s3://"+bucket+"//"+prefix+"?"+query)
 	ts.Setenv("STORE_3", "s3://"+bucket+"//"+prefix+"//?"+query)
 	ts.Setenv("STORE_NONE", "s3://"+bucket+"/"+prefix+"-none?"+query)
+}
+
+// cohortdevice VAR APP CHANNEL ROLLOUT LOW HIGH sets VAR to the first
+// device id "device-N" whose bucket in the rollout is from LOW to below
+// HIGH percent (manifest.Cohort): such a device gets a candidate at p
+// percent when HIGH <= p, and not when p <= LOW.
+func cohortDevice(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 6 {
+		ts.Fatalf("usage: cohortdevice VAR APP CHANNEL ROLLOUT LOW HIGH")
+	}
+	low, err := strconv.ParseInt(args[4], 10, 64)
+	ts.Check(err)
+	high, err := strconv.ParseInt(args[5], 10, 64)
+	ts.Check(err)
+	for i := range 100000 {
+		id := fmt.Sprintf("device-%d", i)
+		if b := manifest.Cohort(args[1], args[2], args[3], id); b >= low*100 && b < high*100 {
+			ts.Setenv(args[0], id)
+			return
+		}
+	}
+	ts.Fatalf("no device in cohort %s-%s%%", args[4], args[5])
 }

@@ -64,6 +64,15 @@ func partial(err error, res any) error {
 	return partialError{err, res}
 }
 
+// resultError is a failure that still has a result, printed with the
+// error under --json; its exit status is that of the error it wraps.
+type resultError struct {
+	error
+	result any
+}
+
+func (e resultError) Unwrap() error { return e.error }
+
 // unavailableError is a store, network or tracker that could not be reached.
 type unavailableError struct{ error }
 
@@ -143,9 +152,14 @@ func printError(stdio IO, asJSON bool, err error) int {
 			body["hint"] = hint
 		}
 		doc := map[string]any{"error": body}
-		var pe partialError
+		var (
+			pe partialError
+			re resultError
+		)
 		if errors.As(err, &pe) && pe.result != nil {
 			doc["result"] = pe.result
+		} else if errors.As(err, &re) {
+			doc["result"] = re.result
 		}
 		writeJSON(stdio.Out, doc)
 		return status

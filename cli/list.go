@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -50,7 +49,15 @@ type listPermissionsOptions struct {
 // buildRow is one line of `deploy list builds`.
 type buildRow struct {
 	manifest.Build
-	Channels []string `json:"channels"`
+	Channels []string `json:"channels"` // "beta", "production@10%", "production(fallback)"
+	Before   []string `json:"before"`   // channels that served it before
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func runListBuilds(ctx context.Context, opts *listBuildsOptions) error {
@@ -69,9 +76,9 @@ func runListBuilds(ctx context.Context, opts *listBuildsOptions) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(opts.io.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUILD\tVERSION\tCHANNELS\tSIZE\tUPLOADER\tDATE\tNOTES")
+	fmt.Fprintln(tw, "BUILD\tVERSION\tCHANNELS\tBEFORE\tSIZE\tUPLOADER\tDATE\tNOTES")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Version, strings.Join(r.Channels, ","), humanBytes(r.Size), r.Uploader, r.Created.Local().Format(time.DateTime), firstLine(r.Notes))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Version, dash(strings.Join(r.Channels, ",")), dash(strings.Join(r.Before, ",")), humanBytes(r.Size), r.Uploader, r.Created.Local().Format(time.DateTime), firstLine(r.Notes))
 	}
 	return tw.Flush()
 }
@@ -95,38 +102,63 @@ func (opts *listBuildsOptions) builds(ctx context.Context) ([]buildRow, error) {
 	}
 	rows := []buildRow{}
 	for _, b := range builds {
-		rows = append(rows, buildRow{Build: b, Channels: channels[b.Number]})
+		rows = append(rows, buildRow{Build: b, Channels: orEmpty(channels.now[b.Number]), Before: orEmpty(channels.before[b.Number])})
 	}
 	return rows, nil
 }
 
-// channelsByBuild maps build numbers to the channels whose verified
-// latest.json points at them.
-func channelsByBuild(ctx context.Context, st store.Store, acl *manifest.ACL, app string) (map[int64][]string, error) {
-	out := map[int64][]string{}
-	infos, err := st.List(ctx, manifest.ChannelsPrefix(app))
+// buildChannels says where each build is, by number: the channels whose
+// pointer offers it now (stable, candidate or fallback) and those whose
+// verified history held it before.
+type buildChannels struct {
+	now, before map[int64][]string
+}
+
+// channelsByBuild reads every channel's verified history.
+func channelsByBuild(ctx context.Context, st store.Store, acl *manifest.ACL, app string) (*buildChannels, error) {
+	out := &buildChannels{now: map[int64][]string{}, before: map[int64][]string{}}
+	channels, err := publish.Channels(ctx, st, app)
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range infos {
-		a, channel, ok := manifest.ParseLatestKey(in.Key)
-		if !ok || a != app {
-			continue
-		}
-		data, err := readKey(ctx, st, in.Key, manifest.MaxLatestSize)
-		if errors.Is(err, store.ErrTooLarge) {
-			continue // no device accepts it: no build is on that channel
-		}
+	for _, ch := range channels {
+		h, err := publish.ReadHistory(ctx, st, acl, app, ch)
 		if err != nil {
 			return nil, err
 		}
-		l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel, Now: time.Now()})
-		if err != nil {
+		if len(h.Chain) == 0 {
 			continue
 		}
-		out[l.Build.Number] = append(out[l.Build.Number], channel)
+		offered := map[int64]bool{}
+		for n, label := range offers(h.Chain[0], ch) {
+			offered[n] = true
+			out.now[n] = append(out.now[n], label)
+		}
+		held := map[int64]bool{}
+		for _, l := range h.Chain[1:] {
+			for n := range offers(l, ch) {
+				if !offered[n] && !held[n] {
+					held[n] = true
+					out.before[n] = append(out.before[n], ch)
+				}
+			}
+		}
 	}
 	return out, nil
+}
+
+// offers labels the builds a pointer offers: "beta" for its stable build,
+// "beta@10%" for a candidate, "beta(fallback)" for a fallback.
+func offers(l *manifest.Latest, channel string) map[int64]string {
+	out := map[int64]string{}
+	for _, f := range l.Fallbacks {
+		out[f.Number] = channel + "(fallback)"
+	}
+	if c := l.Candidate; c != nil {
+		out[c.Build.Number] = fmt.Sprintf("%s@%d%%", channel, c.Percent)
+	}
+	out[l.Build.Number] = channel
+	return out
 }
 
 func runListPermissions(ctx context.Context, opts *listPermissionsOptions) error {
@@ -182,6 +214,13 @@ func (e *env) verifiedACL(ctx context.Context) (store.Store, *manifest.ACL, erro
 func readKey(ctx context.Context, st store.Store, key string, limit int) ([]byte, error) {
 	data, _, err := store.ReadSmall(ctx, st, key, limit)
 	return data, err
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func firstLine(s string) string {

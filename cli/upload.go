@@ -27,6 +27,9 @@ type uploadOptions struct {
 	Version      string        `param:"version"`
 	Notes        string        `param:"notes"`
 	MinNative    string        `param:"min_native"`
+	MaxNative    string        `param:"max_native"`
+	Rollout      string        `param:"rollout"`
+	DryRun       bool          `param:"dry_run"`
 	CDN          string        `param:"cdn"`
 	Distribution string        `param:"distribution"`
 	Username     string        `param:"username"`
@@ -42,12 +45,25 @@ func NewCmdUpload(e *env) *cobra.Command {
 		Long: `Zip, sign and publish a web build (the folder ionic build writes) as the
 newest build of a channel. Uploading a build the channel already has
 publishes nothing.`,
-		Example:     "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"",
+		Example:     "  deploy upload app=retailer dir=./www\n  deploy upload app=retailer dir=./www channel=beta version=2.4.0 notes=\"fix checkout\"\n  deploy upload app=retailer dir=./www rollout=10 min_native=2.0",
 		Annotations: uses("store root_key key_file root_key_file"),
 	}, &uploadOptions{env: e}, runUpload)
 }
 
 func runUpload(ctx context.Context, opts *uploadOptions) error {
+	if err := publish.CheckNativeRange(opts.MinNative, opts.MaxNative); err != nil {
+		return usageError{err}
+	}
+	var percent int64
+	if opts.Rollout != "" {
+		var err error
+		if percent, err = parsePercent("rollout", opts.Rollout); err != nil {
+			return err
+		}
+		if percent == 0 {
+			return usageError{fmt.Errorf("rollout=0 offers the build to no device; give 1 to 99, or leave rollout out to publish to every device")}
+		}
+	}
 	p, err := opts.publisher(ctx)
 	if err != nil {
 		return err
@@ -56,7 +72,7 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	bar := newProgress(opts.io.Err)
 	res, err := p.Upload(ctx, publish.Request{
 		App: opts.App, Channel: opts.Channel, Dir: opts.Dir, Version: opts.Version,
-		Notes: opts.Notes, MinNative: opts.MinNative, GitCommit: gitCommit(opts.Dir),
+		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Rollout: percent, DryRun: opts.DryRun, GitCommit: gitCommit(opts.Dir),
 		Expires: opts.Expires, Progress: bar.update,
 		Stage: func(s string) { bar.clear(); log.Debug().Msg(s) },
 	})
@@ -77,42 +93,51 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 }
 
 // publisher opens the store (bootstrapping a fresh local one) and loads
-// the keys an upload needs.
+// the keys an upload needs. A dry run creates nothing: the store and the
+// key must exist.
 func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, error) {
-	st, err := opts.storeForWrite(ctx)
+	open, write := opts.storeForWrite, !opts.DryRun
+	if !write {
+		open = opts.store
+	}
+	st, err := open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key, err := opts.userKey(true, opts.io.Err)
+	key, err := opts.userKey(write, opts.io.Err)
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.bootstrap(ctx, st, key); err != nil {
-		return nil, err
-	}
-	trust, err := opts.pinned()
-	if err != nil {
-		return nil, err
-	}
-	p := &publish.Publisher{Store: st, Key: key, Trust: trust, CDN: opts.CDN}
-	if opts.Distribution != "" {
-		if p.Invalidator, err = invalidator(ctx, opts.Distribution); err != nil {
+	if write {
+		if err := opts.bootstrap(ctx, st, key); err != nil {
 			return nil, err
 		}
 	}
+	p, err := opts.newPublisher(ctx, st, key, opts.Distribution)
+	if err != nil {
+		return nil, err
+	}
+	p.CDN = opts.CDN
 	return p, nil
 }
 
 func printUpload(w io.Writer, res *publish.Result) {
-	switch res.Outcome {
-	case publish.Unchanged:
+	switch o := res.Outcome; {
+	case res.DryRun && o != publish.Unchanged && o != publish.Superseded:
+		fmt.Fprintf(w, "dry run: would publish %s build %d (version %s) to %s at sequence %d; nothing written\n", res.App, res.Number, res.Version, res.Channel, res.Sequence)
+		return
+	case o == publish.Unchanged:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): nothing published\n", res.App, res.Channel, res.Number, res.Version)
-	case publish.Renewed:
+	case o == publish.Renewed:
 		fmt.Fprintf(w, "%s %s already has this build (build %d, version %s): signed its latest.json again with a later expiry\n", res.App, res.Channel, res.Number, res.Version)
-	case publish.Superseded:
+	case o == publish.Superseded:
 		fmt.Fprintf(w, "recorded %s build %d (version %s), but %s already points at a newer build\n", res.App, res.Number, res.Version, res.Channel)
 	default:
-		fmt.Fprintf(w, "published %s build %d (version %s) to %s\n", res.App, res.Number, res.Version, res.Channel)
+		fmt.Fprintf(w, "published %s build %d (version %s) to %s", res.App, res.Number, res.Version, res.Channel)
+		if res.Rollout > 0 {
+			fmt.Fprintf(w, " for %d%% of its devices (a staged rollout: raise it with `deploy rollout app=%s channel=%s percent=50`)", res.Rollout, res.App, res.Channel)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  bundle  %s\n  size    %s, %d files\n  sha256  %s\n  latest  %s\n", res.Bundle, humanBytes(res.Size), res.Files, res.SHA256, res.Latest)
 }

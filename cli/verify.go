@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,6 +22,8 @@ type verifyOptions struct {
 	storeOptions
 	App     string `param:"app,required"`
 	Channel string `param:"channel"`
+	Device  string `param:"device"`
+	Native  string `param:"native"`
 	JSON    bool   `param:"json"`
 }
 
@@ -32,8 +35,9 @@ func NewCmdVerify(e *env) *cobra.Command {
 		Long: `Check a channel's latest.json exactly as a device would: the ACL against the
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what this machine saw before; then download the bundle and check its
-size and sha256.`,
-		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json",
+size and sha256 (those of a rollout's candidate and of fallback builds too).
+With device= and/or native=, also show the build that device would get.`,
+		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json\n  deploy verify app=retailer device=6f1c0e2a native=2.1.0",
 	}, &verifyOptions{env: e}, runVerify)
 }
 
@@ -81,12 +85,43 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if data, err := json.MarshalIndent(states, "", "  "); err == nil {
 		writeFileAtomic(seenPath(), data, 0o600)
 	}
+	var sel *manifest.Selection
+	if opts.Device != "" || opts.Native != "" {
+		s := l.Select(opts.Native, opts.Device)
+		sel = &s
+	}
 	if opts.JSON {
-		return writeJSON(opts.io.Out, map[string]any{"ok": true, "acl_version": acl.Version, "latest": l})
+		doc := map[string]any{"ok": true, "acl_version": acl.Version, "latest": l}
+		if sel != nil {
+			doc["selected"] = map[string]any{"build": sel.Build, "reason": sel.Reason, "detail": sel.Detail}
+		}
+		return writeJSON(opts.io.Out, doc)
 	}
 	fmt.Fprintf(opts.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), expires %s\n",
 		opts.App, opts.Channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, l.Expires.Format(time.DateOnly))
+	if l.Candidate != nil || l.Halted != nil || len(l.Fallbacks) > 0 {
+		fmt.Fprintf(opts.io.Out, "  serves %s\n", describe(l))
+	}
+	if sel != nil {
+		printSelection(opts.io.Out, opts.Device, opts.Native, *sel)
+	}
 	return nil
+}
+
+// printSelection says which build a device gets, and why.
+func printSelection(w io.Writer, device, native string, s manifest.Selection) {
+	who := "device " + device
+	if device == "" {
+		who = "a device"
+	}
+	if native != "" {
+		who += " on native " + native
+	}
+	if s.Build == nil {
+		fmt.Fprintf(w, "  %s gets no build (%s): %s\n", who, s.Reason, s.Detail)
+		return
+	}
+	fmt.Fprintf(w, "  %s gets build %d (%s)\n", who, s.Build.Number, s.Reason)
 }
 
 // check verifies the channel's latest.json and its bundle as a device
@@ -105,16 +140,29 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 	if err != nil {
 		return nil, nil, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
 	}
-	rc, _, err := st.Get(ctx, l.Build.Bundle)
-	if err != nil {
-		return nil, nil, fmt.Errorf("REJECTED: bundle %s: %w", l.Build.Bundle, err)
+	refs := append([]manifest.BuildRef{l.Build}, l.Fallbacks...)
+	if l.Candidate != nil {
+		refs = append(refs, l.Candidate.Build)
 	}
-	err = manifest.VerifyBundle(l.Build, rc)
-	rc.Close()
-	if err != nil {
-		return nil, nil, fmt.Errorf("REJECTED: %w", err)
+	for _, ref := range refs {
+		if err := checkBundle(ctx, st, ref); err != nil {
+			return nil, nil, err
+		}
 	}
 	return l, acl, nil
+}
+
+// checkBundle downloads a build's bundle and checks its size and sha256.
+func checkBundle(ctx context.Context, st store.Store, ref manifest.BuildRef) error {
+	rc, _, err := st.Get(ctx, ref.Bundle)
+	if err != nil {
+		return fmt.Errorf("REJECTED: bundle %s of build %d: %w", ref.Bundle, ref.Number, err)
+	}
+	defer rc.Close()
+	if err := manifest.VerifyBundle(ref, rc); err != nil {
+		return fmt.Errorf("REJECTED: build %d: %w", ref.Number, err)
+	}
+	return nil
 }
 
 func notFound(err error, hint string) error {

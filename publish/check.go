@@ -40,6 +40,7 @@ func (r Request) Check() error {
 	}{
 		{"version", r.Version, MaxVersionLen, false},
 		{"min_native", r.MinNative, MaxMinNativeLen, false},
+		{"max_native", r.MaxNative, MaxMinNativeLen, false},
 		{"git commit", r.GitCommit, MaxGitCommitLen, false},
 		{"notes", r.Notes, MaxNotesLen, true},
 	} {
@@ -47,7 +48,13 @@ func (r Request) Check() error {
 			return err
 		}
 	}
-	return nil
+	if r.Rollout < 0 || r.Rollout > 100 {
+		return checkPercent(r.Rollout)
+	}
+	if err := CheckVersion(r.Version); err != nil {
+		return err
+	}
+	return CheckNativeRange(r.MinNative, r.MaxNative)
 }
 
 // checkText refuses a field over max bytes, not UTF-8, or with control
@@ -78,10 +85,10 @@ func (p *Publisher) checkSizes(req Request, uploader string) error {
 	ref := manifest.BuildRef{
 		ID: manifest.BuildID(req.App, manifest.MaxSequence), Number: manifest.MaxSequence, Version: req.Version,
 		Bundle: manifest.BundleKey(req.App, strings.Repeat("f", 64)), SHA256: strings.Repeat("f", 64),
-		Size: manifest.MaxSequence, MinNative: req.MinNative,
+		Size: manifest.MaxSequence, MinNative: req.MinNative, MaxNative: req.MaxNative,
 	}
 	if ref.Version == "" {
-		ref.Version = fmt.Sprint(ref.Number)
+		ref.Version = DefaultVersion(ref.Number)
 	}
 	build := manifest.Build{App: req.App, BuildRef: ref, Uploader: uploader, Created: now, Notes: req.Notes, GitCommit: req.GitCommit}
 	latest := manifest.Latest{App: req.App, Channel: req.Channel, Sequence: manifest.MaxSequence, Issued: now, Expires: now.Add(DefaultExpiry), Build: ref}

@@ -23,6 +23,23 @@
 // and writing it create-only to the channel's history before latest.json.
 // Promote, rollback and staged rollouts are edits on that loop.
 //
+// # Releasing
+//
+// The release edits are pure functions, table-tested: [Promote],
+// [Rollout] (start, raise, complete at 100), [SetPercent], [Pause],
+// [Rollback] (its target chosen from the history by [RollbackTarget]),
+// [SetSelfAssign]; [Fallbacks] picks the older builds a pointer keeps for
+// native versions its stable build does not fit; [Expect] refuses a
+// channel that changed since a decision was made on it; [Noted] adds the
+// notes and a fresh expiry. [Publisher.Change] runs one on the loop after
+// checking the grant, or, in a dry run, signs what it would write and
+// writes nothing. Refusals of what the user asked are [ReleaseError]s
+// that say what to do instead. [ReadHistory] reads a channel's history,
+// every entry verified, and follows the chain of links from latest.json
+// back, reporting a gap. A build's version is unique within its app for
+// good ([VersionConflict]); an upload that names none gets
+// [DefaultVersion].
+//
 // # The ACL
 //
 // [InitACL] writes the first ACL, [ReadACL] reads and verifies it, and

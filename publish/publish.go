@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -54,9 +53,16 @@ type Request struct {
 	App       string
 	Channel   string // manifest.DefaultChannel if empty
 	Dir       string // the web build folder
-	Version   string // the version devices get; the build number if empty
+	Version   string // the version devices get; DefaultVersion if empty
 	Notes     string
-	MinNative string
+	MinNative string // lowest native version the build runs on
+	MaxNative string // highest native version the build runs on
+	// DryRun checks and zips, then says what would be published (the
+	// build number and version, the sequence), writing nothing.
+	DryRun bool
+	// Rollout, from 1 to 99, offers the build to that percentage of the
+	// channel's devices as a staged rollout ([Rollout]); 0 or 100: to all.
+	Rollout   int64
 	GitCommit string
 	Expires   time.Duration // DefaultExpiry if zero
 	// Progress, if set, is called as the zip is made with raw bytes done and
@@ -104,6 +110,11 @@ type Result struct {
 	Bundle   string  `json:"bundle"` // URL (with a CDN) or store location
 	Latest   string  `json:"latest"`
 	Sequence int64   `json:"sequence"`
+	// DryRun reports that nothing was written: the result says what would be.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Rollout is the percentage of devices offered the build, when the
+	// upload started a staged rollout.
+	Rollout int64 `json:"rollout,omitempty"`
 	// Invalidated reports that the CDN's copy of latest.json was purged.
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -167,7 +178,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer b.Remove()
-	res := &Result{App: req.App, Channel: req.Channel, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
+	res := &Result{App: req.App, Channel: req.Channel, DryRun: req.DryRun, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
 		NotifyAppReady: b.NotifyAppReady, Bundle: p.location(manifest.BundleKey(req.App, b.SHA256)),
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
 	build, err := p.record(ctx, acl, req, b, uploader)
@@ -176,7 +187,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	}
 	res.BuildID, res.Number, res.Version = build.ID, build.Number, build.Version
 	req.stage("updating " + req.Channel)
-	return p.point(ctx, req, build, res)
+	return p.point(ctx, acl, req, build, res)
 }
 
 // grant reads the ACL and returns the uploader's name, refusing a key
@@ -202,62 +213,130 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 }
 
 // record returns the build the channel should point at: its current one
-// when it has the same content, else a new build (bundle, then build
-// record). It refuses early a channel whose sequence cannot grow.
+// (or its candidate) when it has the same content, else a new build
+// (bundle, then build record; in a dry run, the build that would be
+// recorded, with nothing written). It refuses early a channel whose
+// sequence cannot grow.
 func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string) (manifest.BuildRef, error) {
-	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
-	if err != nil {
-		return manifest.BuildRef{}, err
-	}
-	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
-		return manifest.BuildRef{}, err
-	}
-	if cur.verified && cur.Build.SHA256 == b.SHA256 && cur.Build.MinNative == req.MinNative &&
-		(req.Version == "" || req.Version == cur.Build.Version) {
-		return cur.Build, nil
+	ref, err := p.reuse(ctx, acl, req, b)
+	if err != nil || ref != nil {
+		return deref(ref), err
 	}
 	if req.Version != "" {
 		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {
 			return manifest.BuildRef{}, err
 		}
 	}
+	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
+		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size,
+		MinNative: req.MinNative, MaxNative: req.MaxNative,
+	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
+	if req.DryRun {
+		n, err := p.lastNumber(ctx, req.App)
+		build.Number, build.ID = n+1, manifest.BuildID(req.App, n+1)
+		if build.Version == "" {
+			build.Version = DefaultVersion(n + 1)
+		}
+		return build.BuildRef, err
+	}
 	req.stage("uploading the bundle")
 	if err := p.putBundle(ctx, req.App, b); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	req.stage("writing the build record")
-	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
-		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size, MinNative: req.MinNative,
-	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
 	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
 }
 
+func deref(ref *manifest.BuildRef) manifest.BuildRef {
+	if ref == nil {
+		return manifest.BuildRef{}
+	}
+	return *ref
+}
+
+// reuse checks the channel before anything is written: its sequence can
+// grow, it was not deleted, it has a stable build for a staged rollout. It
+// returns the channel's stable build or candidate when that has the
+// upload's content, else nil.
+func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle) (*manifest.BuildRef, error) {
+	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
+		return nil, err
+	}
+	if !cur.exists {
+		if err := p.checkNotDeleted(ctx, req.App, req.Channel); err != nil {
+			return nil, err
+		}
+	}
+	if staged(req) && !cur.verified {
+		return nil, noChannel("roll out against: a first build goes to every device, so leave rollout out")
+	}
+	offered := []manifest.BuildRef{cur.Build}
+	if cur.Candidate != nil {
+		offered = append(offered, cur.Candidate.Build)
+	}
+	for _, ref := range offered {
+		if cur.verified && ref.SHA256 == b.SHA256 && ref.MinNative == req.MinNative && ref.MaxNative == req.MaxNative && (req.Version == "" || req.Version == ref.Version) {
+			return &ref, nil
+		}
+	}
+	return nil, nil
+}
+
 // point moves the channel to build with [pointTo], then purges its
 // latest.json from the CDN.
-func (p *Publisher) point(ctx context.Context, req Request, build manifest.BuildRef, res *Result) (*Result, error) {
+func (p *Publisher) point(ctx context.Context, acl *manifest.ACL, req Request, build manifest.BuildRef, res *Result) (*Result, error) {
 	expires := req.Expires
 	if expires == 0 {
 		expires = DefaultExpiry
 	}
-	l, _, err := p.updatePointer(ctx, req.App, req.Channel, pointTo(build, p.now(), expires, &res.Outcome))
+	now := p.now()
+	edit := pointTo(build, now, expires, &res.Outcome)
+	if staged(req) {
+		edit, res.Rollout = stageTo(build, req.Rollout, &res.Outcome), req.Rollout
+	}
+	edit = Noted(req.Notes, now.Add(expires), edit)
+	var l *manifest.Latest
+	var err error
+	if req.DryRun {
+		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit)
+	} else {
+		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if l != nil {
 		res.Sequence = l.Sequence
 	}
-	if res.Outcome == Unchanged || res.Outcome == Superseded || p.Invalidator == nil {
+	if req.DryRun || res.Outcome == Unchanged || res.Outcome == Superseded {
 		return res, nil
 	}
 	req.stage("invalidating the CDN cache")
-	if err := p.Invalidator.Invalidate(ctx, []string{p.cdnPath(manifest.LatestKey(req.App, req.Channel))}); err != nil {
-		return res, fmt.Errorf("published build %d, but the CDN invalidation failed (devices see it within 60 s anyway): %w", build.Number, err)
+	res.Invalidated, err = p.purge(ctx, req.App, req.Channel)
+	return res, err
+}
+
+// staged reports whether the upload is a staged rollout.
+func staged(req Request) bool { return req.Rollout > 0 && req.Rollout < 100 }
+
+// stageTo is the edit of an upload with a staged rollout: build becomes
+// the channel's candidate for percent of its devices ([Rollout]).
+func stageTo(build manifest.BuildRef, percent int64, out *Outcome) Edit {
+	return func(cur *manifest.Latest) (*manifest.Latest, error) {
+		*out = Published
+		if cur != nil && (cur.Build.ID == build.ID || cur.Candidate != nil && cur.Candidate.Build.ID == build.ID && cur.Candidate.Percent == percent) {
+			*out = Unchanged
+			return nil, nil
+		}
+		return Rollout(build, percent)(cur)
 	}
-	res.Invalidated = true
-	return res, nil
 }
 
 // pointTo is the upload's edit: point the channel at build, valid for
@@ -276,12 +355,13 @@ func pointTo(build manifest.BuildRef, now time.Time, expires time.Duration, out 
 				*out = Unchanged
 				return nil, nil
 			}
-			*out = Renewed
+			*out = Renewed // the same pointer, candidate and all, signed again
+			return cur, nil
 		case cur.Build.Number > build.Number:
 			*out = Superseded
 			return nil, nil
 		}
-		cur.Build, cur.Expires = build, now.Add(expires)
+		setStable(cur, build)
 		return cur, nil
 	}
 }
@@ -310,30 +390,6 @@ func (p *Publisher) cdnPath(key string) string {
 		}
 	}
 	return path.Join("/", base, key)
-}
-
-// checkVersionFree refuses a version string that a channel of app already
-// serves with other content: the plugin tells bundles apart by version, so
-// devices on that version would never get the new one.
-func (p *Publisher) checkVersionFree(ctx context.Context, acl *manifest.ACL, app, version, sha string) error {
-	infos, err := p.Store.List(ctx, manifest.ChannelsPrefix(app))
-	if err != nil {
-		return err
-	}
-	for _, in := range infos {
-		a, channel, ok := manifest.ParseLatestKey(in.Key)
-		if !ok || a != app {
-			continue
-		}
-		cur, err := p.readCurrent(ctx, acl, app, channel)
-		if err != nil {
-			return err
-		}
-		if cur.verified && cur.Build.Version == version && cur.Build.SHA256 != sha {
-			return fmt.Errorf("version %s is already build %d on channel %s, with other content; devices tell bundles apart by version, so give this one a new version (or leave version out to use the build number)", version, cur.Build.Number, channel)
-		}
-	}
-	return nil
 }
 
 // putBundle uploads the zip once: bundles are content-addressed, so an
@@ -382,7 +438,7 @@ func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *mani
 		n++
 		build.Number, build.ID = n, manifest.BuildID(build.App, n)
 		if defaultVersion {
-			build.Version = strconv.FormatInt(n, 10)
+			build.Version = DefaultVersion(n)
 		}
 		env, err := manifest.Sign(manifest.TypeBuild, build, p.Key)
 		if err != nil {

@@ -122,7 +122,7 @@ func testUploadPublishes(t *testing.T, store func(t *testing.T) store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Number != 1 || res.Version != "1" || res.BuildID != "retailer-1" || res.Outcome != publish.Published || res.Sequence != 1 || res.Uploader != "ahmed" {
+	if res.Number != 1 || res.Version != "0.0.0-build.1" || res.BuildID != "retailer-1" || res.Outcome != publish.Published || res.Sequence != 1 || res.Uploader != "ahmed" {
 		t.Fatalf("first upload = %+v", res)
 	}
 	l := f.verifyChannel(t, "retailer", "production")
@@ -401,8 +401,21 @@ func TestUploadRefusesAVersionInUseWithOtherContent(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "b"})})
-	if err == nil || !strings.Contains(err.Error(), "version 3.0.0 is already build 1 on channel beta") {
+	if err == nil || !strings.Contains(err.Error(), "version 3.0.0 is already build 1 of retailer") {
 		t.Fatalf("err = %v, want version in use", err)
+	}
+	// For good: once beta moved on, build 1 still owns its version.
+	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Channel: "beta", Dir: writeTree(t, map[string]string{"index.html": "c"})}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "b"})})
+	if err == nil || !strings.Contains(err.Error(), "version 3.0.0 is already build 1 of retailer") {
+		t.Fatalf("after beta moved on: err = %v, want version in use", err)
+	}
+	// The default form is reserved.
+	_, err = f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "0.0.0-build.7", Dir: writeTree(t, map[string]string{"index.html": "b"})})
+	if err == nil || !strings.Contains(err.Error(), "leave version out") {
+		t.Fatalf("a version of the default form: err = %v", err)
 	}
 	// The same content under the same version goes to another channel.
 	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Version: "3.0.0", Dir: writeTree(t, map[string]string{"index.html": "a"})}); err != nil {
