@@ -246,24 +246,30 @@ func (e *events) close() error {
 	return err
 }
 
+// checkDelay is how long update checks, which nobody waits for, may wait
+// in the writer for other events to share their commit: with many devices
+// a commit (and its fsync) per check or two would cost more than the
+// checks' inserts. An event somebody waits for is committed at once.
+const checkDelay = 50 * time.Millisecond
+
 // run is the single writer: it takes every request waiting in the queue,
 // commits their events in one transaction and then answers them all.
 func (e *events) run() {
 	defer close(e.done)
+	timer := time.NewTimer(checkDelay)
 	for b := range e.queue {
-		batches, n := []*batch{b}, len(b.events)
-	drain:
+		batches, n, acked := []*batch{b}, len(b.events), b.done != nil
+		timer.Reset(checkDelay)
 		for n < maxBatchEvents {
-			select {
-			case b, ok := <-e.queue:
-				if !ok {
-					break drain
-				}
-				batches = append(batches, b)
-				n += len(b.events)
-			default:
-				break drain
+			var wait <-chan time.Time
+			if !acked {
+				wait = timer.C
 			}
+			b, ok := e.next(wait)
+			if !ok {
+				break
+			}
+			batches, n, acked = append(batches, b), n+len(b.events), acked || b.done != nil
 		}
 		start := time.Now()
 		err := e.commit(batches, n)
@@ -279,6 +285,25 @@ func (e *events) run() {
 				b.done <- err
 			}
 		}
+	}
+}
+
+// next returns the next queued batch: at once if one is queued, else one
+// that comes before wait fires (if wait is not nil). ok is false if none.
+func (e *events) next(wait <-chan time.Time) (b *batch, ok bool) {
+	select {
+	case b, ok = <-e.queue:
+		return b, ok
+	default:
+	}
+	if wait == nil {
+		return nil, false
+	}
+	select {
+	case b, ok = <-e.queue:
+		return b, ok
+	case <-wait:
+		return nil, false
 	}
 }
 

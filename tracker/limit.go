@@ -24,9 +24,11 @@ type limitShard struct {
 	buckets map[string]bucket
 }
 
+// bucket is 16 bytes, without pointers: the garbage collector need not
+// scan a limiter's maps, however many devices they hold.
 type bucket struct {
 	tokens float64
-	last   time.Time
+	last   int64 // Unix nanoseconds of the last refill
 }
 
 func newLimiter(rate float64, burst int, maxKeys int) *limiter {
@@ -44,17 +46,18 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 		return true, 0
 	}
 	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	t := now.UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	b, ok := sh.buckets[key]
 	if !ok {
 		if len(sh.buckets) >= l.max {
-			l.evict(sh, now)
+			l.evict(sh, t)
 		}
-		b = bucket{tokens: l.burst, last: now}
-	} else if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+elapsed*l.rate)
-		b.last = now
+		b = bucket{tokens: l.burst, last: t}
+	} else if t > b.last {
+		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
+		b.last = t
 	}
 	if b.tokens < 1 {
 		sh.buckets[key] = b
@@ -68,10 +71,10 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 
 // evict drops the buckets that have refilled (forgetting them changes
 // nothing), then arbitrary ones until a quarter of the shard is free.
-func (l *limiter) evict(sh *limitShard, now time.Time) {
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
+func (l *limiter) evict(sh *limitShard, now int64) {
+	full := int64(l.burst / l.rate * float64(time.Second))
 	for k, b := range sh.buckets {
-		if now.Sub(b.last) >= full {
+		if now-b.last >= full {
 			delete(sh.buckets, k)
 		}
 	}

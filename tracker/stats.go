@@ -110,7 +110,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(codeUnauthorized, "missing or wrong stats token: send \"Authorization: Bearer <token>\" with the tracker's stats token"))
 		return
 	}
-	app, err := query(r.URL.Query(), "app")
+	app, err := query(r, "app")
 	if err == nil && app != "" {
 		err = checkName("app", app)
 	}
@@ -118,7 +118,12 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	builds, err := s.events.stats(r.Context(), app, s.man.byVersion)
+	// Update checks wait briefly to share a commit: flush them, so the
+	// stats count every check answered before.
+	var builds []BuildStats
+	if err = s.events.flush(r.Context()); err == nil {
+		builds, err = s.events.stats(r.Context(), app, s.man.byVersion)
+	}
 	if err != nil {
 		s.writeError(w, r, &appError{Code: codeUnavailable, Message: "stats cannot be read right now; try again later", Err: err})
 		return
