@@ -29,8 +29,12 @@
 // Every answer carries CORS headers for WebViews (capacitor://localhost,
 // http(s)://localhost) and OPTIONS preflights are answered. Errors are JSON
 // [ErrorResponse] values with a 4xx status for bad input (never a 5xx,
-// which the plugin retries forever); 503 means the store or the event
-// database cannot be used, or the store's manifests fail verification.
+// which the plugin retries forever). A build that can never be served as
+// it is (its manifest, build record or bundle fails verification: revoked,
+// too large, rolled back, tampered) is a 404 "not_servable" on the seed's
+// API and HTTP 200 with kind "blocked" on the Capgo update endpoint; only a
+// new publish changes it. 503 means only that the store or the event
+// database cannot be used right now.
 //
 // # Trust
 //

@@ -14,6 +14,7 @@ import (
 const (
 	codeInvalid      = "invalid_request"
 	codeNotFound     = "not_found"
+	codeNotServable  = "not_servable"
 	codeMethod       = "method_not_allowed"
 	codeTooLarge     = "too_large"
 	codeRateLimited  = "rate_limited"
@@ -26,6 +27,7 @@ const (
 var statusOf = map[string]int{
 	codeInvalid:      http.StatusBadRequest,
 	codeNotFound:     http.StatusNotFound,
+	codeNotServable:  http.StatusNotFound,
 	codeMethod:       http.StatusMethodNotAllowed,
 	codeTooLarge:     http.StatusRequestEntityTooLarge,
 	codeRateLimited:  http.StatusTooManyRequests,
@@ -34,6 +36,13 @@ var statusOf = map[string]int{
 	codeUnavailable:  http.StatusServiceUnavailable,
 	codeInternal:     http.StatusInternalServerError,
 }
+
+// A not_servable answer is for a manifest, build record or bundle that can
+// never verify as it is (unsigned, revoked, too large, rolled back, bytes
+// that differ from their sha256): only a new publish changes it, so it is
+// a 404, as for a channel without builds, never a 5xx that devices retry.
+// A 503 (unavailable) is only for what may pass: a store or a database
+// that cannot be reached right now.
 
 // ErrorResponse is the body of every error answer of the tracker (except
 // the Capgo update endpoint, which answers errors with HTTP 200 as its
