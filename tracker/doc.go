@@ -42,10 +42,12 @@
 // [manifest.Trust.VerifyLatest] against the pinned root keys. It remembers
 // the highest ACL version and per-channel sequence it has seen, in its
 // database before it serves them, so a store rolled back to older files is
-// refused, also after a restart. It serves or redirects only bundles of
-// builds that a verified manifest named, and serves a bundle itself only
-// once its bytes match the manifest's sha256 (hashed once per object
-// version: key, size, modification time, ETag). Verified results are
+// refused, also after a restart. With an empty database it trusts the
+// first root-signed acl.json it reads, however old, unless
+// Config.MinACLVersion pins the lowest version it accepts. It serves or
+// redirects only bundles of builds that a verified manifest named, and
+// serves a bundle itself only once its bytes match the manifest's sha256
+// (hashed once per object version: key, size, modification time, ETag). Verified results are
 // cached for Config.CacheTTL; concurrent misses share one store read.
 //
 // Download URLs in answers start with Config.PublicURL; without it they

@@ -212,3 +212,30 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 		t.Errorf("rolled back acl.json after a restart: %s %s", resp.Status, body)
 	}
 }
+
+// TestMinACLVersionPin replays an older acl.json that still grants a
+// revoked user to trackers with an empty database: without a pin the first
+// root-signed ACL is trusted (the window the pin closes); with
+// MinACLVersion it is refused.
+func TestMinACLVersionPin(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publish("retailer", "production", "1.0.0")
+	grantingACL := f.get(manifest.ACLKey)
+	f.writeGrant(false) // version 2 revokes the user who signed build 1
+	f.put(manifest.ACLKey, grantingACL)
+
+	_, base := startServer(t, f.config(t))
+	if resp, body := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil); resp.StatusCode != 200 || !bytes.Contains(body, []byte(ref.ID)) {
+		t.Fatalf("without a pin, a fresh tracker trusts the replayed ACL: %s %s", resp.Status, body)
+	}
+
+	cfg := f.config(t)
+	cfg.MinACLVersion = 2
+	_, base = startServer(t, cfg)
+	wantNotServable(t, base, string(manifest.RuleACLRollback), ref.ID)
+
+	cfg.MinACLVersion = -1
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("negative pin: %v", err)
+	}
+}
