@@ -61,11 +61,13 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err := os.MkdirAll(filepath.Dir(opts.DB), 0o755); err != nil {
 		return err
 	}
+	logs := tracker.NewLogWriter(opts.io.Err, 100*time.Millisecond)
+	defer logs.Close()
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		DBPath: opts.DB, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
 		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "", MinACLVersion: opts.MinACL,
-		Log: zerolog.New(opts.io.Err).With().Timestamp().Logger(),
+		Log: zerolog.New(logs).With().Timestamp().Logger(),
 	})
 	if err != nil {
 		return err

@@ -94,12 +94,13 @@ func benchLatest(b *testing.B, devices, conc int) {
 		cfg.Limits, cfg.TrustProxy = Limits{}, true
 	}
 	// Access logs go to a file, as a deployed tracker's stderr goes to one
-	// (or to journald's pipe).
-	logs, err := os.Create(filepath.Join(b.TempDir(), "tracker.log"))
+	// (or to journald's pipe), through the LogWriter that deploy serve uses.
+	file, err := os.Create(filepath.Join(b.TempDir(), "tracker.log"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { logs.Close() }) // after the server stops: cleanups run last first
+	logs := NewLogWriter(file, 100*time.Millisecond)
+	b.Cleanup(func() { logs.Close(); file.Close() }) // after the server stops: cleanups run last first
 	cfg.Log = zerolog.New(logs).With().Timestamp().Logger()
 	_, base := startServer(b, cfg)
 
@@ -141,9 +142,9 @@ func benchLatest(b *testing.B, devices, conc int) {
 	load(b, client, 1000, conc, get(bareBase, 1000)) // warm up connections
 	load(b, client, 1000, conc, get(base, 1000))
 	b.ResetTimer()
-	// Alternate quarters so drift in machine load hits both alike; the
+	// Alternate eighths so drift in machine load hits both alike; the
 	// percentiles are of all the requests of each side.
-	const rounds = 4
+	const rounds = 8
 	var bareRate, trackerRate float64
 	var bareLat, trackerLat []time.Duration
 	for range rounds {
