@@ -239,7 +239,6 @@ func valueError(f *pflag.Flag, value string) error {
 		"bool":     "1 or 0 (true or false)",
 		"duration": "a duration such as 720h or 30m",
 		"int":      "a whole number",
-		"int64":    "a whole number",
 	}[f.Value.Type()]
 	if want == "" {
 		want = "a " + f.Value.Type()

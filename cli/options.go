@@ -27,7 +27,7 @@ import (
 // param is the flag of one parameter.
 type param struct {
 	help string
-	def  func() any // string, bool, int64 or time.Duration; nil: the zero value
+	def  func() any // string, bool, int or time.Duration; nil: the zero value
 	// global parameters are the root's persistent flags, declared in cli.go.
 	global bool
 }
@@ -148,9 +148,9 @@ func declare(c *cobra.Command, opts any) {
 		case time.Duration:
 			d, _ := def.(time.Duration)
 			f.Duration(fd.name, d, p.help)
-		case int64:
-			n, _ := def.(int64)
-			f.Int64(fd.name, n, p.help)
+		case int:
+			n, _ := def.(int)
+			f.Int(fd.name, n, p.help)
 		default:
 			panic("cli: parameter " + fd.name + " of unsupported type")
 		}
@@ -199,9 +199,9 @@ func (e *env) setup(c *cobra.Command, opts any) error {
 			fd.value.SetBool(cfg.bool(fd.name))
 		case time.Duration:
 			fd.value.SetInt(int64(cfg.v.GetDuration(fd.name)))
-		case int64:
+		case int:
 			s := cfg.str(fd.name)
-			n, err := strconv.ParseInt(s, 10, 64)
+			n, err := strconv.ParseInt(s, 10, 0)
 			if s == "" {
 				n, err = 0, nil
 			}

@@ -28,7 +28,7 @@ type serveOptions struct {
 	CacheTTL   time.Duration `param:"cache_ttl"`
 	// MetricsAddr serves /metrics there instead of on Addr.
 	MetricsAddr string `param:"metrics_addr"`
-	MinACL      int64  `param:"min_acl_version"`
+	MinACL      int    `param:"min_acl_version"`
 }
 
 // NewCmdServe returns `deploy serve`.
@@ -66,7 +66,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		DBPath: opts.DB, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
-		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "", MinACLVersion: opts.MinACL,
+		CacheTTL: opts.CacheTTL, PrivateMetrics: opts.MetricsAddr != "", MinACLVersion: int64(opts.MinACL),
 		Log: zerolog.New(logs).With().Timestamp().Logger(),
 	})
 	if err != nil {
