@@ -104,6 +104,9 @@ func runACLApply(ctx context.Context, opts *aclApplyOptions) error {
 	if err != nil {
 		return err
 	}
+	if changed {
+		opts.pinHint(acl.Version)
+	}
 	res := map[string]any{"changes": changeLines(changes), "applied": changed, "acl_version": acl.Version}
 	if len(changes) == 0 {
 		return opts.result(res, fmt.Sprintf("nothing to change (ACL version %d)\n", acl.Version))

@@ -228,7 +228,7 @@ func TestTwoTrackersOnePostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // past cache_ttl
-	if code, body := latest(b, "device-1"); code != http.StatusServiceUnavailable || !strings.Contains(body, string(manifest.RuleRollback)) {
+	if code, body := latest(b, "device-1"); code != http.StatusNotFound || !strings.Contains(body, `"not_servable"`) || !strings.Contains(body, string(manifest.RuleRollback)) {
 		t.Fatalf("rolled back latest.json through the other tracker: %d %s", code, body)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 // param is the flag of one parameter.
 type param struct {
 	help string
-	def  func() any // string, bool or time.Duration; nil: the zero value
+	def  func() any // string, bool, int or time.Duration; nil: the zero value
 	// global parameters are the root's persistent flags, declared in cli.go.
 	global bool
 }
@@ -67,15 +68,16 @@ var params = map[string]param{
 	"key":        {help: "the user's public key (ed25519:...), needed for a new user"},
 	"root":       {help: "show the root public key"},
 
-	"addr":         {help: "listen address", def: func() any { return ":8080" }},
-	"public_url":   {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
-	"db":           {help: "where events, device failures and floors live: sqlite:///path, or postgres://... shared by several trackers", def: func() any { return defaultStateURL() }},
-	"stats_token":  {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
-	"trust_proxy":  {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
-	"cache_ttl":    {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
-	"retention":    {help: "how long raw events are kept, such as 720h; stats keep counting older ones (default: keep all)", def: func() any { return time.Duration(0) }},
-	"metrics_addr": {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
-	"tracker":      {help: "tracker URL (deploy login saves it)"},
+	"addr":            {help: "listen address", def: func() any { return ":8080" }},
+	"public_url":      {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
+	"db":              {help: "where events, device failures and floors live: sqlite:///path, or postgres://... shared by several trackers", def: func() any { return defaultStateURL() }},
+	"stats_token":     {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},
+	"trust_proxy":     {help: "take client addresses from X-Forwarded-For (only behind a proxy that sets it)"},
+	"cache_ttl":       {help: "how long a verified manifest is cached", def: func() any { return tracker.DefaultCacheTTL }},
+	"retention":       {help: "how long raw events are kept, such as 720h; stats keep counting older ones (default: keep all)", def: func() any { return time.Duration(0) }},
+	"metrics_addr":    {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
+	"min_acl_version": {help: "refuse any acl.json older than this version, also with an empty database (deploy init, grant, revoke and acl apply print it)"},
+	"tracker":         {help: "tracker URL (deploy login saves it)"},
 }
 
 // field is one tagged field of an options struct.
@@ -155,6 +157,9 @@ func declare(c *cobra.Command, opts any) {
 		case time.Duration:
 			d, _ := def.(time.Duration)
 			f.Duration(fd.name, d, p.help)
+		case int:
+			n, _ := def.(int)
+			f.Int(fd.name, n, p.help)
 		default:
 			panic("cli: parameter " + fd.name + " of unsupported type")
 		}
@@ -203,6 +208,16 @@ func (e *env) setup(c *cobra.Command, opts any) error {
 			fd.value.SetBool(cfg.bool(fd.name))
 		case time.Duration:
 			fd.value.SetInt(int64(cfg.v.GetDuration(fd.name)))
+		case int:
+			s := cfg.str(fd.name)
+			n, err := strconv.ParseInt(s, 10, 0)
+			if s == "" {
+				n, err = 0, nil
+			}
+			if err != nil { // from the environment or a config file: a flag was parsed already
+				return valueError(c.Flags().Lookup(fd.name), s)
+			}
+			fd.value.SetInt(n)
 		default:
 			return fmt.Errorf("parameter %s of unsupported type", fd.name)
 		}

@@ -28,6 +28,7 @@ type serveOptions struct {
 	// MetricsAddr serves /metrics there instead of on Addr.
 	MetricsAddr string        `param:"metrics_addr"`
 	Retention   time.Duration `param:"retention"`
+	MinACL      int           `param:"min_acl_version"`
 }
 
 // NewCmdServe returns `deploy serve`.
@@ -58,7 +59,9 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	log := zerolog.New(opts.io.Err).With().Timestamp().Logger()
+	logs := tracker.NewLogWriter(opts.io.Err, 100*time.Millisecond)
+	defer logs.Close()
+	log := zerolog.New(logs).With().Timestamp().Logger()
 	metrics := tracker.NewMetrics()
 	db, err := OpenState(ctx, opts.DB, state.Options{Log: log, OnCommit: metrics.ObserveCommit})
 	if err != nil {
@@ -67,7 +70,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	srv, err := tracker.New(tracker.Config{
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		State: db, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
-		CacheTTL: opts.CacheTTL, Retention: opts.Retention,
+		CacheTTL: opts.CacheTTL, Retention: opts.Retention, MinACLVersion: int64(opts.MinACL),
 		PrivateMetrics: opts.MetricsAddr != "", Metrics: metrics, Log: log,
 	})
 	if err != nil {

@@ -185,17 +185,31 @@ type Build struct {
 }
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // CheckName reports whether s is a valid app, channel or user name:
 // 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
 func CheckName(kind, s string) error {
-	if !nameRE.MatchString(s) {
+	if !isName(s) {
 		return fmt.Errorf("invalid %s name %q: use 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", kind, s)
 	}
 	return nil
+}
+
+// isName reports whether s matches ^[a-z0-9][a-z0-9._-]{0,63}$, without
+// a regular expression: trackers check two names on every request.
+func isName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')) {
+			return false
+		}
+	}
+	return true
 }
 
 // BuildID is the ID of an app's build number n.
@@ -257,7 +271,7 @@ func (l *Latest) check() error {
 		if c.Percent > 100 {
 			return fmt.Errorf("candidate percent %d is over 100", c.Percent)
 		}
-		if !nameRE.MatchString(c.Rollout) {
+		if !isName(c.Rollout) {
 			return fmt.Errorf("candidate rollout %q is not a name", c.Rollout)
 		}
 	}

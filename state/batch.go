@@ -21,7 +21,9 @@ const maxRecentChecks = 1 << 18
 
 // Batcher is the group commit that backends share: one goroutine takes
 // every request waiting in the queue, commits their events in one call of
-// commit and then answers them all. Its methods are those of State.
+// commit and then answers them all; while only update checks are waiting
+// it waits up to CheckDelay for more events to share the commit. Its
+// methods are those of State.
 type Batcher struct {
 	commit   func([]Event) error
 	log      zerolog.Logger
@@ -133,24 +135,31 @@ func (b *Batcher) send(ctx context.Context, r *request, wait bool) error {
 	}
 }
 
+// CheckDelay is how long update checks, which nobody waits for, may wait
+// in the writer for other events to share their commit: with many devices
+// a commit (and its fsync) per check or two would cost more than the
+// checks' inserts. An event somebody waits for is committed at once.
+const CheckDelay = 50 * time.Millisecond
+
 func (b *Batcher) run() {
 	defer close(b.done)
 	var evs []Event
+	timer := time.NewTimer(CheckDelay)
 	for r := range b.queue {
-		reqs := []*request{r}
+		reqs, acked := []*request{r}, r.done != nil
 		evs = append(evs[:0], r.events...)
-	drain:
+		timer.Reset(CheckDelay)
 		for len(evs) < MaxBatch {
-			select {
-			case r, ok := <-b.queue:
-				if !ok {
-					break drain
-				}
-				reqs = append(reqs, r)
-				evs = append(evs, r.events...)
-			default:
-				break drain
+			var wait <-chan time.Time
+			if !acked {
+				wait = timer.C
 			}
+			r, ok := b.next(wait)
+			if !ok {
+				break
+			}
+			reqs, acked = append(reqs, r), acked || r.done != nil
+			evs = append(evs, r.events...)
 		}
 		var err error
 		if len(evs) > 0 {
@@ -168,5 +177,24 @@ func (b *Batcher) run() {
 				r.done <- err
 			}
 		}
+	}
+}
+
+// next returns the next queued request: at once if one is queued, else one
+// that comes before wait fires (if wait is not nil). ok is false if none.
+func (b *Batcher) next(wait <-chan time.Time) (r *request, ok bool) {
+	select {
+	case r, ok = <-b.queue:
+		return r, ok
+	default:
+	}
+	if wait == nil {
+		return nil, false
+	}
+	select {
+	case r, ok = <-b.queue:
+		return r, ok
+	case <-wait:
+		return nil, false
 	}
 }

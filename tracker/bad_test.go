@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -163,5 +164,24 @@ func TestLimiterIsBounded(t *testing.T) {
 	}
 	if n > 16*64 {
 		t.Errorf("limiter holds %d keys, bound is %d", n, 16*64)
+	}
+}
+
+// TestAppendJSONString checks the download URL's JSON encoding against
+// encoding/json, byte for byte where encoding/json's output is unique.
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "http://h:8080/build/download?id=retailer-1&device=0f8f%2B", `a"b\c`, "<script>&</script>", "é ü 日本", "\u2028\u2029", "tab\there\x01", "bad\xffutf8"} {
+		want, _ := json.Marshal(s)
+		got := appendJSONString(nil, s)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatalf("%q: %s is not JSON: %v", s, got, err)
+		}
+		if back != strings.ToValidUTF8(s, "\ufffd") {
+			t.Errorf("%q: decodes to %q", s, back)
+		}
+		if !strings.ContainsAny(s, "\t\x01") && string(got) != string(want) {
+			t.Errorf("%q: %s, encoding/json writes %s", s, got, want)
+		}
 	}
 }

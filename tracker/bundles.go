@@ -250,6 +250,8 @@ func (s *Server) bundleUnavailable(w http.ResponseWriter, r *http.Request, b *bu
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		s.log.Error().Str("key", b.ref.Bundle).Msg("a verified build's bundle is missing from the store")
+		s.writeError(w, r, errorf(codeNotServable, "the bundle of build %s is missing from the store; it is not served", b.ref.ID))
+		return
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		s.writeError(w, r, err)
 		return
@@ -260,7 +262,7 @@ func (s *Server) bundleUnavailable(w http.ResponseWriter, r *http.Request, b *bu
 }
 
 func (s *Server) bundleMismatch(w http.ResponseWriter, r *http.Request, b *buildInfo) {
-	s.writeError(w, r, errorf(codeUnavailable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
+	s.writeError(w, r, errorf(codeNotServable, "the bundle of build %s does not match its manifest; it is not served", b.ref.ID))
 }
 
 func bundleHeaders(w http.ResponseWriter, b *buildInfo) {

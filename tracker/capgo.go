@@ -60,7 +60,8 @@ type capgoNoUpdate struct {
 //
 // The channel is the body's defaultChannel, else production. An invalid
 // app or channel name is a setup error, answered like an unknown channel:
-// 200 with kind "failed". A body that is not the plugin's JSON is a 400,
+// 200 with kind "failed". A build that can never verify is 200 with kind
+// "blocked" and error "not_servable". A body that is not the plugin's JSON is a 400,
 // and 413 and 429 keep their status.
 func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readBody(w, r)
@@ -98,7 +99,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	rel, err := s.man.release(r.Context(), app, channel)
 	if err != nil {
 		ae := s.asAppError(r, err)
-		noUpdate(w, ae.Code, ae.Message, "failed")
+		noUpdate(w, ae.Code, ae.Message, capgoKind(ae.Code))
 		return
 	}
 	b := rel.build
@@ -131,6 +132,17 @@ func setupError(app, channel string) string {
 		return fmt.Sprintf("invalid channel %q in defaultChannel: use 1 to 64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", abbrev(channel))
 	}
 	return ""
+}
+
+// capgoKind is the kind of a no-update answer for an error code. A build
+// that can never be served is "blocked": the plugin logs it and stays on
+// its bundle. Anything else is "failed", which the plugin counts as a
+// download_fail.
+func capgoKind(code string) string {
+	if code == codeNotServable {
+		return "blocked"
+	}
+	return "failed"
 }
 
 func noUpdate(w http.ResponseWriter, code, msg, kind string) {

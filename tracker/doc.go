@@ -29,8 +29,12 @@
 // Every answer carries CORS headers for WebViews (capacitor://localhost,
 // http(s)://localhost) and OPTIONS preflights are answered. Errors are JSON
 // [ErrorResponse] values with a 4xx status for bad input (never a 5xx,
-// which the plugin retries forever); 503 means the store or the event
-// database cannot be used, or the store's manifests fail verification.
+// which the plugin retries forever). A build that can never be served as
+// it is (its manifest, build record or bundle fails verification: revoked,
+// too large, rolled back, tampered) is a 404 "not_servable" on the seed's
+// API and HTTP 200 with kind "blocked" on the Capgo update endpoint; only a
+// new publish changes it. 503 means only that the store or the event
+// database cannot be used right now.
 //
 // # Trust
 //
@@ -38,10 +42,12 @@
 // [manifest.Trust.VerifyLatest] against the pinned root keys. It remembers
 // the highest ACL version and per-channel sequence it has seen, in its
 // database before it serves them, so a store rolled back to older files is
-// refused, also after a restart. It serves or redirects only bundles of
-// builds that a verified manifest named, and serves a bundle itself only
-// once its bytes match the manifest's sha256 (hashed once per object
-// version: key, size, modification time, ETag). Verified results are
+// refused, also after a restart. With an empty database it trusts the
+// first root-signed acl.json it reads, however old, unless
+// Config.MinACLVersion pins the lowest version it accepts. It serves or
+// redirects only bundles of builds that a verified manifest named, and
+// serves a bundle itself only once its bytes match the manifest's sha256
+// (hashed once per object version: key, size, modification time, ETag). Verified results are
 // cached for Config.CacheTTL; concurrent misses share one store read.
 //
 // Download URLs in answers start with Config.PublicURL; without it they

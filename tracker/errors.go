@@ -16,6 +16,7 @@ import (
 const (
 	codeInvalid      = "invalid_request"
 	codeNotFound     = "not_found"
+	codeNotServable  = "not_servable"
 	codeMethod       = "method_not_allowed"
 	codeTooLarge     = "too_large"
 	codeRateLimited  = "rate_limited"
@@ -28,6 +29,7 @@ const (
 var statusOf = map[string]int{
 	codeInvalid:      http.StatusBadRequest,
 	codeNotFound:     http.StatusNotFound,
+	codeNotServable:  http.StatusNotFound,
 	codeMethod:       http.StatusMethodNotAllowed,
 	codeTooLarge:     http.StatusRequestEntityTooLarge,
 	codeRateLimited:  http.StatusTooManyRequests,
@@ -36,6 +38,13 @@ var statusOf = map[string]int{
 	codeUnavailable:  http.StatusServiceUnavailable,
 	codeInternal:     http.StatusInternalServerError,
 }
+
+// A not_servable answer is for a manifest, build record or bundle that can
+// never verify as it is (unsigned, revoked, too large, rolled back, bytes
+// that differ from their sha256): only a new publish changes it, so it is
+// a 404, as for a channel without builds, never a 5xx that devices retry.
+// A 503 (unavailable) is only for what may pass: a store or a database
+// that cannot be reached right now.
 
 // ErrorResponse is the body of every error answer of the tracker (except
 // the Capgo update endpoint, which answers errors with HTTP 200 as its
@@ -107,13 +116,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
+	writeHeader(w, status, len(body))
 	w.Write(body)
+}
+
+// The values of the headers of every JSON answer, shared by all answers:
+// net/http only reads them.
+var (
+	jsonType = []string{"application/json; charset=utf-8"}
+	noStore  = []string{"no-store"}
+	noSniff  = []string{"nosniff"}
+)
+
+// writeHeader sends the status and headers of a JSON answer of size bytes.
+// It sets the header map's canonical keys directly, which saves an
+// allocation per header on the devices' hot path.
+func writeHeader(w http.ResponseWriter, status, size int) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	h["X-Content-Type-Options"] = noSniff
+	h["Content-Length"] = []string{strconv.Itoa(size)}
+	w.WriteHeader(status)
 }
 
 // record stores evs in the state and returns once they are committed. A

@@ -65,11 +65,15 @@ func newKey(t testing.TB) ed25519.PrivateKey {
 }
 
 // writeACL signs and stores the next ACL version, granting f.user every app.
-func (f *fixture) writeACL() {
+func (f *fixture) writeACL() { f.writeGrant(true) }
+
+// writeGrant signs and stores the next ACL version, in which f.user may
+// upload to every app or to none.
+func (f *fixture) writeGrant(upload bool) {
 	f.acl++
 	acl := manifest.ACL{Version: f.acl, Issued: time.Now().UTC(), Users: []manifest.User{{
 		Name: "ci", Keys: []string{manifest.FormatPublicKey(manifest.Public(f.user))},
-		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}},
+		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: upload}},
 	}}}
 	f.put(manifest.ACLKey, f.sign(manifest.TypeACL, acl, f.root))
 }

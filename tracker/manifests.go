@@ -95,8 +95,9 @@ func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now f
 }
 
 // release returns the verified current build of a channel. Errors are
-// *appError: not_found for a channel without latest.json, unavailable for a
-// store that cannot be read or a manifest that fails verification.
+// *appError: not_found for a channel without latest.json, not_servable for
+// a manifest that fails verification, unavailable for a store that cannot
+// be read.
 func (m *manifests) release(ctx context.Context, app, channel string) (*release, error) {
 	return m.latest.get(ctx, app+"/"+channel, func() (*release, error) { return m.fetchRelease(app, channel) })
 }
@@ -263,7 +264,7 @@ func (m *manifests) refuse(err error, kind, what string, args ...any) error {
 	}
 	m.metrics.manifest(kind, string(rule))
 	m.log.Warn().Str("rule", string(rule)).Err(err).Msgf("refusing %s: it fails verification", what)
-	return errorf(codeUnavailable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
+	return errorf(codeNotServable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
 }
 
 // aclData returns the bytes of acl.json, cached like the manifests.
@@ -272,7 +273,7 @@ func (m *manifests) aclData() ([]byte, error) {
 		data, err := m.read(manifest.ACLKey, manifest.MaxACLSize)
 		if errors.Is(err, fs.ErrNotExist) {
 			m.log.Warn().Msg("the store has no acl.json")
-			return nil, errorf(codeUnavailable, "the store has no acl.json yet; an administrator runs `deploy init` first")
+			return nil, errorf(codeNotServable, "the store has no acl.json yet; an administrator runs `deploy init` first")
 		}
 		return data, err
 	})

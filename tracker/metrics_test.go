@@ -113,8 +113,8 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("request %d: %d %s, want %d", i, resp.StatusCode, body, want)
 		}
 	}
-	if resp, _ := do(t, c, "GET", fmt.Sprintf(base+"/build/latest?app=rogue&device=%s", deviceB), nil); resp.StatusCode != 503 {
-		t.Fatalf("rogue manifest: %d, want 503", resp.StatusCode)
+	if resp, _ := do(t, c, "GET", fmt.Sprintf(base+"/build/latest?app=rogue&device=%s", deviceB), nil); resp.StatusCode != 404 {
+		t.Fatalf("rogue manifest: %d, want 404 (not_servable)", resp.StatusCode)
 	}
 	if resp, _ := do(t, c, "GET", base+"/no/such/path", nil); resp.StatusCode != 404 {
 		t.Fatalf("unknown path: %d, want 404", resp.StatusCode)
@@ -127,7 +127,7 @@ func TestMetrics(t *testing.T) {
 		`deploy_tracker_http_requests_total{route="GET /build/latest",status="200"}`:                 2,
 		`deploy_tracker_http_request_duration_seconds_count{route="GET /build/latest",status="200"}`: 2,
 		`deploy_tracker_http_requests_total{route="GET /build/latest",status="429"}`:                 1,
-		`deploy_tracker_http_requests_total{route="GET /build/latest",status="503"}`:                 1,
+		`deploy_tracker_http_requests_total{route="GET /build/latest",status="404"}`:                 1,
 		`deploy_tracker_http_requests_total{route="/",status="404"}`:                                 1,
 		`deploy_tracker_http_requests_total{route="/build/latest",status="405"}`:                     1,
 		`deploy_tracker_rate_limited_total{limit="device"}`:                                          1,

@@ -22,8 +22,8 @@ import (
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", "Retry-After, Content-Length, Content-Range, ETag")
+		h["Access-Control-Allow-Origin"] = corsOrigin // shared, as in writeHeader
+		h["Access-Control-Expose-Headers"] = corsExpose
 		if r.Method != http.MethodOptions {
 			next.ServeHTTP(w, r)
 			return
@@ -40,6 +40,11 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
+
+var (
+	corsOrigin = []string{"*"}
+	corsExpose = []string{"Retry-After, Content-Length, Content-Range, ETag"}
+)
 
 // isTokenList reports whether s is a comma-separated list of header names.
 func isTokenList(s string) bool {

@@ -2,7 +2,6 @@ package tracker
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -32,13 +31,12 @@ type blockedAnswer struct {
 // download it, set it, fail again (the seed never calls notifyAppReady) and
 // loop on every start. The block ends when a newer build is published.
 func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	app, device, err := s.appDevice(q)
+	app, device, err := s.appDevice(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	channel, err := query(q, "channel")
+	channel, err := query(r, "channel")
 	if err == nil {
 		if channel == "" {
 			channel = manifest.DefaultChannel
@@ -65,10 +63,11 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 			Message: "build " + b.ID + " (version " + b.Version + ") failed to start on this device; it is not offered again, and a newer build will be"})
 		return
 	}
-	u, _ := json.Marshal(s.downloadURL(r, b.ID, device))
-	body := make([]byte, 0, len(rel.seedHead)+len(u)+len(rel.seedTail))
-	body = append(append(append(body, rel.seedHead...), u...), rel.seedTail...)
-	writeRaw(w, http.StatusOK, body)
+	u := appendJSONString(make([]byte, 0, 256), s.downloadURL(r, b.ID, device))
+	writeHeader(w, http.StatusOK, len(rel.seedHead)+len(u)+len(rel.seedTail))
+	w.Write(rel.seedHead) // the envelopes are written, never copied, per request
+	w.Write(u)
+	w.Write(rel.seedTail)
 }
 
 // handleDownload answers GET /build/download?id=&device=: a 302 to the
@@ -122,8 +121,8 @@ func fromStart(rng string) bool {
 }
 
 // appDevice reads and validates the app and device query parameters.
-func (s *Server) appDevice(q url.Values) (app, device string, err error) {
-	if app, err = query(q, "app"); err != nil {
+func (s *Server) appDevice(r *http.Request) (app, device string, err error) {
+	if app, err = query(r, "app"); err != nil {
 		return "", "", err
 	}
 	if app == "" {
@@ -132,7 +131,7 @@ func (s *Server) appDevice(q url.Values) (app, device string, err error) {
 	if err = checkName("app", app); err != nil {
 		return "", "", err
 	}
-	d, err := query(q, "device")
+	d, err := query(r, "device")
 	if err != nil {
 		return "", "", err
 	}
@@ -143,14 +142,13 @@ func (s *Server) appDevice(q url.Values) (app, device string, err error) {
 // buildDevice reads the id and device query parameters, applies the device
 // rate limit and finds the build. It answers the request itself on error.
 func (s *Server) buildDevice(w http.ResponseWriter, r *http.Request) (*buildInfo, string, bool) {
-	q := r.URL.Query()
-	id, err := query(q, "id")
+	id, err := query(r, "id")
 	if err == nil {
 		_, _, err = parseBuildID(id)
 	}
 	var device, d string
 	if err == nil {
-		if d, err = query(q, "device"); err == nil {
+		if d, err = query(r, "device"); err == nil {
 			device, err = checkDevice(d)
 		}
 	}

@@ -286,7 +286,7 @@ func TestTamperedLargeBundleIsNotServed(t *testing.T) {
 					if wantOK && (resp.StatusCode/100 != 2 || !bytes.Equal(body, good[len(good)-len(body):])) {
 						t.Fatalf("download with Range %q: %s, %d bytes", rng, resp.Status, len(body))
 					}
-					if !wantOK && (resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte("does not match its manifest"))) {
+					if !wantOK && (resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte("does not match its manifest"))) {
 						t.Fatalf("tampered download with Range %q: %s %s", rng, resp.Status, abbrev(string(body)))
 					}
 				}
@@ -303,7 +303,7 @@ func TestTamperedLargeBundleIsNotServed(t *testing.T) {
 				if wantOK { // tampered while this tracker runs, after its verdict
 					tamper(evil)
 					resp, body := do(t, nil, "GET", dl, nil)
-					if resp.StatusCode != http.StatusServiceUnavailable || bytes.Contains(body, evil[:64]) {
+					if resp.StatusCode != http.StatusNotFound || bytes.Contains(body, evil[:64]) {
 						t.Fatalf("bundle tampered after it was verified: %s, %d bytes", resp.Status, len(body))
 					}
 					tamper(good)
@@ -356,7 +356,7 @@ func TestStreamedBundleCutOffOnMismatch(t *testing.T) {
 	if err == nil || int64(len(body)) >= ref.Size {
 		t.Fatalf("changed bundle: %s, %d of %d bytes, read error %v; want a cut-off download", resp.Status, len(body), ref.Size, err)
 	}
-	if resp, _ := do(t, nil, "GET", dl, nil); resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("after the cut-off download: %s, want 503", resp.Status)
+	if resp, _ := do(t, nil, "GET", dl, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("after the cut-off download: %s, want 404", resp.Status)
 	}
 }

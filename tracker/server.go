@@ -59,6 +59,11 @@ type Config struct {
 	// Log receives access logs (info), refused manifests (warn) and
 	// failures (error).
 	Log zerolog.Logger
+	// MinACLVersion is the lowest ACL version the tracker accepts, also
+	// with an empty database: without it a fresh tracker trusts the first
+	// root-signed acl.json it reads, however old. `deploy init`, `grant`,
+	// `revoke` and `acl apply` print the version to pin. 0: no pin.
+	MinACLVersion int64
 	// TrustProxy makes the rightmost X-Forwarded-For address the client
 	// address for rate limits. Set it only behind a proxy that sets it.
 	TrustProxy bool
@@ -164,6 +169,9 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Trust.Roots) == 0 {
 		return nil, errors.New("tracker: no pinned root key; set the root public key (deploy keys show on the administrator's machine)")
 	}
+	if cfg.MinACLVersion < 0 {
+		return nil, fmt.Errorf("tracker: minimum ACL version %d is negative; use 0 (no pin) or the version `deploy grant` printed", cfg.MinACLVersion)
+	}
 	cdn, err := baseURL("CDN", cfg.CDN)
 	if err != nil {
 		return nil, err
@@ -186,6 +194,10 @@ func New(cfg Config) (*Server, error) {
 	floors, err := cfg.State.Floors(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("tracker: read the floors of the tracker state: %w", err)
+	}
+	floors[state.ACLFloor] = max(floors[state.ACLFloor], cfg.MinACLVersion)
+	if cfg.MinACLVersion > 0 {
+		cfg.Log.Info().Int64("min_acl_version", cfg.MinACLVersion).Msg("acl.json older than the pinned version is refused")
 	}
 	if public == "" {
 		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +

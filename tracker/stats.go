@@ -32,8 +32,13 @@ type BuildStats struct {
 }
 
 // stats returns the BuildStats of app, or of every app if app is "",
-// sorted by app and then newest build first.
+// sorted by app and then newest build first. Update checks wait briefly
+// to share a commit: they are flushed first, so the stats count every
+// check answered before.
 func (s *Server) stats(ctx context.Context, app string) ([]BuildStats, error) {
+	if err := s.state.Flush(ctx); err != nil {
+		return nil, err
+	}
 	counts, err := s.state.Stats(ctx, app)
 	if err != nil {
 		return nil, err
@@ -75,7 +80,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(codeUnauthorized, "missing or wrong stats token: send \"Authorization: Bearer <token>\" with the tracker's stats token"))
 		return
 	}
-	app, err := query(r.URL.Query(), "app")
+	app, err := query(r, "app")
 	if err == nil && app != "" {
 		err = checkName("app", app)
 	}

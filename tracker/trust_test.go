@@ -62,11 +62,11 @@ func TestTamperedManifestIsNeverServed(t *testing.T) {
 			tamper()
 			time.Sleep(3 * cfg.CacheTTL)
 			resp, body := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
-			if resp.StatusCode != http.StatusServiceUnavailable || bytes.Contains(body, []byte(evil.SHA256)) || !bytes.Contains(body, []byte("fails verification")) {
+			if resp.StatusCode != http.StatusNotFound || bytes.Contains(body, []byte(evil.SHA256)) || !bytes.Contains(body, []byte("fails verification")) {
 				t.Errorf("seed API: %s %s", resp.Status, body)
 			}
 			_, body = do(t, nil, "POST", base+"/capgo/retailer/updates", mustJSON(t, pluginRequest(deviceA, "builtin", "1")))
-			if ans := decode[map[string]any](t, body); ans["kind"] != "failed" || ans["url"] != nil {
+			if ans := decode[map[string]any](t, body); ans["kind"] != "blocked" || ans["url"] != nil {
 				t.Errorf("capgo: %s", body)
 			}
 			if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), `"rule":`) {
@@ -94,7 +94,7 @@ func TestRollbackIsRefused(t *testing.T) {
 	f.put(manifest.LatestKey("retailer", "production"), oldLatest)
 	time.Sleep(3 * cfg.CacheTTL)
 	resp, body := do(t, nil, "GET", latest, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleRollback)) {
+	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(manifest.RuleRollback)) {
 		t.Errorf("rolled back latest.json: %s %s", resp.Status, body)
 	}
 
@@ -102,7 +102,7 @@ func TestRollbackIsRefused(t *testing.T) {
 	f.put(manifest.ACLKey, oldACL)
 	time.Sleep(3 * cfg.CacheTTL)
 	resp, body = do(t, nil, "GET", latest, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {
+	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {
 		t.Errorf("rolled back acl.json: %s %s", resp.Status, body)
 	}
 }
@@ -117,10 +117,14 @@ func TestOnlyVerifiedBundlesAreServed(t *testing.T) {
 	forged.ID, forged.Number = manifest.BuildID("retailer", 2), 2
 	f.put(manifest.BuildKey("retailer", 2), f.sign(manifest.TypeBuild, manifest.Build{App: "retailer", BuildRef: forged}, newKey(t)))
 	_, base := startServer(t, f.config(t))
-	for id, want := range map[string]int{ref.ID: 200, "retailer-2": 503, "retailer-3": 404} {
-		resp, _ := do(t, noRedirects, "GET", base+"/build/download?id="+id+"&device="+deviceA, nil)
-		if resp.StatusCode != want {
-			t.Errorf("download %s: %s, want %d", id, resp.Status, want)
+	for id, want := range map[string]string{ref.ID: "", "retailer-2": codeNotServable, "retailer-3": codeNotFound} {
+		resp, body := do(t, noRedirects, "GET", base+"/build/download?id="+id+"&device="+deviceA, nil)
+		if want == "" {
+			if resp.StatusCode != 200 {
+				t.Errorf("download %s: %s", id, resp.Status)
+			}
+		} else if code := decode[ErrorResponse](t, body).Error; resp.StatusCode != http.StatusNotFound || code != want {
+			t.Errorf("download %s: %s %s, want 404 %s", id, resp.Status, body, want)
 		}
 	}
 }
@@ -193,11 +197,11 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 	_, base, stop = startStoppable(t, cfg)
 	latest = base + "/build/latest?app=retailer&device=" + deviceA
 	resp, body := do(t, nil, "GET", latest, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleRollback)) {
+	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(manifest.RuleRollback)) {
 		t.Errorf("rolled back latest.json after a restart: %s %s", resp.Status, body)
 	}
 	_, body = do(t, nil, "POST", base+"/capgo/retailer/updates", mustJSON(t, pluginRequest(deviceA, "2", "1")))
-	if ans := decode[map[string]any](t, body); ans["kind"] != "failed" || ans["url"] != nil {
+	if ans := decode[map[string]any](t, body); ans["kind"] != "blocked" || ans["url"] != nil {
 		t.Errorf("capgo after a restart: %s", body)
 	}
 
@@ -208,7 +212,34 @@ func TestRollbackIsRefusedAfterRestart(t *testing.T) {
 	cfg.State = openState(t, db)
 	_, base = startServer(t, cfg)
 	resp, body = do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
-	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {
+	if resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(manifest.RuleACLRollback)) {
 		t.Errorf("rolled back acl.json after a restart: %s %s", resp.Status, body)
+	}
+}
+
+// TestMinACLVersionPin replays an older acl.json that still grants a
+// revoked user to trackers with an empty database: without a pin the first
+// root-signed ACL is trusted (the window the pin closes); with
+// MinACLVersion it is refused.
+func TestMinACLVersionPin(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publish("retailer", "production", "1.0.0")
+	grantingACL := f.get(manifest.ACLKey)
+	f.writeGrant(false) // version 2 revokes the user who signed build 1
+	f.put(manifest.ACLKey, grantingACL)
+
+	_, base := startServer(t, f.config(t))
+	if resp, body := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil); resp.StatusCode != 200 || !bytes.Contains(body, []byte(ref.ID)) {
+		t.Fatalf("without a pin, a fresh tracker trusts the replayed ACL: %s %s", resp.Status, body)
+	}
+
+	cfg := f.config(t)
+	cfg.MinACLVersion = 2
+	_, base = startServer(t, cfg)
+	wantNotServable(t, base, string(manifest.RuleACLRollback), ref.ID)
+
+	cfg.MinACLVersion = -1
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "negative") {
+		t.Errorf("negative pin: %v", err)
 	}
 }

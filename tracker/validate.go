@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cartona/deploy/manifest"
 )
@@ -104,17 +106,40 @@ func checkVersion(field, s string) error {
 	return nil
 }
 
-// query returns the only value of a query parameter; a repeated parameter
-// is an error, so two parts of a stack never read different values.
-func query(q url.Values, name string) (string, error) {
-	v := q[name]
-	switch len(v) {
-	case 0:
-		return "", nil
-	case 1:
-		return v[0], nil
+// query returns the only value of a query parameter of r; a repeated
+// parameter is an error, so two parts of a stack never read different
+// values. It reads the raw query as url.ParseQuery does (a pair with ';' or
+// a bad escape is skipped) but builds no map of every parameter, which the
+// devices' hot path would pay for on each request.
+func query(r *http.Request, name string) (string, error) {
+	var val string
+	n := 0
+	for rest := r.URL.RawQuery; rest != ""; {
+		var pair string
+		pair, rest, _ = strings.Cut(rest, "&")
+		if pair == "" || strings.Contains(pair, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		if k, err := unescapeQuery(k); err != nil || k != name {
+			continue
+		}
+		if v, err := unescapeQuery(v); err == nil {
+			val = v
+			n++
+		}
 	}
-	return "", errorf(codeInvalid, "parameter %s is given %d times; pass it once", name, len(v))
+	if n > 1 {
+		return "", errorf(codeInvalid, "parameter %s is given %d times; pass it once", name, n)
+	}
+	return val, nil
+}
+
+func unescapeQuery(s string) (string, error) {
+	if strings.ContainsAny(s, "%+") {
+		return url.QueryUnescape(s)
+	}
+	return s, nil
 }
 
 // truncate cuts s to at most n bytes, for fields kept only for information.
@@ -194,4 +219,27 @@ func compareVersions(a, b string) int {
 		}
 	}
 	return 0
+}
+
+// appendJSONString appends s as a JSON string, as encoding/json writes it
+// but without its reflection: HTML characters, U+2028 and U+2029 escaped,
+// control characters as \u00XX, invalid UTF-8 as U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i, r := range s {
+		switch {
+		case r >= 0x20 && r < utf8.RuneSelf && r != '"' && r != '\\' && r != '<' && r != '>' && r != '&':
+			b = append(b, s[i])
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', hex[r>>12&15], hex[r>>8&15], hex[r>>4&15], hex[r&15])
+		case r == utf8.RuneError:
+			b = append(b, `\ufffd`...)
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
 }
