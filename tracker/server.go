@@ -129,6 +129,7 @@ type Server struct {
 	public  string // without a trailing slash
 	man     *manifests
 	bundles *bundleChecks
+	files   *fileSets
 	events  *events
 	devices *limiter
 	addrs   *limiter
@@ -191,6 +192,7 @@ func New(cfg Config) (*Server, error) {
 		public:  public,
 		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, ev, floors, cfg.Metrics),
 		bundles: newBundleChecks(),
+		files:   newFileSets(now),
 		events:  ev,
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
