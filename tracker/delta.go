@@ -2,13 +2,19 @@ package tracker
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +35,9 @@ const fileChecks = 8
 // the JSON array of {file_name, file_hash, download_url}.
 type fileSet struct {
 	entries []byte
-	files   int
+	// deflated is entries compressed as raw Deflate blocks ending in a
+	// sync flush, for gzip answers (gzipAnswer).
+	deflated []byte
 }
 
 // capgoEntry is one entry of a Capgo manifest.
@@ -113,7 +121,13 @@ func (s *Server) verifyFileSet(app string, ref manifest.BuildRef) (*fileSet, err
 	if err != nil {
 		return nil, err
 	}
-	return &fileSet{entries: b, files: len(entries)}, nil
+	var z bytes.Buffer
+	fw, _ := flate.NewWriter(&z, flate.BestCompression)
+	fw.Write(b)
+	if err := fw.Flush(); err != nil {
+		return nil, err
+	}
+	return &fileSet{entries: b, deflated: z.Bytes()}, nil
 }
 
 // verifyFiles checks the stored object of every entry, fileChecks at a
@@ -195,11 +209,59 @@ func (s *Server) writeCapgoUpdate(w http.ResponseWriter, r *http.Request, req *c
 		s.writeError(w, r, err)
 		return
 	}
-	var body bytes.Buffer
-	body.Grow(len(head) + len(set.entries) + 16)
-	body.Write(head[:len(head)-1])
-	body.WriteString(`,"manifest":`)
-	body.Write(set.entries)
-	body.WriteString("}\n")
-	writeRaw(w, http.StatusOK, body.Bytes())
+	head = append(head[:len(head)-1], `,"manifest":`...)
+	w.Header().Add("Vary", "Accept-Encoding")
+	if !acceptsGzip(r) || len(head) > math.MaxUint16 {
+		writeRaw(w, http.StatusOK, slices.Concat(head, set.entries, manifestTail))
+		return
+	}
+	w.Header().Set("Content-Encoding", "gzip")
+	writeRaw(w, http.StatusOK, gzipAnswer(head, set))
+}
+
+// manifestTail closes an answer with a manifest.
+var manifestTail = []byte("}\n")
+
+// gzipAnswer is head + set.entries + manifestTail as one gzip member, made
+// without compressing the entries again: head and tail go in stored
+// Deflate blocks around the entries' precompressed blocks (RFC 1951 3.2.4;
+// a sync flush leaves them byte-aligned), and the trailer takes the CRC-32
+// and length of the whole (RFC 1952).
+func gzipAnswer(head []byte, set *fileSet) []byte {
+	out := make([]byte, 0, 10+5+len(head)+len(set.deflated)+5+len(manifestTail)+8)
+	out = append(out, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
+	out = storedBlock(out, head, false)
+	out = append(out, set.deflated...)
+	out = storedBlock(out, manifestTail, true)
+	crc := crc32.Update(crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, set.entries), crc32.IEEETable, manifestTail)
+	out = binary.LittleEndian.AppendUint32(out, crc)
+	return binary.LittleEndian.AppendUint32(out, uint32(len(head)+len(set.entries)+len(manifestTail)))
+}
+
+// storedBlock appends data (at most 65535 bytes) as a stored Deflate block
+// that starts on a byte boundary.
+func storedBlock(out, data []byte, final bool) []byte {
+	var bfinal byte
+	if final {
+		bfinal = 1
+	}
+	n := uint16(len(data))
+	out = append(out, bfinal)
+	out = binary.LittleEndian.AppendUint16(out, n)
+	out = binary.LittleEndian.AppendUint16(out, ^n)
+	return append(out, data...)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip,
+// as the plugin's HTTP clients (OkHttp, URLSession) send it.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.ReplaceAll(q, " ", "") != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
 }
