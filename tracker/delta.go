@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,13 +30,15 @@ const deltaRecheck = time.Minute
 // fileChecks is how many file objects are read at once to verify a set.
 const fileChecks = 8
 
-// fileSet is a build's verified file manifest as the Capgo plugin takes it:
-// the JSON array of {file_name, file_hash, download_url}.
+// fileSet is a build's verified file manifest as the Capgo plugin takes it,
+// ready to answer with: the start of an update answer, `{"manifest":` and
+// the JSON array of {file_name, file_hash, download_url}, as is and as
+// raw Deflate blocks ending in a sync flush, with its CRC-32. Each answer
+// appends its own fields (version, url, checksum) after it.
 type fileSet struct {
-	entries []byte
-	// deflated is entries compressed as raw Deflate blocks ending in a
-	// sync flush, for gzip answers (gzipAnswer).
+	prefix   []byte
 	deflated []byte
+	crc      uint32
 }
 
 // capgoEntry is one entry of a Capgo manifest.
@@ -121,13 +122,14 @@ func (s *Server) verifyFileSet(app string, ref manifest.BuildRef) (*fileSet, err
 	if err != nil {
 		return nil, err
 	}
+	prefix := append([]byte(`{"manifest":`), b...)
 	var z bytes.Buffer
 	fw, _ := flate.NewWriter(&z, flate.BestCompression)
-	fw.Write(b)
+	fw.Write(prefix)
 	if err := fw.Flush(); err != nil {
 		return nil, err
 	}
-	return &fileSet{entries: b, deflated: z.Bytes()}, nil
+	return &fileSet{prefix: prefix, deflated: z.Bytes(), crc: crc32.ChecksumIEEE(prefix)}, nil
 }
 
 // verifyFiles checks the stored object of every entry, fileChecks at a
@@ -204,38 +206,35 @@ func (s *Server) writeCapgoUpdate(w http.ResponseWriter, r *http.Request, req *c
 		writeJSON(w, http.StatusOK, ans)
 		return
 	}
-	head, err := json.Marshal(ans)
+	tail, err := json.Marshal(ans)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	head = append(head[:len(head)-1], `,"manifest":`...)
+	tail[0] = ',' // {"version":...} continues the prefix's object
+	tail = append(tail, '\n')
 	w.Header().Add("Vary", "Accept-Encoding")
-	if !acceptsGzip(r) || len(head) > math.MaxUint16 {
-		writeRaw(w, http.StatusOK, slices.Concat(head, set.entries, manifestTail))
+	if !acceptsGzip(r) || len(tail) > math.MaxUint16 {
+		writeRaw(w, http.StatusOK, set.prefix, tail)
 		return
 	}
 	w.Header().Set("Content-Encoding", "gzip")
-	writeRaw(w, http.StatusOK, gzipAnswer(head, set))
+	writeRaw(w, http.StatusOK, gzipHeader, set.deflated, gzipEnd(set, tail))
 }
 
-// manifestTail closes an answer with a manifest.
-var manifestTail = []byte("}\n")
+// gzipHeader starts a gzip member (RFC 1952) of Deflate data, with no
+// name, time or flags.
+var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 
-// gzipAnswer is head + set.entries + manifestTail as one gzip member, made
-// without compressing the entries again: head and tail go in stored
-// Deflate blocks around the entries' precompressed blocks (RFC 1951 3.2.4;
-// a sync flush leaves them byte-aligned), and the trailer takes the CRC-32
-// and length of the whole (RFC 1952).
-func gzipAnswer(head []byte, set *fileSet) []byte {
-	out := make([]byte, 0, 10+5+len(head)+len(set.deflated)+5+len(manifestTail)+8)
-	out = append(out, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff)
-	out = storedBlock(out, head, false)
-	out = append(out, set.deflated...)
-	out = storedBlock(out, manifestTail, true)
-	crc := crc32.Update(crc32.Update(crc32.ChecksumIEEE(head), crc32.IEEETable, set.entries), crc32.IEEETable, manifestTail)
-	out = binary.LittleEndian.AppendUint32(out, crc)
-	return binary.LittleEndian.AppendUint32(out, uint32(len(head)+len(set.entries)+len(manifestTail)))
+// gzipEnd ends a gzip answer made of gzipHeader and set.deflated without
+// compressing anything per request: tail goes in a final stored Deflate
+// block after the set's blocks (RFC 1951 3.2.4; the sync flush left them
+// byte-aligned), and the trailer takes the CRC-32 and length of
+// set.prefix + tail.
+func gzipEnd(set *fileSet, tail []byte) []byte {
+	out := storedBlock(make([]byte, 0, len(tail)+13), tail, true)
+	out = binary.LittleEndian.AppendUint32(out, crc32.Update(set.crc, crc32.IEEETable, tail))
+	return binary.LittleEndian.AppendUint32(out, uint32(len(set.prefix)+len(tail)))
 }
 
 // storedBlock appends data (at most 65535 bytes) as a stored Deflate block

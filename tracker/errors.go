@@ -104,12 +104,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, append(b, '\n'))
 }
 
-func writeRaw(w http.ResponseWriter, status int, body []byte) {
+// writeRaw answers the concatenation of body's parts, unchanged.
+func writeRaw(w http.ResponseWriter, status int, body ...[]byte) {
+	n := 0
+	for _, b := range body {
+		n += len(b)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(n))
 	w.WriteHeader(status)
-	w.Write(body)
+	for _, b := range body {
+		w.Write(b)
+	}
 }
