@@ -36,6 +36,7 @@ const fileChecks = 8
 // raw Deflate blocks ending in a sync flush, with its CRC-32. Each answer
 // appends its own fields (version, url, checksum) after it.
 type fileSet struct {
+	raw      []byte // the file manifest as stored
 	prefix   []byte
 	deflated []byte
 	crc      uint32
@@ -129,7 +130,7 @@ func (s *Server) verifyFileSet(app string, ref manifest.BuildRef) (*fileSet, err
 	if err := fw.Flush(); err != nil {
 		return nil, err
 	}
-	return &fileSet{prefix: prefix, deflated: z.Bytes(), crc: crc32.ChecksumIEEE(prefix)}, nil
+	return &fileSet{raw: data, prefix: prefix, deflated: z.Bytes(), crc: crc32.ChecksumIEEE(prefix)}, nil
 }
 
 // verifyFiles checks the stored object of every entry, fileChecks at a
@@ -263,4 +264,32 @@ func acceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// handleFiles answers GET /build/files?id=: the file manifest of a build,
+// for the device client's delta download, as {"manifest": <its bytes as a
+// string>, "files_url": <the CDN URL its file objects are under>}. The
+// device checks the bytes against the signed build reference itself. A
+// build without a file manifest that verifies, or a tracker without a CDN,
+// is a 404: the device downloads the zip.
+func (s *Server) handleFiles(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if _, _, err := parseBuildID(id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b, err := s.man.build(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	set := s.fileSet(r.Context(), b.app, b.ref)
+	if set == nil {
+		s.writeError(w, r, errorf(codeNotFound, "build %s has no file manifest this tracker serves; download its zip", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Manifest string `json:"manifest"`
+		FilesURL string `json:"files_url"`
+	}{string(set.raw), s.cdn + "/" + manifest.AppPrefix(b.app) + "files/"})
 }

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -489,5 +490,23 @@ func TestDeltaGzipAnswer(t *testing.T) {
 	t.Logf("answer with a manifest of 42 files: %d bytes, %d with gzip", len(plain), len(zipped))
 	if _, again := do(t, nil, "POST", updates, body, "Accept-Encoding", "gzip;q=0"); !bytes.Equal(again, plain) {
 		t.Errorf("gzip;q=0 answered compressed")
+	}
+}
+
+// TestFilesRoute serves the device client the stored file manifest of a
+// build whose files verify, and a 404 otherwise.
+func TestFilesRoute(t *testing.T) {
+	f, _, _, ref2, updates, _ := deltaSetup(t, 10)
+	base := strings.TrimSuffix(updates, "/capgo/retailer/updates")
+	resp, body := do(t, nil, "GET", base+"/build/files?id="+ref2.ID, nil)
+	ans := decode[map[string]string](t, body)
+	if resp.StatusCode != 200 || ans["manifest"] != string(f.get(manifest.FileManifestKey("retailer", ref2.FilesSHA256))) || !strings.HasSuffix(ans["files_url"], "/apps/retailer/files/") {
+		t.Fatalf("files: %s %.300s", resp.Status, body)
+	}
+	old := f.publish("retailer", "production", "3.0.0") // no file manifest
+	for id, status := range map[string]int{old.ID: 404, "retailer-99": 404, "bad id": 400} {
+		if resp, body := do(t, nil, "GET", base+"/build/files?id="+url.QueryEscape(id), nil); resp.StatusCode != status {
+			t.Errorf("%s: %s %s, want %d", id, resp.Status, body, status)
+		}
 	}
 }

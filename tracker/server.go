@@ -228,6 +228,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /build/latest", s.handleLatest)
 	mux.HandleFunc("GET /build/download", s.handleDownload)
 	mux.HandleFunc("GET /build/download/complete", s.handleComplete)
+	mux.HandleFunc("GET /build/files", s.handleFiles)
 	// The Capgo plugin's self-hosted protocol: updateUrl and statsUrl.
 	mux.HandleFunc("POST /capgo/{app}/updates", s.handleCapgoUpdates)
 	mux.HandleFunc("POST /capgo/{app}/stats", s.handleCapgoStats)
@@ -242,6 +243,7 @@ func (s *Server) routes() *http.ServeMux {
 		"/build/latest":            "GET, HEAD, OPTIONS",
 		"/build/download":          "GET, HEAD, OPTIONS",
 		"/build/download/complete": "GET, HEAD, OPTIONS",
+		"/build/files":             "GET, HEAD, OPTIONS",
 		"/capgo/{app}/updates":     "POST, OPTIONS",
 		"/capgo/{app}/stats":       "POST, OPTIONS",
 		StatsPath:                  "GET, HEAD",
