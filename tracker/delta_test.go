@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -21,7 +22,10 @@ import (
 
 	"github.com/andybalholm/brotli"
 
+	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/s3"
 )
 
 // publishFiles publishes a build of files as `deploy upload` stores one
@@ -231,6 +235,17 @@ func sameTree(t testing.TB, got, want map[string][]byte) {
 // per-file objects, and starts a CDN over the store and a tracker that
 // points download URLs at it.
 func deltaSetup(t *testing.T, files int) (f *fixture, v1, v2 map[string]string, ref2 manifest.BuildRef, updates string, cdn *countingHandler) {
+	f, v1, v2, ref2 = publishPair(t, files)
+	base, cdn := startCDN(t, f)
+	cfg := f.config(t)
+	cfg.CDN = base
+	_, tracker := startServer(t, cfg)
+	return f, v1, v2, ref2, tracker + "/capgo/retailer/updates", cdn
+}
+
+// publishPair publishes v1 and a one-line v2 of an Ionic-shaped tree with
+// per-file objects.
+func publishPair(t *testing.T, files int) (f *fixture, v1, v2 map[string]string, ref2 manifest.BuildRef) {
 	f = newFixture(t)
 	v1 = ionicTree(files)
 	v2 = maps.Clone(v1)
@@ -238,11 +253,7 @@ func deltaSetup(t *testing.T, files int) (f *fixture, v1, v2 map[string]string, 
 	v2["main.js"] = strings.Replace(v1["main.js"], "'v1'", "'v2'", 1)
 	f.publishFiles("retailer", "production", "1.0.0", v1)
 	ref2 = f.publishFiles("retailer", "production", "2.0.0", v2)
-	base, cdn := startCDN(t, f)
-	cfg := f.config(t)
-	cfg.CDN = base
-	_, tracker := startServer(t, cfg)
-	return f, v1, v2, ref2, tracker + "/capgo/retailer/updates", cdn
+	return f, v1, v2, ref2
 }
 
 // TestDeltaPluginSimulation plays a delta-capable plugin (8.51.14) on a
@@ -509,4 +520,62 @@ func TestFilesRoute(t *testing.T) {
 			t.Errorf("%s: %s %s, want %d", id, resp.Status, body, status)
 		}
 	}
+}
+
+// TestDeltaPluginSimulationS3 is TestDeltaPluginSimulation with the store
+// on a real S3 server (versitygw), behind a CDN that reads the bucket.
+func TestDeltaPluginSimulationS3(t *testing.T) {
+	ctx := t.Context()
+	f, v1, v2, ref2 := publishPair(t, 60)
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	u, err := url.Parse(srv.URL("delta"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s3.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := f.store.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if _, err := st.Put(ctx, o.Key, bytes.NewReader(f.get(o.Key)), store.PutOptions{Size: o.Size}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc, _, err := st.Get(r.Context(), strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer rc.Close()
+		io.Copy(w, rc)
+	}))
+	t.Cleanup(cdn.Close)
+	cfg := f.config(t)
+	cfg.Store, cfg.CDN = st, cdn.URL
+	_, tracker := startServer(t, cfg)
+
+	d := &pluginDevice{t: t, id: deviceA, plugin: "7.0.38", platform: "ios", version: "1.0.0", tree: treeBytes(v1)}
+	entries, ok := d.check(tracker + "/capgo/retailer/updates")["manifest"].([]any)
+	if !ok {
+		t.Fatal("no manifest in the answer")
+	}
+	got, err := d.applyManifest(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, got, treeBytes(v2))
+	t.Logf("delta from S3: %d bytes over HTTP, zip is %d bytes", d.bytes, ref2.Size)
+
+	old := &pluginDevice{t: t, id: deviceB, plugin: "6.14.27", platform: "android", version: "1.0.0"}
+	ans := old.check(tracker + "/capgo/retailer/updates")
+	if _, has := ans["manifest"]; has || ans["checksum"] != ref2.CRC32 {
+		t.Fatalf("old plugin's answer %.300s", mustJSON(t, ans))
+	}
+	sameTree(t, old.applyZip(ans["url"].(string), ans["checksum"].(string), true), treeBytes(v2))
 }
