@@ -57,7 +57,7 @@ type fileSets struct {
 }
 
 func newFileSets(now func() time.Time) *fileSets {
-	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxCacheKeys, now), ok: map[string]*fileSet{}}
+	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxCacheKeys, now, nil), ok: map[string]*fileSet{}}
 }
 
 func fileSetKey(app string, ref manifest.BuildRef) string {
