@@ -30,6 +30,10 @@ const deltaRecheck = time.Minute
 // fileChecks is how many file objects are read at once to verify a set.
 const fileChecks = 8
 
+// maxFileSets bounds the verified file sets kept in memory: each holds its
+// manifest three times (as stored, as answered, compressed).
+const maxFileSets = 64
+
 // fileSet is a build's verified file manifest as the Capgo plugin takes it,
 // ready to answer with: the start of an update answer, `{"manifest":` and
 // the JSON array of {file_name, file_hash, download_url}, as is and as
@@ -57,7 +61,7 @@ type fileSets struct {
 }
 
 func newFileSets(now func() time.Time) *fileSets {
-	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxCacheKeys, now, nil), ok: map[string]*fileSet{}}
+	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxFileSets, now, nil), ok: map[string]*fileSet{}}
 }
 
 func fileSetKey(app string, ref manifest.BuildRef) string {
@@ -86,7 +90,7 @@ func (s *Server) fileSet(ctx context.Context, app string, ref manifest.BuildRef)
 			return nil, nil
 		}
 		s.files.mu.Lock()
-		if len(s.files.ok) >= maxCacheKeys {
+		if len(s.files.ok) >= maxFileSets {
 			clear(s.files.ok)
 		}
 		s.files.ok[key] = set

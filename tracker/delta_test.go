@@ -441,6 +441,12 @@ func TestDeltaRecheck(t *testing.T) {
 	if _, has := d.check(tracker + "/capgo/retailer/updates")["manifest"]; !has {
 		t.Fatal("manifest not served after the files were repaired")
 	}
+	// Verified once, the set is not read again.
+	f.put(key, []byte("broken again"))
+	clock = func() time.Time { return now.Add(3*deltaRecheck + time.Second) }
+	if _, has := d.check(tracker + "/capgo/retailer/updates")["manifest"]; !has {
+		t.Fatal("a verified set was read again")
+	}
 }
 
 // TestDeltaWithoutCDN: a tracker that serves bundles itself has no URL to
