@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func newFileSets(now func() time.Time) *fileSets {
 }
 
 func fileSetKey(app string, ref manifest.BuildRef) string {
-	return fmt.Sprintf("%s/%s/%d", app, ref.FilesSHA256, ref.FilesSize)
+	return app + "/" + ref.FilesSHA256 + "/" + strconv.FormatInt(ref.FilesSize, 10)
 }
 
 // fileSet returns the verified file set of app's build ref, or nil when the
@@ -224,20 +225,29 @@ func (s *Server) writeCapgoUpdate(w http.ResponseWriter, r *http.Request, req *c
 		return
 	}
 	w.Header().Set("Content-Encoding", "gzip")
-	writeRaw(w, http.StatusOK, gzipHeader, set.deflated, gzipEnd(set, tail))
+	// One buffer, so the answer leaves in one write rather than three.
+	bp := answerBufs.Get().(*[]byte)
+	buf := append(append((*bp)[:0], gzipHeader...), set.deflated...)
+	buf = gzipEnd(buf, set, tail)
+	writeRaw(w, http.StatusOK, buf)
+	*bp = buf
+	answerBufs.Put(bp)
 }
+
+// answerBufs are the buffers of gzip answers.
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // gzipHeader starts a gzip member (RFC 1952) of Deflate data, with no
 // name, time or flags.
 var gzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}
 
-// gzipEnd ends a gzip answer made of gzipHeader and set.deflated without
-// compressing anything per request: tail goes in a final stored Deflate
+// gzipEnd completes out, which holds gzipHeader and set.deflated, into a
+// gzip answer without compressing anything per request: tail goes in a final stored Deflate
 // block after the set's blocks (RFC 1951 3.2.4; the sync flush left them
 // byte-aligned), and the trailer takes the CRC-32 and length of
 // set.prefix + tail.
-func gzipEnd(set *fileSet, tail []byte) []byte {
-	out := storedBlock(make([]byte, 0, len(tail)+13), tail, true)
+func gzipEnd(out []byte, set *fileSet, tail []byte) []byte {
+	out = storedBlock(out, tail, true)
 	out = binary.LittleEndian.AppendUint32(out, crc32.Update(set.crc, crc32.IEEETable, tail))
 	return binary.LittleEndian.AppendUint32(out, uint32(len(set.prefix)+len(tail)))
 }
