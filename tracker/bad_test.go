@@ -11,7 +11,8 @@ import (
 )
 
 // TestBadInput checks that bad requests get the right 4xx with a JSON
-// message, and never a 5xx (the plugin retries those forever).
+// message, and never a 5xx (the plugin retries those forever); the Capgo
+// update endpoint answers 200 with error, message and kind instead.
 func TestBadInput(t *testing.T) {
 	f := newFixture(t)
 	ref := f.publish("retailer", "production", "1.0.0")
@@ -60,12 +61,12 @@ func TestBadInput(t *testing.T) {
 		{"unknown path", "GET", "/etc/passwd", "", nil, 404},
 		{"dot-dot path", "GET", "/build/../build/latest?app=retailer" + dev, "", nil, 400},
 		{"double slash POST", "POST", "//capgo/retailer/updates", "{}", nil, 400},
-		{"updates malformed JSON", "POST", "/capgo/retailer/updates", `{"device_id":`, nil, 400},
-		{"updates empty body", "POST", "/capgo/retailer/updates", "", nil, 400},
-		{"updates array body", "POST", "/capgo/retailer/updates", "[]", nil, 400},
-		{"updates without device", "POST", "/capgo/retailer/updates", `{"version_name":"1"}`, nil, 400},
-		{"updates object device", "POST", "/capgo/retailer/updates", `{"device_id":{"a":1}}`, nil, 400},
-		{"updates oversized body", "POST", "/capgo/retailer/updates", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413},
+		{"updates malformed JSON", "POST", "/capgo/retailer/updates", `{"device_id":`, nil, 200},                                 // kind "failed" (capgoFailed)
+		{"updates empty body", "POST", "/capgo/retailer/updates", "", nil, 200},                                                  // kind "failed" (capgoFailed)
+		{"updates array body", "POST", "/capgo/retailer/updates", "[]", nil, 200},                                                // kind "failed" (capgoFailed)
+		{"updates without device", "POST", "/capgo/retailer/updates", `{"version_name":"1"}`, nil, 200},                          // kind "failed" (capgoFailed)
+		{"updates object device", "POST", "/capgo/retailer/updates", `{"device_id":{"a":1}}`, nil, 200},                          // kind "failed" (capgoFailed)
+		{"updates oversized body", "POST", "/capgo/retailer/updates", `{"pad":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 200}, // kind "failed" (capgoFailed)
 		{"stats oversized body", "POST", "/capgo/retailer/stats", "[" + strings.Repeat(" ", 70<<10) + "]", nil, 413},
 		{"stats too many events", "POST", "/capgo/retailer/stats", many, nil, 413},
 		{"stats not JSON", "POST", "/capgo/retailer/stats", "hello", nil, 400},

@@ -60,18 +60,19 @@ type capgoNoUpdate struct {
 //
 // The channel is the body's defaultChannel, else production. An invalid
 // app or channel name is a setup error, answered like an unknown channel:
-// 200 with kind "failed". A build that can never verify is 200 with kind
-// "blocked" and error "not_servable". A body that is not the plugin's JSON is a 400,
-// and 413 and 429 keep their status.
+// 200 with kind "failed", and so is a body that is not the plugin's JSON
+// (capgoFailed); only 429 keeps its status. A build that can never verify
+// is 200 with kind "blocked" and error "not_servable". writeCapgoUpdate
+// picks the checksum and, for plugins that take one, adds the file manifest.
 func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	body, err := s.readBody(w, r)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.capgoFailed(w, r, err)
 		return
 	}
 	var req capgoRequest
 	if err := decodeJSON(body, &req); err != nil {
-		s.writeError(w, r, err)
+		s.capgoFailed(w, r, err)
 		return
 	}
 	device, err := checkDevice(string(req.DeviceID))
@@ -82,7 +83,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		err = checkVersion("version_build", string(req.VersionBuild))
 	}
 	if err != nil {
-		s.writeError(w, r, err)
+		s.capgoFailed(w, r, err)
 		return
 	}
 	app, channel := r.PathValue("app"), manifest.DefaultChannel
@@ -115,7 +116,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	case s.blocked(r.Context(), app, device, b.Version):
 		noUpdate(w, "update_failed_on_device", fmt.Sprintf("version %s failed to start on this device (update_fail); it is not offered again, a newer build will be", b.Version), "blocked")
 	default:
-		writeJSON(w, http.StatusOK, capgoUpdate{Version: b.Version, URL: s.downloadURL(r, b.ID, device), Checksum: b.SHA256})
+		s.writeCapgoUpdate(w, r, &req, app, b, device)
 	}
 }
 

@@ -218,8 +218,5 @@ func TestCapgoSetupErrors(t *testing.T) {
 			t.Errorf("app %q: %v", app, ans)
 		}
 	}
-	// A body that is not the plugin's JSON is still a 400, even with a bad app.
-	if resp, body := do(t, nil, "POST", base+"/capgo/Bad%21/updates", []byte(`{"device_id":`)); resp.StatusCode != 400 {
-		t.Errorf("malformed body: %s %s", resp.Status, body)
-	}
+	// A body that is not the plugin's JSON is kind "failed" too (capgoshape_test.go).
 }

@@ -9,12 +9,14 @@
 //	GET  /build/latest?app=&device=[&channel=]   {"build": {id, build, ...}, "latest": <envelope>, "acl": <envelope>}
 //	GET  /build/download?id=&device=             302 to the CDN, or the bundle itself
 //	GET  /build/download/complete?id=&device=    {"ok": true}
+//	GET  /build/files?id=                        {"manifest": "<file manifest>", "files_url": "<cdn>/apps/<app>/files/"}, for delta downloads
 //
 // The Capgo plugin's self-hosted protocol (autoUpdate: true), with the
 // deploy app name in the path:
 //
-//	POST /capgo/{app}/updates   updateUrl: {version, url, checksum} or 200 {error, message, kind},
-//	                            also for an invalid app or defaultChannel (kind "failed")
+//	POST /capgo/{app}/updates   updateUrl: {version, url, checksum[, manifest]} or 200 {error, message, kind},
+//	                            also for an invalid app or defaultChannel or a bad body (kind "failed");
+//	                            checksum and manifest as the body's plugin_version reads them (plugin.go)
 //	POST /capgo/{app}/stats     statsUrl: an array of events, or one; 200 {"status": "ok"}
 //
 // Operators:

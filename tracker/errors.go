@@ -115,9 +115,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, append(b, '\n'))
 }
 
-func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	writeHeader(w, status, len(body))
-	w.Write(body)
+// writeRaw answers the concatenation of body's parts, unchanged.
+func writeRaw(w http.ResponseWriter, status int, body ...[]byte) {
+	n := 0
+	for _, b := range body {
+		n += len(b)
+	}
+	writeHeader(w, status, n)
+	for _, b := range body {
+		w.Write(b)
+	}
 }
 
 // The values of the headers of every JSON answer, shared by all answers:

@@ -62,6 +62,7 @@ func isTokenList(s string) bool {
 // redirected).
 func (s *Server) checkPath(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trimCapgoSlash(r)
 		if p := r.URL.Path; p == "" || p[0] != '/' || (p != "/" && path.Clean(p) != p) {
 			s.writeError(w, r, errorf(codeInvalid, "invalid path %q", abbrev(p)))
 			return

@@ -145,6 +145,7 @@ type Server struct {
 	man     *manifests
 	bundles *bundleChecks
 	state   state.State
+	files   *fileSets
 	devices *limiter
 	addrs   *limiter
 	dash    *dashboard.Dashboard
@@ -213,6 +214,7 @@ func New(cfg Config) (*Server, error) {
 		man:     newManifests(cfg.Store, cfg.Trust, cfg.CacheTTL, now, cfg.Log, cfg.State, floors, cfg.Metrics),
 		bundles: newBundleChecks(),
 		state:   cfg.State,
+		files:   newFileSets(now),
 		devices: newLimiter(limits.DeviceRate, limits.DeviceBurst, limits.MaxKeys),
 		addrs:   newLimiter(limits.AddrRate, limits.AddrBurst, limits.MaxKeys),
 		metrics: cfg.Metrics,
@@ -246,6 +248,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /build/latest", s.handleLatest)
 	mux.HandleFunc("GET /build/download", s.handleDownload)
 	mux.HandleFunc("GET /build/download/complete", s.handleComplete)
+	mux.HandleFunc("GET /build/files", s.handleFiles)
 	// The Capgo plugin's self-hosted protocol: updateUrl and statsUrl.
 	mux.HandleFunc("POST /capgo/{app}/updates", s.handleCapgoUpdates)
 	mux.HandleFunc("POST /capgo/{app}/stats", s.handleCapgoStats)
@@ -260,6 +263,7 @@ func (s *Server) routes() *http.ServeMux {
 		"/build/latest":            "GET, HEAD, OPTIONS",
 		"/build/download":          "GET, HEAD, OPTIONS",
 		"/build/download/complete": "GET, HEAD, OPTIONS",
+		"/build/files":             "GET, HEAD, OPTIONS",
 		"/capgo/{app}/updates":     "POST, OPTIONS",
 		"/capgo/{app}/stats":       "POST, OPTIONS",
 		StatsPath:                  "GET, HEAD",

@@ -29,6 +29,8 @@ export type { Selection, SelectReason } from './release.js';
 export { checkFileManifest, verifyFile, capgoName, ENCODING_BROTLI } from './files.js';
 export type { FileManifest, FileEntry } from './files.js';
 export { MAX_INT } from './json.js';
+export { downloadTakesManifest, zipChecksum, capgoManifest, downloadOptions } from './delta.js';
+export type { ManifestEntry, DownloadOptions, FetchedFiles } from './delta.js';
 export type { Ed25519Impl } from './ed25519.js';
 export { MemoryStorage, DeviceState } from './state.js';
 export type { KeyValueStorage, RollbackState, Attempt, DownloadFailures } from './state.js';

@@ -5,6 +5,8 @@
 // A failed download is retried later, with a backoff.
 
 import { DeviceState, MemoryStorage, type KeyValueStorage } from './state.js';
+import { filesFetcher } from './delta-source.js';
+import { downloadOptions, type DownloadOptions } from './delta.js';
 import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Rule, type Trust } from './verify.js';
 
 /** A bundle as @capgo/capacitor-updater describes it. */
@@ -18,7 +20,9 @@ export interface BundleInfo {
 
 /** The part of @capgo/capacitor-updater's CapacitorUpdater that LiveUpdate uses. */
 export interface Updater {
-  download(options: { url: string; version: string; checksum?: string }): Promise<BundleInfo>;
+  download(options: DownloadOptions): Promise<BundleInfo>;
+  /** The installed plugin's version, as CapacitorUpdater.getPluginVersion(); without it LiveUpdate downloads zips checked by SHA-256. */
+  getPluginVersion?(): Promise<{ version: string }>;
   set(options: { id: string }): Promise<unknown>;
   next(options: { id: string }): Promise<unknown>;
   notifyAppReady(): Promise<unknown>;
@@ -256,7 +260,7 @@ export class LiveUpdate {
     this.emit({ type: 'downloading', message: `downloading ${ref.id} (${ref.version}, ${ref.size} bytes)`, ...ev });
     let bundle: BundleInfo;
     try {
-      bundle = await this.opts.updater.download({ url: await this.bundleURL(ref), version: ref.version, checksum: ref.sha256 });
+      bundle = await this.opts.updater.download(await this.downloadOptions(ref));
     } catch (e) {
       const count = (failures?.count ?? 0) + 1;
       const retryAt = now + retryDelay(count);
@@ -303,6 +307,18 @@ export class LiveUpdate {
     const build = json?.build as { build?: unknown } | null | undefined;
     if (!build) return typeof json?.message === 'string' ? `the tracker offers nothing: ${json.message}` : none;
     return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: typeof build.build === 'string' ? build.build : undefined };
+  }
+
+  /** The zip, or the build's file manifest where the plugin takes one (delta.ts). */
+  private async downloadOptions(ref: BuildRef): Promise<DownloadOptions> {
+    const plugin = await this.opts.updater.getPluginVersion?.().catch(() => undefined);
+    const fetchFiles = filesFetcher(this.app, this.opts, (url) => this.get(url), () => this.device());
+    const { options, refused } = await downloadOptions(ref, this.app, await this.bundleURL(ref), plugin?.version, fetchFiles);
+    if (refused) {
+      this.emit({ type: 'error', rule: refused.rule, message: `file manifest of ${ref.id} refused: ${refused.message}; downloading the zip`, build: ref.id, version: ref.version });
+      await this.reportRejected(refused, ref.version);
+    }
+    return options;
   }
 
   private async bundleURL(ref: BuildRef): Promise<string> {

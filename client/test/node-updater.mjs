@@ -2,12 +2,23 @@
 // really downloads over HTTP (following redirects) and checks the sha256
 // checksum as the plugin does, and keeps bundles in memory. Not a test file.
 import { createHash, randomUUID } from 'node:crypto';
+import { brotliDecompressSync, crc32 } from 'node:zlib';
+
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
 
 export class NodeUpdater {
-  constructor({ native = '1.0.0', deviceId = randomUUID() } = {}) {
+  /**
+   * pluginVersion: what getPluginVersion() answers (none: the method is
+   * absent); versions before 5.10.0 check a CRC32. builtinFiles: the
+   * builtin bundle's files, by name, which a manifest download reuses.
+   */
+  constructor({ native = '1.0.0', deviceId = randomUUID(), pluginVersion, builtinFiles = new Map() } = {}) {
     this.native = native;
     this.deviceId = deviceId;
-    this.bundles = new Map([['builtin', { id: 'builtin', version: 'builtin', status: 'success', checksum: '', downloaded: '' }]]);
+    this.fetched = []; // URLs of manifest files downloaded
+    if (pluginVersion) this.getPluginVersion = async () => ({ version: pluginVersion });
+    this.crc = pluginVersion !== undefined && /^[0-4]\.|^5\.[0-9]\./.test(pluginVersion);
+    this.bundles = new Map([['builtin', { id: 'builtin', version: 'builtin', status: 'success', checksum: '', downloaded: '', files: builtinFiles }]]);
     this.currentId = 'builtin';
     this.nextId = null;
     this.calls = []; // [method, argument]
@@ -18,15 +29,44 @@ export class NodeUpdater {
     return this.calls.map(([m]) => m);
   }
 
-  async download({ url, version, checksum }) {
-    this.calls.push(['download', { url, version, checksum }]);
+  async download(options) {
+    this.calls.push(['download', { ...options }]);
+    const { url, version, checksum, manifest } = options;
+    if (manifest) return this.downloadManifest(version, manifest);
     const res = await fetch(url);
     if (!res.ok) throw new Error(`download_fail: HTTP ${res.status}`);
     const bytes = Buffer.from(await res.arrayBuffer());
-    const sum = createHash('sha256').update(bytes).digest('hex');
-    if (checksum !== undefined && checksum !== sum) throw new Error(`checksum_fail: got ${sum}, want ${checksum}`);
+    const sum = this.crc ? crc32(bytes).toString(16).padStart(8, '0') : sha256(bytes);
+    if (checksum !== undefined && checksum !== '' && checksum !== sum) throw new Error(`checksum_fail: got ${sum}, want ${checksum}`);
     const info = { id: randomUUID().slice(0, 10), version, status: 'pending', checksum: sum, downloaded: new Date().toISOString() };
     this.bundles.set(info.id, { ...info, bytes });
+    return info;
+  }
+
+  /**
+   * A manifest download as the plugin makes it: a file whose hash the
+   * current bundle has is copied, every other one downloaded, decompressed
+   * when its file_name ends in ".br", and compared with file_hash.
+   */
+  async downloadManifest(version, manifest) {
+    const have = new Map([...this.bundles.get(this.currentId).files?.values() ?? []].map((b) => [sha256(b), b]));
+    const files = new Map();
+    for (const { file_name, file_hash, download_url } of manifest) {
+      const name = file_name.replace(/\.br$/, '');
+      if (files.has(name)) throw new Error(`download_fail: duplicate manifest target path ${name}`);
+      let bytes = have.get(file_hash);
+      if (!bytes) {
+        this.fetched.push(download_url);
+        const res = await fetch(download_url);
+        if (!res.ok) throw new Error(`download_fail: HTTP ${res.status} for ${file_name}`);
+        bytes = Buffer.from(await res.arrayBuffer());
+        if (file_name.endsWith('.br')) bytes = brotliDecompressSync(bytes);
+      }
+      if (sha256(bytes) !== file_hash) throw new Error(`download_fail: checksum of ${name} differs from file_hash`);
+      files.set(name, bytes);
+    }
+    const info = { id: randomUUID().slice(0, 10), version, status: 'pending', checksum: '', downloaded: new Date().toISOString() };
+    this.bundles.set(info.id, { ...info, files });
     return info;
   }
 
@@ -70,7 +110,7 @@ export class NodeUpdater {
   }
 
   info(id) {
-    const { bytes, ...info } = this.bundles.get(id);
+    const { bytes, files, ...info } = this.bundles.get(id);
     return info;
   }
 }

@@ -1,0 +1,206 @@
+// Delta downloads in LiveUpdate: a verified build's file manifest, checked
+// against the signed digest, goes to download() for plugins that take one;
+// the zip with the checksum each plugin version compares otherwise. Served
+// by a local HTTP server as a CDN and the tracker's /build/files, with the
+// Node stand-in for the plugin.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { brotliCompressSync, crc32 } from 'node:zlib';
+import { downloadTakesManifest, LiveUpdate, TYPE_LATEST, zipChecksum } from '../dist/index.js';
+import { alice, envelope, vectors } from './helpers.mjs';
+import { NodeUpdater } from './node-updater.mjs';
+
+const valid = vectors.find((v) => v.name === 'valid');
+const bundle = Buffer.from(valid.bundle, 'base64');
+const { build: validRef, ...latestPayload } = JSON.parse(Buffer.from(JSON.parse(valid.latest).payload, 'base64'));
+const sha256 = (b) => createHash('sha256').update(b).digest('hex');
+const app = valid.expect.app;
+
+// v1 is on the device as its builtin bundle; v2 is published with its files.
+const v1 = new Map([
+  ['index.html', Buffer.from('<!doctype html><title>shop</title>')],
+  ['main.js', Buffer.from('CapacitorUpdater.notifyAppReady();\n' + 'export const price = (n) => n * 1.2;\n'.repeat(400))],
+  ['assets/logo.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>')],
+  ['fonts/x.woff2.br', Buffer.from('a font that really is named .br')],
+]);
+const v2 = new Map(v1);
+v2.set('main.js', Buffer.from(v1.get('main.js').toString().replace('1.2', '1.25')));
+
+let objects; // store key -> bytes, served under /cdn/
+let manifestBytes;
+let ref; // v2's signed build reference
+let log;
+let server;
+let base;
+
+/** Stores v2 as deploy upload does and signs a pointer to it. */
+function publish() {
+  objects = new Map([[validRef.bundle, bundle]]);
+  const files = [...v2.keys()].sort().map((name) => {
+    const content = v2.get(name);
+    const br = brotliCompressSync(content);
+    const encoding = br.length < content.length || name.endsWith('.br') ? 'br' : '';
+    objects.set(`apps/${app}/files/${sha256(content)}${encoding ? '.br' : ''}`, encoding ? br : content);
+    return { name, sha256: sha256(content), size: content.length, ...(encoding ? { encoding } : {}) };
+  });
+  manifestBytes = Buffer.from(JSON.stringify({ app, files }));
+  objects.set(`apps/${app}/files/manifests/${sha256(manifestBytes)}.json`, manifestBytes);
+  ref = { ...validRef, crc32: crc32(bundle).toString(16).padStart(8, '0'), files_sha256: sha256(manifestBytes), files_size: manifestBytes.length };
+  objects.set(`apps/${app}/channels/production/latest.json`, Buffer.from(envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, build: ref }), alice)));
+  objects.set('acl.json', Buffer.from(valid.acl));
+}
+
+const manifestKey = () => `apps/${app}/files/manifests/${ref.files_sha256}.json`;
+
+before(async () => {
+  server = createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    log.push(`${req.method} ${url.pathname}`);
+    const json = (v, status = 200) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(v));
+    };
+    if (url.pathname.startsWith('/cdn/')) {
+      const obj = objects.get(url.pathname.slice(5));
+      if (!obj) return json({ error: 'not found' }, 404);
+      return res.end(obj);
+    }
+    switch (url.pathname) {
+      case '/build/latest':
+        return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(objects.get(`apps/${app}/channels/production/latest.json`)), acl: JSON.parse(valid.acl) });
+      case '/build/files': {
+        const m = objects.get(manifestKey());
+        return m ? json({ manifest: m.toString(), files_url: `${base}/cdn/apps/${app}/files/` }) : json({ error: 'not_found' }, 404);
+      }
+      case '/build/download':
+        res.writeHead(302, { location: `/cdn/${ref.bundle}` });
+        return res.end();
+      case '/build/download/complete':
+      case `/capgo/${app}/stats`:
+        return json({ ok: true });
+    }
+    json({ error: 'not found' }, 404);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server.close());
+
+beforeEach(() => {
+  publish();
+  log = [];
+});
+
+function liveUpdate(mode, updater) {
+  const events = [];
+  const lu = new LiveUpdate({
+    app,
+    channel: valid.expect.channel,
+    trust: { roots: valid.root_keys, threshold: valid.threshold },
+    updater,
+    ...(mode === 'tracker' ? { tracker: base } : { cdn: `${base}/cdn` }),
+    onEvent: (e) => events.push(e),
+    now: () => new Date(valid.expect.now),
+    applyImmediately: true,
+  });
+  return { lu, events };
+}
+
+const downloadCall = (u) => u.calls.find(([m]) => m === 'download')[1];
+const runningFiles = (u) => u.bundles.get(u.currentId).files;
+
+for (const mode of ['cdn', 'tracker']) {
+  describe(`a delta download via the ${mode}`, () => {
+    test('passes the checked manifest, fetches only the changed file, and runs v2', async () => {
+      const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+      const { lu, events } = liveUpdate(mode, updater);
+      await lu.check();
+      const call = downloadCall(updater);
+      assert.equal(call.checksum, undefined, 'no zip checksum with a manifest');
+      const stored = JSON.parse(manifestBytes).files;
+      assert.deepEqual(call.manifest.map((e) => e.file_name), stored.map((f) => (f.encoding === 'br' ? `${f.name}.br` : f.name)));
+      assert.ok(call.manifest.some((e) => e.file_name === 'fonts/x.woff2.br.br'), 'a file named .br goes Brotli-encoded');
+      assert.equal(updater.fetched.length, 1, `fetched ${updater.fetched}`);
+      assert.deepEqual(runningFiles(updater), v2);
+      assert.ok(events.some((e) => e.type === 'applying'), JSON.stringify(events));
+    });
+
+    test('a tampered manifest is refused: the zip is downloaded with its checksum', async () => {
+      objects.set(manifestKey(), Buffer.from(manifestBytes.toString().replace('logo.svg', 'evil.svg')));
+      await refused(mode);
+    });
+
+    test('a manifest whose digest is not the signed one is refused', async () => {
+      const other = Buffer.from(JSON.stringify({ app, files: [{ name: 'index.html', sha256: sha256(Buffer.from('x')), size: 1 }] }));
+      objects.set(manifestKey(), other);
+      await refused(mode);
+    });
+  });
+}
+
+async function refused(mode) {
+  const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+  const { lu, events } = liveUpdate(mode, updater);
+  await lu.check();
+  const call = downloadCall(updater);
+  assert.equal(call.manifest, undefined);
+  assert.equal(call.checksum, ref.sha256);
+  assert.equal(updater.fetched.length, 0);
+  const err = events.find((e) => e.type === 'error');
+  assert.equal(err?.rule, 'files_mismatch', JSON.stringify(events));
+  assert.ok(events.some((e) => e.type === 'applying'), 'the zip is still applied');
+}
+
+test('a file object whose bytes do not match its hash fails the download: nothing is switched to', async () => {
+  const main = v2.get('main.js');
+  objects.set(`apps/${app}/files/${sha256(main)}.br`, brotliCompressSync(Buffer.from('alert("pwned")')));
+  const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+  const { lu, events } = liveUpdate('cdn', updater);
+  const ev = await lu.check();
+  assert.equal(ev.type, 'download_failed', JSON.stringify(events));
+  assert.equal(updater.currentId, 'builtin');
+});
+
+test('an old plugin gets the zip with its CRC32', async () => {
+  const updater = new NodeUpdater({ pluginVersion: '5.9.5' });
+  const { lu } = liveUpdate('tracker', updater);
+  await lu.check();
+  const call = downloadCall(updater);
+  assert.equal(call.manifest, undefined);
+  assert.equal(call.checksum, ref.crc32);
+  assert.deepEqual(updater.bundles.get(updater.currentId).bytes, bundle);
+});
+
+test('a plugin that does not say its version gets the zip with its SHA-256', async () => {
+  const updater = new NodeUpdater();
+  const { lu } = liveUpdate('cdn', updater);
+  await lu.check();
+  assert.deepEqual(downloadCall(updater), { url: `${base}/cdn/${ref.bundle}`, version: ref.version, checksum: ref.sha256 });
+});
+
+test('version rules', () => {
+  const r = { sha256: 's', crc32: 'c' };
+  for (const [v, manifest, checksum] of [
+    ['4.62.0', false, 'c'],
+    ['5.9.5', false, 'c'],
+    ['5.10.0', true, 's'],
+    ['6.14.27', false, 'c'],
+    ['6.14.28', true, 's'],
+    ['7.0.1', false, 'c'],
+    ['7.0.2', false, undefined],
+    ['7.0.29', false, undefined],
+    ['7.0.30', false, 's'],
+    ['7.3.9', false, 's'],
+    ['7.4.0', true, 's'],
+    ['8.0.0', true, 's'],
+    ['garbage', false, 's'],
+    [undefined, false, 's'],
+  ]) {
+    assert.equal(downloadTakesManifest(v), manifest, `manifest for ${v}`);
+    assert.equal(zipChecksum(r, v), checksum, `checksum for ${v}`);
+  }
+  assert.equal(zipChecksum({ sha256: 's', crc32: '' }, '5.0.0'), undefined, 'no CRC32 recorded: no checksum');
+});
