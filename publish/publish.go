@@ -104,6 +104,12 @@ type Result struct {
 	Bundle   string  `json:"bundle"` // URL (with a CDN) or store location
 	Latest   string  `json:"latest"`
 	Sequence int64   `json:"sequence"`
+	// NewFiles counts the file objects this upload wrote; the others were
+	// in the store already. NewFileBytes is their bytes and the file
+	// manifest's when new, NewBytes those and the bundle's when new.
+	NewFiles     int   `json:"new_files"`
+	NewFileBytes int64 `json:"new_file_bytes"`
+	NewBytes     int64 `json:"new_bytes"`
 	// Invalidated reports that the CDN's copy of latest.json was purged.
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -170,7 +176,9 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{App: req.App, Channel: req.Channel, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
 		NotifyAppReady: b.NotifyAppReady, Bundle: p.location(manifest.BundleKey(req.App, b.SHA256)),
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
-	build, err := p.record(ctx, acl, req, b, uploader)
+	l := p.newLease(req.App)
+	defer l.release(ctx)
+	build, err := p.record(ctx, acl, req, b, uploader, l, res)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +212,7 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 // record returns the build the channel should point at: its current one
 // when it has the same content, else a new build (bundle, then build
 // record). It refuses early a channel whose sequence cannot grow.
-func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string) (manifest.BuildRef, error) {
+func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string, l *lease, res *Result) (manifest.BuildRef, error) {
 	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
 	if err != nil {
 		return manifest.BuildRef{}, err
@@ -221,18 +229,44 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 			return manifest.BuildRef{}, err
 		}
 	}
-	req.stage("uploading the bundle")
-	if err := p.putBundle(ctx, req.App, b); err != nil {
+	files, err := p.putContent(ctx, req, b, l, res)
+	if err != nil {
 		return manifest.BuildRef{}, err
 	}
 	req.stage("writing the build record")
 	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
 		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size, MinNative: req.MinNative,
+		CRC32: b.CRC32, FilesSHA256: files.SHA256, FilesSize: files.Size,
 	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
 	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
+}
+
+// putContent writes the bundle and each file of the build that the store
+// lacks, then its file manifest, under the upload's lease, and counts in
+// res what was new.
+func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *lease, res *Result) (*Files, error) {
+	keys := []string{manifest.BundleKey(req.App, b.SHA256)}
+	for _, c := range b.Contents {
+		keys = append(keys, manifest.FileKey(req.App, c.SHA256, ""), manifest.FileKey(req.App, c.SHA256, manifest.EncodingBrotli))
+	}
+	if err := l.add(ctx, req.App, keys...); err != nil {
+		return nil, err
+	}
+	req.stage("uploading the bundle")
+	wrote, err := p.putBundle(ctx, req.App, b)
+	if err != nil {
+		return nil, err
+	}
+	req.stage("uploading the files")
+	files, err := p.putFiles(ctx, req.App, b.Contents, l)
+	if err != nil {
+		return nil, err
+	}
+	res.NewFiles, res.NewFileBytes, res.NewBytes = files.New, files.NewBytes, files.NewBytes+wrote
+	return files, nil
 }
 
 // point moves the channel to build with [pointTo], then purges its
@@ -336,34 +370,35 @@ func (p *Publisher) checkVersionFree(ctx context.Context, acl *manifest.ACL, app
 	return nil
 }
 
-// putBundle uploads the zip once: bundles are content-addressed, so an
+// putBundle uploads the zip once and returns the bytes written: bundles are content-addressed, so an
 // object of the same size at its key is the same bundle. Another object
 // there (a broken copy) is replaced; one that another upload is still
 // writing is waited for.
-func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error {
+func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64, error) {
 	key := manifest.BundleKey(app, b.SHA256)
-	_, err := retry(ctx, p.Store.Location(key), func() (struct{}, error) {
+	return retry(ctx, p.Store.Location(key), func() (int64, error) {
 		opt := store.PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
 		info, err := p.Store.Stat(ctx, key)
 		switch {
 		case err == nil && info.Size == b.Size:
-			return struct{}{}, nil
+			return 0, nil
 		case err == nil:
 			opt.IfMatch = info.ETag
 		case errors.Is(err, fs.ErrNotExist):
 			opt.CreateOnly = true
 		default:
-			return struct{}{}, err
+			return 0, err
 		}
 		f, err := os.Open(b.Path)
 		if err != nil {
-			return struct{}{}, err
+			return 0, err
 		}
 		defer f.Close()
-		_, err = p.Store.Put(ctx, key, f, opt)
-		return struct{}{}, err
+		if _, err = p.Store.Put(ctx, key, f, opt); err != nil {
+			return 0, err
+		}
+		return b.Size, nil
 	})
-	return err
 }
 
 // putBuild writes the build record under the next free number, taking the
