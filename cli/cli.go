@@ -191,6 +191,7 @@ for the exit statuses.`,
 	root.AddCommand(
 		NewCmdUpload(env),
 		NewCmdList(env),
+		NewCmdPrune(env),
 		newLogin(env),
 		NewCmdKeys(env),
 		NewCmdInit(env),
