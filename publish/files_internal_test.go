@@ -10,12 +10,17 @@ import (
 	"testing"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store/file"
 )
 
 // A file that changes between the zip and its upload is never stored
 // under the hash the zip took.
 func TestFileChangedSinceTheZipIsRefused(t *testing.T) {
-	p := newPointerPublisher(t)
+	s, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Publisher{Store: s}
 	path := filepath.Join(t.TempDir(), "main.js")
 	if err := os.WriteFile(path, []byte(strings.Repeat("changed since; ", 100)), 0o644); err != nil {
 		t.Fatal(err)
