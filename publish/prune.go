@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -165,7 +166,7 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 // claimPrune writes the doomed list, refusing while another prune of the
 // app is at work.
 func (p *Publisher) claimPrune(ctx context.Context, app string, now time.Time, doomed map[string]store.Info) error {
-	data, err := json.Marshal(coord{Started: now, Keys: sortedKeys(doomed)})
+	data, err := json.Marshal(coord{Started: now, Keys: slices.Sorted(maps.Keys(doomed))})
 	if err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func spareKeys(doomed map[string]store.Info, l *coord) int {
 // report fills in what was removed.
 func (r *PruneResult) report(removed map[string]store.Info) {
 	r.Items, r.Builds, r.Bytes = nil, nil, 0
-	for _, key := range sortedKeys(removed) {
+	for _, key := range slices.Sorted(maps.Keys(removed)) {
 		r.Items = append(r.Items, PrunedObject{Key: key, Size: removed[key].Size})
 		r.Bytes += removed[key].Size
 		if n, ok := manifest.ParseBuildKey(r.App, key); ok {
@@ -252,13 +253,4 @@ func (r *PruneResult) report(removed map[string]store.Info) {
 		}
 	}
 	slices.Sort(r.Builds)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
