@@ -9,8 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"time"
 
+	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
 )
 
@@ -147,4 +150,30 @@ func overlaps(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// holdBuild leases everything of an existing build (its record, bundle,
+// file manifest and files) for an edit that points a channel at it, such
+// as a promote or a rollback, and checks that a prune has not removed it.
+// The caller releases the lease once the channel's pointer is written.
+func (p *Publisher) holdBuild(ctx context.Context, app string, ref manifest.BuildRef) (*lease, error) {
+	m := &marks{keys: map[string]bool{}}
+	if err := p.markRef(ctx, app, ref, m); err != nil {
+		return nil, err
+	}
+	l := p.newLease(app)
+	if err := l.add(ctx, app, slices.Sorted(maps.Keys(m.keys))...); err != nil {
+		l.release(ctx)
+		return nil, err
+	}
+	for _, key := range []string{manifest.BuildKey(app, ref.Number), ref.Bundle} {
+		if _, err := p.Store.Stat(ctx, key); err != nil {
+			l.release(ctx)
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("build %d of %s was pruned (%s is gone); upload it again", ref.Number, app, key)
+			}
+			return nil, err
+		}
+	}
+	return l, nil
 }

@@ -271,3 +271,30 @@ func TestConcurrentUploadsAndPrunesLoseNothing(t *testing.T) {
 		}
 	})
 }
+
+// A build held for a promote or rollback is spared by a prune until it is
+// released; a pruned one cannot be held.
+func TestHeldBuildIsSpared(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	refs := map[int64]manifest.BuildRef{}
+	for n := 1; n <= 3; n++ {
+		f.upload(t, "production", version(n))
+		refs[int64(n)] = f.verifyChannel(t, "retailer", "production").Build
+	}
+	release, err := f.publisher().HoldBuild(ctx, "retailer", refs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1}); !slices.Equal(res.Builds, []int64{1}) || res.Spared == 0 {
+		t.Fatalf("removed builds %v, spared %d objects; want build 1 removed and build 2 spared", res.Builds, res.Spared)
+	}
+	f.checkDownloads(t, 2)
+	release()
+	if res := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1}); !slices.Equal(res.Builds, []int64{2}) {
+		t.Fatalf("after the release, removed builds %v, want 2", res.Builds)
+	}
+	if _, err := f.publisher().HoldBuild(ctx, "retailer", refs[2]); err == nil || !strings.Contains(err.Error(), "was pruned") {
+		t.Fatalf("holding a pruned build: %v", err)
+	}
+}
