@@ -25,7 +25,7 @@ import (
 // param is the flag of one parameter.
 type param struct {
 	help string
-	def  func() any // string, bool or time.Duration; nil: the zero value
+	def  func() any // string, bool, int or time.Duration; nil: the zero value
 	// global parameters are the root's persistent flags, declared in cli.go.
 	global bool
 }
@@ -76,6 +76,10 @@ var params = map[string]param{
 	"retention":    {help: "how long raw events are kept, such as 720h; stats keep counting older ones (default: keep all)", def: func() any { return time.Duration(0) }},
 	"metrics_addr": {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
 	"tracker":      {help: "tracker URL (deploy login saves it)"},
+
+	"keep":       {help: "how many of the newest builds prune keeps, whatever else", def: func() any { return 10 }},
+	"older_than": {help: "prune only builds recorded longer ago than this, and keep those that channel history names within it (0: any age, no history)"},
+	"grace":      {help: "prune nothing written less than this ago", def: func() any { return publish.DefaultGrace }},
 }
 
 // field is one tagged field of an options struct.
@@ -155,6 +159,9 @@ func declare(c *cobra.Command, opts any) {
 		case time.Duration:
 			d, _ := def.(time.Duration)
 			f.Duration(fd.name, d, p.help)
+		case int:
+			n, _ := def.(int)
+			f.Int(fd.name, n, p.help)
 		default:
 			panic("cli: parameter " + fd.name + " of unsupported type")
 		}
@@ -203,6 +210,8 @@ func (e *env) setup(c *cobra.Command, opts any) error {
 			fd.value.SetBool(cfg.bool(fd.name))
 		case time.Duration:
 			fd.value.SetInt(int64(cfg.v.GetDuration(fd.name)))
+		case int:
+			fd.value.SetInt(int64(cfg.v.GetInt(fd.name)))
 		default:
 			return fmt.Errorf("parameter %s of unsupported type", fd.name)
 		}
