@@ -78,6 +78,10 @@ var params = map[string]param{
 	"metrics_addr":    {help: "serve Prometheus /metrics on this address instead of addr, such as 127.0.0.1:9090"},
 	"min_acl_version": {help: "refuse any acl.json older than this version, also with an empty database (deploy init, grant, revoke and acl apply print it)"},
 	"tracker":         {help: "tracker URL (deploy login saves it)"},
+
+	"keep":       {help: "how many of the newest builds prune keeps, whatever else", def: func() any { return 10 }},
+	"older_than": {help: "prune only builds recorded longer ago than this, and keep those that channel history names within it (0: any age, no history)"},
+	"grace":      {help: "prune nothing written less than this ago", def: func() any { return publish.DefaultGrace }},
 }
 
 // field is one tagged field of an options struct.

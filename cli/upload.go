@@ -140,6 +140,9 @@ func printUpload(w io.Writer, res *publish.Result) {
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "  bundle  %s\n  size    %s, %d files\n  sha256  %s\n  latest  %s\n", res.Bundle, humanBytes(res.Size), res.Files, res.SHA256, res.Latest)
+	if res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
+		fmt.Fprintf(w, "  new     %d of %d files, %s uploaded\n", res.NewFiles, res.Files, humanBytes(res.NewBytes))
+	}
 }
 
 // bootstrap makes a fresh local store usable with one command: it creates a

@@ -261,7 +261,7 @@ func TestInstall(t *testing.T) {
 	if out := r.ok(app, deploy, "version"); !strings.Contains(out, testVersion) {
 		t.Fatalf("deploy version (npm install -g) = %q, want %s", out, testVersion)
 	}
-	if out := r.ok(app, deploy, "list", "builds", "app=demo"); !regexp.MustCompile(`(?m)^1 +1 +production `).MatchString(out) {
+	if out := r.ok(app, deploy, "list", "builds", "app=demo"); !regexp.MustCompile(`(?m)^1 +0\.0\.0-build\.1 +production `).MatchString(out) {
 		t.Fatalf("deploy list builds (npm install -g): %q", out)
 	}
 

@@ -27,9 +27,23 @@ type Bundle struct {
 	SHA256 string // lowercase hex of the zip's bytes
 	Size   int64
 	Files  int
+	// CRC32 is the zip's CRC-32 (IEEE) as 8 lowercase hex digits, the
+	// checksum older Capgo plugins compare.
+	CRC32 string
+	// Contents are the files of the build in name order, each hashed as it
+	// was zipped: what the file manifest lists.
+	Contents []Content
 	// NotifyAppReady reports whether some .js file calls notifyAppReady;
 	// without that call the plugin rolls the bundle back.
 	NotifyAppReady bool
+}
+
+// Content is one file of a build: its name in the zip, where it is on
+// disk, and its size and SHA-256 (lowercase hex).
+type Content struct {
+	Name, Path string
+	Size       int64
+	SHA256     string
 }
 
 // Remove deletes the bundle's temporary file.
@@ -274,6 +288,7 @@ type job struct {
 	done   chan struct{}
 	raw    int64
 	crc    uint32
+	sha    string   // lowercase hex SHA-256 of the file's content
 	mem    []byte   // compressed, for small files
 	spill  *os.File // compressed, for large files
 	notify bool     // a .js file that mentions notifyAppReady
@@ -286,8 +301,8 @@ func (j *job) inMemory() bool { return j.e.size <= memoryLimit }
 // writeZip writes the entries to w in order. Workers, one per CPU, compress
 // files in parallel; the writer takes their results in order.
 func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress func(done, total int64)) (*Bundle, error) {
-	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(w, h)}
+	h, zcrc := sha256.New(), crc32.NewIEEE()
+	cw := &countWriter{w: io.MultiWriter(w, h, zcrc)}
 	zw := zip.NewWriter(cw)
 	b := &Bundle{}
 	budget := newBudget(inflightBudget)
@@ -313,6 +328,7 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 		}
 		b.NotifyAppReady = b.NotifyAppReady || j.notify
 		b.Files++
+		b.Contents = append(b.Contents, Content{Name: j.e.name, Path: j.e.path, Size: j.raw, SHA256: j.sha})
 		done += j.e.size
 		if progress != nil {
 			progress(done, total)
@@ -321,7 +337,7 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("zip: %w", err)
 	}
-	b.SHA256, b.Size = hex.EncodeToString(h.Sum(nil)), cw.n
+	b.SHA256, b.Size, b.CRC32 = hex.EncodeToString(h.Sum(nil)), cw.n, fmt.Sprintf("%08x", zcrc.Sum32())
 	return b, nil
 }
 
@@ -406,11 +422,20 @@ func (j *job) header(method uint16, attrs uint32) *zip.FileHeader {
 // level picks the Deflate level: already-compressed formats only pass
 // through a fast Deflate (every entry must still be Deflate for Android).
 func level(name string) int {
-	switch strings.ToLower(filepath.Ext(name)) {
-	case ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".woff", ".woff2", ".mp3", ".mp4", ".webm", ".ogg", ".zip", ".gz", ".br":
+	if precompressed(name) {
 		return flate.BestSpeed
 	}
 	return 6 // as zip -6 and the Capgo CLI
+}
+
+// precompressed reports whether name is of a format that is compressed
+// already, which a general compressor barely shrinks.
+func precompressed(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".png", ".jpg", ".jpeg", ".gif", ".webp", ".avif", ".woff", ".woff2", ".mp3", ".mp4", ".webm", ".ogg", ".zip", ".gz", ".br":
+		return true
+	}
+	return false
 }
 
 var flaters [10]sync.Pool
@@ -450,12 +475,12 @@ func (j *job) compressErr(tmpDir string) error {
 		fw.Reset(sink)
 	}
 	defer flaters[lv].Put(fw)
-	crc := crc32.NewIEEE()
-	dst := io.MultiWriter(fw, crc)
+	crc, sum := crc32.NewIEEE(), sha256.New()
+	dst := io.MultiWriter(fw, crc, sum)
 	var scan *scanWriter
 	if strings.HasSuffix(j.e.name, ".js") {
 		scan = &scanWriter{}
-		dst = io.MultiWriter(fw, crc, scan)
+		dst = io.MultiWriter(fw, crc, sum, scan)
 	}
 	n, err := io.Copy(dst, f)
 	if err != nil {
@@ -465,6 +490,7 @@ func (j *job) compressErr(tmpDir string) error {
 		return err
 	}
 	j.raw, j.crc, j.notify = n, crc.Sum32(), scan != nil && scan.found
+	j.sha = hex.EncodeToString(sum.Sum(nil))
 	if buf != nil {
 		j.mem = buf.Bytes()
 	}

@@ -6,11 +6,20 @@
 // A [Publisher] holds the store, the uploader's key and the pinned root
 // keys. [Publisher.Upload] takes a [Request] and runs five steps, each its
 // own function: check the grant in the ACL, [Zip] the web build into a
-// [Bundle], upload the bundle, write the build record, and point the
-// channel at it. Every field is checked first ([Request.Check], and both
+// [Bundle], upload the bundle and each file the store lacks with the
+// build's file manifest, write the build record, and point the channel at
+// it. Every field is checked first ([Request.Check], and both
 // envelopes are signed and measured), so a refused upload writes nothing.
 // The [Result] says what happened as an [Outcome]: [Published],
 // [Unchanged], [Renewed] or [Superseded].
+//
+// # Pruning
+//
+// [Publisher.Prune] removes what no channel, recent history entry or
+// newest build references. An upload writes a lease naming the objects it
+// is about to reference and waits for any prune that doomed one of them;
+// a prune writes the list of what it is about to remove and spares what a
+// lease names (lease.go says why neither loses a race).
 //
 // # Changing a channel
 //

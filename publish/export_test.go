@@ -10,3 +10,12 @@ import (
 func (p *Publisher) UpdatePointer(ctx context.Context, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
 	return p.updatePointer(ctx, app, channel, edit)
 }
+
+// HoldBuild lets the external tests take a build's lease; release ends it.
+func (p *Publisher) HoldBuild(ctx context.Context, app string, ref manifest.BuildRef) (release func(), err error) {
+	l, err := p.holdBuild(ctx, app, ref)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.release(ctx) }, nil
+}

@@ -115,6 +115,12 @@ type Result struct {
 	// Rollout is the percentage of devices offered the build, when the
 	// upload started a staged rollout.
 	Rollout int64 `json:"rollout,omitempty"`
+	// NewFiles counts the file objects this upload wrote; the others were
+	// in the store already. NewFileBytes is their bytes and the file
+	// manifest's when new, NewBytes those and the bundle's when new.
+	NewFiles     int   `json:"new_files"`
+	NewFileBytes int64 `json:"new_file_bytes"`
+	NewBytes     int64 `json:"new_bytes"`
 	// Invalidated reports that the CDN's copy of latest.json was purged.
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -181,7 +187,9 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{App: req.App, Channel: req.Channel, DryRun: req.DryRun, SHA256: b.SHA256, Size: b.Size, Files: b.Files, Uploader: uploader,
 		NotifyAppReady: b.NotifyAppReady, Bundle: p.location(manifest.BundleKey(req.App, b.SHA256)),
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
-	build, err := p.record(ctx, acl, req, b, uploader)
+	l := p.newLease(req.App)
+	defer l.release(ctx)
+	build, err := p.record(ctx, acl, req, b, uploader, l, res)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +225,7 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 // (bundle, then build record; in a dry run, the build that would be
 // recorded, with nothing written). It refuses early a channel whose
 // sequence cannot grow.
-func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string) (manifest.BuildRef, error) {
+func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string, l *lease, res *Result) (manifest.BuildRef, error) {
 	ref, err := p.reuse(ctx, acl, req, b)
 	if err != nil || ref != nil {
 		return deref(ref), err
@@ -229,7 +237,7 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	}
 	build := manifest.Build{App: req.App, BuildRef: manifest.BuildRef{
 		Version: req.Version, Bundle: manifest.BundleKey(req.App, b.SHA256), SHA256: b.SHA256, Size: b.Size,
-		MinNative: req.MinNative, MaxNative: req.MaxNative,
+		MinNative: req.MinNative, MaxNative: req.MaxNative, CRC32: b.CRC32,
 	}, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
 	if req.DryRun {
 		n, err := p.lastNumber(ctx, req.App)
@@ -239,10 +247,11 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 		}
 		return build.BuildRef, err
 	}
-	req.stage("uploading the bundle")
-	if err := p.putBundle(ctx, req.App, b); err != nil {
+	files, err := p.putContent(ctx, req, b, l, res)
+	if err != nil {
 		return manifest.BuildRef{}, err
 	}
+	build.FilesSHA256, build.FilesSize = files.SHA256, files.Size
 	req.stage("writing the build record")
 	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
 		return manifest.BuildRef{}, err
@@ -287,6 +296,31 @@ func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b
 		}
 	}
 	return nil, nil
+}
+
+// putContent writes the bundle and each file of the build that the store
+// lacks, then its file manifest, under the upload's lease, and counts in
+// res what was new.
+func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *lease, res *Result) (*Files, error) {
+	keys := []string{manifest.BundleKey(req.App, b.SHA256)}
+	for _, c := range b.Contents {
+		keys = append(keys, manifest.FileKey(req.App, c.SHA256, ""), manifest.FileKey(req.App, c.SHA256, manifest.EncodingBrotli))
+	}
+	if err := l.add(ctx, req.App, keys...); err != nil {
+		return nil, err
+	}
+	req.stage("uploading the bundle")
+	wrote, err := p.putBundle(ctx, req.App, b)
+	if err != nil {
+		return nil, err
+	}
+	req.stage("uploading the files")
+	files, err := p.putFiles(ctx, req.App, b.Contents, l)
+	if err != nil {
+		return nil, err
+	}
+	res.NewFiles, res.NewFileBytes, res.NewBytes = files.New, files.NewBytes, files.NewBytes+wrote
+	return files, nil
 }
 
 // point moves the channel to build with [pointTo], then purges its
@@ -392,34 +426,35 @@ func (p *Publisher) cdnPath(key string) string {
 	return path.Join("/", base, key)
 }
 
-// putBundle uploads the zip once: bundles are content-addressed, so an
+// putBundle uploads the zip once and returns the bytes written: bundles are content-addressed, so an
 // object of the same size at its key is the same bundle. Another object
 // there (a broken copy) is replaced; one that another upload is still
 // writing is waited for.
-func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) error {
+func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64, error) {
 	key := manifest.BundleKey(app, b.SHA256)
-	_, err := retry(ctx, p.Store.Location(key), func() (struct{}, error) {
+	return retry(ctx, p.Store.Location(key), func() (int64, error) {
 		opt := store.PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
 		info, err := p.Store.Stat(ctx, key)
 		switch {
 		case err == nil && info.Size == b.Size:
-			return struct{}{}, nil
+			return 0, nil
 		case err == nil:
 			opt.IfMatch = info.ETag
 		case errors.Is(err, fs.ErrNotExist):
 			opt.CreateOnly = true
 		default:
-			return struct{}{}, err
+			return 0, err
 		}
 		f, err := os.Open(b.Path)
 		if err != nil {
-			return struct{}{}, err
+			return 0, err
 		}
 		defer f.Close()
-		_, err = p.Store.Put(ctx, key, f, opt)
-		return struct{}{}, err
+		if _, err = p.Store.Put(ctx, key, f, opt); err != nil {
+			return 0, err
+		}
+		return b.Size, nil
 	})
-	return err
 }
 
 // putBuild writes the build record under the next free number, taking the

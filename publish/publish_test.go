@@ -261,7 +261,7 @@ func TestUploadKilledAtAnyStepLeavesAValidChannel(t *testing.T) {
 }
 
 func testUploadKilled(t *testing.T, store func(t *testing.T) store.Store) {
-	for failAt := 1; failAt <= 4; failAt++ { // bundle, build record, history, latest.json
+	for failAt := 1; failAt <= 8; failAt++ { // lease, bundle, file, lease, file manifest, build record, history, latest.json
 		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
 			f := newFixture(t, store(t))
 			if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, map[string]string{"index.html": "v1"})}); err != nil {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
 )
 
 // ionicTree writes a tree shaped like an Ionic build: about 1,500 files
@@ -97,27 +103,35 @@ func run(tb testing.TB, dir string, env []string, name string, args ...string) (
 }
 
 // BenchmarkUploadVsZip times `deploy upload` of an Ionic-shaped tree to a
-// fresh local store, end to end (process start, zip, hash, sign, store),
-// against `zip -r -6 -X` of the same tree in the same run, and reports the
-// ratio deploy/zip (below 1 is faster than zip).
+// fresh local store, end to end (process start, zip, hash, file objects,
+// sign, store), against `zip -r -6 -X` of the same tree in the same run,
+// and reports the ratio deploy/zip (below 1 is faster than zip); then
+// the upload of a one-line change to the same store (incremental/zip).
 func BenchmarkUploadVsZip(b *testing.B) {
 	if _, err := exec.LookPath("zip"); err != nil {
 		b.Fatal("zip is not installed (apt-get install zip)")
 	}
 	bin := buildDeploy(b)
-	tree, work := b.TempDir(), b.TempDir()
-	ionicTree(b, tree)
+	work := b.TempDir()
 	env := []string{"HOME=" + work, "CI=true"}
-	var deploy, zip time.Duration
+	var deploy, incremental, zip time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		d, _ := run(b, tree, env, bin, "upload", "app=bench", "dir=.", fmt.Sprintf("store=file://%s/store-%d", work, i))
+		b.StopTimer()
+		tree := b.TempDir()
+		ionicTree(b, tree)
+		b.StartTimer()
+		storeArg := fmt.Sprintf("store=file://%s/store-%d", work, i)
+		d, _ := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
 		z, _ := run(b, tree, nil, "zip", "-q", "-r", "-6", "-X", fmt.Sprintf("%s/out-%d.zip", work, i), ".")
-		deploy += d
-		zip += z
+		oneLineChange(b, tree)
+		d2, _ := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
+		deploy, incremental, zip = deploy+d, incremental+d2, zip+z
 	}
 	b.ReportMetric(float64(deploy)/float64(zip), "deploy/zip")
+	b.ReportMetric(float64(incremental)/float64(zip), "incremental/zip")
 	b.ReportMetric(float64(deploy.Milliseconds())/float64(b.N), "deploy-ms/op")
+	b.ReportMetric(float64(incremental.Milliseconds())/float64(b.N), "incremental-ms/op")
 	b.ReportMetric(float64(zip.Milliseconds())/float64(b.N), "zip-ms/op")
 }
 
@@ -152,4 +166,121 @@ func TestUploadMemoryIsBounded(t *testing.T) {
 		t.Fatalf("peak RSS %d MB uploading 200 MB, want at most 64 MB", rss>>20)
 	}
 	t.Logf("peak RSS %.1f MB", float64(rss)/(1<<20))
+}
+
+// uploadJSON runs `deploy upload --json` and decodes its result.
+func uploadJSON(tb testing.TB, bin, tree, storeURL string, env []string) publish.Result {
+	cmd := exec.Command(bin, "upload", "app=bench", "dir=.", "store="+storeURL, "--json")
+	cmd.Dir, cmd.Env = tree, append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("deploy upload: %v\n%s", err, out)
+	}
+	var res publish.Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		tb.Fatalf("deploy upload --json: %v\n%s", err, out)
+	}
+	return res
+}
+
+// oneLineChange edits one line of one lazy chunk of an Ionic-shaped tree,
+// and index.html, which in a real build names the chunk's new hash.
+func oneLineChange(tb testing.TB, tree string) {
+	for _, name := range []string{"assets/03/chunk-0003.js", "index.html"} {
+		p := filepath.Join(tree, name)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(p, append([]byte("console.log('one line changed');\n"), data...), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// fileManifest reads and checks the file manifest of the channel's build
+// in a local store.
+func fileManifest(tb testing.TB, storeDir string) (*manifest.FileManifest, []byte) {
+	env, err := os.ReadFile(filepath.Join(storeDir, manifest.LatestKey("bench", "production")))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := manifest.ParseEnvelope(env, manifest.TypeLatest, manifest.MaxLatestSize)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var l manifest.Latest
+	if err := json.Unmarshal(e.Payload, &l); err != nil {
+		tb.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(storeDir, manifest.FileManifestKey("bench", l.Build.FilesSHA256)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := manifest.CheckFileManifest(l.Build, "bench", data)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, data
+}
+
+// gzipSize is the size of data as an HTTP server sends it gzip-compressed.
+func gzipSize(data []byte) int64 {
+	var buf bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&buf, 6)
+	w.Write(data)
+	w.Close()
+	return int64(buf.Len())
+}
+
+// BenchmarkDeltaBytes uploads an Ionic-shaped tree, then the same tree
+// after a one-line change, and reports, against the full zip and the first
+// upload measured in the same run:
+//   - device/zip: what a device on v1 downloads to get v2 file by file (the
+//     file manifest, gzip-compressed as a server sends JSON, and each file
+//     it lacks, as stored: Brotli as is, otherwise gzip-compressed unless
+//     already compressed) over the zip's size;
+//   - upload2/upload1: the bytes the second upload wrote over the first's,
+//     and files2/upload1 the same without the zip, which old plugins still
+//     need whole.
+func BenchmarkDeltaBytes(b *testing.B) {
+	bin := buildDeploy(b)
+	var device, zipSize, up1, up2, files2 int64
+	for range b.N {
+		tree, work := b.TempDir(), b.TempDir()
+		ionicTree(b, tree)
+		env := []string{"HOME=" + work, "CI=true"}
+		storeDir := filepath.Join(work, "store")
+		r1 := uploadJSON(b, bin, tree, "file://"+storeDir, env)
+		m1, _ := fileManifest(b, storeDir)
+		oneLineChange(b, tree)
+		r2 := uploadJSON(b, bin, tree, "file://"+storeDir, env)
+		m2, data := fileManifest(b, storeDir)
+		had := map[string]bool{}
+		for _, e := range m1.Files {
+			had[e.SHA256] = true
+		}
+		device += gzipSize(data)
+		for _, e := range m2.Files {
+			if had[e.SHA256] {
+				continue
+			}
+			obj, err := os.ReadFile(filepath.Join(storeDir, manifest.FileKey("bench", e.SHA256, e.Encoding)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if e.Encoding == "" {
+				device += min(int64(len(obj)), gzipSize(obj))
+			} else {
+				device += int64(len(obj))
+			}
+		}
+		zipSize += r2.Size
+		up1, up2, files2 = up1+r1.NewBytes, up2+r2.NewBytes, files2+r2.NewFileBytes
+	}
+	b.ReportMetric(float64(device)/float64(zipSize), "device/zip")
+	b.ReportMetric(float64(device)/float64(b.N), "device-B/op")
+	b.ReportMetric(float64(zipSize)/float64(b.N), "zip-B/op")
+	b.ReportMetric(float64(up2)/float64(up1), "upload2/upload1")
+	b.ReportMetric(float64(files2)/float64(up1), "files2/upload1")
 }

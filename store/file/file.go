@@ -218,6 +218,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 			return nil
 		}
 		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted since the folder was read
+		}
 		if err != nil {
 			return err
 		}

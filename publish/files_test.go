@@ -1,0 +1,151 @@
+package publish_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/andybalholm/brotli"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
+)
+
+// readBuild checks the channel, its build record and its file manifest as
+// a device would, and returns the build and its files.
+func (f *fixture) readBuild(t *testing.T, app, channel string) (manifest.BuildRef, *manifest.FileManifest) {
+	t.Helper()
+	l := f.verifyChannel(t, app, channel)
+	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifest.VerifyBuild(acl, f.get(t, manifest.BuildKey(app, l.Build.Number)), app)
+	if err != nil {
+		t.Fatalf("build record: %v", err)
+	}
+	if b.BuildRef != l.Build {
+		t.Fatalf("build record %+v differs from the pointer's %+v", b.BuildRef, l.Build)
+	}
+	if want := fmt.Sprintf("%08x", crc32.ChecksumIEEE(f.get(t, l.Build.Bundle))); l.Build.CRC32 != want {
+		t.Fatalf("crc32 %q, the zip's is %q", l.Build.CRC32, want)
+	}
+	fm, err := manifest.CheckFileManifest(l.Build, app, f.get(t, manifest.FileManifestKey(app, l.Build.FilesSHA256)))
+	if err != nil {
+		t.Fatalf("file manifest: %v", err)
+	}
+	return l.Build, fm
+}
+
+// fileContent downloads an entry's object as a device does: decompressed
+// when Brotli, then checked with VerifyFile.
+func (f *fixture) fileContent(t *testing.T, app string, e manifest.FileEntry) []byte {
+	t.Helper()
+	data := f.get(t, manifest.FileKey(app, e.SHA256, e.Encoding))
+	if e.Encoding == manifest.EncodingBrotli {
+		var err error
+		if data, err = io.ReadAll(brotli.NewReader(bytes.NewReader(data))); err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
+		}
+	}
+	if err := manifest.VerifyFile(e, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestUploadStoresEachFileOnce(t *testing.T) {
+	eachStore(t, testUploadStoresEachFileOnce)
+}
+
+func testUploadStoresEachFileOnce(t *testing.T, newStore func(t *testing.T) store.Store) {
+	f := newFixture(t, newStore(t))
+	ctx := context.Background()
+	js := strings.Repeat("export const answer = 42; // a line of a chunk\n", 400)
+	tree := map[string]string{
+		"index.html":      "<!doctype html><script src=main.js></script>",
+		"main.js":         js + "notifyAppReady()",
+		"copy.js":         js + "notifyAppReady()", // same bytes as main.js
+		"logo.png":        strings.Repeat("\x89PNG", 500),
+		"fonts/a.woff.br": strings.Repeat("already compressed? the name says so", 10),
+		"tiny.txt":        "x",
+	}
+	res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, tree)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, fm := f.readBuild(t, "retailer", "production")
+	if len(fm.Files) != len(tree) {
+		t.Fatalf("manifest lists %d files, want %d", len(fm.Files), len(tree))
+	}
+	want := map[string]string{"main.js": "br", "copy.js": "br", "logo.png": "", "fonts/a.woff.br": "br", "tiny.txt": ""}
+	for _, e := range fm.Files {
+		if string(f.fileContent(t, "retailer", e)) != tree[e.Name] {
+			t.Fatalf("%s: content differs", e.Name)
+		}
+		if w, ok := want[e.Name]; ok && e.Encoding != w {
+			t.Errorf("%s: encoding %q, want %q", e.Name, e.Encoding, w)
+		}
+		// Brotli only where smaller, unless the name ends in .br.
+		if e.Encoding == "br" && !strings.HasSuffix(e.Name, ".br") {
+			if br := int64(len(f.get(t, manifest.FileKey("retailer", e.SHA256, e.Encoding)))); br >= e.Size {
+				t.Errorf("%s: stored Brotli-encoded in %d bytes, not smaller than its %d", e.Name, br, e.Size)
+			}
+		}
+	}
+	// main.js and copy.js share one object; 5 contents in all.
+	if res.NewFiles != 5 || ref.FilesSHA256 == "" {
+		t.Fatalf("new files %d, want 5 (files %s)", res.NewFiles, ref.FilesSHA256)
+	}
+	for _, k := range f.keys(t) {
+		if strings.Contains(k, "/uploads/") || strings.HasSuffix(k, "prune.json") {
+			t.Fatalf("%s left behind after the upload", k)
+		}
+	}
+
+	// A one-line change: only that file's object is new.
+	tree["main.js"] = strings.Replace(tree["main.js"], "42", "43", 1)
+	res2, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, tree)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.NewFiles != 1 {
+		t.Fatalf("second upload wrote %d file objects, want 1", res2.NewFiles)
+	}
+	if res2.NewFileBytes >= res.NewFileBytes/2 || res2.NewBytes <= res2.NewFileBytes {
+		t.Fatalf("second upload: %d new file bytes, %d new bytes; first %d file bytes", res2.NewFileBytes, res2.NewBytes, res.NewFileBytes)
+	}
+	_, fm2 := f.readBuild(t, "retailer", "production")
+	for _, e := range fm2.Files {
+		if string(f.fileContent(t, "retailer", e)) != tree[e.Name] {
+			t.Fatalf("v2 %s: content differs", e.Name)
+		}
+	}
+}
+
+func TestUploadReplacesABrokenFileObject(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	tree := map[string]string{"index.html": "<!doctype html>notifyAppReady", "a.png": strings.Repeat("P", 100)}
+	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, tree)}); err != nil {
+		t.Fatal(err)
+	}
+	_, fm := f.readBuild(t, "retailer", "production")
+	e := fm.Files[0] // a.png, stored as is
+	if _, err := f.store.Put(ctx, manifest.FileKey("retailer", e.SHA256, ""), strings.NewReader("short"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tree["index.html"] += "v2"
+	if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, tree)}); err != nil {
+		t.Fatal(err)
+	}
+	_, fm = f.readBuild(t, "retailer", "production")
+	for _, e := range fm.Files {
+		f.fileContent(t, "retailer", e)
+	}
+}

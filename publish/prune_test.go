@@ -1,0 +1,300 @@
+package publish_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/store"
+)
+
+// version is a build tree whose files partly change with n.
+func version(n int) map[string]string {
+	shared := strings.Repeat("export const shared = 1;\n", 200)
+	return map[string]string{
+		"index.html":            fmt.Sprintf("<!doctype html><script src=main.js></script><!-- %d -->", n),
+		"main.js":               fmt.Sprintf("%s\nconst build = %d; notifyAppReady()", strings.Repeat("x = 1;\n", 300), n),
+		"vendor.js":             shared,
+		fmt.Sprintf("%d.js", n): strings.Repeat(fmt.Sprintf("chunk %d;\n", n), 100),
+	}
+}
+
+func (f *fixture) upload(t *testing.T, channel string, tree map[string]string) *publish.Result {
+	t.Helper()
+	res, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Channel: channel, Dir: writeTree(t, tree)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// checkDownloads checks that build number n verifies and that each of its
+// files downloads and matches.
+func (f *fixture) checkDownloads(t *testing.T, n int64) {
+	t.Helper()
+	ctx := context.Background()
+	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifest.VerifyBuild(acl, f.get(t, manifest.BuildKey("retailer", n)), "retailer")
+	if err != nil {
+		t.Fatalf("build %d: %v", n, err)
+	}
+	rc, _, err := f.store.Get(ctx, b.Bundle)
+	if err != nil {
+		t.Fatalf("build %d: %v", n, err)
+	}
+	err = manifest.VerifyBundle(b.BuildRef, rc)
+	rc.Close()
+	if err != nil {
+		t.Fatalf("build %d: %v", n, err)
+	}
+	fm, err := manifest.CheckFileManifest(b.BuildRef, "retailer", f.get(t, manifest.FileManifestKey("retailer", b.FilesSHA256)))
+	if err != nil {
+		t.Fatalf("build %d: %v", n, err)
+	}
+	for _, e := range fm.Files {
+		f.fileContent(t, "retailer", e)
+	}
+}
+
+func (f *fixture) prune(t *testing.T, opt publish.PruneOptions) *publish.PruneResult {
+	t.Helper()
+	opt.App = "retailer"
+	res, err := f.publisher().Prune(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestPruneKeepsWhatIsReferenced(t *testing.T) {
+	eachStore(t, testPruneKeeps)
+}
+
+func testPruneKeeps(t *testing.T, newStore func(t *testing.T) store.Store) {
+	f := newFixture(t, newStore(t))
+	f.upload(t, "beta", version(1)) // build 1, beta's
+	for n := 2; n <= 5; n++ {
+		f.upload(t, "production", version(n))
+	}
+	before := f.keys(t)
+
+	if res := f.prune(t, publish.PruneOptions{Keep: 1}); len(res.Items) != 0 {
+		t.Fatalf("objects younger than the grace period went: %v", res.Items)
+	}
+	if res := f.prune(t, publish.PruneOptions{Keep: 1, OlderThan: time.Hour, Grace: -1}); len(res.Items) != 0 {
+		t.Fatalf("builds recorded within older_than went: %v", res.Items)
+	}
+	dry := f.prune(t, publish.PruneOptions{Keep: 2, Grace: -1, DryRun: true})
+	if !slices.Equal(f.keys(t), before) {
+		t.Fatal("a dry run removed objects")
+	}
+	res := f.prune(t, publish.PruneOptions{Keep: 2, Grace: -1})
+	if !slices.Equal(res.Builds, []int64{2, 3}) || !slices.Equal(res.Kept, []int64{1, 4, 5}) {
+		t.Fatalf("removed builds %v and kept %v, want 2, 3 and 1, 4, 5", res.Builds, res.Kept)
+	}
+	if !slices.Equal(dry.Items, res.Items) || dry.Bytes != res.Bytes || res.Bytes == 0 {
+		t.Fatalf("dry run listed %v (%d bytes), prune removed %v (%d bytes)", dry.Items, dry.Bytes, res.Items, res.Bytes)
+	}
+	// Builds 2 and 3 go with their bundles, manifests and own files
+	// (index.html, main.js and a chunk each); the shared vendor.js stays.
+	var removed []string
+	for _, it := range res.Items {
+		removed = append(removed, it.Key)
+	}
+	if len(removed) != 2*6 {
+		t.Fatalf("removed %d objects, want 12: %v", len(removed), removed)
+	}
+	for _, n := range []int64{1, 4, 5} {
+		f.checkDownloads(t, n)
+	}
+	f.readBuild(t, "retailer", "beta")
+	f.readBuild(t, "retailer", "production")
+	if again := f.prune(t, publish.PruneOptions{Keep: 2, Grace: -1}); len(again.Items) != 0 {
+		t.Fatalf("a second prune removed %v", again.Items)
+	}
+}
+
+func TestPruneRefusesKeepZero(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	if _, err := f.publisher().Prune(context.Background(), publish.PruneOptions{App: "retailer"}); err == nil || !strings.Contains(err.Error(), "keep at least 1") {
+		t.Fatalf("keep=0: %v", err)
+	}
+}
+
+// hookStore calls a hook before each Delete and List.
+type hookStore struct {
+	store.Store
+	onDelete func(key string)
+	onList   func(prefix string)
+}
+
+func (s *hookStore) Delete(ctx context.Context, key string) error {
+	if s.onDelete != nil {
+		s.onDelete(key)
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+func (s *hookStore) List(ctx context.Context, prefix string) ([]store.Info, error) {
+	if s.onList != nil {
+		s.onList(prefix)
+	}
+	return s.Store.List(ctx, prefix)
+}
+
+// An upload that starts while a prune is removing the objects it needs
+// waits for the prune, then writes them again.
+func TestUploadWaitsForAPruneThatDoomedItsObjects(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		for n := 1; n <= 3; n++ {
+			f.upload(t, "production", version(n))
+		}
+		deleting, resume := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		pruner := f.publisher()
+		pruner.Store = &hookStore{Store: f.store, onDelete: func(key string) {
+			if strings.Contains(key, "/builds/") {
+				once.Do(func() { close(deleting); <-resume })
+			}
+		}}
+		pruned := make(chan error, 1)
+		go func() {
+			_, err := pruner.Prune(context.Background(), publish.PruneOptions{App: "retailer", Keep: 1, Grace: -1})
+			pruned <- err
+		}()
+		select { // the prune has written its doomed list and begun
+		case <-deleting:
+		case err := <-pruned:
+			t.Fatalf("the prune ended (%v) before deleting a build record", err)
+		}
+		uploaded := make(chan *publish.Result, 1)
+		go func() { uploaded <- f.upload(t, "production", version(1)) }() // build 1's objects again
+		select {
+		case res := <-uploaded:
+			t.Fatalf("the upload finished (build %d) while the prune was deleting its objects", res.Number)
+		case <-time.After(500 * time.Millisecond):
+		}
+		close(resume)
+		if err := <-pruned; err != nil {
+			t.Fatal(err)
+		}
+		res := <-uploaded
+		f.checkDownloads(t, res.Number)
+	})
+}
+
+// A prune that starts while an upload holds its lease spares the objects
+// the upload is about to reference.
+func TestPruneSparesWhatARunningUploadLeased(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		for n := 1; n <= 3; n++ {
+			f.upload(t, "production", version(n))
+		}
+		listing, resume := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		up := f.publisher()
+		up.Store = &hookStore{Store: f.store, onList: func(prefix string) {
+			if strings.HasSuffix(prefix, "/files/") { // after the lease, before looking at files
+				once.Do(func() { close(listing); <-resume })
+			}
+		}}
+		uploaded := make(chan error, 1)
+		var res *publish.Result
+		go func() {
+			var err error
+			res, err = up.Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, version(1))})
+			uploaded <- err
+		}()
+		<-listing
+		pr := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+		close(resume)
+		if err := <-uploaded; err != nil {
+			t.Fatal(err)
+		}
+		if pr.Spared == 0 || !slices.Equal(pr.Builds, []int64{1, 2}) {
+			t.Fatalf("prune removed builds %v and spared %d objects; want 1, 2 and build 1's files spared", pr.Builds, pr.Spared)
+		}
+		f.checkDownloads(t, res.Number)
+	})
+}
+
+// Uploads and prunes racing freely lose nothing a channel needs.
+func TestConcurrentUploadsAndPrunesLoseNothing(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for u := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 4 {
+					_, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Channel: fmt.Sprintf("c%d", u), Dir: writeTree(t, version(i%2+u))})
+					errs <- err
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		for running := true; running; {
+			select {
+			case <-done:
+				running = false
+			default:
+				_, err := f.publisher().Prune(context.Background(), publish.PruneOptions{App: "retailer", Keep: 1, Grace: -1})
+				if err != nil && !strings.Contains(err.Error(), "another prune") {
+					errs <- err
+				}
+			}
+		}
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+		for u := range 3 {
+			ref, _ := f.readBuild(t, "retailer", fmt.Sprintf("c%d", u))
+			f.checkDownloads(t, ref.Number)
+		}
+	})
+}
+
+// A build held for a promote or rollback is spared by a prune until it is
+// released; a pruned one cannot be held.
+func TestHeldBuildIsSpared(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	refs := map[int64]manifest.BuildRef{}
+	for n := 1; n <= 3; n++ {
+		f.upload(t, "production", version(n))
+		refs[int64(n)] = f.verifyChannel(t, "retailer", "production").Build
+	}
+	release, err := f.publisher().HoldBuild(ctx, "retailer", refs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1}); !slices.Equal(res.Builds, []int64{1}) || res.Spared == 0 {
+		t.Fatalf("removed builds %v, spared %d objects; want build 1 removed and build 2 spared", res.Builds, res.Spared)
+	}
+	f.checkDownloads(t, 2)
+	release()
+	if res := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1}); !slices.Equal(res.Builds, []int64{2}) {
+		t.Fatalf("after the release, removed builds %v, want 2", res.Builds)
+	}
+	if _, err := f.publisher().HoldBuild(ctx, "retailer", refs[2]); err == nil || !strings.Contains(err.Error(), "was pruned") {
+		t.Fatalf("holding a pruned build: %v", err)
+	}
+}
