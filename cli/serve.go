@@ -148,7 +148,7 @@ func (opts *serveOptions) haltPolicy() (tracker.HaltPolicy, error) {
 		}
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || v <= 0 || v > 1e9 {
-			return fmt.Errorf("%s=%q is not a positive number; use, for example, halt_percent=5 halt_min_devices=20 retry_limit=3", name, s)
+			return usageError{fmt.Errorf("%s=%q is not a positive number; use, for example, halt_percent=5 halt_min_devices=20 retry_limit=3", name, s)}
 		}
 		set(v)
 		return nil
