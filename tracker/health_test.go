@@ -2,9 +2,13 @@ package tracker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
 )
 
 // TestFlights: callers of one key that arrive while a run is going share
@@ -42,4 +46,43 @@ func TestFlights(t *testing.T) {
 	if n := started.Load(); n > 3 {
 		t.Errorf("%d runs for %d concurrent callers, want them to share", n, callers)
 	}
+}
+
+// BenchmarkOffer measures what choosing a device's build costs during a
+// staged rollout (cohort hash, halt and failure checks) against the same
+// choice under a pointer without a candidate, in the same run.
+func BenchmarkOffer(b *testing.B) {
+	f := newFixture(b)
+	stable := f.publish("retailer", "production", "1.0.0")
+	cand := f.publish("retailer", "rollout", "1.1.0")
+	f.pointer(manifest.Latest{App: "retailer", Channel: "rollout", Build: stable,
+		Candidate: &manifest.Candidate{Build: cand, Percent: 50, Rollout: "r1"}})
+	f.point("retailer", "production", stable)
+	srv, err := New(f.config(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	devices := make([]string, 1024)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("device-%04d", i)
+	}
+	measure := func(channel string) float64 {
+		rel, err := srv.man.release(context.Background(), "retailer", channel)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		for i := range b.N {
+			if o := srv.offerFor(context.Background(), rel, "2.0.0", devices[i%len(devices)]); o.build == nil {
+				b.Fatal("nothing offered")
+			}
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	}
+	plain := measure("production")
+	rollout := measure("rollout")
+	b.ReportMetric(plain, "plain_ns")
+	b.ReportMetric(rollout, "rollout_ns")
+	b.ReportMetric(rollout/plain, "ratio")
 }
