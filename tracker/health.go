@@ -68,6 +68,7 @@ type health struct {
 	watched   map[string]watch               // by app "/" channel
 	retries   map[string]map[string]struct{} // by failKey: the failures' action and ts
 	exhausted map[string]struct{}            // failKeys past RetryLimit
+	rewriting map[string]bool                // rollouts whose halt is being written again
 
 	evals flights // one evaluation of a rollout at a time, shared by waiting callers
 }
@@ -77,7 +78,7 @@ func rolloutKey(app, channel, rollout string) string { return app + "/" + channe
 // newHealth rebuilds the retry bounds from the tracker state's events.
 func newHealth(s *Server, policy HaltPolicy) (*health, error) {
 	h := &health{s: s, policy: policy.withDefaults(), halted: map[string]state.Halt{}, watched: map[string]watch{},
-		retries: map[string]map[string]struct{}{}, exhausted: map[string]struct{}{}, evals: newFlights()}
+		retries: map[string]map[string]struct{}{}, exhausted: map[string]struct{}{}, rewriting: map[string]bool{}, evals: newFlights()}
 	err := s.state.RetryFailures(context.Background(), func(app, device, version string, n int) {
 		if n >= h.policy.RetryLimit {
 			h.exhausted[failKey(app, device, version)] = struct{}{}
@@ -106,11 +107,37 @@ func (h *health) watchRelease(rel *release) {
 	for _, r := range halts {
 		h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
 	}
-	if c != nil {
-		h.watched[key] = watch{app: rel.app, channel: rel.channel, candidate: *c}
-	} else {
+	if c == nil {
 		delete(h.watched, key)
+		return
 	}
+	h.watched[key] = watch{app: rel.app, channel: rel.channel, candidate: *c}
+	if r, ok := h.halted[rolloutKey(rel.app, rel.channel, c.Rollout)]; ok {
+		h.haltAgain(r)
+	}
+}
+
+// haltAgain writes the halt of a rollout again, in the background, when an
+// uploader published a new pointer that keeps the halted rollout as
+// candidate: the tracker does not offer it, and devices reading the CDN
+// must not get it either. A new rollout id starts afresh. The caller holds
+// h.mu.
+func (h *health) haltAgain(r state.Halt) {
+	k := rolloutKey(r.App, r.Channel, r.Rollout)
+	if h.policy.Key == nil || h.rewriting[k] {
+		return
+	}
+	h.rewriting[k] = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.s.writeHalt(ctx, r, h.policy.Key); err != nil {
+			h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written again to the store")
+		}
+		h.mu.Lock()
+		delete(h.rewriting, k)
+		h.mu.Unlock()
+	}()
 }
 
 // halt returns the halt decision of a rollout, if any.

@@ -181,6 +181,24 @@ func TestFleetRolloutAndHalt(t *testing.T) {
 	}
 
 	fl.wantDashboard(t, `"percent":50,"state":"halted","why":"40 of `)
+
+	// An uploader who publishes the halted rollout again, unaware, gets it
+	// halted again in the store: a halt holds for its rollout id.
+	fl.f.seq[fl.app+"/"+fl.channel] = 5 // publish continues after the halt
+	fl.setPercent(100)
+	for i := 0; ; i++ {
+		if l := fl.storePointer(t); l.Halted != nil && l.Sequence == 7 {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the halted rollout published again was not halted again in the store")
+		}
+		fl.capgoVersion(t, fl.devices[0]) // the tracker reads the new pointer as devices ask
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := fl.candidates(t); len(got) != 0 {
+		t.Errorf("%d devices get the rollout published again after its halt", len(got))
+	}
 	if _, body := do(t, nil, "GET", fl.base+"/metrics", nil); !strings.Contains(string(body), `deploy_tracker_rollout_halts_total{app="retailer",channel="production"} 1`) {
 		t.Error("the halt is not counted in the metrics")
 	}
