@@ -44,9 +44,12 @@
 // the tracker), stores and logs the decision, shows it in /api/stats and on
 // the dashboard, and, with HaltPolicy.Key, writes a signed halt of the
 // channel's pointer as its latest.json (history entry first), so devices
-// reading the CDN drop the candidate within one cache period. The halt key
-// needs only can_halt in the ACL: a halt can take a candidate away, never
-// offer a build (docs/format.md, "Halt"). A device that chose its channel
+// reading the CDN drop the candidate within one cache period; devices that
+// installed it are offered the stable build again. A halt holds for its
+// rollout id: a pointer that keeps the halted rollout is halted again, and a
+// new rollout (a new id) starts afresh. The halt key needs only can_halt in
+// the ACL: a halt can take a candidate away, never offer a build
+// (docs/format.md, "Halt"). A device that chose its channel
 // with setChannel is answered from that channel by the update endpoint.
 //
 // Operators:
