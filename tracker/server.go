@@ -212,13 +212,9 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		ready:   newTTLCache[struct{}](cfg.CacheTTL, 1, now, nil),
 	}
-	if s.health, err = newHealth(s, cfg.Halt); err == nil {
-		s.chans, err = loadDeviceChannels(cfg.State)
-	}
-	if err != nil {
+	if err := s.openReleases(); err != nil {
 		return nil, fmt.Errorf("tracker: read the tracker state: %w", err)
 	}
-	s.man.onRelease = s.health.watchRelease
 	s.src = newDashboardSource(s)
 	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now})
 	if err != nil {
@@ -227,6 +223,19 @@ func New(cfg Config) (*Server, error) {
 	s.mux = s.routes()
 	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.mux)))))
 	return s, nil
+}
+
+// openReleases reads what the release rules keep (health.go, channels.go)
+// and has them watch each verified release.
+func (s *Server) openReleases() (err error) {
+	if s.health, err = newHealth(s, s.cfg.Halt); err != nil {
+		return err
+	}
+	if s.chans, err = loadDeviceChannels(s.state); err != nil {
+		return err
+	}
+	s.man.onRelease = s.health.watchRelease
+	return nil
 }
 
 // baseURL validates an absolute http(s) base URL and trims its final '/'.
