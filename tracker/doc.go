@@ -54,7 +54,7 @@
 //
 // Operators:
 //
-//	GET  /api/stats?app=        per-build counts ([Stats]); needs "Authorization: Bearer <StatsToken>"
+//	GET  /api/stats?app=        per-build counts and rollouts ([Stats]); needs "Authorization: Bearer <StatsToken>"
 //	GET  /api/apps...           the dashboard's data (docs/api.md), same token or the dashboard's session
 //	GET  /dashboard             the release dashboard (package dashboard); sign in with StatsToken
 //	GET  /healthz               {"status": "ok"}: liveness
