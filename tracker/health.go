@@ -63,7 +63,7 @@ type health struct {
 	s      *Server
 	policy HaltPolicy
 
-	mu        sync.Mutex
+	mu        sync.RWMutex                   // read on every offer
 	halted    map[string]state.Halt          // by rolloutKey
 	watched   map[string]watch               // by app "/" channel
 	retries   map[string]map[string]struct{} // by failKey: the failures' action and ts
@@ -142,8 +142,8 @@ func (h *health) haltAgain(r state.Halt) {
 
 // halt returns the halt decision of a rollout, if any.
 func (h *health) halt(app, channel, rollout string) (state.Halt, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	r, ok := h.halted[rolloutKey(app, channel, rollout)]
 	return r, ok
 }
@@ -165,8 +165,8 @@ func (h *health) effective(l *manifest.Latest) *manifest.Latest {
 // retriesExhausted reports whether device failed to set, check or unzip
 // version of app RetryLimit times.
 func (h *health) retriesExhausted(app, device, version string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	_, ok := h.exhausted[failKey(app, device, version)]
 	return ok
 }
