@@ -2,15 +2,18 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/tracker"
 )
@@ -29,6 +32,11 @@ type serveOptions struct {
 	MetricsAddr string        `param:"metrics_addr"`
 	Retention   time.Duration `param:"retention"`
 	MinACL      int           `param:"min_acl_version"`
+	// The automatic halt of staged rollouts.
+	HaltPercent    string `param:"halt_percent"`
+	HaltMinDevices string `param:"halt_min_devices"`
+	HaltKeyFile    string `param:"halt_key_file"`
+	RetryLimit     string `param:"retry_limit"`
 }
 
 // NewCmdServe returns `deploy serve`.
@@ -45,7 +53,17 @@ records events in SQLite (db=sqlite:///path) or PostgreSQL (db=postgres://...).
 GET /metrics answers Prometheus metrics (on metrics_addr if set), GET /readyz
 whether the store and the database can be used. Stops gracefully on SIGTERM
 or Ctrl-C. Every parameter can also come from a DEPLOY_<NAME> environment
-variable, as in a systemd unit.`,
+variable, as in a systemd unit.
+
+
+It halts a staged rollout when more than halt_percent (default 5) of at
+least halt_min_devices (default 20) devices that got the candidate report
+update_fail, set_fail, checksum_fail, unzip_fail or an app crash for it: it
+stops offering it at once and, with halt_key_file (a key whose ACL user holds
+only can_halt), writes a signed halt as the channel's latest.json so that
+devices reading the CDN stop too. A device that reports set_fail,
+checksum_fail or unzip_fail retry_limit times (default 3) for a build is no
+longer offered it.`,
 		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
 	}, &serveOptions{env: e}, runServe)
 }
@@ -56,6 +74,10 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	trust, err := opts.pinned()
+	if err != nil {
+		return err
+	}
+	halt, err := opts.haltPolicy()
 	if err != nil {
 		return err
 	}
@@ -71,7 +93,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		Store: st, Trust: trust, CDN: opts.CDN, PublicURL: opts.PublicURL,
 		State: db, StatsToken: opts.StatsToken, TrustProxy: opts.TrustProxy,
 		CacheTTL: opts.CacheTTL, Retention: opts.Retention, MinACLVersion: int64(opts.MinACL),
-		PrivateMetrics: opts.MetricsAddr != "", Metrics: metrics, Log: log,
+		PrivateMetrics: opts.MetricsAddr != "", Halt: halt, Metrics: metrics, Log: log,
 	})
 	if err != nil {
 		db.Close()
@@ -120,6 +142,32 @@ func listen(addr, param string) (net.Listener, error) {
 	return ln, nil
 }
 
+// haltPolicy reads the halt parameters; an empty one takes the default.
+func (opts *serveOptions) haltPolicy() (tracker.HaltPolicy, error) {
+	var p tracker.HaltPolicy
+	num := func(name, s string, set func(float64)) error {
+		if s == "" {
+			return nil
+		}
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v <= 0 || v > 1e9 {
+			return usageError{fmt.Errorf("%s=%q is not a positive number; use, for example, halt_percent=5 halt_min_devices=20 retry_limit=3", name, s)}
+		}
+		set(v)
+		return nil
+	}
+	err := errors.Join(
+		num("halt_percent", opts.HaltPercent, func(v float64) { p.Percent = v }),
+		num("halt_min_devices", opts.HaltMinDevices, func(v float64) { p.MinDevices = int64(v) }),
+		num("retry_limit", opts.RetryLimit, func(v float64) { p.RetryLimit = int(v) }))
+	if err == nil && opts.HaltKeyFile != "" {
+		if p.Key, err = manifest.LoadKey(opts.HaltKeyFile); err != nil {
+			err = fmt.Errorf("halt_key_file: %w", err)
+		}
+	}
+	return p, err
+}
+
 type statsOptions struct {
 	*env
 	App        string `param:"app,required"`
@@ -150,6 +198,14 @@ func runStats(ctx context.Context, opts *statsOptions) error {
 	fmt.Fprintln(tw, "BUILD\tVERSION\tCHECKS\tSTARTED\tCOMPLETED\tFAILED\tROLLED_BACK\tDEVICES")
 	for _, b := range st.Builds {
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", b.Number, b.Version, b.Checks, b.DownloadsStarted, b.DownloadsCompleted, b.DownloadsFailed, b.UpdatesFailed, b.Devices)
+	}
+	if err := tw.Flush(); err != nil || len(st.Rollouts) == 0 {
+		return err
+	}
+	fmt.Fprintln(opts.io.Out)
+	fmt.Fprintln(tw, "CHANNEL\tROLLOUT\tCANDIDATE\tVERSION\tPERCENT\tSTATE\tDEVICES\tFAILED\tWHY")
+	for _, r := range st.Rollouts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", r.Channel, r.Rollout, r.BuildID, r.Version, r.Percent, r.State, r.Devices, r.Failed, r.Reason)
 	}
 	return tw.Flush()
 }

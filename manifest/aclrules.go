@@ -109,6 +109,7 @@ const (
 	ChangeUser  ChangeKind = "user"       // a user added or removed
 	ChangeKey   ChangeKind = "key"        // one of a user's keys
 	ChangeGrant ChangeKind = "can_upload" // a user's upload right to an app
+	ChangeHalt  ChangeKind = "can_halt"   // a user's right to halt an app's rollouts
 )
 
 // ACLChange is one difference between two ACLs.
@@ -152,7 +153,8 @@ func DiffACL(old, new []User) []ACLChange {
 			o = &User{}
 		}
 		out = append(out, diffSet(n.Name, ChangeKey, o.Keys, n.Keys)...)
-		out = append(out, diffSet(n.Name, ChangeGrant, uploads(o.Grants), uploads(n.Grants))...)
+		out = append(out, diffSet(n.Name, ChangeGrant, appsWith(o.Grants, ChangeGrant), appsWith(n.Grants, ChangeGrant))...)
+		out = append(out, diffSet(n.Name, ChangeHalt, appsWith(o.Grants, ChangeHalt), appsWith(n.Grants, ChangeHalt))...)
 	}
 	for _, o := range old {
 		if find(new, o.Name) == nil {
@@ -178,11 +180,12 @@ func diffSet(user string, kind ChangeKind, old, new []string) []ACLChange {
 	return out
 }
 
-// uploads returns the apps granted upload, sorted.
-func uploads(grants map[string]Grant) []string {
+// appsWith returns the apps whose grant allows kind (ChangeGrant or
+// ChangeHalt), sorted.
+func appsWith(grants map[string]Grant, kind ChangeKind) []string {
 	var apps []string
 	for _, app := range slices.Sorted(maps.Keys(grants)) {
-		if grants[app].CanUpload {
+		if g := grants[app]; kind == ChangeGrant && g.CanUpload || kind == ChangeHalt && g.CanHalt {
 			apps = append(apps, app)
 		}
 	}
@@ -209,18 +212,34 @@ type (
 		Grants map[string]yamlGrant `yaml:"grants,omitempty"`
 	}
 	yamlGrant struct {
-		CanUpload strictBool `yaml:"can_upload"`
+		CanUpload bool `yaml:"can_upload,omitempty"`
+		CanHalt   bool `yaml:"can_halt,omitempty"`
 	}
-	strictBool bool
 )
 
-// UnmarshalYAML refuses the YAML 1.1 booleans (yes, y, on...) and quoted
-// strings that yaml.v3 would otherwise take as a bool.
-func (b *strictBool) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || (n.Value != "true" && n.Value != "false") {
-		return fmt.Errorf("line %d: can_upload is %q; write true or false", n.Line, n.Value)
+// UnmarshalYAML reads can_upload and can_halt, refusing other fields, the
+// YAML 1.1 booleans (yes, y, on...) and quoted strings that yaml.v3 would
+// otherwise take as a bool.
+func (g *yamlGrant) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a grant is a mapping such as {can_upload: true}", n.Line)
 	}
-	*b = n.Value == "true"
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, v := n.Content[i].Value, n.Content[i+1]
+		var field *bool
+		switch key {
+		case "can_upload":
+			field = &g.CanUpload
+		case "can_halt":
+			field = &g.CanHalt
+		default:
+			return fmt.Errorf("line %d: field %s not found in a grant; use can_upload or can_halt", n.Content[i].Line, key)
+		}
+		if v.Kind != yaml.ScalarNode || v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || (v.Value != "true" && v.Value != "false") {
+			return fmt.Errorf("line %d: %s is %q; write true or false", v.Line, key, v.Value)
+		}
+		*field = v.Value == "true"
+	}
 	return nil
 }
 
@@ -233,12 +252,12 @@ func MarshalACLFile(acl *ACL) ([]byte, error) {
 			if yu.Grants == nil {
 				yu.Grants = map[string]yamlGrant{}
 			}
-			yu.Grants[app] = yamlGrant{CanUpload: strictBool(g.CanUpload)}
+			yu.Grants[app] = yamlGrant(g)
 		}
 		f.Users = append(f.Users, yu)
 	}
 	var b bytes.Buffer
-	b.WriteString("# deploy ACL. Edit, then: deploy acl apply file=<this file>\n# grants: app name (or \"*\" for every app) -> can_upload\n")
+	b.WriteString("# deploy ACL. Edit, then: deploy acl apply file=<this file>\n# grants: app name (or \"*\" for every app) -> can_upload, can_halt (a tracker's key)\n")
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
 	if err := enc.Encode(f); err != nil {
@@ -249,7 +268,8 @@ func MarshalACLFile(acl *ACL) ([]byte, error) {
 
 // ParseACLFile reads a YAML ACL strictly: unknown fields, booleans other
 // than true and false, and an ACL that fails [ACL.Validate] are refused.
-// Keys come back canonical; a grant of can_upload: false is dropped.
+// Keys come back canonical; a grant with neither can_upload nor can_halt
+// is dropped.
 func ParseACLFile(data []byte) (*ACLFile, error) {
 	var f yamlACL
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -269,11 +289,11 @@ func ParseACLFile(data []byte) (*ACLFile, error) {
 			u.Keys = append(u.Keys, k)
 		}
 		for app, g := range yu.Grants {
-			if g.CanUpload {
+			if g.CanUpload || g.CanHalt {
 				if u.Grants == nil {
 					u.Grants = map[string]Grant{}
 				}
-				u.Grants[app] = Grant{CanUpload: true}
+				u.Grants[app] = Grant(g)
 			}
 		}
 		out.Users = append(out.Users, u)

@@ -140,6 +140,10 @@ func TestDiffACL(t *testing.T) {
 	if d := manifest.DiffACL(old, old); len(d) != 0 {
 		t.Fatalf("DiffACL of the same users: %v", d)
 	}
+	halter := []manifest.User{{Name: "tracker", Keys: []string{"k"}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}}}
+	if d := manifest.DiffACL(halter[:0], halter); len(d) != 3 || d[2] != (manifest.ACLChange{Added: true, Kind: manifest.ChangeHalt, User: "tracker", Value: "retailer"}) {
+		t.Fatalf("DiffACL of a can_halt grant: %v", d)
+	}
 	c := manifest.DiffACL(nil, new[1:])[2]
 	if c != (manifest.ACLChange{Added: true, Kind: manifest.ChangeGrant, User: "carol", Value: "*"}) {
 		t.Fatalf("typed change %+v", c)
@@ -148,9 +152,11 @@ func TestDiffACL(t *testing.T) {
 
 func TestACLFile(t *testing.T) {
 	k1, k2 := newKey(t), newKey(t)
+	k3 := newKey(t)
 	acl := &manifest.ACL{Version: 7, Users: []manifest.User{
 		{Name: "ahmed", Keys: []string{k1}, Grants: upload("retailer")},
 		{Name: "bea", Keys: []string{k2}},
+		{Name: "tracker", Keys: []string{k3}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}},
 	}}
 	data, err := manifest.MarshalACLFile(acl)
 	if err != nil {
@@ -181,6 +187,8 @@ func TestACLFile(t *testing.T) {
 		{"empty", "", "the file is empty"},
 		{"shared key", "users:\n  - name: ahmed\n    keys: [" + k1 + "]\n  - name: bea\n    keys: [" + k1 + "]\n", "listed under both ahmed and bea"},
 		{"no keys", "users:\n  - name: ahmed\n    keys: []\n", `user "ahmed" has no keys`},
+		{"unknown grant field", "users:\n  - name: ahmed\n    keys: [" + k1 + "]\n    grants:\n      retailer: {can_deploy: true}\n", "field can_deploy not found in a grant"},
+		{"can_halt yes", "users:\n  - name: ahmed\n    keys: [" + k1 + "]\n    grants:\n      retailer: {can_halt: yes}\n", `can_halt is "yes"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

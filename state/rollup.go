@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +17,34 @@ const (
 	MarkCompleted = "completed" // a download_complete
 	MarkFailed    = "failed"    // an update_fail: the build is not offered to the device again
 	MarkInstalled = "installed" // a download_complete or the plugin's set: the build is on the device
+	MarkBroken    = "broken"    // an Unhealthy action: counts against a rollout's candidate
 )
+
+// RetryActions are the failures after which the plugin deletes a bundle
+// and downloads it again at the next check; a tracker bounds them per
+// device and build.
+var RetryActions = []string{"set_fail", "checksum_fail", "unzip_fail"}
+
+// unhealthy are the failures that count against a candidate, with crashes
+// (actions starting with crashPrefix).
+var unhealthy = append([]string{ActionUpdateFail}, RetryActions...)
+
+const crashPrefix = "app_crash"
+
+// Unhealthy reports whether an action counts against a staged rollout's
+// candidate: the bundle did not start, could not be set, checked or
+// unzipped, or the app crashed on it.
+func Unhealthy(action string) bool {
+	return slices.Contains(unhealthy, action) || strings.HasPrefix(action, crashPrefix)
+}
+
+// UnhealthySQL is the SQL condition on the column action of Unhealthy.
+// Actions are plain names (lowercase letters, digits, '_'), so they are
+// written as literals.
+var UnhealthySQL = "(action IN ('" + strings.Join(unhealthy, "', '") + "') OR action LIKE '" + crashPrefix + "%')"
+
+// RetrySQL is the SQL condition on the column action of RetryActions.
+var RetrySQL = "action IN ('" + strings.Join(RetryActions, "', '") + "')"
 
 // Mark records that a device did something with a build, first in Hour.
 type Mark struct {
@@ -60,6 +88,10 @@ func Marks(stored []Event, hour int64) []Mark {
 			add(m)
 		case ActionUpdateFail:
 			m.Kind = MarkFailed
+			add(m)
+		}
+		if Unhealthy(e.Action) {
+			m.Kind = MarkBroken
 			add(m)
 		}
 	}

@@ -93,6 +93,20 @@ type State interface {
 	Halt(ctx context.Context, h Halt) error
 	// Halts returns the halt decisions of app, oldest first.
 	Halts(ctx context.Context, app string) ([]Halt, error)
+	// Health counts, for a staged rollout's candidate, the devices with any
+	// event for version of app and those of them that reported a failure
+	// of it (an Unhealthy action). Pruning raw events keeps both.
+	Health(ctx context.Context, app, version string) (devices, failed int64, err error)
+	// RetryFailures calls fn with the number of RetryActions events stored
+	// for each app, device and version that has any (raw events: pruning
+	// forgets them).
+	RetryFailures(ctx context.Context, fn func(app, device, version string, n int)) error
+
+	// SetChannel stores the channel a device chose for app (the plugin's
+	// setChannel); "" forgets the choice.
+	SetChannel(ctx context.Context, app, device, channel string) error
+	// Channels calls fn for each channel a device chose.
+	Channels(ctx context.Context, fn func(app, device, channel string)) error
 
 	// Ping reports whether the backend answers, for readiness checks.
 	Ping(ctx context.Context) error

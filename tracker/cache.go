@@ -95,3 +95,10 @@ func (c *ttlCache[V]) evict() {
 		delete(c.items, k)
 	}
 }
+
+// forget drops the cached result of key, so the next get fills it again.
+func (c *ttlCache[V]) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.items, key)
+}

@@ -25,6 +25,7 @@ type capgoRequest struct {
 	VersionBuild   text `json:"version_build"`
 	PluginVersion  text `json:"plugin_version"`
 	DefaultChannel text `json:"defaultChannel"`
+	Channel        text `json:"channel"` // setChannel
 
 	Action         text `json:"action"`
 	OldVersionName text `json:"old_version_name"`
@@ -56,9 +57,12 @@ type capgoNoUpdate struct {
 //	  autoUpdate: true,
 //	  updateUrl: "https://<tracker>/capgo/<app>/updates",
 //	  statsUrl:  "https://<tracker>/capgo/<app>/stats",
+//	  channelUrl: "https://<tracker>/capgo/<app>/channel",
 //	}
 //
-// The channel is the body's defaultChannel, else production. An invalid
+// The channel is the one the device chose with setChannel, else the body's
+// defaultChannel, else production; the build is offerFor's, with the
+// body's version_build as native version. An invalid
 // app or channel name is a setup error, answered like an unknown channel:
 // 200 with kind "failed", and so is a body that is not the plugin's JSON
 // (capgoFailed); only 429 keeps its status. A build that can never verify
@@ -86,10 +90,8 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		s.capgoFailed(w, r, err)
 		return
 	}
-	app, channel := r.PathValue("app"), manifest.DefaultChannel
-	if req.DefaultChannel != "" {
-		channel = string(req.DefaultChannel)
-	}
+	app := r.PathValue("app")
+	channel := s.deviceChannel(app, device, string(req.DefaultChannel))
 	if !s.allowDevice(w, r, device) {
 		return
 	}
@@ -103,21 +105,20 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		noUpdate(w, ae.Code, ae.Message, capgoKind(ae.Code))
 		return
 	}
-	b := rel.build
+	o := s.offerFor(r.Context(), rel, string(req.VersionBuild), device)
+	if o.build == nil {
+		noUpdate(w, o.reason, o.detail, "blocked")
+		return
+	}
+	b := o.build
 	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), OldVersion: string(req.VersionName),
 		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"})
-	native := string(req.VersionBuild)
-	switch {
-	case string(req.VersionName) == b.Version:
-		noUpdate(w, "no_new_version_available", fmt.Sprintf("version %s is the latest on channel %s", b.Version, channel), "up_to_date")
-	case b.MinNative != "" && native != "" && compareVersions(native, b.MinNative) < 0:
-		noUpdate(w, "native_version_too_old", fmt.Sprintf("version %s needs native version %s or later, this app is %s; update the app from its store", b.Version, b.MinNative, native), "blocked")
-	case s.blocked(r.Context(), app, device, b.Version):
-		noUpdate(w, "update_failed_on_device", fmt.Sprintf("version %s failed to start on this device (update_fail); it is not offered again, a newer build will be", b.Version), "blocked")
-	default:
-		s.writeCapgoUpdate(w, r, &req, app, b, device)
+	if string(req.VersionName) == b.Version {
+		noUpdate(w, "no_new_version_available", fmt.Sprintf("version %s is the latest on channel %s for this device", b.Version, channel), "up_to_date")
+		return
 	}
+	s.writeCapgoUpdate(w, r, &req, app, *b, device)
 }
 
 // setupError explains an invalid app (in the updateUrl) or channel (the
@@ -221,6 +222,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, err)
 			return
 		}
+		s.health.observe(r.Context(), evs)
 	}
 	if ignored > 0 {
 		s.log.Info().Int("ignored", ignored).Err(invalid).Str("app", app).Msg("invalid stats events skipped")

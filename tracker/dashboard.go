@@ -13,9 +13,10 @@ import (
 
 // dashboardSource shows the tracker's verified manifests and its events on
 // the dashboard. Channels come from the store's latest.json objects, each
-// verified as devices get it; events from the tracker state. Staged
-// rollouts and the history of earlier pointers are not in the format yet:
-// Rollout is nil, and a channel's history is its current pointer.
+// verified as devices get it, with their staged rollout and its state
+// (running, paused or halted, by the tracker or a halt in the store);
+// events from the tracker state. A channel's history is its current
+// pointer.
 type dashboardSource struct {
 	s     *Server
 	lists *ttlCache[map[string][]string] // channel names by app, per listed prefix
@@ -78,12 +79,23 @@ func (d *dashboardSource) Channels(ctx context.Context, app string) ([]dashboard
 		if err != nil {
 			c.Problem = problem(err)
 		} else {
-			b := dashboardBuild(rel.build)
+			b := dashboardBuild(rel.pointer.Build)
 			c.Build, c.Sequence, c.Issued, c.Expires = &b, rel.pointer.Sequence, rel.pointer.Issued, rel.pointer.Expires
+			c.Rollout = d.rollout(rel)
 		}
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// rollout is the staged rollout of a verified release and its state, or
+// nil.
+func (d *dashboardSource) rollout(rel *release) *dashboard.Rollout {
+	ro := d.s.rolloutOf(rel)
+	if ro == nil {
+		return nil
+	}
+	return &dashboard.Rollout{ID: ro.Rollout, Candidate: dashboardBuild(ro.candidate.Build), Percent: float64(ro.Percent), State: ro.State, Why: ro.Reason}
 }
 
 // problem is what a user may read of why a channel is not served.
@@ -107,8 +119,8 @@ func (d *dashboardSource) History(ctx context.Context, app, channel string) ([]d
 		return []dashboard.Entry{}, nil // Channels says why it is not served
 	}
 	e := dashboard.Entry{Sequence: rel.pointer.Sequence, Issued: rel.pointer.Issued, By: signerName(rel, app),
-		Build: dashboardBuild(rel.build), Verified: true}
-	if b, _, err := d.s.man.verifiedBuild(app, rel.build.Number); err == nil {
+		Build: dashboardBuild(rel.pointer.Build), Rollout: d.rollout(rel), Verified: true}
+	if b, _, err := d.s.man.verifiedBuild(app, rel.pointer.Build.Number); err == nil {
 		e.Notes = b.Notes
 	}
 	return []dashboard.Entry{e}, nil

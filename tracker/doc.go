@@ -6,7 +6,9 @@
 //
 // The seed's API, as the seed's DeployUpdateService calls it:
 //
-//	GET  /build/latest?app=&device=[&channel=]   {"build": {id, build, ...}, "latest": <envelope>, "acl": <envelope>}
+//	GET  /build/latest?app=&device=[&channel=][&native=]
+//	                                             {"build": {id, build, ...}, "latest": <envelope>, "acl": <envelope>},
+//	                                             or {"build": null, "blocked": true, "error", "message"}
 //	GET  /build/download?id=&device=             302 to the CDN, or the bundle itself
 //	GET  /build/download/complete?id=&device=    {"ok": true}
 //	GET  /build/files?id=                        {"manifest": "<file manifest>", "files_url": "<cdn>/apps/<app>/files/"}, for delta downloads
@@ -18,10 +20,43 @@
 //	                            also for an invalid app or defaultChannel or a bad body (kind "failed");
 //	                            checksum and manifest as the body's plugin_version reads them (plugin.go)
 //	POST /capgo/{app}/stats     statsUrl: an array of events, or one; 200 {"status": "ok"}
+//	POST /capgo/{app}/channel   channelUrl, setChannel: {"channel"}, only a channel whose signed
+//	                            settings have self_assign; 200 {"status": "ok"} or {error, message}
+//	PUT  /capgo/{app}/channel   getChannel: {"channel", "status": "override"|"default", "allowSet"}
+//	DELETE /capgo/{app}/channel unsetChannel: back to the defaultChannel
+//	GET  /capgo/{app}/channel   listChannels: [{id, name, public, allow_self_set}] of self-assignable channels
+//
+// # Releases
+//
+// Both device APIs answer with the build (*manifest.Latest).Select picks
+// for the device: the candidate of a staged rollout when the device is in
+// its cohort, else the newest build of the pointer (stable, then fallbacks)
+// whose native range fits the device's native version (the plugin's
+// version_build, /build/latest's native=); a device that no build fits gets
+// nothing and is told why. A build that failed on the device is not offered
+// to it again: after one update_fail, or after HaltPolicy.RetryLimit
+// set_fail, checksum_fail or unzip_fail reports (the plugin deletes such a
+// bundle and would download it in full at every start); a device whose
+// candidate failed gets the build it would run without the rollout.
+//
+// The tracker watches each candidate it serves: the devices with any event
+// for its version, and those that reported update_fail, set_fail,
+// checksum_fail, unzip_fail or app_crash* for it. Past the [HaltPolicy]
+// threshold it halts the rollout at once (no device gets the candidate from
+// the tracker), stores and logs the decision, shows it in /api/stats and on
+// the dashboard, and, with HaltPolicy.Key, writes a signed halt of the
+// channel's pointer as its latest.json (history entry first), so devices
+// reading the CDN drop the candidate within one cache period; devices that
+// installed it are offered the stable build again. A halt holds for its
+// rollout id: a pointer that keeps the halted rollout is halted again, and a
+// new rollout (a new id) starts afresh. The halt key needs only can_halt in
+// the ACL: a halt can take a candidate away, never offer a build
+// (docs/format.md, "Halt"). A device that chose its channel
+// with setChannel is answered from that channel by the update endpoint.
 //
 // Operators:
 //
-//	GET  /api/stats?app=        per-build counts ([Stats]); needs "Authorization: Bearer <StatsToken>"
+//	GET  /api/stats?app=        per-build counts and rollouts ([Stats]); needs "Authorization: Bearer <StatsToken>"
 //	GET  /api/apps...           the dashboard's data (docs/api.md), same token or the dashboard's session
 //	GET  /dashboard             the release dashboard (package dashboard); sign in with StatsToken
 //	GET  /healthz               {"status": "ok"}: liveness
@@ -63,6 +98,5 @@
 // answers them after the commit, so an acknowledged event is durable. A resent event counts once: the key is
 // (app, device, action, version, timestamp). A download_complete counts
 // once per device and build, whether the seed's API, the plugin's statsUrl
-// or both reported it. A device that reported update_fail for a version is
-// not offered that version again.
+// or both reported it.
 package tracker

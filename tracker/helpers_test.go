@@ -41,6 +41,8 @@ type fixture struct {
 	acl    int64
 	seq    map[string]int64
 	number map[string]int64
+	// halter, when set, is granted can_halt (and nothing else) on every app.
+	halter ed25519.PrivateKey
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -75,6 +77,10 @@ func (f *fixture) writeGrant(upload bool) {
 		Name: "ci", Keys: []string{manifest.FormatPublicKey(manifest.Public(f.user))},
 		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: upload}},
 	}}}
+	if f.halter != nil {
+		acl.Users = append(acl.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(f.halter))},
+			Grants: map[string]manifest.Grant{manifest.AllApps: {CanHalt: true}}})
+	}
 	f.put(manifest.ACLKey, f.sign(manifest.TypeACL, acl, f.root))
 }
 
@@ -130,11 +136,17 @@ func (f *fixture) publishZip(app, channel, version string, zipData []byte, opts 
 
 // point signs a new latest.json of channel naming ref.
 func (f *fixture) point(app, channel string, ref manifest.BuildRef) {
-	k := app + "/" + channel
+	f.pointer(manifest.Latest{App: app, Channel: channel, Build: ref})
+}
+
+// pointer signs l as the channel's next latest.json, with the next
+// sequence and a day of validity.
+func (f *fixture) pointer(l manifest.Latest) {
+	k := l.App + "/" + l.Channel
 	f.seq[k]++
 	now := time.Now().UTC()
-	l := manifest.Latest{App: app, Channel: channel, Sequence: f.seq[k], Issued: now, Expires: now.Add(24 * time.Hour), Build: ref}
-	f.put(manifest.LatestKey(app, channel), f.sign(manifest.TypeLatest, l, f.user))
+	l.Sequence, l.Issued, l.Expires = f.seq[k], now, now.Add(24*time.Hour)
+	f.put(manifest.LatestKey(l.App, l.Channel), f.sign(manifest.TypeLatest, l, f.user))
 }
 
 // config is a tracker configuration over the fixture's store with a fresh

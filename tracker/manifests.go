@@ -24,14 +24,17 @@ const maxCacheKeys = 10000
 // release is a verified latest.json of one channel, ready to answer with.
 type release struct {
 	app, channel string
-	build        manifest.BuildRef
-	// pointer, acl and data are what was verified, for the dashboard.
+	// pointer is the verified (effective) pointer: which builds a device
+	// may get is (*manifest.Latest).Select's answer. acl and data are what
+	// was verified.
 	pointer *manifest.Latest
 	acl     *manifest.ACL
 	data    []byte
-	// seedHead and seedTail frame the /build/latest answer around its one
-	// per-request part, the download URL.
-	seedHead, seedTail []byte
+	// seedHeads (by build number, one per build of the pointer) and
+	// seedTail frame the /build/latest answer around its one per-request
+	// part, the download URL.
+	seedHeads map[int64][]byte
+	seedTail  []byte
 }
 
 // buildInfo is a build that a verified manifest named.
@@ -55,6 +58,9 @@ type manifests struct {
 	timeout time.Duration // of each store read
 	db      state.State   // keeps maxACL and maxSeq across restarts and trackers
 	metrics *Metrics
+
+	// onRelease, if set, is told of each release verified.
+	onRelease func(*release)
 
 	acl     *ttlCache[[]byte]
 	latest  *ttlCache[*release]
@@ -150,13 +156,18 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 	if err != nil {
 		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
 	}
-	rel.pointer, rel.acl, rel.data = l, acl, data
+	rel.acl, rel.data = acl, data
 	if err := m.raise(acl.Version, key, l.Sequence); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	m.register(app, l.Build)
+	for _, b := range pointerBuilds(l) {
+		m.register(app, b)
+	}
 	m.mu.Unlock()
+	if m.onRelease != nil {
+		m.onRelease(rel)
+	}
 	return rel, nil
 }
 
@@ -315,12 +326,14 @@ type seedBuild struct {
 	Checksum  string `json:"checksum"`
 	Size      int64  `json:"size"`
 	MinNative string `json:"min_native,omitempty"`
+	MaxNative string `json:"max_native,omitempty"`
 	// URL follows, added per request.
 }
 
-// newRelease precomputes the /build/latest answer of a verified manifest:
-// {"build": {...}, "latest": <envelope>, "acl": <envelope>}, the envelopes
-// as compact JSON objects that a device can verify itself.
+// newRelease precomputes the /build/latest answers of a verified pointer:
+// {"build": {...}, "latest": <envelope>, "acl": <envelope>}, one per build
+// it names, the envelopes as compact JSON objects that a device can verify
+// itself.
 func newRelease(l *manifest.Latest, aclData, latestData []byte) (*release, error) {
 	var aclJSON, latestJSON bytes.Buffer
 	if err := json.Compact(&aclJSON, aclData); err != nil {
@@ -329,20 +342,33 @@ func newRelease(l *manifest.Latest, aclData, latestData []byte) (*release, error
 	if err := json.Compact(&latestJSON, latestData); err != nil {
 		return nil, err
 	}
-	b := l.Build
-	head, err := json.Marshal(seedBuild{
-		ID: b.ID, Build: b.Version, Version: b.Version, Number: b.Number, App: l.App, Channel: l.Channel,
-		Sequence: l.Sequence, SHA256: b.SHA256, Checksum: b.SHA256, Size: b.Size, MinNative: b.MinNative,
-	})
-	if err != nil {
-		return nil, err
+	rel := &release{app: l.App, channel: l.Channel, pointer: l, seedHeads: map[int64][]byte{}}
+	for _, b := range pointerBuilds(l) {
+		head, err := json.Marshal(seedBuild{
+			ID: b.ID, Build: b.Version, Version: b.Version, Number: b.Number, App: l.App, Channel: l.Channel,
+			Sequence: l.Sequence, SHA256: b.SHA256, Checksum: b.SHA256, Size: b.Size, MinNative: b.MinNative, MaxNative: b.MaxNative,
+		})
+		if err != nil {
+			return nil, err
+		}
+		head = append([]byte(`{"build":`), head[:len(head)-1]...)
+		rel.seedHeads[b.Number] = append(head, `,"url":`...)
 	}
-	head = append([]byte(`{"build":`), head[:len(head)-1]...)
-	head = append(head, `,"url":`...)
 	tail := []byte(`},"latest":`)
 	tail = append(tail, latestJSON.Bytes()...)
 	tail = append(tail, `,"acl":`...)
 	tail = append(tail, aclJSON.Bytes()...)
-	tail = append(tail, "}\n"...)
-	return &release{app: l.App, channel: l.Channel, build: b, seedHead: head, seedTail: tail}, nil
+	rel.seedTail = append(tail, "}\n"...)
+	return rel, nil
+}
+
+// pointerBuilds lists every build a verified pointer may give a device:
+// the candidate, the stable build and the fallbacks.
+func pointerBuilds(l *manifest.Latest) []manifest.BuildRef {
+	out := make([]manifest.BuildRef, 0, 2+len(l.Fallbacks))
+	if l.Candidate != nil {
+		out = append(out, l.Candidate.Build)
+	}
+	out = append(out, l.Build)
+	return append(out, l.Fallbacks...)
 }

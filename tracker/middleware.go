@@ -28,7 +28,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
 		allow := "Content-Type, Authorization, Range, Cache-Control, X-Requested-With"
 		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 1024 && isTokenList(req) {
 			allow += ", " + req

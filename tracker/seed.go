@@ -11,25 +11,29 @@ import (
 	"github.com/cartona/deploy/state"
 )
 
-// blockedAnswer is the /build/latest answer for a device that reported
-// update_fail for the channel's current build.
-type blockedAnswer struct {
-	Build   *struct{} `json:"build"` // always null
-	Blocked bool      `json:"blocked"`
-	Error   string    `json:"error"`
+// noBuildAnswer is the /build/latest answer for a device that gets no
+// build: one that failed on it, or none that fits its native version.
+type noBuildAnswer struct {
+	Build   *struct{} `json:"build"`   // always null
+	Blocked bool      `json:"blocked"` // true: the seed's client downloads nothing
+	Error   string    `json:"error"`   // "blocked" or "no_compatible_build"
 	Message string    `json:"message"`
 }
 
-// handleLatest answers GET /build/latest?app=&device=[&channel=]: the
-// channel's verified current build, {"build": {...}, "latest": <signed
-// latest.json>, "acl": <signed acl.json>}.
+// handleLatest answers GET /build/latest?app=&device=[&channel=][&native=]:
+// the build the channel's verified pointer gives this device (staged
+// rollout, native version), {"build": {...}, "latest": <signed
+// latest.json>, "acl": <signed acl.json>}. native is the app's native
+// version (versionName); without it, builds that name a native range are
+// not offered.
 //
-// A device that reported update_fail for that build gets {"build": null,
-// "blocked": true, ...} instead. The seed's unchanged client then shows
-// "No download possible" and downloads nothing. Answering the build again
-// would be worse: the plugin deleted the failed bundle, so the client would
-// download it, set it, fail again (the seed never calls notifyAppReady) and
-// loop on every start. The block ends when a newer build is published.
+// A device that gets nothing is answered {"build": null, "blocked": true,
+// "error", "message"}: the seed's unchanged client then shows "No download
+// possible" and downloads nothing. That is the answer for a build that
+// reported update_fail on the device too: answering the build again would
+// be worse, as the plugin deleted the failed bundle, so the client would
+// download it, set it, fail again (the seed never calls notifyAppReady)
+// and loop on every start. The block ends when a newer build is published.
 func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 	app, device, err := s.appDevice(r)
 	if err != nil {
@@ -43,6 +47,12 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 		}
 		err = checkName("channel", channel)
 	}
+	var native string
+	if err == nil {
+		if native, err = query(r, "native"); err == nil {
+			err = checkVersion("native", native)
+		}
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -55,19 +65,17 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	b := rel.build
-	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
-		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"})
-	if s.blocked(r.Context(), app, device, b.Version) {
-		writeJSON(w, http.StatusOK, blockedAnswer{Blocked: true, Error: "blocked",
-			Message: "build " + b.ID + " (version " + b.Version + ") failed to start on this device; it is not offered again, and a newer build will be"})
+	o := s.offerFor(r.Context(), rel, native, device)
+	if o.build == nil {
+		writeJSON(w, http.StatusOK, noBuildAnswer{Blocked: true, Error: o.reason, Message: o.detail})
 		return
 	}
+	b := o.build
+	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
+		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"})
+	head := rel.seedHeads[b.Number]
 	u := appendJSONString(make([]byte, 0, 256), s.downloadURL(r, b.ID, device))
-	writeHeader(w, http.StatusOK, len(rel.seedHead)+len(u)+len(rel.seedTail))
-	w.Write(rel.seedHead) // the envelopes are written, never copied, per request
-	w.Write(u)
-	w.Write(rel.seedTail)
+	writeRaw(w, http.StatusOK, head, u, rel.seedTail) // the envelopes are written, never copied, per request
 }
 
 // handleDownload answers GET /build/download?id=&device=: a 302 to the
@@ -165,17 +173,6 @@ func (s *Server) buildDevice(w http.ResponseWriter, r *http.Request) (*buildInfo
 		return nil, "", false
 	}
 	return b, device, true
-}
-
-// blocked reports whether device reported update_fail for version of app.
-// If that cannot be read the build is offered: a device refuses a bundle
-// that does not verify, and the plugin rolls back one that fails.
-func (s *Server) blocked(ctx context.Context, app, device, version string) bool {
-	failed, err := s.state.Failed(ctx, app, device, version)
-	if err != nil {
-		s.log.Error().Err(err).Msg("update_fail lookup failed")
-	}
-	return failed
 }
 
 // downloadURL is the tracker's own download URL of a build for a device.

@@ -69,6 +69,9 @@ type Config struct {
 	TrustProxy bool
 	// Limits are rate, size and time limits; zero fields take defaults.
 	Limits Limits
+	// Halt says when a staged rollout is halted, how often a device may
+	// fail a build, and the key that signs halts in the store.
+	Halt HaltPolicy
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
 	// Metrics receives the tracker's Prometheus metrics; New makes a set
@@ -146,12 +149,15 @@ type Server struct {
 	bundles *bundleChecks
 	state   state.State
 	files   *fileSets
+	health  *health
+	chans   *deviceChannels
 	devices *limiter
 	addrs   *limiter
 	dash    *dashboard.Dashboard
 	metrics *Metrics
 	ready   *ttlCache[struct{}]
 	mux     *http.ServeMux
+	src     *dashboardSource
 	handler http.Handler
 
 	closeOnce sync.Once
@@ -220,13 +226,30 @@ func New(cfg Config) (*Server, error) {
 		metrics: cfg.Metrics,
 		ready:   newTTLCache[struct{}](cfg.CacheTTL, 1, now, nil),
 	}
-	s.dash, err = dashboard.New(dashboard.Config{Source: newDashboardSource(s), Token: cfg.StatsToken, Log: cfg.Log, Now: now})
+	if err := s.openReleases(); err != nil {
+		return nil, fmt.Errorf("tracker: read the tracker state: %w", err)
+	}
+	s.src = newDashboardSource(s)
+	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
 	}
 	s.mux = s.routes()
 	s.handler = s.logRequests(s.recoverPanics(s.cors(s.checkPath(s.limitAddrs(s.mux)))))
 	return s, nil
+}
+
+// openReleases reads what the release rules keep (health.go, channels.go)
+// and has them watch each verified release.
+func (s *Server) openReleases() (err error) {
+	if s.health, err = newHealth(s, s.cfg.Halt); err != nil {
+		return err
+	}
+	if s.chans, err = loadDeviceChannels(s.state); err != nil {
+		return err
+	}
+	s.man.onRelease = s.health.watchRelease
+	return nil
 }
 
 // baseURL validates an absolute http(s) base URL and trims its final '/'.
@@ -252,6 +275,11 @@ func (s *Server) routes() *http.ServeMux {
 	// The Capgo plugin's self-hosted protocol: updateUrl and statsUrl.
 	mux.HandleFunc("POST /capgo/{app}/updates", s.handleCapgoUpdates)
 	mux.HandleFunc("POST /capgo/{app}/stats", s.handleCapgoStats)
+	// The plugin's channelUrl: setChannel, getChannel, unsetChannel, listChannels.
+	mux.HandleFunc("POST /capgo/{app}/channel", s.handleSetChannel)
+	mux.HandleFunc("PUT /capgo/{app}/channel", s.handleGetChannel)
+	mux.HandleFunc("DELETE /capgo/{app}/channel", s.handleUnsetChannel)
+	mux.HandleFunc("GET /capgo/{app}/channel", s.handleListChannels)
 	// Operators.
 	mux.HandleFunc("GET "+StatsPath, s.handleStats)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -266,6 +294,7 @@ func (s *Server) routes() *http.ServeMux {
 		"/build/files":             "GET, HEAD, OPTIONS",
 		"/capgo/{app}/updates":     "POST, OPTIONS",
 		"/capgo/{app}/stats":       "POST, OPTIONS",
+		"/capgo/{app}/channel":     "POST, PUT, DELETE, GET, OPTIONS",
 		StatsPath:                  "GET, HEAD",
 		"/healthz":                 "GET, HEAD",
 		"/readyz":                  "GET, HEAD",

@@ -18,6 +18,9 @@ type Stats struct {
 	App       string       `json:"app,omitempty"` // empty: every app
 	Generated time.Time    `json:"generated"`
 	Builds    []BuildStats `json:"builds"`
+	// Rollouts are the staged rollouts of the app's channels (only when
+	// one app is asked for).
+	Rollouts []RolloutHealth `json:"rollouts,omitempty"`
 }
 
 // BuildStats counts the events of one build (one version of an app).
@@ -93,5 +96,12 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &appError{Code: codeUnavailable, Message: "stats cannot be read right now; try again later", Err: err})
 		return
 	}
-	writeJSON(w, http.StatusOK, Stats{App: app, Generated: s.now().UTC(), Builds: builds})
+	st := Stats{App: app, Generated: s.now().UTC(), Builds: builds}
+	if app != "" {
+		if st.Rollouts, err = s.rollouts(r.Context(), app); err != nil {
+			s.writeError(w, r, &appError{Code: codeUnavailable, Message: "rollouts cannot be read right now; try again later", Err: err})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
 }

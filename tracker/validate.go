@@ -183,44 +183,6 @@ func (t *text) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// compareVersions compares dotted versions such as "1.10.2" and "1.9",
-// numerically part by part; a pre-release or build suffix after '-' or '+'
-// is ignored and a part that is not a number compares as text. Missing
-// parts count as 0.
-func compareVersions(a, b string) int {
-	trim := func(s string) string {
-		s = strings.TrimPrefix(strings.TrimSpace(s), "v")
-		if i := strings.IndexAny(s, "-+ "); i >= 0 {
-			s = s[:i]
-		}
-		return s
-	}
-	pa, pb := strings.Split(trim(a), "."), strings.Split(trim(b), ".")
-	for i := 0; i < max(len(pa), len(pb)); i++ {
-		x, y := "0", "0"
-		if i < len(pa) && pa[i] != "" {
-			x = pa[i]
-		}
-		if i < len(pb) && pb[i] != "" {
-			y = pb[i]
-		}
-		nx, ex := strconv.ParseUint(x, 10, 64)
-		ny, ey := strconv.ParseUint(y, 10, 64)
-		switch {
-		case ex == nil && ey == nil:
-			if nx != ny {
-				if nx < ny {
-					return -1
-				}
-				return 1
-			}
-		case x != y:
-			return strings.Compare(x, y)
-		}
-	}
-	return 0
-}
-
 // appendJSONString appends s as a JSON string, as encoding/json writes it
 // but without its reflection: HTML characters, U+2028 and U+2029 escaped,
 // control characters as \u00XX, invalid UTF-8 as U+FFFD.

@@ -34,5 +34,5 @@ export type { ManifestEntry, DownloadOptions, FetchedFiles } from './delta.js';
 export type { Ed25519Impl } from './ed25519.js';
 export { MemoryStorage, DeviceState } from './state.js';
 export type { KeyValueStorage, RollbackState, Attempt, DownloadFailures } from './state.js';
-export { LiveUpdate, compareVersions } from './live-update.js';
+export { LiveUpdate } from './live-update.js';
 export type { LiveUpdateOptions, LiveUpdateEvent, LiveUpdateEventType, Updater, BundleInfo, AppStateHook } from './live-update.js';

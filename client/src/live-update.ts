@@ -7,7 +7,8 @@
 import { DeviceState, MemoryStorage, type KeyValueStorage } from './state.js';
 import { filesFetcher } from './delta-source.js';
 import { downloadOptions, type DownloadOptions } from './delta.js';
-import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Rule, type Trust } from './verify.js';
+import { nativeFits, selectBuild, type Selection } from './release.js';
+import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Latest, type Rule, type Trust } from './verify.js';
 
 /** A bundle as @capgo/capacitor-updater describes it. */
 export interface BundleInfo {
@@ -209,7 +210,7 @@ export class LiveUpdate {
 
     // Verify before anything else.
     const seen = await this.state.rollback();
-    let ref: BuildRef;
+    let latest: Latest;
     try {
       const v = await verifyLatest(this.opts.trust, m.acl, m.latest, {
         app: this.app,
@@ -219,15 +220,18 @@ export class LiveUpdate {
         now: this.opts.now?.(),
       });
       await this.state.saveRollback({ aclVersion: v.acl.version, sequence: v.latest.sequence });
-      ref = v.latest.build;
+      latest = v.latest;
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
       await this.reportRejected(e, m.offered);
       return this.emit({ type: 'rejected', rule: e.rule, message: `manifest rejected: ${e.message}` });
     }
 
-    const ev = { build: ref.id, version: ref.version };
     const { bundle: current, native } = await this.opts.updater.current();
+    const sel = await this.select(latest, native ?? '', m.offeredID);
+    if (!sel.build) return this.emit({ type: 'skipped', message: sel.detail });
+    const ref = sel.build;
+    const ev = { build: ref.id, version: ref.version };
     if (this.pending && this.pending.ref.id !== ref.id) {
       // The channel moved on (or back) since the download: forget it.
       this.pending = undefined;
@@ -237,9 +241,6 @@ export class LiveUpdate {
     if (current.version === ref.version) return this.emit({ type: 'up_to_date', message: `${ref.version} is running`, ...ev });
     if ((await this.state.failed()).includes(ref.id)) {
       return this.emit({ type: 'skipped', message: `${ref.id} failed to start on this device before`, ...ev });
-    }
-    if (ref.min_native && native && compareVersions(native, ref.min_native) < 0) {
-      return this.emit({ type: 'skipped', message: `${ref.id} needs native app ${ref.min_native}, this is ${native}`, ...ev });
     }
     if (this.pending) return this.emit({ type: 'downloaded', message: `${ref.id} is downloaded, waiting for the app to go to the background`, ...ev });
 
@@ -287,8 +288,24 @@ export class LiveUpdate {
     return done;
   }
 
+  /**
+   * The build to run under a verified pointer: the tracker's offer when it
+   * names a build of that pointer that fits the native version (the
+   * tracker holds back a candidate it halted and a build that failed on
+   * this device), else the pointer's own selection (staged rollout cohort,
+   * native range, fallbacks). A halt read from the CDN has already removed
+   * the candidate from the pointer.
+   */
+  private async select(l: Latest, native: string, offeredID?: string): Promise<Selection> {
+    const offered = [l.candidate?.build, l.build, ...l.fallbacks].find((b) => b !== undefined && b.id === offeredID);
+    if (offered && nativeFits(offered, native)) {
+      return { build: offered, reason: offered === l.candidate?.build ? 'candidate' : offered === l.build ? 'stable' : 'fallback', detail: '' };
+    }
+    return selectBuild(l, native, await this.device());
+  }
+
   /** Fetches latest.json and acl.json; or says why there are none. */
-  private async fetchManifests(): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string } | string> {
+  private async fetchManifests(): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string; offeredID?: string } | string> {
     const none = `nothing published for ${this.app}/${this.channel}`;
     if (this.opts.cdn) {
       const base = trimSlash(this.opts.cdn);
@@ -300,13 +317,16 @@ export class LiveUpdate {
       return { latest: await body(latest), acl: await body(acl) };
     }
     const q = new URLSearchParams({ app: this.app, device: await this.device(), channel: this.channel });
+    const { native } = await this.opts.updater.current();
+    if (native) q.set('native', native);
     const res = await this.get(`${trimSlash(this.opts.tracker!)}/build/latest?${q}`);
     if (res.status === 404) return none;
     const json = JSON.parse(new TextDecoder().decode(await body(res))) as Record<string, unknown> | null;
     // The envelopes are the authority; "build" only says whether one is offered.
-    const build = json?.build as { build?: unknown } | null | undefined;
+    const build = json?.build as { build?: unknown; id?: unknown } | null | undefined;
     if (!build) return typeof json?.message === 'string' ? `the tracker offers nothing: ${json.message}` : none;
-    return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: typeof build.build === 'string' ? build.build : undefined };
+    const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: str(build.build), offeredID: str(build.id) };
   }
 
   /** The zip, or the build's file manifest where the plugin takes one (delta.ts). */
@@ -406,14 +426,3 @@ async function body(res: Response): Promise<Uint8Array> {
 const trimSlash = (s: string) => s.replace(/\/+$/, '');
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));
-
-/** Compares dotted versions numerically ("1.10.0" > "1.9"); missing parts are 0. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
-  const pb = b.split(/[.+-]/).map((x) => parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  return 0;
-}

@@ -2,10 +2,11 @@
 // and serves a CDN layout, built from the shared vectors, with the Node
 // stand-in for the updater plugin.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { DeviceState, LiveUpdate, MemoryStorage, TYPE_LATEST } from '../dist/index.js';
-import { alice, envelope, vectors } from './helpers.mjs';
+import { DeviceState, LiveUpdate, MemoryStorage, TYPE_HALT, TYPE_LATEST, inCohort } from '../dist/index.js';
+import { alice, envelope, seed, vectors } from './helpers.mjs';
 import { NodeUpdater } from './node-updater.mjs';
 
 const byName = Object.fromEntries(vectors.map((v) => [v.name, v]));
@@ -121,7 +122,7 @@ describe('an update through the tracker', () => {
       version: '1.4.2',
       checksum: ref.sha256,
     });
-    assert.deepEqual(requests('/build/latest')[0].query, { app: 'retailer', device: updater.deviceId, channel: 'production' });
+    assert.deepEqual(requests('/build/latest')[0].query, { app: 'retailer', device: updater.deviceId, channel: 'production', native: '1.0.0' });
     assert.equal(requests(`/cdn/${ref.bundle}`).length, 1, 'the stand-in followed the redirect');
     assert.deepEqual(requests('/build/download/complete')[0].query, { id: 'retailer-7', device: updater.deviceId });
     const bundleID = updater.calls.find(([m]) => m === 'next')[1].id;
@@ -458,4 +459,39 @@ test('the options are checked', () => {
   assert.throws(() => new LiveUpdate({ app: 'Retailer!', trust, updater, tracker: base }), /invalid app name/);
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: [] }, updater, tracker: base }), /root public key/);
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: ['ed25519:abc'] }, updater, tracker: base }), /32 bytes/);
+});
+
+describe('staged rollout and halt, straight from the CDN', () => {
+  // The stable build is an older one; valid's build is the candidate.
+  const stable = { ...ref, id: 'retailer-6', number: 6, version: '1.4.1' };
+  const rollout = (percent) => envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, sequence: 20, build: stable, candidate: { build: ref, percent, rollout: 'r1' } }), alice);
+  const offered = (events) => events.find((e) => e.type === 'downloading')?.build;
+
+  test('a device gets the candidate exactly when its cohort says so', async () => {
+    for (const percent of [0, 30, 100]) {
+      serve({ latest: rollout(percent) });
+      const updater = new NodeUpdater();
+      const { lu, events } = liveUpdate({ mode: 'cdn', updater });
+      await lu.start();
+      const want = (await inCohort('retailer', 'production', { rollout: 'r1', percent }, updater.deviceId)) ? ref.id : stable.id;
+      assert.equal(offered(events), want, `at ${percent} %`);
+    }
+  });
+
+  test('a halt written by the tracker takes the candidate away', async () => {
+    const pointer = rollout(100);
+    const halt = {
+      app: 'retailer',
+      channel: 'production',
+      sequence: 21,
+      issued: latestPayload.issued,
+      reason: '40 of 500 devices reported a failure',
+      pointer: JSON.parse(pointer),
+      previous: { sequence: 20, sha256: createHash('sha256').update(pointer).digest('hex') },
+    };
+    serve({ latest: envelope(TYPE_HALT, JSON.stringify(halt), seed(6)) });
+    const { lu, events } = liveUpdate({ mode: 'cdn' });
+    await lu.start();
+    assert.equal(offered(events), stable.id);
+  });
 });

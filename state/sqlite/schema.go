@@ -1,8 +1,10 @@
 package sqlite
 
 // Schema versions are PRAGMA user_version: 2 had events and floors; 3
-// adds the marks, the hourly counts (filled from the events) and halts.
-const schemaVersion = 3
+// adds the marks, the hourly counts (filled from the events) and halts; 4
+// the broken marks (filled from the events), an index of retry failures and
+// the channels devices chose.
+const schemaVersion = 4
 
 const schemaV2 = `
 CREATE TABLE IF NOT EXISTS events (
@@ -82,4 +84,19 @@ UPDATE hourly SET
 	downloads_completed = (SELECT COUNT(*) FROM marks m WHERE m.app = hourly.app AND m.version = hourly.version AND m.hour = hourly.hour AND m.kind = 'completed'),
 	installs = (SELECT COUNT(*) FROM marks m WHERE m.app = hourly.app AND m.version = hourly.version AND m.hour = hourly.hour AND m.kind = 'installed');
 PRAGMA user_version = 3;
+`
+
+const schemaV4 = `
+INSERT OR IGNORE INTO marks (app, version, device, kind, hour)
+	SELECT app, version, device, 'broken', MIN(received) / 3600000 * 3600000 FROM events
+	WHERE action IN ('update_fail', 'set_fail', 'checksum_fail', 'unzip_fail') OR action LIKE 'app_crash%'
+	GROUP BY app, version, device;
+CREATE INDEX events_retry ON events (app, device, version) WHERE action IN ('set_fail', 'checksum_fail', 'unzip_fail');
+CREATE TABLE device_channels (
+	app     TEXT NOT NULL,
+	device  TEXT NOT NULL,
+	channel TEXT NOT NULL,
+	PRIMARY KEY (app, device)
+) WITHOUT ROWID;
+PRAGMA user_version = 4;
 `

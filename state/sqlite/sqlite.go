@@ -107,11 +107,15 @@ func (d *DB) prepare() error {
 		return fmt.Errorf("its schema version %d is newer than this deploy knows (%d); upgrade deploy", v, schemaVersion)
 	}
 	if v < schemaVersion {
+		migration := schemaV4
+		if v < 3 {
+			migration = schemaV2 + schemaV3 + schemaV4
+		}
 		tx, err := d.w.Begin()
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(schemaV2 + schemaV3); err != nil {
+		if _, err := tx.Exec(migration); err != nil {
 			tx.Rollback()
 			return err
 		}

@@ -77,4 +77,42 @@ INSERT INTO events (app, device, action, version, ts, number, received) VALUES
 	if err != nil || floors[state.ACLFloor] != 4 || floors["shop/production"] != 9 {
 		t.Fatalf("Floors = %v, %v", floors, err)
 	}
+	if devices, failed, err := db.Health(ctx, "shop", "1.0.1"); err != nil || devices != 3 || failed != 2 {
+		t.Fatalf("Health = %d, %d, %v; want 3 devices, 2 failed (d2 and d3)", devices, failed, err)
+	}
+}
+
+// TestMigrateFromVersion3 opens a database of schema 3, without broken
+// marks or device channels: its failures count in a candidate's health.
+func TestMigrateFromVersion3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sqlite.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := db.Record(ctx, state.Event{App: "shop", Device: "d1", Action: "set_fail", Version: "2.0.0", TS: 1},
+		state.Event{App: "shop", Device: "d2", Action: "check", Version: "2.0.0", TS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = old.Exec(`DELETE FROM marks WHERE kind = 'broken'; DROP INDEX events_retry; DROP TABLE device_channels; PRAGMA user_version = 3;`)
+	old.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db, err = sqlite.Open(path, state.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if devices, failed, err := db.Health(ctx, "shop", "2.0.0"); err != nil || devices != 2 || failed != 1 {
+		t.Fatalf("Health = %d, %d, %v; want 2 devices, 1 failed", devices, failed, err)
+	}
+	if err := db.SetChannel(ctx, "shop", "d1", "beta"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -105,6 +106,8 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Hourly", func(t *testing.T) { testHourly(t, b) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, b) })
 	t.Run("Halts", func(t *testing.T) { testHalts(t, b) })
+	t.Run("Health", func(t *testing.T) { testHealth(t, b) })
+	t.Run("Channels", func(t *testing.T) { testChannels(t, b) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, b) })
 	if b.Shared {
 		t.Run("Shared", func(t *testing.T) { testShared(t, b) })
@@ -308,6 +311,63 @@ func testHalts(t *testing.T, b Backend) {
 	}
 	if !slices.Equal(got, []state.Halt{h1, h2}) {
 		t.Fatalf("Halts = %+v, want %+v", got, []state.Halt{h1, h2})
+	}
+}
+
+// testHealth: a candidate's devices and failures count each device once,
+// whatever it reported and however often, and survive pruning; retry
+// failures count each stored event of RetryActions.
+func testHealth(t *testing.T, b Backend) {
+	open, c := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	record(t, s,
+		ev("shop", "d1", state.ActionCheck, "2.0.0", 1), ev("shop", "d2", state.ActionCheck, "2.0.0", 1),
+		ev("shop", "d3", "download_complete", "2.0.0", 1),
+		ev("shop", "d1", "set_fail", "2.0.0", 2), ev("shop", "d1", "set_fail", "2.0.0", 3), ev("shop", "d1", "unzip_fail", "2.0.0", 4),
+		ev("shop", "d2", "app_crash_native", "2.0.0", 2), ev("shop", "d4", "download_fail", "2.0.0", 2),
+		ev("shop", "d1", "set_fail", "1.0.0", 2), ev("other", "d1", "update_fail", "2.0.0", 2))
+	record(t, s, ev("shop", "d1", "set_fail", "2.0.0", 2)) // sent again
+	want := func(s state.State) {
+		t.Helper()
+		devices, failed, err := s.Health(ctx, "shop", "2.0.0")
+		if err != nil || devices != 4 || failed != 2 {
+			t.Fatalf("Health = %d devices, %d failed, %v; want 4 and 2", devices, failed, err)
+		}
+	}
+	want(s)
+	retries := map[string]int{}
+	if err := s.RetryFailures(ctx, func(app, device, version string, n int) { retries[app+"/"+device+"/"+version] = n }); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{"shop/d1/2.0.0": 3, "shop/d1/1.0.0": 1}; !maps.Equal(retries, want) {
+		t.Fatalf("RetryFailures = %v, want %v", retries, want)
+	}
+	c.set(start.Add(48 * time.Hour))
+	if _, err := s.Prune(ctx, start.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	want(open())
+}
+
+// testChannels: a device's chosen channel is stored, replaced and forgotten.
+func testChannels(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	ctx := context.Background()
+	for _, c := range [][3]string{{"shop", "d1", "beta"}, {"shop", "d2", "beta"}, {"shop", "d1", "qa"}, {"kiosk", "d1", "beta"}, {"shop", "d2", ""}} {
+		if err := s.SetChannel(ctx, c[0], c[1], c[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	got := map[string]string{}
+	if err := open().Channels(ctx, func(app, device, channel string) { got[app+"/"+device] = channel }); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"shop/d1": "qa", "kiosk/d1": "beta"}; !maps.Equal(got, want) {
+		t.Fatalf("Channels = %v, want %v", got, want)
 	}
 }
 

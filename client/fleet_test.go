@@ -1,0 +1,191 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/state/sqlite"
+	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/file"
+	"github.com/cartona/deploy/tracker"
+)
+
+// TestFleetHaltReachesTheStore runs a 10 % rollout to 1,000 devices behind
+// a real tracker, has the client verify the store's latest.json and select
+// a build for each device as it does reading the CDN, then halts the
+// candidate with a burst of set_fail reports: the client, reading the store
+// again, gives no device the candidate.
+func TestFleetHaltReachesTheStore(t *testing.T) {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Fatal("npm not found: the device client's tests need Node.js 20.19 or newer")
+	}
+	if _, err := os.Stat("node_modules/.package-lock.json"); err != nil {
+		run(t, nil, npm, "ci", "--no-audit", "--no-fund")
+	}
+	run(t, nil, npm, "run", "build")
+
+	dir := t.TempDir()
+	st, err := file.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, user, halter := key(t), key(t), key(t)
+	put := func(k string, v []byte) {
+		if _, err := st.Put(context.Background(), k, bytes.NewReader(v), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign := func(typ string, v any, k ed25519.PrivateKey) []byte {
+		env, err := manifest.Sign(typ, v, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.Marshal()
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	put(manifest.ACLKey, sign(manifest.TypeACL, manifest.ACL{Version: 1, Issued: now, Users: []manifest.User{
+		{Name: "ci", Keys: []string{manifest.FormatPublicKey(manifest.Public(user))}, Grants: map[string]manifest.Grant{"retailer": {CanUpload: true}}},
+		{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(halter))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}},
+	}}, root))
+	stable, cand := build(1, "1.0.0"), build(2, "1.1.0")
+	put(manifest.LatestKey("retailer", "production"), sign(manifest.TypeLatest, manifest.Latest{App: "retailer", Channel: "production",
+		Sequence: 1, Issued: now, Expires: now.Add(time.Hour), Build: stable,
+		Candidate: &manifest.Candidate{Build: cand, Percent: 10, Rollout: "r1"}}, user))
+
+	db, err := sqlite.Open(filepath.Join(dir, "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}},
+		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1},
+		Halt: tracker.HaltPolicy{Key: halter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Serve(ctx, ln)
+	base := "http://" + ln.Addr().String()
+
+	devices := make([]string, 1000)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("device-%04d", i)
+	}
+	got := clientSelects(t, st.Root, manifest.Public(root), devices)
+	var inCohort []string
+	for i, d := range devices {
+		c := manifest.Candidate{Percent: 10, Rollout: "r1"}
+		want := stable.ID
+		if manifest.InCohort("retailer", "production", &c, d) {
+			want = cand.ID
+			inCohort = append(inCohort, d)
+		}
+		if got[i] != want {
+			t.Fatalf("device %s: the client selects %s, the cohort says %s", d, got[i], want)
+		}
+	}
+	if n := len(inCohort); n < 80 || n > 120 {
+		t.Errorf("%d of 1000 devices in the 10 %% cohort", n)
+	}
+
+	// The candidate's devices check with the tracker, then half report set_fail.
+	var evs []map[string]any
+	for i, d := range inCohort {
+		post(t, base+"/capgo/retailer/updates", map[string]any{"device_id": d, "version_name": "builtin", "version_build": "1.0"})
+		if i%2 == 0 {
+			evs = append(evs, map[string]any{"device_id": d, "action": "set_fail", "version_name": cand.Version, "timestamp": 1700000000000 + i})
+		}
+	}
+	if err := db.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	post(t, base+"/capgo/retailer/stats", evs)
+
+	for i, id := range clientSelects(t, st.Root, manifest.Public(root), devices) {
+		if id != stable.ID {
+			t.Fatalf("after the halt the client selects %s for %s, want the stable %s", id, devices[i], stable.ID)
+		}
+	}
+}
+
+func key(t *testing.T) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// build is a build reference of app retailer; its bundle is never fetched.
+func build(n int64, version string) manifest.BuildRef {
+	sum := sha256.Sum256([]byte(version))
+	sha := hex.EncodeToString(sum[:])
+	return manifest.BuildRef{ID: manifest.BuildID("retailer", n), Number: n, Version: version,
+		Bundle: manifest.BundleKey("retailer", sha), SHA256: sha, Size: 100}
+}
+
+func post(t *testing.T, url string, v any) {
+	t.Helper()
+	body, _ := json.Marshal(v)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s %s", url, resp.Status, out)
+	}
+}
+
+// clientSelects has the TypeScript client verify the store's acl.json and
+// latest.json, as a device reading the CDN does, and returns the build id
+// it selects for each device ("" for none).
+func clientSelects(t *testing.T, storeDir string, root ed25519.PublicKey, devices []string) []string {
+	t.Helper()
+	const script = `
+import { readFileSync } from 'node:fs';
+import { verifyLatest, selectBuild } from './dist/index.js';
+const [dir, root, devicesJSON] = process.argv.slice(1);
+const acl = readFileSync(dir + '/acl.json');
+const latest = readFileSync(dir + '/apps/retailer/channels/production/latest.json');
+const { latest: l } = await verifyLatest({ roots: [root] }, acl, latest, { app: 'retailer', channel: 'production' });
+const out = [];
+for (const d of JSON.parse(devicesJSON)) out.push((await selectBuild(l, '1.0', d)).build?.id ?? '');
+console.log(JSON.stringify(out));`
+	list, _ := json.Marshal(devices)
+	cmd := exec.Command("node", "--input-type=module", "-e", script, storeDir, manifest.FormatPublicKey(root), string(list))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	var ids []string
+	if err := json.Unmarshal(bytes.TrimSpace(out), &ids); err != nil || len(ids) != len(devices) {
+		t.Fatalf("node answered %s (%v)", out, err)
+	}
+	return ids
+}

@@ -1,0 +1,324 @@
+package tracker
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
+)
+
+// HaltPolicy says when the tracker halts a staged rollout and how often a
+// device may fail a build before it is no longer offered. Zero fields take
+// the defaults in brackets.
+type HaltPolicy struct {
+	// Percent: a candidate is halted once more than this share of the
+	// devices that got it reported a failure [5]. Negative: never.
+	Percent float64
+	// MinDevices: ...and at least this many devices got it [20].
+	MinDevices int64
+	// RetryLimit is how many set_fail, checksum_fail or unzip_fail reports
+	// of a build a device may send before the build is no longer offered to
+	// it [3]. One update_fail is enough.
+	RetryLimit int
+	// Key signs the halt the tracker writes to the store as the channel's
+	// latest.json, so that devices reading the CDN stop too. The ACL must
+	// grant its user can_halt, and nothing else. Nil: the tracker stops
+	// offering the candidate itself, but writes nothing.
+	Key ed25519.PrivateKey
+}
+
+func (p HaltPolicy) withDefaults() HaltPolicy {
+	if p.Percent == 0 {
+		p.Percent = 5
+	}
+	if p.MinDevices <= 0 {
+		p.MinDevices = 20
+	}
+	if p.RetryLimit <= 0 {
+		p.RetryLimit = 3
+	}
+	return p
+}
+
+// maxRetryKeys bounds the devices and builds whose retry failures are
+// counted in memory.
+const maxRetryKeys = 1 << 20
+
+func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
+
+// watch is a candidate in staged rollout on a channel.
+type watch struct {
+	app, channel string
+	candidate    manifest.Candidate
+}
+
+// health watches each candidate the tracker serves, halts it when too many
+// of its devices fail, and bounds each device's retries of a build.
+type health struct {
+	s      *Server
+	policy HaltPolicy
+
+	mu        sync.RWMutex                   // read on every offer
+	halted    map[string]state.Halt          // by rolloutKey
+	watched   map[string]watch               // by app "/" channel
+	retries   map[string]map[string]struct{} // by failKey: the failures' action and ts
+	exhausted map[string]struct{}            // failKeys past RetryLimit
+	rewriting map[string]bool                // rollouts whose halt is being written again
+
+	evals flights // one evaluation of a rollout at a time, shared by waiting callers
+}
+
+func rolloutKey(app, channel, rollout string) string { return app + "/" + channel + "/" + rollout }
+
+// newHealth rebuilds the retry bounds from the tracker state's events.
+func newHealth(s *Server, policy HaltPolicy) (*health, error) {
+	h := &health{s: s, policy: policy.withDefaults(), halted: map[string]state.Halt{}, watched: map[string]watch{},
+		retries: map[string]map[string]struct{}{}, exhausted: map[string]struct{}{}, rewriting: map[string]bool{}, evals: newFlights()}
+	err := s.state.RetryFailures(context.Background(), func(app, device, version string, n int) {
+		if n >= h.policy.RetryLimit {
+			h.exhausted[failKey(app, device, version)] = struct{}{}
+		}
+	})
+	return h, err
+}
+
+// watchRelease remembers the candidate of a verified release, if any, and
+// reads the halt decisions of its app, which other trackers sharing the
+// state may have taken. It runs once per cache refresh of the release.
+func (h *health) watchRelease(rel *release) {
+	c := rel.pointer.Candidate
+	var halts []state.Halt
+	if c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		var err error
+		if halts, err = h.s.state.Halts(ctx, rel.app); err != nil {
+			h.s.log.Error().Err(err).Str("app", rel.app).Msg("halt decisions not read")
+		}
+		cancel()
+	}
+	key := rel.app + "/" + rel.channel
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range halts {
+		h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
+	}
+	if c == nil {
+		delete(h.watched, key)
+		return
+	}
+	h.watched[key] = watch{app: rel.app, channel: rel.channel, candidate: *c}
+	if r, ok := h.halted[rolloutKey(rel.app, rel.channel, c.Rollout)]; ok {
+		h.haltAgain(r)
+	}
+}
+
+// haltAgain writes the halt of a rollout again, in the background, when an
+// uploader published a new pointer that keeps the halted rollout as
+// candidate: the tracker does not offer it, and devices reading the CDN
+// must not get it either. A new rollout id starts afresh. The caller holds
+// h.mu.
+func (h *health) haltAgain(r state.Halt) {
+	k := rolloutKey(r.App, r.Channel, r.Rollout)
+	if h.policy.Key == nil || h.rewriting[k] {
+		return
+	}
+	h.rewriting[k] = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.s.writeHalt(ctx, r, h.policy.Key); err != nil {
+			h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written again to the store")
+		}
+		h.mu.Lock()
+		delete(h.rewriting, k)
+		h.mu.Unlock()
+	}()
+}
+
+// halt returns the halt decision of a rollout, if any.
+func (h *health) halt(app, channel, rollout string) (state.Halt, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r, ok := h.halted[rolloutKey(app, channel, rollout)]
+	return r, ok
+}
+
+// effective returns the pointer without its candidate when the tracker
+// halted that rollout, else the pointer itself.
+func (h *health) effective(l *manifest.Latest) *manifest.Latest {
+	if l.Candidate == nil {
+		return l
+	}
+	if _, ok := h.halt(l.App, l.Channel, l.Candidate.Rollout); !ok {
+		return l
+	}
+	cp := *l
+	cp.Candidate = nil
+	return &cp
+}
+
+// retriesExhausted reports whether device failed to set, check or unzip
+// version of app RetryLimit times.
+func (h *health) retriesExhausted(app, device, version string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.exhausted[failKey(app, device, version)]
+	return ok
+}
+
+// observe takes events once they are stored: it counts retry failures and
+// re-evaluates the candidates that failure reports name. It returns once
+// any halt they cause is decided, so the next check sees it.
+func (h *health) observe(ctx context.Context, evs []state.Event) {
+	var check []watch
+	h.mu.Lock()
+	for _, ev := range evs {
+		if slices.Contains(state.RetryActions, ev.Action) {
+			h.countRetry(ev)
+		}
+		if !state.Unhealthy(ev.Action) {
+			continue
+		}
+		for _, w := range h.watched {
+			if w.app == ev.App && w.candidate.Build.Version == ev.Version && !containsWatch(check, w) {
+				check = append(check, w)
+			}
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range check {
+		h.evals.do(ctx, rolloutKey(w.app, w.channel, w.candidate.Rollout), func() { h.evaluate(w) })
+	}
+}
+
+func containsWatch(ws []watch, w watch) bool {
+	for _, x := range ws {
+		if x.app == w.app && x.channel == w.channel && x.candidate.Rollout == w.candidate.Rollout {
+			return true
+		}
+	}
+	return false
+}
+
+// countRetry counts one retry failure, once per action and timestamp. The
+// caller holds h.mu.
+func (h *health) countRetry(ev state.Event) {
+	k := failKey(ev.App, ev.Device, ev.Version)
+	if _, ok := h.exhausted[k]; ok {
+		return
+	}
+	if len(h.retries) >= maxRetryKeys {
+		clear(h.retries) // counting starts over rather than growing without bound
+	}
+	seen := h.retries[k]
+	if seen == nil {
+		seen = map[string]struct{}{}
+		h.retries[k] = seen
+	}
+	seen[fmt.Sprintf("%s/%d", ev.Action, ev.TS)] = struct{}{}
+	if len(seen) >= h.policy.RetryLimit {
+		h.exhausted[k] = struct{}{}
+		delete(h.retries, k)
+	}
+}
+
+// evaluate counts a candidate's devices and failures and halts it past
+// the policy's threshold.
+func (h *health) evaluate(w watch) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if h.policy.Percent < 0 {
+		return
+	}
+	if _, ok := h.halt(w.app, w.channel, w.candidate.Rollout); ok {
+		return
+	}
+	devices, failed, err := h.s.state.Health(ctx, w.app, w.candidate.Build.Version)
+	if err != nil {
+		h.s.log.Error().Err(err).Str("app", w.app).Str("rollout", w.candidate.Rollout).Msg("candidate health not read")
+		return
+	}
+	if devices < h.policy.MinDevices || float64(failed)*100 <= h.policy.Percent*float64(devices) {
+		return
+	}
+	reason := fmt.Sprintf("%d of %d devices reported a failure of build %s (version %s), over %g%%",
+		failed, devices, w.candidate.Build.ID, w.candidate.Build.Version, h.policy.Percent)
+	h.decide(ctx, state.Halt{App: w.app, Channel: w.channel, Rollout: w.candidate.Rollout, Reason: reason, At: h.s.now().UTC()})
+}
+
+// decide halts a rollout: at once in memory, then durably, then in the
+// store, where devices reading latest.json from the CDN see it.
+func (h *health) decide(ctx context.Context, r state.Halt) {
+	h.mu.Lock()
+	h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
+	h.mu.Unlock()
+	log := h.s.log.Warn().Str("app", r.App).Str("channel", r.Channel).Str("rollout", r.Rollout)
+	log.Msg("halting the staged rollout: " + r.Reason)
+	h.s.metrics.Halted(r.App, r.Channel)
+	if err := h.s.state.Halt(ctx, r); err != nil {
+		h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not stored: it holds until the tracker restarts")
+	}
+	if h.policy.Key == nil {
+		h.s.log.Warn().Str("rollout", r.Rollout).Msg("no halt key (halt_key_file): devices that read latest.json from the CDN keep getting the candidate; " +
+			"publish a pointer without it, or give the tracker a key with can_halt")
+		return
+	}
+	if err := h.s.writeHalt(ctx, r, h.policy.Key); err != nil {
+		h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written to the store: devices that read latest.json from the CDN keep getting the candidate")
+	}
+}
+
+// flights runs a function per key at most once at a time. A caller that
+// finds it running waits for the next run, which starts after the current
+// one ends and serves every caller that queued meanwhile: each caller is
+// served by a run that started after its call, and a burst of callers costs
+// two runs, not one each.
+type flights struct {
+	mu      sync.Mutex
+	running map[string]chan struct{} // closed when the run ends
+	queued  map[string]chan struct{} // the next run's, closed when it ends
+}
+
+func newFlights() flights {
+	return flights{running: map[string]chan struct{}{}, queued: map[string]chan struct{}{}}
+}
+
+// do runs fn for key, or waits for a run of key that starts after this
+// call; it stops waiting when ctx ends.
+func (f *flights) do(ctx context.Context, key string, fn func()) {
+	f.mu.Lock()
+	if _, busy := f.running[key]; busy {
+		q, ok := f.queued[key]
+		if !ok {
+			q = make(chan struct{})
+			f.queued[key] = q
+		}
+		f.mu.Unlock()
+		select {
+		case <-q:
+		case <-ctx.Done():
+		}
+		return
+	}
+	f.running[key] = make(chan struct{})
+	f.mu.Unlock()
+	for {
+		fn()
+		f.mu.Lock()
+		close(f.running[key])
+		q, ok := f.queued[key]
+		delete(f.queued, key)
+		if !ok {
+			delete(f.running, key)
+			f.mu.Unlock()
+			return
+		}
+		f.running[key] = q
+		f.mu.Unlock()
+	}
+}

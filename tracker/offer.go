@@ -1,0 +1,62 @@
+package tracker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cartona/deploy/manifest"
+)
+
+// Reasons of an offer beyond manifest.Select's.
+const (
+	// offerBlocked: the build Select picked failed on this device (one
+	// update_fail, or Config.RetryLimit set_fail, checksum_fail or
+	// unzip_fail reports) and no other build fits.
+	offerBlocked = "blocked"
+)
+
+// offer is what the tracker gives one device on a channel: the build
+// (*manifest.Latest).Select picks, minus a candidate the tracker halted and
+// a build that failed on the device.
+type offer struct {
+	build  *manifest.BuildRef // nil: nothing is offered
+	reason string             // a manifest.Select* reason or offerBlocked
+	detail string             // why nothing is offered
+}
+
+// offerFor selects the build for a device with the given native version
+// (empty when the device does not say) under a verified release. Both
+// device APIs answer with it, so they never disagree.
+func (s *Server) offerFor(ctx context.Context, rel *release, native, device string) offer {
+	l := s.health.effective(rel.pointer)
+	sel := l.Select(native, device)
+	if sel.Build == nil {
+		return offer{reason: sel.Reason, detail: sel.Detail}
+	}
+	if !s.failedOn(ctx, rel.app, device, sel.Build.Version) {
+		return offer{build: sel.Build, reason: sel.Reason}
+	}
+	failed := *sel.Build
+	if sel.Reason == manifest.SelectCandidate {
+		// The candidate failed here: the device goes back to what it
+		// would run without the rollout.
+		rest := *l
+		rest.Candidate = nil
+		if sel = rest.Select(native, device); sel.Build != nil && !s.failedOn(ctx, rel.app, device, sel.Build.Version) {
+			return offer{build: sel.Build, reason: sel.Reason}
+		}
+	}
+	return offer{reason: offerBlocked, detail: fmt.Sprintf("build %s (version %s) failed on this device; it is not offered again, and a newer build will be", failed.ID, failed.Version)}
+}
+
+// failedOn reports whether device may no longer get version of app: it
+// reported update_fail for it, or too many failures to set, check or
+// unzip it. If that cannot be read the build is offered: a device refuses a
+// bundle that does not verify, and the plugin rolls back one that fails.
+func (s *Server) failedOn(ctx context.Context, app, device, version string) bool {
+	failed, err := s.state.Failed(ctx, app, device, version)
+	if err != nil {
+		s.log.Error().Err(err).Msg("update_fail lookup failed")
+	}
+	return failed || s.health.retriesExhausted(app, device, version)
+}
