@@ -26,7 +26,7 @@ type aclApplyOptions struct {
 	Force  bool   `param:"force"`
 }
 
-// NewCmdACL returns `deploy acl export|apply`.
+// NewCmdACL returns `deploy acl export|apply|resign`.
 func NewCmdACL(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "acl",
@@ -49,6 +49,7 @@ it would undo, unless force=1.`,
 			Example:     "  deploy acl apply file=acl.yaml dry_run=1",
 			Annotations: uses("store root_key_file"),
 		}, &aclApplyOptions{env: e}, runACLApply),
+		newCmdACLResign(e),
 	)
 	return c
 }

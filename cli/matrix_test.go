@@ -200,7 +200,7 @@ func TestCommandMatrixTerminal(t *testing.T) {
 // root key signs, and no key= on revoke.
 func TestHelpMatchesCommands(t *testing.T) {
 	root := newRoot("v0", discard)
-	signsWithRoot := map[string]bool{"deploy init": true, "deploy grant": true, "deploy revoke": true, "deploy acl apply": true, "deploy upload": true, "deploy keys show": true}
+	signsWithRoot := map[string]bool{"deploy init": true, "deploy grant": true, "deploy revoke": true, "deploy acl apply": true, "deploy acl resign": true, "deploy upload": true, "deploy keys show": true}
 	for _, path := range commandPaths() {
 		cmd, _, _ := root.Find(path)
 		if !cmd.Runnable() {

@@ -68,6 +68,9 @@ var params = map[string]param{
 	"key":        {help: "the user's public key (ed25519:...), needed for a new user"},
 	"root":       {help: "show the root public key"},
 
+	"new_root_key_file": {help: "the new root private key (mode 0600) that signs the ACL from now on"},
+	"keep_old_root":     {help: "also sign with root_key_file, so verifiers pinning only the old root still trust the ACL"},
+
 	"addr":            {help: "listen address", def: func() any { return ":8080" }},
 	"public_url":      {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
 	"db":              {help: "where events, device failures and floors live: sqlite:///path, or postgres://... shared by several trackers", def: func() any { return defaultStateURL() }},

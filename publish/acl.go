@@ -57,7 +57,21 @@ func InitACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, users 
 // If change reports no change (false), nothing is written. An ACL at
 // [manifest.MaxSequence] is refused rather than wrapped.
 func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
-	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
+	return updateACL(ctx, s, manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}, []ed25519.PrivateKey{root}, change)
+}
+
+// ResignACL moves the ACL to other root keys: it reads the ACL, verifies it
+// against trust (the roots pinned now), raises its version and writes it
+// signed by each of roots, with compare-and-swap. Verifiers that pin none
+// of roots refuse it from then on.
+func ResignACL(ctx context.Context, s store.Store, trust manifest.Trust, roots []ed25519.PrivateKey) (*manifest.ACL, error) {
+	acl, _, err := updateACL(ctx, s, trust, roots, func(*manifest.ACL) (bool, error) { return true, nil })
+	return acl, err
+}
+
+// updateACL is [UpdateACL] with the ACL read verified against trust and
+// written signed by each of roots.
+func updateACL(ctx context.Context, s store.Store, trust manifest.Trust, roots []ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
 	type outcome struct {
 		acl     *manifest.ACL
 		changed bool
@@ -76,7 +90,7 @@ func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, chan
 		}
 		acl.Version++
 		acl.Issued = time.Now().UTC().Truncate(time.Second)
-		data, err := signACL(acl, root)
+		data, err := signACL(acl, roots...)
 		if err != nil {
 			return outcome{}, err
 		}
@@ -89,10 +103,10 @@ func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, chan
 	return out.acl, out.changed, nil
 }
 
-// signACL signs acl with root and refuses an envelope over the size that
-// verifiers accept.
-func signACL(acl *manifest.ACL, root ed25519.PrivateKey) ([]byte, error) {
-	env, err := manifest.Sign(manifest.TypeACL, acl, root)
+// signACL signs acl with each of roots and refuses an envelope over the
+// size that verifiers accept.
+func signACL(acl *manifest.ACL, roots ...ed25519.PrivateKey) ([]byte, error) {
+	env, err := manifest.Sign(manifest.TypeACL, acl, roots...)
 	if err != nil {
 		return nil, err
 	}

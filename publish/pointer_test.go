@@ -3,9 +3,11 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +226,50 @@ func TestUpdateACLRefusesAnOversizedACL(t *testing.T) {
 	}
 	if !bytes.Equal(before, f.get(t, manifest.ACLKey)) {
 		t.Fatal("an oversized ACL was written")
+	}
+}
+
+func TestResignACLMovesTheACLToANewRoot(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	newRoot, err := manifest.GenerateKey(filepath.Join(t.TempDir(), "new-root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOnly, newOnly := f.trust, manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(newRoot)}}
+
+	// An ACL that the given trust does not verify is refused, and kept.
+	before := f.get(t, manifest.ACLKey)
+	if _, err := publish.ResignACL(ctx, f.store, newOnly, []ed25519.PrivateKey{newRoot}); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("resign verified against the wrong root: err = %v", err)
+	}
+	if !bytes.Equal(before, f.get(t, manifest.ACLKey)) {
+		t.Fatal("a refused resign wrote the ACL")
+	}
+
+	// Signed by both roots: verifiers pinning either one trust it.
+	acl, err := publish.ResignACL(ctx, f.store, oldOnly, []ed25519.PrivateKey{newRoot, f.root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acl.Version != 2 || len(acl.Users) != 1 {
+		t.Fatalf("resigned ACL version %d with %d users, want version 2 with the 1 user", acl.Version, len(acl.Users))
+	}
+	for _, tr := range []manifest.Trust{oldOnly, newOnly} {
+		if _, _, err := publish.ReadACL(ctx, f.store, tr); err != nil {
+			t.Fatalf("ACL signed by both roots: %v", err)
+		}
+	}
+
+	// Signed by the new root only: the old root is no longer trusted.
+	if acl, err = publish.ResignACL(ctx, f.store, newOnly, []ed25519.PrivateKey{newRoot}); err != nil || acl.Version != 3 {
+		t.Fatalf("resign with the new root: version %v, err %v", acl, err)
+	}
+	if _, _, err := publish.ReadACL(ctx, f.store, oldOnly); manifest.RuleOf(err) != manifest.RuleACLUntrusted {
+		t.Fatalf("old root only: err = %v, want %s", err, manifest.RuleACLUntrusted)
+	}
+	both := manifest.Trust{Roots: append(oldOnly.Roots, newOnly.Roots...)}
+	if got, _, err := publish.ReadACL(ctx, f.store, both); err != nil || got.Version != 3 {
+		t.Fatalf("both roots pinned: %v, %v", got, err)
 	}
 }
