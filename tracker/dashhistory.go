@@ -31,7 +31,7 @@ func (d *dashboardSource) readHistory(app, channel string) ([]dashboard.Entry, e
 	if len(seqs) == 0 {
 		return d.currentPointer(app, channel)
 	}
-	acl, err := d.verifiedACL()
+	acl, err := d.s.man.verifiedACL()
 	if err != nil {
 		return nil, err
 	}
@@ -42,10 +42,8 @@ func (d *dashboardSource) readHistory(app, channel string) ([]dashboard.Entry, e
 	out := make([]dashboard.Entry, 0, len(seqs))
 	for _, seq := range seqs {
 		e, l := d.historyEntry(acl, app, channel, seq)
-		if l != nil && prev != nil && prev.Sequence < l.Sequence {
-			e.Change = change(prev, l)
-		} else if l != nil && l.Previous == nil && l.Halted == nil {
-			e.Change = dashboard.ChangeFirst
+		if l != nil {
+			e.Change = changeFrom(prev, l)
 		}
 		out, prev = append(out, e), l
 	}
@@ -74,24 +72,6 @@ func (d *dashboardSource) historySequences(app, channel string) ([]int64, error)
 	}
 	slices.Sort(seqs)
 	return seqs, nil
-}
-
-// verifiedACL reads and verifies acl.json, no older than the tracker has
-// seen.
-func (d *dashboardSource) verifiedACL() (*manifest.ACL, error) {
-	m := d.s.man
-	data, err := m.aclData()
-	if err != nil {
-		return nil, err
-	}
-	m.mu.RLock()
-	minACL := m.maxACL
-	m.mu.RUnlock()
-	acl, err := m.trust.VerifyACL(data, minACL)
-	if err != nil {
-		return nil, m.refuse(err, "acl", "acl.json")
-	}
-	return acl, nil
 }
 
 // historyEntry reads and verifies the entry at seq. An entry that does not
@@ -128,6 +108,22 @@ func ruleOf(err error) string {
 		return string(r)
 	}
 	return "malformed"
+}
+
+// changeFrom is what l changed from prev, the entry stored before it: ""
+// when l links to another entry (or prev did not verify).
+func changeFrom(prev, l *manifest.Latest) string {
+	link := l.Previous
+	if l.Halted != nil {
+		link = &l.Halted.Previous
+	}
+	switch {
+	case link == nil:
+		return dashboard.ChangeFirst
+	case prev == nil || link.Sequence != prev.Sequence:
+		return ""
+	}
+	return change(prev, l)
 }
 
 // change is what l changed from prev, the pointer before it.
