@@ -104,16 +104,22 @@ func (s *dashboardSeed) buildRef(t *testing.T, n int64) manifest.BuildRef {
 
 // releaseHistory moves shop's channels as a release manager would: beta
 // gets 1.2.0, production is promoted to 1.1.0, rolls 1.2.0 out to 10 % and
-// rolls it back. It returns when each change was signed.
-func (s *dashboardSeed) releaseHistory(t *testing.T) (upload, promote, rollout, rollback time.Time) {
-	upload, promote, rollout, rollback = s.published.Add(time.Hour), s.published.Add(2*time.Hour),
-		s.published.Add(3*time.Hour), s.published.Add(4*time.Hour)
-	*s.at = upload
+// rolls it back; beta gets 1.2.1, which production rolls out to 10 %. It
+// returns when each change was signed, in that order.
+func (s *dashboardSeed) releaseHistory(t *testing.T) []time.Time {
+	at := make([]time.Time, 6)
+	for i := range at {
+		at[i] = s.published.Add(time.Duration(i+1) * time.Hour)
+	}
+	*s.at = at[0]
 	s.upload(t, publish.Request{App: "shop", Channel: "beta", Version: "1.2.0", Notes: "faster search"})
-	s.release(t, promote, "production", "checkout for everyone", publish.Promote(s.buildRef(t, 2)))
-	s.release(t, rollout, "production", "search to a tenth", publish.Rollout(s.buildRef(t, 3), 10))
-	s.release(t, rollback, "production", "search crashes on old phones", publish.Rollback(nil))
-	return upload, promote, rollout, rollback
+	s.release(t, at[1], "production", "checkout for everyone", publish.Promote(s.buildRef(t, 2)))
+	s.release(t, at[2], "production", "search to a tenth", publish.Rollout(s.buildRef(t, 3), 10))
+	s.release(t, at[3], "production", "search crashes on old phones", publish.Rollback(nil))
+	*s.at = at[4]
+	s.upload(t, publish.Request{App: "shop", Channel: "beta", Version: "1.2.1", Notes: "search fixed on old phones"})
+	s.release(t, at[5], "production", "fixed search to a tenth", publish.Rollout(s.buildRef(t, 4), 10))
+	return at
 }
 
 // tamper changes one byte of a stored history entry's payload.
@@ -187,7 +193,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("stats: %s %s", resp.Status, body)
 	}
 	// Releases after the installs, and a history entry changed in the store.
-	uploadAt, promoteAt, rolloutAt, rollbackAt := seed.releaseHistory(t)
+	at := seed.releaseHistory(t)
 	seed.tamper(t, "beta", 1)
 	now := start.Add(3 * time.Hour)
 	clk.Set(now)
@@ -202,8 +208,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		"app":      "shop",
 		"apps":     []string{"kiosk", "shop"},
 		"channels": []map[string]any{
-			{"name": "beta", "version": "1.2.0", "build_id": "shop-3", "expires": expires(uploadAt), "sequence": 2},
-			{"name": "production", "version": "1.1.0", "build_id": "shop-2", "expires": expires(rollbackAt), "sequence": 4},
+			{"name": "beta", "version": "1.2.1", "build_id": "shop-4", "expires": expires(at[4]), "sequence": 3},
+			{"name": "production", "version": "1.1.0", "build_id": "shop-2", "expires": expires(at[5]), "sequence": 5,
+				"rollout": map[string]any{"id": "b4-s5", "version": "1.2.1", "build_id": "shop-4", "percent": 10, "state": "running"}},
 		},
 		"adoption": map[string]any{
 			"hour": map[string]any{"points": 4, "first": start.Truncate(time.Hour), "series": []map[string]any{
@@ -215,13 +222,15 @@ func TestDashboardInBrowser(t *testing.T) {
 		"builds": 2,
 		"history": map[string]any{
 			"beta": []map[string]any{
-				entry(2, "", "1.2.0", "faster search", uploadAt), // the entry before does not verify,
+				entry(3, "promotion", "1.2.1", "search fixed on old phones", at[4]),
+				entry(2, "", "1.2.0", "faster search", at[0]), // the entry before does not verify
 				{"sequence": 1, "verified": false},
 			},
 			"production": []map[string]any{
-				entry(4, "rollback", "1.1.0", "search crashes on old phones", rollbackAt),
-				withRollout(entry(3, "rollout", "1.1.0", "search to a tenth", rolloutAt), "1.2.0", 10, "running"),
-				entry(2, "promotion", "1.1.0", "checkout for everyone", promoteAt),
+				withRollout(entry(5, "rollout", "1.1.0", "fixed search to a tenth", at[5]), "1.2.1", 10, "running"),
+				entry(4, "rollback", "1.1.0", "search crashes on old phones", at[3]),
+				withRollout(entry(3, "rollout", "1.1.0", "search to a tenth", at[2]), "1.2.0", 10, "running"),
+				entry(2, "promotion", "1.1.0", "checkout for everyone", at[1]),
 				entry(1, "first release", "1.0.0", "first release", seed.published),
 			},
 		},
