@@ -255,38 +255,17 @@ func storedEvents(t *testing.T, url string) map[int64]bool {
 }
 
 // offered is the version a tracker offers a device on native 1.0.0
-// through the seed's API and through the plugin's update endpoint, which
-// must agree ("" for none).
+// through both device APIs, which must agree ("" for none).
 func offered(t *testing.T, base, device string) string {
 	t.Helper()
-	code, body := get(t, base+"/build/latest?app=demo&native=1.0.0&device="+device)
-	if code != http.StatusOK {
-		t.Fatalf("latest for %s through %s: %d %s", device, base, code, body)
+	seed, capgo, err := offers(base, "demo", "", device, "1.0.0")
+	if err == nil && seed != capgo {
+		err = fmt.Errorf("/build/latest offers %q, the update endpoint %q", seed, capgo)
 	}
-	var seed struct{ Build *struct{ Build string } }
-	if err := json.Unmarshal([]byte(body), &seed); err != nil {
-		t.Fatalf("latest: %v: %s", err, body)
-	}
-	data, _ := json.Marshal(map[string]any{"platform": "android", "device_id": device, "app_id": "com.cartona.demo",
-		"version_build": "1.0.0", "version_name": "builtin", "plugin_version": "8.51.14", "is_emulator": false, "is_prod": true})
-	resp, err := client.Post(base+"/capgo/demo/updates", "application/json", bytes.NewReader(data))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("device %s through %s: %v", device, base, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("updates for %s through %s: %s", device, base, resp.Status)
-	}
-	var capgo struct{ Version string }
-	json.NewDecoder(resp.Body).Decode(&capgo)
-	var s string
-	if seed.Build != nil {
-		s = seed.Build.Build
-	}
-	if s != capgo.Version {
-		t.Fatalf("device %s through %s: /build/latest offers %q, the update endpoint %q", device, base, s, capgo.Version)
-	}
-	return s
+	return seed
 }
 
 // TestTwoTrackersHalt: a burst of set_fail through one tracker halts a
