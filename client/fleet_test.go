@@ -167,25 +167,51 @@ func post(t *testing.T, url string, v any) {
 // it selects for each device ("" for none).
 func clientSelects(t *testing.T, storeDir string, root ed25519.PublicKey, devices []string) []string {
 	t.Helper()
+	asks := make([]ask, len(devices))
+	for i, d := range devices {
+		asks[i] = ask{App: "retailer", Channel: "production", Device: d, Native: "1.0"}
+	}
+	var ids []string
+	for _, b := range clientSelect(t, storeDir, root, asks) {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+// ask is a device asking for its build: its app, channel, id and native
+// version.
+type ask struct{ App, Channel, Device, Native string }
+
+// selected is the build the client selects ("" for none).
+type selected struct{ ID, Version string }
+
+// clientSelect has the TypeScript client verify the store's acl.json and
+// each channel's latest.json, as a device reading the CDN does, and
+// returns the build it selects for each ask.
+func clientSelect(t *testing.T, storeDir string, root ed25519.PublicKey, asks []ask) []selected {
+	t.Helper()
 	const script = `
 import { readFileSync } from 'node:fs';
 import { verifyLatest, selectBuild } from './dist/index.js';
-const [dir, root, devicesJSON] = process.argv.slice(1);
+const [dir, root, asksJSON] = process.argv.slice(1);
 const acl = readFileSync(dir + '/acl.json');
-const latest = readFileSync(dir + '/apps/retailer/channels/production/latest.json');
-const { latest: l } = await verifyLatest({ roots: [root] }, acl, latest, { app: 'retailer', channel: 'production' });
 const out = [];
-for (const d of JSON.parse(devicesJSON)) out.push((await selectBuild(l, '1.0', d)).build?.id ?? '');
+for (const a of JSON.parse(asksJSON)) {
+  const latest = readFileSync(dir + '/apps/' + a.App + '/channels/' + a.Channel + '/latest.json');
+  const { latest: l } = await verifyLatest({ roots: [root] }, acl, latest, { app: a.App, channel: a.Channel });
+  const b = (await selectBuild(l, a.Native, a.Device)).build;
+  out.push({ ID: b?.id ?? '', Version: b?.version ?? '' });
+}
 console.log(JSON.stringify(out));`
-	list, _ := json.Marshal(devices)
+	list, _ := json.Marshal(asks)
 	cmd := exec.Command("node", "--input-type=module", "-e", script, storeDir, manifest.FormatPublicKey(root), string(list))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
-	var ids []string
-	if err := json.Unmarshal(bytes.TrimSpace(out), &ids); err != nil || len(ids) != len(devices) {
+	var sel []selected
+	if err := json.Unmarshal(bytes.TrimSpace(out), &sel); err != nil || len(sel) != len(asks) {
 		t.Fatalf("node answered %s (%v)", out, err)
 	}
-	return ids
+	return sel
 }
