@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -34,17 +33,9 @@ import (
 // candidate with a burst of set_fail reports: the client, reading the store
 // again, gives no device the candidate.
 func TestFleetHaltReachesTheStore(t *testing.T) {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm not found: the device client's tests need Node.js 20.19 or newer")
-	}
-	if _, err := os.Stat("node_modules/.package-lock.json"); err != nil {
-		run(t, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
-	run(t, nil, npm, "run", "build")
+	run(t, nil, npmInstalled(t), "run", "build")
 
-	dir := t.TempDir()
-	st, err := file.Open(filepath.Join(dir, "store"))
+	st, err := file.Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,25 +62,7 @@ func TestFleetHaltReachesTheStore(t *testing.T) {
 		Sequence: 1, Issued: now, Expires: now.Add(time.Hour), Build: stable,
 		Candidate: &manifest.Candidate{Build: cand, Percent: 10, Rollout: "r1"}}, user))
 
-	db, err := sqlite.Open(filepath.Join(dir, "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}},
-		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1},
-		Halt: tracker.HaltPolicy{Key: halter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Serve(ctx, ln)
-	base := "http://" + ln.Addr().String()
+	base, db := serveStore(t, st, manifest.Public(root), tracker.HaltPolicy{Key: halter})
 
 	devices := make([]string, 1000)
 	for i := range devices {
@@ -130,6 +103,29 @@ func TestFleetHaltReachesTheStore(t *testing.T) {
 			t.Fatalf("after the halt the client selects %s for %s, want the stable %s", id, devices[i], stable.ID)
 		}
 	}
+}
+
+// serveStore runs a tracker on the store, with a 1 ms manifest cache and no
+// request limits, on loopback, and returns its base URL and its state.
+func serveStore(t *testing.T, st store.Store, root ed25519.PublicKey, halt tracker.HaltPolicy) (string, state.State) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{root}},
+		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1}, Halt: halt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Serve(ctx, ln)
+	return "http://" + ln.Addr().String(), db
 }
 
 func key(t *testing.T) ed25519.PrivateKey {

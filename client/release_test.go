@@ -1,12 +1,8 @@
 package client_test
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,11 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/cartona/deploy/manifest"
-	"github.com/cartona/deploy/state"
-	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store/file"
 	"github.com/cartona/deploy/tracker"
 )
@@ -32,14 +24,7 @@ import (
 // device reading the CDN does, and a tracker on the same store, through
 // both device APIs, give each device the expected build.
 func TestReleaseThroughTheStore(t *testing.T) {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm not found: the device client's tests need Node.js 20.19 or newer")
-	}
-	if _, err := os.Stat("node_modules/.package-lock.json"); err != nil {
-		run(t, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
-	run(t, nil, npm, "run", "build")
+	run(t, nil, npmInstalled(t), "run", "build")
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "deploy")
 	run(t, nil, "go", "build", "-o", bin, "../cmd/deploy")
@@ -67,7 +52,11 @@ func TestReleaseThroughTheStore(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, "www"+v), 0o755)
 		os.WriteFile(filepath.Join(dir, "www"+v, "index.html"), []byte("v"+v+" notifyAppReady"), 0o644)
 	}
-	base := serveStore(t, storeDir, root)
+	st, err := file.Open(storeDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := serveStore(t, st, root, tracker.HaltPolicy{})
 
 	// Devices on both sides of each rollout's cohort (rollout id b<build>-s<sequence>).
 	in10, in50, out := cohort(t, "b2-s2", 0, 10), cohort(t, "b2-s2", 10, 50), cohort(t, "b2-s2", 50, 100)
@@ -136,33 +125,6 @@ func cohort(t *testing.T, rollout string, low, high int64) string {
 	}
 	t.Fatalf("no device in %d-%d %% of rollout %s", low, high, rollout)
 	return ""
-}
-
-// serveStore runs a tracker on the store, with a 1 ms manifest cache, on
-// loopback, and returns its base URL.
-func serveStore(t *testing.T, dir string, root ed25519.PublicKey) string {
-	st, err := file.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{root}},
-		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	go srv.Serve(ctx, ln)
-	return "http://" + ln.Addr().String()
 }
 
 // trackerOffers returns the version a tracker offers for an ask through the
