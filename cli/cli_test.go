@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -167,6 +168,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"status":        exitStatus,
 			"storevariants": storeVariants,
 			"cohortdevice":  cohortDevice,
+			"offers":        offersCmd,
 		},
 	}
 }
@@ -372,4 +374,77 @@ func cohortDevice(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("no device in cohort %s-%s%%", args[4], args[5])
+}
+
+// offers reports the version of the build a tracker offers a device on
+// native version native, running its builtin bundle, through the seed's
+// API and through the Capgo plugin's update endpoint ("" for none).
+// channel "" is the default.
+func offers(base, app, channel, device, native string) (seed, capgo string, err error) {
+	q := url.Values{"app": {app}, "device": {device}, "native": {native}}
+	if channel != "" {
+		q.Set("channel", channel)
+	}
+	var s struct{ Build *struct{ Build string } }
+	if err := call(http.MethodGet, base+"/build/latest?"+q.Encode(), nil, &s); err != nil {
+		return "", "", err
+	}
+	if s.Build != nil {
+		seed = s.Build.Build
+	}
+	body := map[string]any{"platform": "android", "device_id": device, "app_id": "com.cartona." + app, "version_build": native,
+		"version_name": "builtin", "plugin_version": "8.51.14", "is_emulator": false, "is_prod": true, "defaultChannel": channel}
+	var c struct{ Version string }
+	err = call(http.MethodPost, base+"/capgo/"+app+"/updates", body, &c)
+	return seed, c.Version, err
+}
+
+// call sends a request with body as JSON, if any, and decodes a 200
+// answer into out.
+func call(method, url string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, data)
+	}
+	return json.Unmarshal(data, out)
+}
+
+// offers APP[@CHANNEL] DEVICE NATIVE VERSION checks that the tracker
+// `deploy serve` runs on $PORT offers DEVICE on NATIVE the build of
+// VERSION ("none" for none) through the seed's API and the Capgo plugin's
+// update endpoint. It retries for up to 10 s while the tracker starts or
+// its cached manifest is older than the store's.
+func offersCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 4 {
+		ts.Fatalf("usage: offers APP[@CHANNEL] DEVICE NATIVE VERSION")
+	}
+	app, channel, _ := strings.Cut(args[0], "@")
+	want := args[3]
+	if want == "none" {
+		want = ""
+	}
+	base := "http://127.0.0.1:" + ts.Getenv("PORT")
+	var seed, capgo string
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if seed, capgo, err = offers(base, app, channel, args[1], args[2]); err == nil && seed == want && capgo == want {
+			return
+		}
+	}
+	ts.Fatalf("device %s on native %s: seed API offers %q, update endpoint %q (%v); want %q", args[1], args[2], seed, capgo, err, want)
 }

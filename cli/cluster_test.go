@@ -54,21 +54,23 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
-func (c *cluster) upload(t *testing.T, version string) {
+func (c *cluster) upload(t *testing.T, version string, args ...string) {
 	www := filepath.Join(c.dir, "www-"+version)
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>"+version+" notifyAppReady</html>"), 0o644)
-	c.run(t, "upload", "app=demo", "dir="+www, "store="+c.store, "root_key="+c.root, "key_file="+filepath.Join(c.dir, "ci.key"), "version="+version)
+	c.run(t, append([]string{"upload", "app=demo", "dir=" + www, "store=" + c.store, "root_key=" + c.root,
+		"key_file=" + filepath.Join(c.dir, "ci.key"), "version=" + version}, args...)...)
 }
 
 // serve starts `deploy serve` as a process on a free port and returns it
-// with its base URL. It is killed at the end of the test.
-func (c *cluster) serve(t *testing.T) (*exec.Cmd, string) {
+// with its base URL, with args added to its own. It is killed at the end
+// of the test.
+func (c *cluster) serve(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "addr=127.0.0.1:0", "store="+c.store, "root_key="+c.root, "db="+c.db,
-		"stats_token=tok", "cache_ttl=10ms")
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "addr=127.0.0.1:0", "store=" + c.store, "root_key=" + c.root, "db=" + c.db,
+		"stats_token=tok", "cache_ttl=10ms"}, args...)...)
 	cmd.Env = append(os.Environ(), deployMainEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -250,4 +252,99 @@ func storedEvents(t *testing.T, url string) map[int64]bool {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// offered is the version a tracker offers a device on native 1.0.0
+// through both device APIs, which must agree ("" for none).
+func offered(t *testing.T, base, device string) string {
+	t.Helper()
+	seed, capgo, err := offers(base, "demo", "", device, "1.0.0")
+	if err == nil && seed != capgo {
+		err = fmt.Errorf("/build/latest offers %q, the update endpoint %q", seed, capgo)
+	}
+	if err != nil {
+		t.Fatalf("device %s through %s: %v", device, base, err)
+	}
+	return seed
+}
+
+// TestTwoTrackersHalt: a burst of set_fail through one tracker halts a
+// staged rollout; the other tracker, with no report of its own, reads the
+// halt from the shared state and stops offering the candidate through
+// both APIs within its cache period. Neither holds a halt key, so the
+// store keeps the candidate: the halt lives in PostgreSQL only.
+func TestTwoTrackersHalt(t *testing.T) {
+	c := newCluster(t)
+	policy := []string{"halt_percent=5", "halt_min_devices=10"}
+	_, a := c.serve(t, policy...)
+	_, b := c.serve(t, policy...)
+	c.upload(t, "2.0.0", "rollout=50")
+
+	var in, out []string
+	for i := 0; len(in) < 20 || len(out) < 5; i++ {
+		d := fmt.Sprintf("device-%d", i)
+		v := offered(t, a, d)
+		switch v {
+		case "2.0.0":
+			in = append(in, d)
+		case "1.0.0":
+			out = append(out, d)
+		default:
+			t.Fatalf("device %s offered %q", d, v)
+		}
+		if got := offered(t, b, d); got != v {
+			t.Fatalf("device %s: tracker B offers %q, A %q", d, got, v)
+		}
+	}
+
+	// Failures from a tenth of the devices that got the candidate, through A,
+	// until A halts (its marks of the devices offered reach the state
+	// asynchronously). Each poll asks for another device: the trackers
+	// limit the requests of each.
+	polls := 0
+	halted := func(base string) bool { polls++; return offered(t, base, in[2+polls%(len(in)-2)]) == "1.0.0" }
+	t0 := time.Now().UnixMilli()
+	for deadline := time.Now().Add(20 * time.Second); !halted(a); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("tracker A did not halt the rollout after failures from 2 of 20 devices")
+		}
+		for i, d := range in[:2] {
+			if !post(a+"/capgo/demo/stats", pluginEvent(d, "set_fail", "2.0.0", t0+int64(i))) {
+				t.Fatal("set_fail not acknowledged")
+			}
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !halted(b); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("tracker B still offers the candidate A halted")
+		}
+	}
+	for _, d := range append(in, out...) {
+		for _, base := range []string{a, b} {
+			if v := offered(t, base, d); v != "1.0.0" {
+				t.Fatalf("device %s through %s offered %q after the halt", d, base, v)
+			}
+		}
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	var reason string
+	if err := conn.QueryRow(ctx, `SELECT count(*), min(reason) FROM halts WHERE app = 'demo' AND channel = 'production'`).Scan(&n, &reason); err != nil || n != 1 || !strings.Contains(reason, "version 2.0.0") {
+		t.Fatalf("halts in the shared state: %d (%q), %v; want one of version 2.0.0", n, reason, err)
+	}
+	for _, base := range []string{a, b} {
+		st, err := tracker.GetStats(ctx, client, base, "tok", "demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Rollouts) != 1 || st.Rollouts[0].State != "halted" || st.Rollouts[0].InStore {
+			t.Fatalf("rollouts through %s: %+v; want the rollout halted by the trackers, not in the store", base, st.Rollouts)
+		}
+	}
 }

@@ -16,6 +16,17 @@ import (
 )
 
 func TestClient(t *testing.T) {
+	npm := npmInstalled(t)
+	bin := filepath.Join(t.TempDir(), "deploy")
+	run(t, nil, "go", "build", "-o", bin, "../cmd/deploy")
+	run(t, []string{"DEPLOY_BIN=" + bin}, npm, "test")
+	checkPack(t, npm)
+}
+
+// npmInstalled returns the path of npm once the client's dependencies are
+// installed.
+func npmInstalled(t *testing.T) string {
+	t.Helper()
 	npm, err := exec.LookPath("npm")
 	if err != nil {
 		t.Fatal("npm not found: the device client's tests need Node.js 20.19 or newer")
@@ -23,10 +34,7 @@ func TestClient(t *testing.T) {
 	if _, err := os.Stat("node_modules/.package-lock.json"); err != nil {
 		run(t, nil, npm, "ci", "--no-audit", "--no-fund")
 	}
-	bin := filepath.Join(t.TempDir(), "deploy")
-	run(t, nil, "go", "build", "-o", bin, "../cmd/deploy")
-	run(t, []string{"DEPLOY_BIN=" + bin}, npm, "test")
-	checkPack(t, npm)
+	return npm
 }
 
 // checkPack checks what `npm publish` would publish: the compiled module,

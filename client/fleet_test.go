@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -34,17 +33,9 @@ import (
 // candidate with a burst of set_fail reports: the client, reading the store
 // again, gives no device the candidate.
 func TestFleetHaltReachesTheStore(t *testing.T) {
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Fatal("npm not found: the device client's tests need Node.js 20.19 or newer")
-	}
-	if _, err := os.Stat("node_modules/.package-lock.json"); err != nil {
-		run(t, nil, npm, "ci", "--no-audit", "--no-fund")
-	}
-	run(t, nil, npm, "run", "build")
+	run(t, nil, npmInstalled(t), "run", "build")
 
-	dir := t.TempDir()
-	st, err := file.Open(filepath.Join(dir, "store"))
+	st, err := file.Open(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,25 +62,7 @@ func TestFleetHaltReachesTheStore(t *testing.T) {
 		Sequence: 1, Issued: now, Expires: now.Add(time.Hour), Build: stable,
 		Candidate: &manifest.Candidate{Build: cand, Percent: 10, Rollout: "r1"}}, user))
 
-	db, err := sqlite.Open(filepath.Join(dir, "state.db"), state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}},
-		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1},
-		Halt: tracker.HaltPolicy{Key: halter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Serve(ctx, ln)
-	base := "http://" + ln.Addr().String()
+	base, db := serveStore(t, st, manifest.Public(root), tracker.HaltPolicy{Key: halter})
 
 	devices := make([]string, 1000)
 	for i := range devices {
@@ -132,6 +105,29 @@ func TestFleetHaltReachesTheStore(t *testing.T) {
 	}
 }
 
+// serveStore runs a tracker on the store, with a 1 ms manifest cache and no
+// request limits, on loopback, and returns its base URL and its state.
+func serveStore(t *testing.T, st store.Store, root ed25519.PublicKey, halt tracker.HaltPolicy) (string, state.State) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "state.db"), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := tracker.New(tracker.Config{Store: st, Trust: manifest.Trust{Roots: []ed25519.PublicKey{root}},
+		State: db, CacheTTL: time.Millisecond, Log: zerolog.New(io.Discard), Limits: tracker.Limits{DeviceRate: -1, AddrRate: -1}, Halt: halt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go srv.Serve(ctx, ln)
+	return "http://" + ln.Addr().String(), db
+}
+
 func key(t *testing.T) ed25519.PrivateKey {
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -167,25 +163,51 @@ func post(t *testing.T, url string, v any) {
 // it selects for each device ("" for none).
 func clientSelects(t *testing.T, storeDir string, root ed25519.PublicKey, devices []string) []string {
 	t.Helper()
+	asks := make([]ask, len(devices))
+	for i, d := range devices {
+		asks[i] = ask{App: "retailer", Channel: "production", Device: d, Native: "1.0"}
+	}
+	var ids []string
+	for _, b := range clientSelect(t, storeDir, root, asks) {
+		ids = append(ids, b.ID)
+	}
+	return ids
+}
+
+// ask is a device asking for its build: its app, channel, id and native
+// version.
+type ask struct{ App, Channel, Device, Native string }
+
+// selected is the build the client selects ("" for none).
+type selected struct{ ID, Version string }
+
+// clientSelect has the TypeScript client verify the store's acl.json and
+// each channel's latest.json, as a device reading the CDN does, and
+// returns the build it selects for each ask.
+func clientSelect(t *testing.T, storeDir string, root ed25519.PublicKey, asks []ask) []selected {
+	t.Helper()
 	const script = `
 import { readFileSync } from 'node:fs';
 import { verifyLatest, selectBuild } from './dist/index.js';
-const [dir, root, devicesJSON] = process.argv.slice(1);
+const [dir, root, asksJSON] = process.argv.slice(1);
 const acl = readFileSync(dir + '/acl.json');
-const latest = readFileSync(dir + '/apps/retailer/channels/production/latest.json');
-const { latest: l } = await verifyLatest({ roots: [root] }, acl, latest, { app: 'retailer', channel: 'production' });
 const out = [];
-for (const d of JSON.parse(devicesJSON)) out.push((await selectBuild(l, '1.0', d)).build?.id ?? '');
+for (const a of JSON.parse(asksJSON)) {
+  const latest = readFileSync(dir + '/apps/' + a.App + '/channels/' + a.Channel + '/latest.json');
+  const { latest: l } = await verifyLatest({ roots: [root] }, acl, latest, { app: a.App, channel: a.Channel });
+  const b = (await selectBuild(l, a.Native, a.Device)).build;
+  out.push({ ID: b?.id ?? '', Version: b?.version ?? '' });
+}
 console.log(JSON.stringify(out));`
-	list, _ := json.Marshal(devices)
+	list, _ := json.Marshal(asks)
 	cmd := exec.Command("node", "--input-type=module", "-e", script, storeDir, manifest.FormatPublicKey(root), string(list))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)
 	}
-	var ids []string
-	if err := json.Unmarshal(bytes.TrimSpace(out), &ids); err != nil || len(ids) != len(devices) {
+	var sel []selected
+	if err := json.Unmarshal(bytes.TrimSpace(out), &sel); err != nil || len(sel) != len(asks) {
 		t.Fatalf("node answered %s (%v)", out, err)
 	}
-	return ids
+	return sel
 }

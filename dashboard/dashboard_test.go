@@ -115,9 +115,9 @@ func (s testSource) History(_ context.Context, app, channel string) ([]Entry, er
 		return []Entry{}, nil
 	}
 	return []Entry{
-		{Sequence: 40, Issued: s.now.Add(-time.Hour), By: "amal", Build: stable, Verified: true,
-			Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}, Notes: "pause"},
-		{Sequence: 39, Issued: s.now.Add(-50 * time.Hour), By: "ci", Build: stable, Verified: false, Problem: "bad_signature"},
+		{Sequence: 40, Issued: s.now.Add(-time.Hour), By: "amal", Build: &stable, Verified: true,
+			Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}, Change: ChangePause, Notes: "support asked"},
+		{Sequence: 39, Verified: false, Problem: "it fails verification (bad_signature)"},
 	}, nil
 }
 
@@ -166,8 +166,9 @@ func TestRolloutInBrowser(t *testing.T) {
 		"history": map[string]any{
 			"beta": []any{},
 			"production": []map[string]any{
-				{"sequence": 40, "by": "amal", "version": "3.1.0", "notes": "pause", "issued": now.Add(-time.Hour), "verified": true},
-				{"sequence": 39, "by": "ci", "version": "3.1.0", "issued": now.Add(-50 * time.Hour), "verified": false},
+				{"sequence": 40, "change": "pause", "by": "amal", "version": "3.1.0", "notes": "support asked", "issued": now.Add(-time.Hour), "verified": true,
+					"rollout": map[string]any{"version": "3.2.0", "percent": 25, "state": "paused"}},
+				{"sequence": 39, "verified": false},
 			},
 		},
 	}

@@ -78,17 +78,33 @@ type Channel struct {
 	Problem  string    `json:"problem,omitempty"`
 }
 
+// Changes of a channel, as its pointers show them.
+const (
+	ChangeFirst     = "first release" // the channel's first pointer
+	ChangePromotion = "promotion"     // a newer stable build, for every device
+	ChangeRollout   = "rollout"       // a candidate started or its percentage changed
+	ChangePause     = "pause"         // the candidate held
+	ChangeResume    = "resume"        // the candidate offered again
+	ChangeRollback  = "rollback"      // an older stable build, or the candidate dropped
+	ChangeHalt      = "halt"          // the candidate stopped by a halt key
+	ChangeSettings  = "settings"      // the same builds, other settings or notes
+)
+
 // Entry is one pointer in a channel's history: who moved the channel, when,
-// to what.
+// to what. An entry that does not verify carries only its Sequence and
+// Problem: nothing it claims is shown.
 type Entry struct {
 	Sequence int64     `json:"sequence"`
-	Issued   time.Time `json:"issued"`
+	Issued   time.Time `json:"issued,omitzero"`
 	By       string    `json:"by,omitempty"` // the ACL user whose key signed it
-	Build    Build     `json:"build"`
+	Build    *Build    `json:"build"`        // nil when it does not verify
 	Rollout  *Rollout  `json:"rollout"`
-	Notes    string    `json:"notes,omitempty"`
-	Verified bool      `json:"verified"` // its signature verifies against the pinned root
-	Problem  string    `json:"problem,omitempty"`
+	// Change is what the pointer changed from the one before it (a
+	// constant above), "" when that one is unknown or does not verify.
+	Change   string `json:"change,omitempty"`
+	Notes    string `json:"notes,omitempty"`
+	Verified bool   `json:"verified"` // its signature verifies against the pinned root
+	Problem  string `json:"problem,omitempty"`
 }
 
 // Counters are the events of one build (one version of an app). Events of a

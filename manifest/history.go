@@ -37,6 +37,17 @@ func (a *ACL) VerifyHistory(app, channel string, entries [][]byte) ([]*Latest, e
 	return out, nil
 }
 
+// VerifyHistoryEntry verifies, on its own, the history entry stored at
+// history/<seq>.json: as a latest.json (or halt) would verify, its expiry
+// and link aside, and it must be the pointer at seq.
+func (a *ACL) VerifyHistoryEntry(app, channel string, seq int64, data []byte) (*Latest, error) {
+	l, err := a.verifyEntry(data, Expect{App: app, Channel: channel}, false)
+	if err == nil && l.Sequence != seq {
+		return nil, &Error{RuleMalformed, fmt.Sprintf("stored as sequence %d but is sequence %d", seq, l.Sequence)}
+	}
+	return l, err
+}
+
 // verifyEntry verifies a latest.json or a halt, with or without expiry.
 func (a *ACL) verifyEntry(data []byte, exp Expect, checkExpiry bool) (*Latest, error) {
 	env, err := parseEnvelope(data, MaxLatestSize, TypeLatest, TypeHalt)

@@ -80,14 +80,11 @@ func readEntries(ctx context.Context, s store.Store, acl *manifest.ACL, app, cha
 		if err != nil && !errors.Is(err, store.ErrTooLarge) {
 			return nil, err
 		}
-		var ls []*manifest.Latest
 		if err == nil {
-			ls, err = acl.VerifyHistory(app, channel, [][]byte{e.data})
+			e.Pointer, err = acl.VerifyHistoryEntry(app, channel, seq, e.data)
 		}
 		if err != nil {
-			e.Problem = err.Error()
-		} else if e.Pointer = ls[0]; e.Pointer.Sequence != seq {
-			e.Pointer, e.Problem = nil, fmt.Sprintf("stored as sequence %d but is sequence %d", seq, ls[0].Sequence)
+			e.Pointer, e.Problem = nil, err.Error()
 		}
 		out = append(out, e)
 	}

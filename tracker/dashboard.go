@@ -13,20 +13,20 @@ import (
 
 // dashboardSource shows the tracker's verified manifests and its events on
 // the dashboard. Channels come from the store's latest.json objects, each
-// verified as devices get it, with their staged rollout and its state
-// (running, paused or halted, by the tracker or a halt in the store);
-// events from the tracker state. A channel's history is its current
-// pointer.
+// verified as devices get it; histories from the channels' history entries
+// (dashhistory.go); events from the tracker state.
 type dashboardSource struct {
-	s     *Server
-	lists *ttlCache[map[string][]string] // channel names by app, per listed prefix
+	s       *Server
+	lists   *ttlCache[map[string][]string] // channel names by app, per listed prefix
+	history *ttlCache[[]dashboard.Entry]   // by app "/" channel
 }
 
 var _ dashboard.Source = (*dashboardSource)(nil)
 
 // newDashboardSource caches store listings as long as manifests.
 func newDashboardSource(s *Server) *dashboardSource {
-	return &dashboardSource{s: s, lists: newTTLCache[map[string][]string](s.cfg.CacheTTL, maxCacheKeys, s.now, nil)}
+	return &dashboardSource{s: s, lists: newTTLCache[map[string][]string](s.cfg.CacheTTL, maxCacheKeys, s.now, nil),
+		history: newTTLCache[[]dashboard.Entry](s.cfg.CacheTTL, maxCacheKeys, s.now, nil)}
 }
 
 // Apps lists the apps that have a channel in the store.
@@ -105,39 +105,6 @@ func problem(err error) string {
 		return ae.Message
 	}
 	return "the tracker cannot read it right now"
-}
-
-// History returns the channel's current verified pointer: who signed it,
-// when, and the notes of its build's record.
-func (d *dashboardSource) History(ctx context.Context, app, channel string) ([]dashboard.Entry, error) {
-	rel, err := d.s.man.release(ctx, app, channel)
-	var ae *appError
-	if errors.As(err, &ae) && ae.Code == codeNotFound {
-		return nil, fmt.Errorf("%s: %w", ae.Message, dashboard.ErrNotFound)
-	}
-	if err != nil {
-		return []dashboard.Entry{}, nil // Channels says why it is not served
-	}
-	e := dashboard.Entry{Sequence: rel.pointer.Sequence, Issued: rel.pointer.Issued, By: signerName(rel, app),
-		Build: dashboardBuild(rel.pointer.Build), Rollout: d.rollout(rel), Verified: true}
-	if b, _, err := d.s.man.verifiedBuild(app, rel.pointer.Build.Number); err == nil {
-		e.Notes = b.Notes
-	}
-	return []dashboard.Entry{e}, nil
-}
-
-// signerName is the ACL user whose key signed the verified pointer.
-func signerName(rel *release, app string) string {
-	env, err := manifest.ParseEnvelope(rel.data, manifest.TypeLatest, manifest.MaxLatestSize)
-	if err != nil {
-		return ""
-	}
-	for _, k := range env.SignedBy(rel.acl.Keys()) {
-		if name := rel.acl.Uploader(k, app); name != "" {
-			return name
-		}
-	}
-	return ""
 }
 
 // Counters are the stats of /api/stats, by build.

@@ -35,8 +35,11 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // shop with production 1.0.0 and beta 1.1.0, app kiosk with production.
 type dashboardSeed struct {
 	store     *file.Store
+	dir       string // the store's folder
 	trust     manifest.Trust
 	published time.Time // when the uploads signed their pointers
+	pub       *publish.Publisher
+	at        *time.Time // the publisher's clock
 }
 
 const (
@@ -46,7 +49,8 @@ const (
 
 func seedDashboard(t *testing.T) *dashboardSeed {
 	ctx := context.Background()
-	st, err := file.Open(filepath.Join(t.TempDir(), "store"))
+	dir := filepath.Join(t.TempDir(), "store")
+	st, err := file.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,20 +62,79 @@ func seedDashboard(t *testing.T) *dashboardSeed {
 		t.Fatal(err)
 	}
 	published := time.Now().UTC().Truncate(time.Second).Add(-5 * time.Hour)
-	p := &publish.Publisher{Store: st, Key: user, Trust: trust, Now: func() time.Time { return published }}
+	at := published
+	seed := &dashboardSeed{store: st, dir: dir, trust: trust, published: published, at: &at}
+	seed.pub = &publish.Publisher{Store: st, Key: user, Trust: trust, Now: func() time.Time { return *seed.at }}
 	for _, r := range []publish.Request{
 		{App: "shop", Channel: "production", Version: "1.0.0", Notes: "first release"},
 		{App: "shop", Channel: "beta", Version: "1.1.0", Notes: "new checkout"},
 		{App: "kiosk", Channel: "production", Version: "0.1.0"},
 	} {
-		r.Dir = t.TempDir()
-		writeFile(t, filepath.Join(r.Dir, "index.html"), "<!doctype html><title>"+r.Version+"</title>")
-		writeFile(t, filepath.Join(r.Dir, "main.js"), "CapacitorUpdater.notifyAppReady(); // "+r.Version)
-		if _, err := p.Upload(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+		seed.upload(t, r)
 	}
-	return &dashboardSeed{store: st, trust: trust, published: published}
+	return seed
+}
+
+// upload publishes a small web build as the request says.
+func (s *dashboardSeed) upload(t *testing.T, r publish.Request) {
+	r.Dir = t.TempDir()
+	writeFile(t, filepath.Join(r.Dir, "index.html"), "<!doctype html><title>"+r.Version+"</title>")
+	writeFile(t, filepath.Join(r.Dir, "main.js"), "CapacitorUpdater.notifyAppReady(); // "+r.Version)
+	if _, err := s.pub.Upload(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// release runs a release command on a shop channel at time at, with notes.
+func (s *dashboardSeed) release(t *testing.T, at time.Time, channel, notes string, edit publish.Edit) {
+	*s.at = at
+	if _, err := s.pub.Change(context.Background(), "shop", channel, publish.Noted(notes, time.Time{}, edit), false); err != nil {
+		t.Fatalf("%s on %s: %v", notes, channel, err)
+	}
+}
+
+// buildRef is shop's build n as its verified record names it.
+func (s *dashboardSeed) buildRef(t *testing.T, n int64) manifest.BuildRef {
+	b, err := s.pub.ReadBuild(context.Background(), "shop", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.BuildRef
+}
+
+// releaseHistory moves shop's channels as a release manager would: beta
+// gets 1.2.0, production is promoted to 1.1.0, rolls 1.2.0 out to 10 % and
+// rolls it back; beta gets 1.2.1, which production rolls out to 10 %. It
+// returns when each change was signed, in that order.
+func (s *dashboardSeed) releaseHistory(t *testing.T) []time.Time {
+	at := make([]time.Time, 6)
+	for i := range at {
+		at[i] = s.published.Add(time.Duration(i+1) * time.Hour)
+	}
+	*s.at = at[0]
+	s.upload(t, publish.Request{App: "shop", Channel: "beta", Version: "1.2.0", Notes: "faster search"})
+	s.release(t, at[1], "production", "checkout for everyone", publish.Promote(s.buildRef(t, 2)))
+	s.release(t, at[2], "production", "search to a tenth", publish.Rollout(s.buildRef(t, 3), 10))
+	s.release(t, at[3], "production", "search crashes on old phones", publish.Rollback(nil))
+	*s.at = at[4]
+	s.upload(t, publish.Request{App: "shop", Channel: "beta", Version: "1.2.1", Notes: "search fixed on old phones"})
+	s.release(t, at[5], "production", "fixed search to a tenth", publish.Rollout(s.buildRef(t, 4), 10))
+	return at
+}
+
+// tamper changes one byte of a stored history entry's payload.
+func (s *dashboardSeed) tamper(t *testing.T, channel string, seq int64) {
+	path := filepath.Join(s.dir, filepath.FromSlash(manifest.HistoryKey("shop", channel, seq)))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := strings.Index(string(data), `"payload"`)
+	i := p + strings.Index(string(data[p+len(`"payload"`):]), `"`) + len(`"payload"`) + 40
+	data[i] = map[bool]byte{true: 'B', false: 'A'}[data[i] == 'A']
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func writeFile(t *testing.T, path, body string) {
@@ -129,18 +192,25 @@ func TestDashboardInBrowser(t *testing.T) {
 	if resp, body := do(t, nil, "POST", base+"/capgo/shop/stats", mustJSON(t, rollback)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("stats: %s %s", resp.Status, body)
 	}
+	// Releases after the installs, and a history entry changed in the store.
+	at := seed.releaseHistory(t)
+	seed.tamper(t, "beta", 1)
 	now := start.Add(3 * time.Hour)
 	clk.Set(now)
 
 	day := func(t time.Time) int64 { return t.Unix() / 86400 }
-	expires := seed.published.Add(publish.DefaultExpiry)
+	expires := func(issued time.Time) time.Time { return issued.Add(publish.DefaultExpiry) }
+	entry := func(seq int, change, version, notes string, issued time.Time) map[string]any {
+		return map[string]any{"sequence": seq, "change": change, "by": dashSigner, "version": version, "notes": notes, "issued": issued, "verified": true}
+	}
 	expect := map[string]any{
 		"timezone": "Asia/Kolkata", // UTC+5:30: hour buckets start at :30 there
 		"app":      "shop",
 		"apps":     []string{"kiosk", "shop"},
 		"channels": []map[string]any{
-			{"name": "beta", "version": "1.1.0", "build_id": "shop-2", "expires": expires, "sequence": 1},
-			{"name": "production", "version": "1.0.0", "build_id": "shop-1", "expires": expires, "sequence": 1},
+			{"name": "beta", "version": "1.2.1", "build_id": "shop-4", "expires": expires(at[4]), "sequence": 3},
+			{"name": "production", "version": "1.1.0", "build_id": "shop-2", "expires": expires(at[5]), "sequence": 5,
+				"rollout": map[string]any{"id": "b4-s5", "version": "1.2.1", "build_id": "shop-4", "percent": 10, "state": "running"}},
 		},
 		"adoption": map[string]any{
 			"hour": map[string]any{"points": 4, "first": start.Truncate(time.Hour), "series": []map[string]any{
@@ -151,8 +221,18 @@ func TestDashboardInBrowser(t *testing.T) {
 		},
 		"builds": 2,
 		"history": map[string]any{
-			"beta":       []map[string]any{{"sequence": 1, "by": dashSigner, "version": "1.1.0", "notes": "new checkout", "issued": seed.published, "verified": true}},
-			"production": []map[string]any{{"sequence": 1, "by": dashSigner, "version": "1.0.0", "notes": "first release", "issued": seed.published, "verified": true}},
+			"beta": []map[string]any{
+				entry(3, "promotion", "1.2.1", "search fixed on old phones", at[4]),
+				entry(2, "", "1.2.0", "faster search", at[0]), // the entry before does not verify
+				{"sequence": 1, "verified": false},
+			},
+			"production": []map[string]any{
+				withRollout(entry(5, "rollout", "1.1.0", "fixed search to a tenth", at[5]), "1.2.1", 10, "running"),
+				entry(4, "rollback", "1.1.0", "search crashes on old phones", at[3]),
+				withRollout(entry(3, "rollout", "1.1.0", "search to a tenth", at[2]), "1.2.0", 10, "running"),
+				entry(2, "promotion", "1.1.0", "checkout for everyone", at[1]),
+				entry(1, "first release", "1.0.0", "first release", seed.published),
+			},
 		},
 	}
 	artifacts := browsertest.Run(t, "tracker", base, dashToken, expect)
@@ -165,6 +245,12 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// withRollout adds the candidate an entry of the history shows.
+func withRollout(e map[string]any, version string, percent int, state string) map[string]any {
+	e["rollout"] = map[string]any{"version": version, "percent": percent, "state": state}
+	return e
 }
 
 // TestDashboardAPI checks the API's answers and its token with plain HTTP.
@@ -229,5 +315,43 @@ func TestDashboardAPI(t *testing.T) {
 		"Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example")
 	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
 		t.Errorf("cross-site sign-in: %s", resp.Status)
+	}
+}
+
+// TestDashboardHistoryBounded checks that the history API shows the newest
+// entries only, each with the change it made, and follows new releases.
+func TestDashboardHistoryBounded(t *testing.T) {
+	seed := seedDashboard(t)
+	clk := &clock{t: time.Now().UTC()}
+	base := startDashboardTracker(t, seed, clk)
+	at := seed.published
+	seed.release(t, at, "production", "a tenth", publish.Rollout(seed.buildRef(t, 2), 10)) // sequence 2
+	for seq := int64(3); seq <= historyShown+3; seq++ {
+		at = at.Add(time.Minute)
+		seed.release(t, at, "production", "hold", publish.Pause(seq%2 == 1))
+	}
+	history := func() []map[string]any {
+		resp, body := do(t, nil, "GET", base+"/api/apps/shop/channels/production/history", nil, "Authorization", "Bearer "+dashToken)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("history: %s %s", resp.Status, body)
+		}
+		return decode[struct{ Entries []map[string]any }](t, body).Entries
+	}
+	got := history()
+	if len(got) != historyShown {
+		t.Fatalf("%d entries, want the newest %d", len(got), historyShown)
+	}
+	for i, e := range got {
+		seq := historyShown + 3 - i
+		want := map[bool]string{true: "pause", false: "resume"}[seq%2 == 1]
+		if e["sequence"] != float64(seq) || e["change"] != want || e["verified"] != true || e["rollout"] == nil {
+			t.Fatalf("entry %d: %v; want sequence %d, change %s, verified, with its rollout", i, e, seq, want)
+		}
+	}
+	// A new release shows once the cache expires.
+	seed.release(t, at.Add(time.Minute), "production", "everyone", publish.SetPercent(100))
+	clk.Set(clk.Now().Add(time.Second))
+	if e := history()[0]; e["sequence"] != float64(historyShown+4) || e["change"] != "promotion" || e["rollout"] != nil {
+		t.Errorf("newest entry after a promotion: %v", e)
 	}
 }

@@ -188,16 +188,9 @@ func (m *manifests) fetchBuild(app string, n int64) (*buildInfo, error) {
 // verifiedBuild reads the build record of app's build n and verifies it
 // and the ACL. Errors are *appError.
 func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manifest.ACL, error) {
-	aclData, err := m.aclData()
+	acl, err := m.verifiedACL()
 	if err != nil {
 		return nil, nil, err
-	}
-	m.mu.RLock()
-	minACL := m.maxACL
-	m.mu.RUnlock()
-	acl, err := m.trust.VerifyACL(aclData, minACL)
-	if err != nil {
-		return nil, nil, m.refuse(err, "acl", "acl.json")
 	}
 	id := manifest.BuildID(app, n)
 	data, err := m.read(manifest.BuildKey(app, n), manifest.MaxBuildSize)
@@ -216,6 +209,23 @@ func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manife
 	}
 	m.metrics.manifest("build", "")
 	return b, acl, nil
+}
+
+// verifiedACL reads and verifies acl.json, no older than one seen before.
+// Errors are *appError.
+func (m *manifests) verifiedACL() (*manifest.ACL, error) {
+	data, err := m.aclData()
+	if err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	minACL := m.maxACL
+	m.mu.RUnlock()
+	acl, err := m.trust.VerifyACL(data, minACL)
+	if err != nil {
+		return nil, m.refuse(err, "acl", "acl.json")
+	}
+	return acl, nil
 }
 
 // raise records a verified ACL version and, unless channel (app "/"

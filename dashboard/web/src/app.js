@@ -103,17 +103,28 @@ function renderBuilds(builds) {
     : el('p', {}, 'No device has reported anything yet.'));
 }
 
+// historyEntry shows who moved a channel, when, to what; of an entry whose
+// signature does not verify, only its sequence and why.
+function historyEntry(e) {
+  const seq = el('span', { class: 'seq' }, `#${e.sequence}`);
+  if (!e.verified) {
+    return el('li', { class: 'entry' }, seq, ' ', badge('halted', `not verified${e.problem ? `: ${e.problem}` : ''}`),
+      el('span', { class: 'muted' }, ' (contents not shown)'));
+  }
+  return el('li', { class: 'entry' }, seq, ' ',
+    e.change ? el('span', { class: 'change' }, `${e.change}: `) : null,
+    time(e.issued), ' ',
+    el('span', {}, `${e.by || 'unknown signer'} moved it to ${buildLabel(e.build)}`),
+    e.rollout ? el('span', {}, ` with ${e.rollout.candidate.version} at ${e.rollout.percent}% (${e.rollout.state})`) : null,
+    e.notes ? el('q', {}, e.notes) : null, ' ',
+    badge('verified', 'signature verified'));
+}
+
 function renderHistory(histories) {
   const parts = histories.map(({ channel, entries }) => el('section', { class: 'history', 'aria-labelledby': `h-${channel}` },
     el('h3', { id: `h-${channel}` }, channel),
     entries.length
-      ? el('ol', { reversed: true }, entries.map((e) => el('li', { class: 'entry' },
-        el('span', { class: 'seq' }, `#${e.sequence}`), ' ',
-        time(e.issued), ' ',
-        el('span', {}, `${e.by || 'unknown signer'} moved it to ${buildLabel(e.build)}`),
-        e.rollout ? el('span', {}, ` with ${e.rollout.candidate.version} at ${e.rollout.percent}% (${e.rollout.state})`) : null,
-        e.notes ? el('q', {}, e.notes) : null, ' ',
-        e.verified ? badge('verified', 'signature verified') : badge('halted', `not verified${e.problem ? `: ${e.problem}` : ''}`))))
+      ? el('ol', { reversed: true }, entries.map(historyEntry))
       : el('p', {}, 'No history kept for this channel yet.')));
   $('history').replaceChildren(...parts);
 }

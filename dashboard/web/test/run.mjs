@@ -141,10 +141,21 @@ async function checkDashboard(page) {
     for (const [i, e] of entries.entries()) {
       const text = await items.nth(i).textContent();
       assert.ok(text.startsWith(`#${e.sequence}`), `history of ${channel}: ${text}`);
+      const badge = await items.nth(i).locator('.badge').textContent();
+      if (!e.verified) {
+        assert.ok(badge.startsWith('not verified: '), `not verified badge in ${channel}: ${text}`);
+        assert.ok(!text.includes('moved it to'), `nothing shown of an entry that does not verify in ${channel}: ${text}`);
+        continue;
+      }
+      assert.equal(badge, 'signature verified', `verified badge in ${channel}: ${text}`);
       assert.ok(text.includes(`${e.by} moved it to ${e.version}`), `who and what in ${channel}: ${text}`);
       assert.ok(text.includes(local(e.issued)), `when in ${channel}: ${text}`);
+      if (e.change) assert.ok(text.startsWith(`#${e.sequence} ${e.change}: `), `change in ${channel}: ${text}`);
+      if (e.change === '') assert.ok(!/^#\d+ [a-z ]+: /.test(text), `no change shown in ${channel}: ${text}`);
       if (e.notes) assert.ok(text.includes(e.notes), `notes in ${channel}: ${text}`);
-      assert.equal(await items.nth(i).locator('.badge').textContent().then((t) => t.startsWith('signature verified')), e.verified, `verified badge in ${channel}: ${text}`);
+      const r = e.rollout;
+      assert.equal(text.includes(' with '), Boolean(r), `rollout in ${channel}: ${text}`);
+      if (r) assert.ok(text.includes(` with ${r.version} at ${r.percent}% (${r.state})`), `rollout in ${channel}: ${text}`);
     }
   }
 }
