@@ -151,23 +151,11 @@ func noUpdate(w http.ResponseWriter, code, msg, kind string) {
 	writeJSON(w, http.StatusOK, capgoNoUpdate{Error: code, Message: msg, Kind: kind})
 }
 
-// handleCapgoStats answers POST /capgo/{app}/stats, the plugin's statsUrl:
-// a JSON array of events (plugin 8.42 and later) or one event object, with
-// 200 {"status": "ok"} once they are on disk. A resent event counts once.
-// Invalid events in a batch are skipped, so one bad event does not make the
-// plugin drop the others; a request with no valid event is a 400.
-func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
-	app := r.PathValue("app")
-	if err := checkName("app", app); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+// decodeCapgoStats reads a stats body: an array of events (plugins 8.42
+// and later) or one event object (older plugins).
+func (s *Server) decodeCapgoStats(body []byte) ([]capgoRequest, error) {
 	var reqs []capgoRequest
+	var err error
 	switch bytes.TrimLeft(body, " \t\r\n")[0] {
 	case '[':
 		err = decodeJSON(body, &reqs)
@@ -180,13 +168,13 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(reqs) > s.limits.MaxEvents {
 		err = errorf(codeTooLarge, "%d events in one request, the limit is %d; send fewer at a time", len(reqs), s.limits.MaxEvents)
 	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	evs := make([]state.Event, 0, len(reqs))
-	var invalid error
-	ignored := 0
+	return reqs, err
+}
+
+// capgoEvents turns the plugin's events into stored events, skipping the
+// invalid ones: it returns how many it skipped and why the first was.
+func (s *Server) capgoEvents(app string, reqs []capgoRequest) (evs []state.Event, ignored int, invalid error) {
+	evs = make([]state.Event, 0, len(reqs))
 	now := s.now()
 	for i, q := range reqs {
 		ev, err := s.capgoEvent(app, q, now)
@@ -204,6 +192,31 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		}
 		evs = append(evs, ev)
 	}
+	return evs, ignored, invalid
+}
+
+// handleCapgoStats answers POST /capgo/{app}/stats, the plugin's statsUrl:
+// a JSON array of events (plugin 8.42 and later) or one event object, with
+// 200 {"status": "ok"} once they are on disk. A resent event counts once.
+// Invalid events in a batch are skipped, so one bad event does not make the
+// plugin drop the others; a request with no valid event is a 400.
+func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
+	app := r.PathValue("app")
+	if err := checkName("app", app); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	reqs, err := s.decodeCapgoStats(body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	evs, ignored, invalid := s.capgoEvents(app, reqs)
 	if len(evs) == 0 && invalid != nil {
 		s.writeError(w, r, invalid)
 		return

@@ -165,19 +165,36 @@ type Server struct {
 	closed    atomic.Bool
 }
 
+// logSettings says which settings change what devices are offered.
+func (cfg *Config) logSettings(public string) {
+	if cfg.MinACLVersion > 0 {
+		cfg.Log.Info().Int64("min_acl_version", cfg.MinACLVersion).Msg("acl.json older than the pinned version is refused")
+	}
+	if public == "" {
+		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +
+			"so behind a TLS proxy that sends no X-Forwarded-Proto they start with http://; set public_url to the URL devices reach the tracker at")
+	}
+}
+
+// check refuses a Config that lacks what every tracker needs.
+func (cfg *Config) check() error {
+	switch {
+	case cfg.Store == nil:
+		return errors.New("tracker: no store; set Config.Store")
+	case cfg.State == nil:
+		return errors.New("tracker: no state; set Config.State")
+	case len(cfg.Trust.Roots) == 0:
+		return errors.New("tracker: no pinned root key; set the root public key (deploy keys show on the administrator's machine)")
+	case cfg.MinACLVersion < 0:
+		return fmt.Errorf("tracker: minimum ACL version %d is negative; use 0 (no pin) or the version `deploy grant` printed", cfg.MinACLVersion)
+	}
+	return nil
+}
+
 // New checks cfg, reads the floors from cfg.State and returns a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("tracker: no store; set Config.Store")
-	}
-	if cfg.State == nil {
-		return nil, errors.New("tracker: no state; set Config.State")
-	}
-	if len(cfg.Trust.Roots) == 0 {
-		return nil, errors.New("tracker: no pinned root key; set the root public key (deploy keys show on the administrator's machine)")
-	}
-	if cfg.MinACLVersion < 0 {
-		return nil, fmt.Errorf("tracker: minimum ACL version %d is negative; use 0 (no pin) or the version `deploy grant` printed", cfg.MinACLVersion)
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	cdn, err := baseURL("CDN", cfg.CDN)
 	if err != nil {
@@ -203,13 +220,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("tracker: read the floors of the tracker state: %w", err)
 	}
 	floors[state.ACLFloor] = max(floors[state.ACLFloor], cfg.MinACLVersion)
-	if cfg.MinACLVersion > 0 {
-		cfg.Log.Info().Int64("min_acl_version", cfg.MinACLVersion).Msg("acl.json older than the pinned version is refused")
-	}
-	if public == "" {
-		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +
-			"so behind a TLS proxy that sends no X-Forwarded-Proto they start with http://; set public_url to the URL devices reach the tracker at")
-	}
+	cfg.logSettings(public)
 	s := &Server{
 		cfg:     cfg,
 		limits:  limits,
