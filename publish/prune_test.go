@@ -3,6 +3,7 @@ package publish_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -135,6 +136,15 @@ type hookStore struct {
 	store.Store
 	onDelete func(key string)
 	onList   func(prefix string)
+	afterPut func(key string)
+}
+
+func (s *hookStore) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
+	in, err := s.Store.Put(ctx, key, r, opt)
+	if err == nil && s.afterPut != nil {
+		s.afterPut(key)
+	}
+	return in, err
 }
 
 func (s *hookStore) Delete(ctx context.Context, key string) error {
@@ -224,6 +234,33 @@ func TestPruneSparesWhatARunningUploadLeased(t *testing.T) {
 		}
 		if pr.Spared == 0 || !slices.Equal(pr.Builds, []int64{1, 2}) {
 			t.Fatalf("prune removed builds %v and spared %d objects; want 1, 2 and build 1's files spared", pr.Builds, pr.Spared)
+		}
+		f.checkDownloads(t, res.Number)
+	})
+}
+
+// A prune that runs between an upload's build record and its pointer
+// spares the record: the upload's lease names it before it is written.
+func TestPruneSparesABuildRecordNotYetPointedAt(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		for n := 1; n <= 2; n++ {
+			f.upload(t, "production", version(n))
+		}
+		var pr *publish.PruneResult
+		up := f.publisher()
+		up.Store = &hookStore{Store: f.store, afterPut: func(key string) {
+			if _, ok := manifest.ParseBuildKey("retailer", key); ok && pr == nil {
+				f.upload(t, "beta", version(3)) // a newer build, which keep=1 keeps
+				pr = f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+			}
+		}}
+		res, err := up.Upload(context.Background(), publish.Request{App: "retailer", Channel: "staging", Dir: writeTree(t, version(4))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr == nil || slices.Contains(pr.Builds, res.Number) {
+			t.Fatalf("the prune between record and pointer removed builds %v; build %d is the upload's", pr.Builds, res.Number)
 		}
 		f.checkDownloads(t, res.Number)
 	})

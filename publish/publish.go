@@ -253,7 +253,7 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	}
 	build.FilesSHA256, build.FilesSize = files.SHA256, files.Size
 	req.stage("writing the build record")
-	if err := p.putBuild(ctx, acl, &build, req.Version == ""); err != nil {
+	if err := p.putBuild(ctx, acl, &build, req.Version == "", l); err != nil {
 		return manifest.BuildRef{}, err
 	}
 	return build.BuildRef, nil
@@ -460,8 +460,8 @@ func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64
 // putBuild writes the build record under the next free number, taking the
 // next one if a concurrent upload took it first. Each record is checked
 // against acl, as the tracker and `deploy list builds` will check it,
-// before it is written.
-func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *manifest.Build, defaultVersion bool) error {
+// and named in the upload's lease, before it is written.
+func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *manifest.Build, defaultVersion bool, l *lease) error {
 	n, err := p.lastNumber(ctx, build.App)
 	if err != nil {
 		return err
@@ -482,7 +482,11 @@ func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *mani
 		if _, err := manifest.VerifyBuild(acl, env.Marshal(), build.App); err != nil {
 			return struct{}{}, fmt.Errorf("the build record would not verify (%w); the channel is unchanged", err)
 		}
-		_, err = p.Store.Put(ctx, manifest.BuildKey(build.App, n), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
+		key := manifest.BuildKey(build.App, n)
+		if err := l.add(ctx, build.App, key); err != nil { // a prune spares the record until the pointer names it
+			return struct{}{}, err
+		}
+		_, err = p.Store.Put(ctx, key, bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true, ContentType: "application/json", CacheControl: immutableCache})
 		return struct{}{}, err
 	})
 	return err
