@@ -65,7 +65,10 @@ type State interface {
 	// Flush returns once every event queued before it is committed.
 	Flush(ctx context.Context) error
 
-	// Failed reports whether device reported update_fail for version of app.
+	// Failed reports whether device reported update_fail for version of app:
+	// at once once the event is acknowledged through this State, and within
+	// milliseconds through the others on the same database (each keeps the
+	// failures in memory and is told of new ones).
 	Failed(ctx context.Context, app, device, version string) (bool, error)
 
 	// RaiseFloors raises the named floors to at least the given values,

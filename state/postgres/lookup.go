@@ -68,7 +68,7 @@ func (d *DB) lookup(batch []*lookup) error {
 	}
 	for _, q := range batch {
 		if q.failed = found[failKey(q.app, q.device, q.version)]; q.failed {
-			d.remember(q.app, q.device, q.version)
+			d.fails.add(q.app, q.device, q.version)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/state"
 )
@@ -23,8 +24,8 @@ type DB struct {
 	pool *pgxpool.Pool
 	now  func() time.Time
 
-	failMu sync.RWMutex
-	failed map[string]struct{} // failures seen; they are never removed
+	log   zerolog.Logger
+	fails *failures // see failed.go
 
 	queries chan *lookup
 	quit    chan struct{} // closed by Close
@@ -33,8 +34,8 @@ type DB struct {
 
 var _ state.State = (*DB)(nil)
 
-// maxFailedCache bounds the remembered failures; past it, every lookup
-// reads the database.
+// maxFailedCache bounds the failures kept in memory; past it, a lookup
+// that misses reads the database.
 const maxFailedCache = 1 << 20
 
 // Open connects to the database at url (postgres://user:password@host/db)
@@ -55,11 +56,12 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
-	d := &DB{pool: pool, now: opts.Clock(), failed: map[string]struct{}{}, queries: make(chan *lookup), quit: make(chan struct{})}
+	d := &DB{pool: pool, now: opts.Clock(), log: opts.Log, fails: newFailures(), queries: make(chan *lookup), quit: make(chan struct{})}
 	d.Batcher = state.NewBatcher(d.commit, opts)
 	for range lookupWorkers {
 		d.workers.Go(d.lookups)
 	}
+	d.workers.Go(d.follow)
 	return d, nil
 }
 
@@ -148,30 +150,23 @@ func (d *DB) commit(evs []state.Event) error {
 	}
 	a := args(cols)
 	a[14], a[15] = received.UnixMilli(), hour
-	_, err := d.pool.Exec(ctx, commitSQL, a...)
-	return err
-}
-
-func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
-
-func (d *DB) remember(app, device, version string) {
-	d.failMu.Lock()
-	defer d.failMu.Unlock()
-	if len(d.failed) < maxFailedCache {
-		d.failed[failKey(app, device, version)] = struct{}{}
+	if _, err := d.pool.Exec(ctx, commitSQL, a...); err != nil {
+		return err
 	}
+	for _, m := range marks {
+		if m.Kind == state.MarkFailed {
+			d.fails.add(m.App, m.Device, m.Version)
+		}
+	}
+	return nil
 }
 
-// Failed implements state.State: a failure seen once is remembered, and
-// anything else is read from the database, where other trackers write.
-// Concurrent lookups are answered by one query (see lookups).
+// Failed implements state.State: from memory while it is current (see
+// failed.go), else from the database, where other trackers write.
+// Concurrent reads are answered by one query (see lookups).
 func (d *DB) Failed(ctx context.Context, app, device, version string) (bool, error) {
-	k := failKey(app, device, version)
-	d.failMu.RLock()
-	_, ok := d.failed[k]
-	d.failMu.RUnlock()
-	if ok {
-		return true, nil
+	if failed, sure := d.fails.lookup(app, device, version); sure {
+		return failed, nil
 	}
 	q := &lookup{app: app, device: device, version: version, done: make(chan error, 1)}
 	select {

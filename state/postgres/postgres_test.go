@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cartona/deploy/internal/pgtest"
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/state/postgres"
@@ -56,7 +58,8 @@ func TestMigrateAtOnce(t *testing.T) {
 
 // TestUnreachable refuses connections to the database while a State is
 // open: Ping and Record fail (the tracker answers 503, readiness fails)
-// instead of hanging, and both work again once it is back.
+// instead of hanging, a failure recorded before is still known, and all
+// work again once it is back.
 func TestUnreachable(t *testing.T) {
 	url := pgtest.Database(t)
 	name := url[strings.LastIndex(url, "/")+1 : strings.Index(url, "?")]
@@ -64,6 +67,9 @@ func TestUnreachable(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := s.Record(ctx, state.Event{App: "a", Device: "d", Action: state.ActionUpdateFail, Version: "1", TS: 1}); err != nil {
+		t.Fatal(err)
+	}
 	ev := state.Event{App: "a", Device: "d", Action: state.ActionDownloadStart, Version: "1", TS: 1}
 	pgtest.Exec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS false")
 	pgtest.Exec(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '"+name+"'")
@@ -73,8 +79,8 @@ func TestUnreachable(t *testing.T) {
 	if err := s.Record(ctx, ev); err == nil {
 		t.Fatal("Record succeeded while the database refuses connections")
 	}
-	if _, err := s.Failed(ctx, "a", "d", "1"); err == nil {
-		t.Fatal("Failed succeeded while the database refuses connections")
+	if failed, err := s.Failed(ctx, "a", "d", "1"); !failed {
+		t.Fatalf("Failed = %v, %v while the database refuses connections; want the failure recorded before", failed, err)
 	}
 	pgtest.Exec(t, "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true")
 	if err := s.Ping(ctx); err != nil {
@@ -85,5 +91,74 @@ func TestUnreachable(t *testing.T) {
 	}
 	if got, err := s.Stats(ctx, "a"); err != nil || len(got) != 1 || got[0].DownloadsStarted != 1 {
 		t.Fatalf("Stats = %+v, %v; want the one event", got, err)
+	}
+}
+
+// eventually polls cond for up to 10 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
+}
+
+// TestFailuresFollowed: a tracker learns the failures another one records
+// without being asked, also those recorded while its connection for them
+// was lost, and answers correctly in between.
+func TestFailuresFollowed(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	a, b := open(t, url, state.Options{}), open(t, url, state.Options{})
+	defer a.Close()
+	defer b.Close()
+	fail := func(device string) {
+		t.Helper()
+		if err := a.Record(ctx, state.Event{App: "a", Device: device, Action: state.ActionUpdateFail, Version: "1", TS: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := func(s *postgres.DB, device string) bool {
+		f, err := s.Failed(ctx, "a", device, "1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	if failed(b, "d1") {
+		t.Fatal("d1 failed before any failure")
+	}
+	fail("d1")
+	if !failed(a, "d1") {
+		t.Fatal("the tracker that recorded the failure does not know it")
+	}
+	eventually(t, "the other tracker never learned the failure", func() bool { return failed(b, "d1") })
+
+	// The trackers lose their connections for failures; b learns what a
+	// records meanwhile, and after.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const listening = `FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'deploy tracker: failures'`
+	var killed int
+	if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) `+listening).Scan(&killed); err != nil || killed != 2 {
+		t.Fatalf("terminated %d listening connections (%v); want the 2 trackers'", killed, err)
+	}
+	fail("d2")
+	eventually(t, "a failure recorded while the other tracker was not listening was missed", func() bool { return failed(b, "d2") })
+	eventually(t, "the trackers did not listen again", func() bool {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) `+listening).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 2
+	})
+	fail("d3")
+	eventually(t, "a failure recorded after the other tracker listened again was missed", func() bool { return failed(b, "d3") })
+	if failed(b, "d4") {
+		t.Fatal("d4 never failed")
 	}
 }
