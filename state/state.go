@@ -59,8 +59,11 @@ type State interface {
 	Record(ctx context.Context, evs ...Event) error
 	// RecordCheck queues an update check without waiting for its commit.
 	// Checks count at most once per app, device, version and minute (TS is
-	// the minute); when the queue is full the check is dropped: checks are
-	// the one kind of event acknowledged to nobody.
+	// the minute) for each State; when the queue is full the check is
+	// dropped: checks are the one kind of event acknowledged to nobody.
+	// A check adds to the counts and marks the device seen, but is not
+	// kept as a raw event: devices check often, and raw checks would be
+	// most of what a tracker writes.
 	RecordCheck(ev Event)
 	// Flush returns once every event queued before it is committed.
 	Flush(ctx context.Context) error
@@ -120,7 +123,7 @@ type State interface {
 // Counts are what devices did with one build, as the stats show it.
 type Counts struct {
 	// Checks counts update checks that offered the build, at most one per
-	// device and minute.
+	// device and minute through each tracker.
 	Checks             int64 `json:"checks"`
 	DownloadsStarted   int64 `json:"downloads_started"`   // download_start events
 	DownloadsCompleted int64 `json:"downloads_completed"` // devices with a download_complete

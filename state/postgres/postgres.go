@@ -84,11 +84,12 @@ func (d *DB) Ping(ctx context.Context) error {
 }
 
 // commitSQL stores a batch in one statement, so in one round trip and one
-// transaction: the events ($1-$10), the marks of all of them ($11-$14; a
-// mark already there is skipped) and, in hourly, the counts of the events
-// and marks that were new. $15 is the receipt time, $16 its hour, and $17,
-// $18 map the batch's actions to what they count (state.CountOf). Rows go
-// in key order, so that trackers committing at once wait for each other
+// transaction: the events but checks ($1-$10), the marks of all of them
+// ($11-$14; a mark already there is skipped) and, in hourly, the counts of
+// the checks ($19-$21: app, version, number), of the events and of the
+// marks that were new. $15 is the receipt time, $16 its hour, and $17, $18
+// map the batch's actions to what they count (state.CountOf). Rows go in
+// key order, so that trackers committing at once wait for each other
 // instead of deadlocking.
 const commitSQL = `WITH ev AS (
 	INSERT INTO events (app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
@@ -107,6 +108,8 @@ FROM (
 	SELECT ev.app, ev.version, ev.number, (c.count = 1)::int AS checks, (c.count = 2)::int AS started, 0 AS completed,
 		(c.count = 3)::int AS dfailed, (c.count = 4)::int AS ufailed, 0 AS devices, 0 AS installs
 	FROM ev JOIN unnest($17::text[], $18::int[]) AS c (action, count) USING (action)
+	UNION ALL
+	SELECT app, version, number, 1, 0, 0, 0, 0, 0, 0 FROM unnest($19::text[], $20::text[], $21::bigint[]) AS k (app, version, number)
 	UNION ALL
 	SELECT app, version, 0, 0, 0, (kind = 'completed')::int, 0, 0, (kind = 'seen')::int, (kind = 'installed')::int FROM mk
 ) x GROUP BY app, version ORDER BY app, version
@@ -132,9 +135,13 @@ func (d *DB) commit(evs []state.Event) error {
 	slices.SortFunc(marks, func(a, b state.Mark) int {
 		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Kind, b.Kind))
 	})
-	cols := make([][]any, 18)
+	cols := make([][]any, 21)
 	counts := map[string]bool{}
 	for _, e := range evs {
+		if e.Action == state.ActionCheck { // counted and marked, not kept (see state.State.RecordCheck)
+			cols[18], cols[19], cols[20] = append(cols[18], e.App), append(cols[19], e.Version), append(cols[20], e.Number)
+			continue
+		}
 		for i, v := range []any{e.App, e.Device, e.Action, e.Version, e.TS, e.Number, e.OldVersion, e.Platform, e.PluginVersion, e.Source} {
 			cols[i] = append(cols[i], v)
 		}

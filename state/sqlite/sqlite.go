@@ -151,8 +151,8 @@ func (d *DB) closeDB() error {
 	return errors.Join(errs...)
 }
 
-// commit stores a batch in one transaction: the events, their marks and
-// the hourly counts of those that were new.
+// commit stores a batch in one transaction: the events but checks, their
+// marks and the hourly counts of those that were new.
 func (d *DB) commit(evs []state.Event) error {
 	tx, err := d.w.Begin()
 	if err != nil {
@@ -164,6 +164,10 @@ func (d *DB) commit(evs []state.Event) error {
 	ev, mk, hr := tx.Stmt(d.ins[0]), tx.Stmt(d.ins[1]), tx.Stmt(d.ins[2])
 	var stored []state.Event
 	for _, v := range evs {
+		if v.Action == state.ActionCheck { // counted and marked, not kept (see RecordCheck)
+			stored = append(stored, v)
+			continue
+		}
 		if ok, err := insert(ev, v.App, v.Device, v.Action, v.Version, v.TS, v.Number, v.OldVersion,
 			v.Platform, v.PluginVersion, v.Source, received.UnixMilli()); err != nil {
 			return err

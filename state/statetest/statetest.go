@@ -203,6 +203,11 @@ func testChecks(t *testing.T, b Backend) {
 		t.Fatal(err)
 	}
 	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 3, Devices: 2})
+	// Checks are counts, not raw events: retention has none to remove.
+	if n, err := s.Prune(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("Prune after only checks removed %d raw events (%v); want none kept", n, err)
+	}
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 3, Devices: 2})
 }
 
 func testFailed(t *testing.T, b Backend) {
