@@ -25,7 +25,8 @@ type DB struct {
 	now  func() time.Time
 
 	log   zerolog.Logger
-	fails *failures // see failed.go
+	fails *failures   // see failed.go
+	seen  *state.Seen // seen marks stored, not inserted again
 
 	queries chan *lookup
 	quit    chan struct{} // closed by Close
@@ -56,7 +57,7 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
-	d := &DB{pool: pool, now: opts.Clock(), log: opts.Log, fails: newFailures(), queries: make(chan *lookup), quit: make(chan struct{})}
+	d := &DB{pool: pool, now: opts.Clock(), log: opts.Log, fails: newFailures(), seen: state.NewSeen(), queries: make(chan *lookup), quit: make(chan struct{})}
 	d.Batcher = state.NewBatcher(d.commit, opts)
 	for range lookupWorkers {
 		d.workers.Go(d.lookups)
@@ -131,7 +132,7 @@ func (d *DB) commit(evs []state.Event) error {
 		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Action, b.Action),
 			cmp.Compare(a.Version, b.Version), cmp.Compare(a.TS, b.TS))
 	})
-	marks := state.Marks(evs, hour)
+	marks := d.seen.Unstored(state.Marks(evs, hour))
 	slices.SortFunc(marks, func(a, b state.Mark) int {
 		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Kind, b.Kind))
 	})
@@ -160,6 +161,7 @@ func (d *DB) commit(evs []state.Event) error {
 	if _, err := d.pool.Exec(ctx, commitSQL, a...); err != nil {
 		return err
 	}
+	d.seen.Stored(marks)
 	for _, m := range marks {
 		if m.Kind == state.MarkFailed {
 			d.fails.add(m.App, m.Device, m.Version)

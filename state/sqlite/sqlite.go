@@ -30,6 +30,7 @@ type DB struct {
 	w, r *sql.DB
 	ins  [3]*sql.Stmt // event, mark, hourly
 	now  func() time.Time
+	seen *state.Seen // seen marks stored, not inserted again
 
 	failMu       sync.RWMutex
 	failed       map[string]struct{}
@@ -74,7 +75,7 @@ func Open(path string, opts state.Options) (*DB, error) {
 
 func open(path string, opts state.Options) (_ *DB, err error) {
 	const pragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
-	d := &DB{now: opts.Clock(), failed: map[string]struct{}{}}
+	d := &DB{now: opts.Clock(), seen: state.NewSeen(), failed: map[string]struct{}{}}
 	if d.w, err = sql.Open("sqlite", path+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, err
 	}
@@ -176,7 +177,8 @@ func (d *DB) commit(evs []state.Event) error {
 		}
 	}
 	var marks []state.Mark
-	for _, m := range state.Marks(stored, hour) {
+	unstored := d.seen.Unstored(state.Marks(stored, hour))
+	for _, m := range unstored {
 		if ok, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour); err != nil {
 			return err
 		} else if ok {
@@ -192,6 +194,7 @@ func (d *DB) commit(evs []state.Event) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	d.seen.Stored(unstored)
 	for _, m := range marks {
 		if m.Kind == state.MarkFailed {
 			d.addFailed(m.App, m.Device, m.Version)

@@ -208,6 +208,21 @@ func testChecks(t *testing.T, b Backend) {
 		t.Fatalf("Prune after only checks removed %d raw events (%v); want none kept", n, err)
 	}
 	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 3, Devices: 2})
+	// Known devices checking later count as checks, not as new devices,
+	// through this State and after a restart.
+	s.RecordCheck(ev("shop", "d1", state.ActionCheck, "1.0.1", 180_000))
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 4, Devices: 2})
+	s.Close()
+	s2 := open()
+	s2.RecordCheck(ev("shop", "d2", state.ActionCheck, "1.0.1", 180_000))
+	s2.RecordCheck(ev("shop", "d3", state.ActionCheck, "1.0.1", 180_000))
+	if err := s2.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantCounts(t, stats(t, s2, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 6, Devices: 3})
 }
 
 func testFailed(t *testing.T, b Backend) {
