@@ -133,8 +133,9 @@ func pluginEvent(device, action, version string, ts int64) map[string]any {
 // both. One is killed with SIGKILL while events are posted and restarted;
 // every acknowledged event is then in the database, and after every
 // device resent its events each counts exactly once through either
-// tracker. A device blocked through one is blocked through the other, and
-// a sequence one of them verified is a floor the other enforces.
+// tracker. A device blocked through one is blocked through the other (also
+// by retries split between them), and a sequence one of them verified is a
+// floor the other enforces.
 func TestTwoTrackersOnePostgres(t *testing.T) {
 	c := newCluster(t)
 	cmdA, a := c.serve(t)
@@ -219,6 +220,25 @@ func TestTwoTrackersOnePostgres(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("through the other tracker: %s; want blocked", body)
+		}
+	}
+
+	// Retries count whichever tracker took them: three, split between the
+	// two, block the device on both.
+	for i, action := range []string{"set_fail", "checksum_fail", "unzip_fail"} {
+		if !post([]string{a, b}[i%2]+"/capgo/demo/stats", pluginEvent("retry-device", action, "1.0.0", t0+int64(i))) {
+			t.Fatalf("%s not acknowledged", action)
+		}
+	}
+	for _, base := range []string{a, b} {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			_, body := latest(base, "retry-device")
+			if strings.Contains(body, `"blocked":true`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after three retries split between the trackers, through %s: %s; want blocked", base, body)
+			}
 		}
 	}
 

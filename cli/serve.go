@@ -77,7 +77,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	halt, err := opts.haltPolicy()
+	halt, retryLimit, err := opts.haltPolicy()
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	defer logs.Close()
 	log := zerolog.New(logs).With().Timestamp().Logger()
 	metrics := tracker.NewMetrics()
-	db, err := OpenState(ctx, opts.DB, state.Options{Log: log, OnCommit: metrics.ObserveCommit})
+	db, err := OpenState(ctx, opts.DB, state.Options{Log: log, OnCommit: metrics.ObserveCommit, RetryLimit: retryLimit})
 	if err != nil {
 		return err
 	}
@@ -142,9 +142,9 @@ func listen(addr, param string) (net.Listener, error) {
 	return ln, nil
 }
 
-// haltPolicy reads the halt parameters; an empty one takes the default.
-func (opts *serveOptions) haltPolicy() (tracker.HaltPolicy, error) {
-	var p tracker.HaltPolicy
+// haltPolicy reads the halt parameters and retry_limit; an empty one takes
+// the default.
+func (opts *serveOptions) haltPolicy() (p tracker.HaltPolicy, retryLimit int, err error) {
 	num := func(name, s string, set func(float64)) error {
 		if s == "" {
 			return nil
@@ -156,16 +156,16 @@ func (opts *serveOptions) haltPolicy() (tracker.HaltPolicy, error) {
 		set(v)
 		return nil
 	}
-	err := errors.Join(
+	err = errors.Join(
 		num("halt_percent", opts.HaltPercent, func(v float64) { p.Percent = v }),
 		num("halt_min_devices", opts.HaltMinDevices, func(v float64) { p.MinDevices = int64(v) }),
-		num("retry_limit", opts.RetryLimit, func(v float64) { p.RetryLimit = int(v) }))
+		num("retry_limit", opts.RetryLimit, func(v float64) { retryLimit = int(v) }))
 	if err == nil && opts.HaltKeyFile != "" {
 		if p.Key, err = manifest.LoadKey(opts.HaltKeyFile); err != nil {
 			err = fmt.Errorf("halt_key_file: %w", err)
 		}
 	}
-	return p, err
+	return p, retryLimit, err
 }
 
 type statsOptions struct {

@@ -98,6 +98,21 @@ func Marks(stored []Event, hour int64) []Mark {
 	return out
 }
 
+// Retried returns, once each, the app, version and device of the batch's
+// RetryActions events, as failed marks in hour: those a backend makes if
+// the device's stored retries reach the limit. Resent events count too, so
+// that a resend completes what a failed commit began.
+func Retried(evs []Event, hour int64) []Mark {
+	var out []Mark
+	for _, e := range evs {
+		m := Mark{App: e.App, Version: e.Version, Device: e.Device, Kind: MarkFailed, Hour: hour}
+		if slices.Contains(RetryActions, e.Action) && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // Deltas sums newly stored events and newly stored marks per build.
 func Deltas(stored []Event, newMarks []Mark, hour int64) []Delta {
 	type build struct{ app, version string }

@@ -68,10 +68,12 @@ type State interface {
 	// Flush returns once every event queued before it is committed.
 	Flush(ctx context.Context) error
 
-	// Failed reports whether device reported update_fail for version of app:
-	// at once once the event is acknowledged through this State, and within
-	// milliseconds through the others on the same database (each keeps the
-	// failures in memory and is told of new ones).
+	// Failed reports whether device reported update_fail for version of
+	// app, or Options.RetryLimit distinct RetryActions events: at once once
+	// the event is acknowledged through this State, and within milliseconds
+	// through the others on the same database (each keeps the failures in
+	// memory and is told of new ones). Both are failed marks, which pruning
+	// keeps.
 	Failed(ctx context.Context, app, device, version string) (bool, error)
 
 	// RaiseFloors raises the named floors to at least the given values,
@@ -103,10 +105,6 @@ type State interface {
 	// event for version of app and those of them that reported a failure
 	// of it (an Unhealthy action). Pruning raw events keeps both.
 	Health(ctx context.Context, app, version string) (devices, failed int64, err error)
-	// RetryFailures calls fn with the number of RetryActions events stored
-	// for each app, device and version that has any (raw events: pruning
-	// forgets them).
-	RetryFailures(ctx context.Context, fn func(app, device, version string, n int)) error
 
 	// SetChannel stores the channel a device chose for app (the plugin's
 	// setChannel); "" forgets the choice.
@@ -170,6 +168,22 @@ type Options struct {
 	// OnCommit, if set, is told the size, duration and outcome of each
 	// commit of a batch of events (for metrics).
 	OnCommit func(events int, took time.Duration, err error)
+	// RetryLimit is how many distinct RetryActions events (each action and
+	// timestamp once) of a device for a build make it failed, as an
+	// update_fail does; DefaultRetryLimit if zero. A State applies it to
+	// the events stored before it opened, too.
+	RetryLimit int
+}
+
+// DefaultRetryLimit is the RetryLimit of Options that set none.
+const DefaultRetryLimit = 3
+
+// Retries returns o.RetryLimit, or DefaultRetryLimit if it is not set.
+func (o Options) Retries() int {
+	if o.RetryLimit <= 0 {
+		return DefaultRetryLimit
+	}
+	return o.RetryLimit
 }
 
 // Clock returns o.Now, or time.Now if it is nil.

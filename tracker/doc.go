@@ -34,10 +34,11 @@
 // whose native range fits the device's native version (the plugin's
 // version_build, /build/latest's native=); a device that no build fits gets
 // nothing and is told why. A build that failed on the device is not offered
-// to it again: after one update_fail, or after HaltPolicy.RetryLimit
-// set_fail, checksum_fail or unzip_fail reports (the plugin deletes such a
-// bundle and would download it in full at every start); a device whose
-// candidate failed gets the build it would run without the rollout.
+// to it again: after one update_fail, or after state.Options.RetryLimit
+// set_fail, checksum_fail or unzip_fail reports, whichever tracker took
+// them (the plugin deletes such a bundle and would download it in full at
+// every start); a device whose candidate failed gets the build it would
+// run without the rollout.
 //
 // The tracker watches each candidate it serves: the devices with any event
 // for its version, and those that reported update_fail, set_fail,

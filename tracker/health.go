@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,19 +11,15 @@ import (
 	"github.com/cartona/deploy/state"
 )
 
-// HaltPolicy says when the tracker halts a staged rollout and how often a
-// device may fail a build before it is no longer offered. Zero fields take
-// the defaults in brackets.
+// HaltPolicy says when the tracker halts a staged rollout. Zero fields
+// take the defaults in brackets. (How often a device may fail a build
+// before it is no longer offered is state.Options.RetryLimit.)
 type HaltPolicy struct {
 	// Percent: a candidate is halted once more than this share of the
 	// devices that got it reported a failure [5]. Negative: never.
 	Percent float64
 	// MinDevices: ...and at least this many devices got it [20].
 	MinDevices int64
-	// RetryLimit is how many set_fail, checksum_fail or unzip_fail reports
-	// of a build a device may send before the build is no longer offered to
-	// it [3]. One update_fail is enough.
-	RetryLimit int
 	// Key signs the halt the tracker writes to the store as the channel's
 	// latest.json, so that devices reading the CDN stop too. The ACL must
 	// grant its user can_halt, and nothing else. Nil: the tracker stops
@@ -39,15 +34,8 @@ func (p HaltPolicy) withDefaults() HaltPolicy {
 	if p.MinDevices <= 0 {
 		p.MinDevices = 20
 	}
-	if p.RetryLimit <= 0 {
-		p.RetryLimit = 3
-	}
 	return p
 }
-
-// maxRetryKeys bounds the devices and builds whose retry failures are
-// counted in memory.
-const maxRetryKeys = 1 << 20
 
 func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
 
@@ -57,34 +45,26 @@ type watch struct {
 	candidate    manifest.Candidate
 }
 
-// health watches each candidate the tracker serves, halts it when too many
-// of its devices fail, and bounds each device's retries of a build.
+// health watches each candidate the tracker serves and halts it when too
+// many of its devices fail.
 type health struct {
 	s      *Server
 	policy HaltPolicy
 
-	mu        sync.RWMutex                   // read on every offer
-	halted    map[string]state.Halt          // by rolloutKey
-	watched   map[string]watch               // by app "/" channel
-	retries   map[string]map[string]struct{} // by failKey: the failures' action and ts
-	exhausted map[string]struct{}            // failKeys past RetryLimit
-	rewriting map[string]bool                // rollouts whose halt is being written again
+	mu        sync.RWMutex          // read on every offer
+	halted    map[string]state.Halt // by rolloutKey
+	watched   map[string]watch      // by app "/" channel
+	rewriting map[string]bool       // rollouts whose halt is being written again
 
 	evals flights // one evaluation of a rollout at a time, shared by waiting callers
 }
 
 func rolloutKey(app, channel, rollout string) string { return app + "/" + channel + "/" + rollout }
 
-// newHealth rebuilds the retry bounds from the tracker state's events.
-func newHealth(s *Server, policy HaltPolicy) (*health, error) {
-	h := &health{s: s, policy: policy.withDefaults(), halted: map[string]state.Halt{}, watched: map[string]watch{},
-		retries: map[string]map[string]struct{}{}, exhausted: map[string]struct{}{}, rewriting: map[string]bool{}, evals: newFlights()}
-	err := s.state.RetryFailures(context.Background(), func(app, device, version string, n int) {
-		if n >= h.policy.RetryLimit {
-			h.exhausted[failKey(app, device, version)] = struct{}{}
-		}
-	})
-	return h, err
+// newHealth starts with no candidate watched.
+func newHealth(s *Server, policy HaltPolicy) *health {
+	return &health{s: s, policy: policy.withDefaults(), halted: map[string]state.Halt{}, watched: map[string]watch{},
+		rewriting: map[string]bool{}, evals: newFlights()}
 }
 
 // watchRelease remembers the candidate of a verified release, if any, and
@@ -162,25 +142,13 @@ func (h *health) effective(l *manifest.Latest) *manifest.Latest {
 	return &cp
 }
 
-// retriesExhausted reports whether device failed to set, check or unzip
-// version of app RetryLimit times.
-func (h *health) retriesExhausted(app, device, version string) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	_, ok := h.exhausted[failKey(app, device, version)]
-	return ok
-}
-
-// observe takes events once they are stored: it counts retry failures and
-// re-evaluates the candidates that failure reports name. It returns once
-// any halt they cause is decided, so the next check sees it.
+// observe takes events once they are stored: it re-evaluates the
+// candidates that failure reports name. It returns once any halt they
+// cause is decided, so the next check sees it.
 func (h *health) observe(ctx context.Context, evs []state.Event) {
 	var check []watch
 	h.mu.Lock()
 	for _, ev := range evs {
-		if slices.Contains(state.RetryActions, ev.Action) {
-			h.countRetry(ev)
-		}
 		if !state.Unhealthy(ev.Action) {
 			continue
 		}
@@ -203,28 +171,6 @@ func containsWatch(ws []watch, w watch) bool {
 		}
 	}
 	return false
-}
-
-// countRetry counts one retry failure, once per action and timestamp. The
-// caller holds h.mu.
-func (h *health) countRetry(ev state.Event) {
-	k := failKey(ev.App, ev.Device, ev.Version)
-	if _, ok := h.exhausted[k]; ok {
-		return
-	}
-	if len(h.retries) >= maxRetryKeys {
-		clear(h.retries) // counting starts over rather than growing without bound
-	}
-	seen := h.retries[k]
-	if seen == nil {
-		seen = map[string]struct{}{}
-		h.retries[k] = seen
-	}
-	seen[fmt.Sprintf("%s/%d", ev.Action, ev.TS)] = struct{}{}
-	if len(seen) >= h.policy.RetryLimit {
-		h.exhausted[k] = struct{}{}
-		delete(h.retries, k)
-	}
 }
 
 // evaluate counts a candidate's devices and failures and halts it past

@@ -10,7 +10,7 @@ import (
 // Reasons of an offer beyond manifest.Select's.
 const (
 	// offerBlocked: the build Select picked failed on this device (one
-	// update_fail, or Config.RetryLimit set_fail, checksum_fail or
+	// update_fail, or the state's RetryLimit set_fail, checksum_fail or
 	// unzip_fail reports) and no other build fits.
 	offerBlocked = "blocked"
 )
@@ -51,12 +51,12 @@ func (s *Server) offerFor(ctx context.Context, rel *release, native, device stri
 
 // failedOn reports whether device may no longer get version of app: it
 // reported update_fail for it, or too many failures to set, check or
-// unzip it. If that cannot be read the build is offered: a device refuses a
+// unzip it (state.State.Failed). If that cannot be read the build is offered: a device refuses a
 // bundle that does not verify, and the plugin rolls back one that fails.
 func (s *Server) failedOn(ctx context.Context, app, device, version string) bool {
 	failed, err := s.state.Failed(ctx, app, device, version)
 	if err != nil {
 		s.log.Error().Err(err).Msg("update_fail lookup failed")
 	}
-	return failed || s.health.retriesExhausted(app, device, version)
+	return failed
 }

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"context"
 	"net/url"
 	"testing"
 
@@ -75,13 +76,14 @@ func TestRetriesBounded(t *testing.T) {
 	if got := fl.capgoVersion(t, other); got != fl.cand.Version {
 		t.Errorf("another device is offered %q, want the candidate", got)
 	}
-	// The bound survives a restart: it is rebuilt from the stored events.
-	h, err := newHealth(fl.srv, HaltPolicy{})
-	if err != nil {
-		t.Fatal(err)
+	// The bound is in the state, so it holds after a restart and for
+	// every tracker sharing it.
+	ctx := context.Background()
+	if failed, err := fl.srv.state.Failed(ctx, fl.app, d, fl.cand.Version); err != nil || !failed {
+		t.Errorf("the state does not hold the retry bound: %v, %v", failed, err)
 	}
-	if !h.retriesExhausted(fl.app, d, fl.cand.Version) || h.retriesExhausted(fl.app, other, fl.cand.Version) {
-		t.Error("the retry bound is not rebuilt from the database")
+	if failed, _ := fl.srv.state.Failed(ctx, fl.app, other, fl.cand.Version); failed {
+		t.Error("the state bounds another device")
 	}
 }
 

@@ -253,9 +253,7 @@ func New(cfg Config) (*Server, error) {
 // openReleases reads what the release rules keep (health.go, channels.go)
 // and has them watch each verified release.
 func (s *Server) openReleases() (err error) {
-	if s.health, err = newHealth(s, s.cfg.Halt); err != nil {
-		return err
-	}
+	s.health = newHealth(s, s.cfg.Halt)
 	if s.chans, err = loadDeviceChannels(s.state); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -27,6 +28,8 @@ type DB struct {
 	log   zerolog.Logger
 	fails *failures   // see failed.go
 	seen  *state.Seen // seen marks stored, not inserted again
+	// retryLimit is state.Options.Retries.
+	retryLimit int
 
 	queries chan *lookup
 	quit    chan struct{} // closed by Close
@@ -57,7 +60,11 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
-	d := &DB{pool: pool, now: opts.Clock(), log: opts.Log, fails: newFailures(), seen: state.NewSeen(), queries: make(chan *lookup), quit: make(chan struct{})}
+	if _, err := blockRetried(ctx, pool, nil, opts.Retries()); err != nil { // events stored before, or under a higher limit
+		pool.Close()
+		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
+	}
+	d := &DB{pool: pool, now: opts.Clock(), log: opts.Log, fails: newFailures(), seen: state.NewSeen(), retryLimit: opts.Retries(), queries: make(chan *lookup), quit: make(chan struct{})}
 	d.Batcher = state.NewBatcher(d.commit, opts)
 	for range lookupWorkers {
 		d.workers.Go(d.lookups)
@@ -158,16 +165,58 @@ func (d *DB) commit(evs []state.Event) error {
 	}
 	a := args(cols)
 	a[14], a[15] = received.UnixMilli(), hour
-	if _, err := d.pool.Exec(ctx, commitSQL, a...); err != nil {
+	retried := state.Retried(evs, hour)
+	var blocked []state.Mark
+	if len(retried) == 0 {
+		if _, err := d.pool.Exec(ctx, commitSQL, a...); err != nil {
+			return err
+		}
+	} else if err := pgx.BeginFunc(ctx, d.pool, func(tx pgx.Tx) (err error) {
+		if _, err := tx.Exec(ctx, commitSQL, a...); err != nil {
+			return err
+		}
+		blocked, err = blockRetried(ctx, tx, retried, d.retryLimit)
+		return err
+	}); err != nil {
 		return err
 	}
 	d.seen.Stored(marks)
-	for _, m := range marks {
+	for _, m := range append(marks, blocked...) {
 		if m.Kind == state.MarkFailed {
 			d.fails.add(m.App, m.Device, m.Version)
 		}
 	}
 	return nil
+}
+
+// blockSQL marks failed the builds that devices retried $4 times or more,
+// among those named by $1-$3 (app, version, device; all of them if $1 is
+// null), as of hour $5, and returns the marks it added.
+var blockSQL = `INSERT INTO marks (app, version, device, kind, hour)
+SELECT e.app, e.version, e.device, 'failed', $5::bigint FROM events e
+WHERE ` + state.RetrySQL + ` AND ($1::text[] IS NULL OR (e.app, e.version, e.device) IN
+	(SELECT * FROM unnest($1::text[], $2::text[], $3::text[])))
+GROUP BY e.app, e.version, e.device HAVING count(*) >= $4
+ORDER BY 1, 2, 3
+ON CONFLICT DO NOTHING RETURNING app, version, device`
+
+// blockRetried runs blockSQL for marks (all devices if nil).
+func blockRetried(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, marks []state.Mark, limit int) ([]state.Mark, error) {
+	var cols [3][]string
+	hour := int64(0)
+	for _, m := range marks {
+		cols[0], cols[1], cols[2], hour = append(cols[0], m.App), append(cols[1], m.Version), append(cols[2], m.Device), m.Hour
+	}
+	if marks == nil {
+		hour = state.HourOf(time.Now())
+	}
+	rows, _ := q.Query(ctx, blockSQL, cols[0], cols[1], cols[2], limit, hour)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (state.Mark, error) {
+		m := state.Mark{Kind: state.MarkFailed, Hour: hour}
+		return m, r.Scan(&m.App, &m.Version, &m.Device)
+	})
 }
 
 // Failed implements state.State: from memory while it is current (see

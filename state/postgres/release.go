@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/cartona/deploy/state"
 )
 
 // Health implements state.State from the marks.
@@ -13,18 +11,6 @@ func (d *DB) Health(ctx context.Context, app, version string) (devices, failed i
 	err = d.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind = 'seen'), count(*) FILTER (WHERE kind = 'broken')
 		FROM marks WHERE app = $1 AND version = $2`, app, version).Scan(&devices, &failed)
 	return devices, failed, err
-}
-
-// RetryFailures implements state.State with the events_retry index.
-func (d *DB) RetryFailures(ctx context.Context, fn func(app, device, version string, n int)) error {
-	rows, _ := d.pool.Query(ctx, `SELECT app, device, version, count(*) FROM events WHERE `+state.RetrySQL+` GROUP BY app, device, version`)
-	var app, device, version string
-	var n int
-	_, err := pgx.ForEachRow(rows, []any{&app, &device, &version, &n}, func() error {
-		fn(app, device, version, n)
-		return nil
-	})
-	return err
 }
 
 // SetChannel implements state.State.

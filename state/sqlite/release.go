@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-
-	"github.com/cartona/deploy/state"
 )
 
 // Health implements state.State from the marks.
@@ -12,23 +10,6 @@ func (d *DB) Health(ctx context.Context, app, version string) (devices, failed i
 	err = d.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(kind = 'seen'), 0), COALESCE(SUM(kind = 'broken'), 0)
 		FROM marks WHERE app = ? AND version = ?`, app, version).Scan(&devices, &failed)
 	return devices, failed, err
-}
-
-// RetryFailures implements state.State with the events_retry index.
-func (d *DB) RetryFailures(ctx context.Context, fn func(app, device, version string, n int)) error {
-	rows, err := d.r.QueryContext(ctx, `SELECT app, device, version, COUNT(*) FROM events WHERE `+state.RetrySQL+` GROUP BY app, device, version`)
-	if err != nil {
-		return err
-	}
-	return each(rows, func(r *sql.Rows) error {
-		var app, device, version string
-		var n int
-		err := r.Scan(&app, &device, &version, &n)
-		if err == nil {
-			fn(app, device, version, n)
-		}
-		return err
-	})
 }
 
 // SetChannel implements state.State.

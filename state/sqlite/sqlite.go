@@ -31,6 +31,8 @@ type DB struct {
 	ins  [3]*sql.Stmt // event, mark, hourly
 	now  func() time.Time
 	seen *state.Seen // seen marks stored, not inserted again
+	// retryLimit is state.Options.Retries.
+	retryLimit int
 
 	failMu       sync.RWMutex
 	failed       map[string]struct{}
@@ -75,7 +77,7 @@ func Open(path string, opts state.Options) (*DB, error) {
 
 func open(path string, opts state.Options) (_ *DB, err error) {
 	const pragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
-	d := &DB{now: opts.Clock(), seen: state.NewSeen(), failed: map[string]struct{}{}}
+	d := &DB{now: opts.Clock(), seen: state.NewSeen(), retryLimit: opts.Retries(), failed: map[string]struct{}{}}
 	if d.w, err = sql.Open("sqlite", path+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, err
 	}
@@ -88,6 +90,9 @@ func open(path string, opts state.Options) (_ *DB, err error) {
 	}
 	d.r.SetMaxOpenConns(4)
 	if err = d.prepare(); err == nil {
+		err = d.blockRetried()
+	}
+	if err == nil {
 		err = d.loadFailed()
 	}
 	if err != nil {
@@ -153,7 +158,8 @@ func (d *DB) closeDB() error {
 }
 
 // commit stores a batch in one transaction: the events but checks, their
-// marks and the hourly counts of those that were new.
+// marks, the hourly counts of those that were new, and a failed mark for
+// each device whose retries of a build reach the limit.
 func (d *DB) commit(evs []state.Event) error {
 	tx, err := d.w.Begin()
 	if err != nil {
@@ -185,6 +191,20 @@ func (d *DB) commit(evs []state.Event) error {
 			marks = append(marks, m)
 		}
 	}
+	var blocked []state.Mark
+	for _, m := range state.Retried(evs, hour) {
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM events WHERE app = ? AND device = ? AND version = ? AND `+state.RetrySQL,
+			m.App, m.Device, m.Version).Scan(&n); err != nil {
+			return err
+		}
+		if n >= d.retryLimit {
+			if _, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour); err != nil {
+				return err
+			}
+			blocked = append(blocked, m)
+		}
+	}
 	for _, c := range state.Deltas(stored, marks, hour) {
 		if _, err := hr.Exec(c.App, c.Version, c.Hour, c.Number, c.Checks, c.DownloadsStarted,
 			c.DownloadsCompleted, c.DownloadsFailed, c.UpdatesFailed, c.Devices, c.Installs); err != nil {
@@ -195,12 +215,21 @@ func (d *DB) commit(evs []state.Event) error {
 		return err
 	}
 	d.seen.Stored(unstored)
-	for _, m := range marks {
+	for _, m := range append(marks, blocked...) {
 		if m.Kind == state.MarkFailed {
 			d.addFailed(m.App, m.Device, m.Version)
 		}
 	}
 	return nil
+}
+
+// blockRetried marks failed the builds that devices retried RetryLimit
+// times before the State opened (or with a higher limit).
+func (d *DB) blockRetried() error {
+	_, err := d.w.Exec(`INSERT OR IGNORE INTO marks (app, version, device, kind, hour)
+		SELECT app, version, device, 'failed', MIN(received) / 3600000 * 3600000 FROM events WHERE `+state.RetrySQL+`
+		GROUP BY app, version, device HAVING COUNT(*) >= ?`, d.retryLimit)
+	return err
 }
 
 // insert runs an INSERT OR IGNORE and reports whether it added the row.

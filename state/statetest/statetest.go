@@ -108,6 +108,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("Checks", func(t *testing.T) { testChecks(t, b) })
 	t.Run("Failed", func(t *testing.T) { testFailed(t, b) })
+	t.Run("Retries", func(t *testing.T) { testRetries(t, b) })
 	t.Run("Floors", func(t *testing.T) { testFloors(t, b) })
 	t.Run("Hourly", func(t *testing.T) { testHourly(t, b) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, b) })
@@ -341,8 +342,7 @@ func testHalts(t *testing.T, b Backend) {
 }
 
 // testHealth: a candidate's devices and failures count each device once,
-// whatever it reported and however often, and survive pruning; retry
-// failures count each stored event of RetryActions.
+// whatever it reported and however often, and survive pruning.
 func testHealth(t *testing.T, b Backend) {
 	open, c := opener(t, b)
 	s := open()
@@ -362,19 +362,57 @@ func testHealth(t *testing.T, b Backend) {
 		}
 	}
 	want(s)
-	retries := map[string]int{}
-	if err := s.RetryFailures(ctx, func(app, device, version string, n int) { retries[app+"/"+device+"/"+version] = n }); err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]int{"shop/d1/2.0.0": 3, "shop/d1/1.0.0": 1}; !maps.Equal(retries, want) {
-		t.Fatalf("RetryFailures = %v, want %v", retries, want)
-	}
 	c.set(start.Add(48 * time.Hour))
 	if _, err := s.Prune(ctx, start.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	want(open())
+}
+
+// testRetries: RetryLimit distinct retry failures of a device for a build
+// make it failed, as an update_fail does, for good; a State applies its
+// limit to the events stored before it opened.
+func testRetries(t *testing.T, b Backend) {
+	fresh := b.Fresh(t)
+	open := func(limit int) state.State {
+		s := fresh(state.Options{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel), RetryLimit: limit})
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	ctx := context.Background()
+	failed := func(s state.State, device, version string) bool {
+		t.Helper()
+		f, err := s.Failed(ctx, "shop", device, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	s := open(0)
+	record(t, s, ev("shop", "d1", "set_fail", "2.0.0", 2), ev("shop", "d1", "checksum_fail", "2.0.0", 3),
+		ev("shop", "d1", "download_fail", "2.0.0", 4), ev("shop", "d1", "set_fail", "1.0.0", 2))
+	record(t, s, ev("shop", "d1", "set_fail", "2.0.0", 2)) // sent again: counts once
+	if failed(s, "d1", "2.0.0") {
+		t.Fatal("failed after two retries; the limit is 3")
+	}
+	record(t, s, ev("shop", "d1", "unzip_fail", "2.0.0", 4))
+	if !failed(s, "d1", "2.0.0") || failed(s, "d1", "1.0.0") {
+		t.Fatal("after three retries of 2.0.0 and one of 1.0.0, want 2.0.0 failed for the device and 1.0.0 not")
+	}
+	s.Close()
+	s = open(1) // a lower limit applies to what was stored
+	if !failed(s, "d1", "1.0.0") || failed(s, "d2", "2.0.0") {
+		t.Fatal("with retry limit 1, want 1.0.0 failed for d1 and nothing for d2")
+	}
+	if _, err := s.Prune(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(0)
+	if !failed(s, "d1", "2.0.0") || !failed(s, "d1", "1.0.0") {
+		t.Fatal("a failure from retries was lost when raw events were pruned")
+	}
 }
 
 // testChannels: a device's chosen channel is stored, replaced and forgotten.
@@ -421,21 +459,34 @@ func testClosed(t *testing.T, b Backend) {
 	wantCounts(t, stats(t, s, "shop"), "shop/1.0.1", 1, state.Counts{Checks: 1, Devices: 1})
 }
 
+// failedSoon fails unless s reports device failed on version 1.0.1 of app
+// within SharedDelay.
+func failedSoon(t *testing.T, s state.State, app, device string) {
+	t.Helper()
+	for deadline := time.Now().Add(SharedDelay); ; time.Sleep(time.Millisecond) {
+		f, err := s.Failed(context.Background(), app, device, "1.0.1")
+		if err == nil && f {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Failed(%s) = %v, %v after %s; want true", device, f, err, SharedDelay)
+		}
+	}
+}
+
 // testShared runs two States on one database at once, as two trackers.
 func testShared(t *testing.T, b Backend) {
 	open, _ := opener(t, b)
 	s1, s2 := open(), open()
 	ctx := context.Background()
 	record(t, s1, ev("shop", "d1", state.ActionUpdateFail, "1.0.1", 1))
-	for deadline := time.Now().Add(SharedDelay); ; time.Sleep(time.Millisecond) {
-		f, err := s2.Failed(ctx, "shop", "d1", "1.0.1")
-		if err == nil && f {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Failed through the other State = %v, %v after %s; want true", f, err, SharedDelay)
-		}
-	}
+	failedSoon(t, s2, "shop", "d1")
+	// Retries count whichever State took them.
+	record(t, s1, ev("kiosk", "d9", "set_fail", "1.0.1", 1))
+	record(t, s2, ev("kiosk", "d9", "checksum_fail", "1.0.1", 2))
+	record(t, s1, ev("kiosk", "d9", "unzip_fail", "1.0.1", 3))
+	failedSoon(t, s1, "kiosk", "d9")
+	failedSoon(t, s2, "kiosk", "d9")
 	if _, err := s1.RaiseFloors(ctx, map[string]int64{"shop/production": 9}); err != nil {
 		t.Fatal(err)
 	}
