@@ -20,9 +20,11 @@ const cohortDomain = "deploy-cohort-v1"
 // SHA-256 over "deploy-cohort-v1" followed by app, channel, rollout and
 // device, each as a 4-byte big-endian length and its UTF-8 bytes; the first
 // 8 bytes of the digest as a big-endian unsigned integer, modulo 10000.
-// The bucket depends on nothing else, so raising a rollout's percentage
-// only adds devices.
+// The device ID has its ASCII letters lowercased first, as the tracker
+// takes device IDs. The bucket depends on nothing else, so raising a
+// rollout's percentage only adds devices.
 func Cohort(app, channel, rollout, device string) int64 {
+	device = asciiLower(device)
 	h := sha256.New()
 	h.Write([]byte(cohortDomain))
 	for _, s := range []string{app, channel, rollout, device} {

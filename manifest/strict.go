@@ -346,13 +346,15 @@ func foldedField(fields map[string]field, k string) string {
 	return ""
 }
 
+// asciiLower maps A-Z to a-z and leaves every other byte alone.
 func asciiLower(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'A' && r <= 'Z' {
-			return r + 'a' - 'A'
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
 		}
-		return r
-	}, s)
+	}
+	return string(b)
 }
 
 func parseTime(n node) (time.Time, error) {

@@ -719,6 +719,8 @@ func (g *gen) cohortVectors() {
 		{"retailer", "production", "r8", ""},
 		{"retailer", "production", "r8", "5f1c3a9e-0d2b-4c8e-9a7f-3e2d1c0b9a87"},
 		{"retailer", "production", "r8", "appareil-é-日本"},
+		{"retailer", "production", "r8", "5F1C3A9E-0D2B-4C8E-9A7F-3E2D1C0B9A87"}, // the bucket of the lowercase ID
+		{"retailer", "production", "r8", "APPAREIL-É-日本"},                        // only A-Z are lowercased
 	}
 	for i, c := range cases {
 		g.add(Vector{Name: fmt.Sprintf("cohort_%d", i), Description: "cohort bucket of " + strings.Join(c[:], " / "), Kind: "cohort",

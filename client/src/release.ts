@@ -15,11 +15,12 @@ const utf8 = new TextEncoder();
  * The bucket (0 to 9999) of a device in a rollout: SHA-256 over
  * "deploy-cohort-v1", then app, channel, rollout and device, each as a
  * 4-byte big-endian length and its UTF-8 bytes; the first 8 bytes as a
- * big-endian unsigned integer, modulo 10000.
+ * big-endian unsigned integer, modulo 10000. The device ID has its ASCII
+ * letters lowercased first, as the tracker takes device IDs.
  */
 export async function cohort(app: string, channel: string, rollout: string, device: string): Promise<number> {
   const parts = [utf8.encode('deploy-cohort-v1')];
-  for (const s of [app, channel, rollout, device]) {
+  for (const s of [app, channel, rollout, device.replace(/[A-Z]/g, (c) => c.toLowerCase())]) {
     const b = utf8.encode(s);
     const len = new Uint8Array(4);
     new DataView(len.buffer).setUint32(0, b.length);
