@@ -80,14 +80,14 @@ type Channel struct {
 
 // Changes of a channel, as its pointers show them.
 const (
-	ChangeFirst     = "first release" // the channel's first pointer
-	ChangePromotion = "promotion"     // a newer stable build, for every device
-	ChangeRollout   = "rollout"       // a candidate started or its percentage changed
-	ChangePause     = "pause"         // the candidate held
-	ChangeResume    = "resume"        // the candidate offered again
-	ChangeRollback  = "rollback"      // an older stable build, or the candidate dropped
-	ChangeHalt      = "halt"          // the candidate stopped by a halt key
-	ChangeSettings  = "settings"      // the same builds, other settings or notes
+	ChangeFirst    = "first release" // the channel's first pointer
+	ChangeNewer    = "newer build"   // a newer stable build (uploaded or promoted: the pointer does not say), for every device
+	ChangeRollout  = "rollout"       // a candidate started or its percentage changed
+	ChangePause    = "pause"         // the candidate held
+	ChangeResume   = "resume"        // the candidate offered again
+	ChangeRollback = "rollback"      // an older stable build, or the candidate dropped
+	ChangeHalt     = "halt"          // the candidate stopped by a halt key
+	ChangeSettings = "settings"      // the same builds, other settings or notes
 )
 
 // Entry is one pointer in a channel's history: who moved the channel, when,

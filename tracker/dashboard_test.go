@@ -222,7 +222,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		"builds": 2,
 		"history": map[string]any{
 			"beta": []map[string]any{
-				entry(3, "promotion", "1.2.1", "search fixed on old phones", at[4]),
+				entry(3, "newer build", "1.2.1", "search fixed on old phones", at[4]),
 				entry(2, "", "1.2.0", "faster search", at[0]), // the entry before does not verify
 				{"sequence": 1, "verified": false},
 			},
@@ -230,7 +230,7 @@ func TestDashboardInBrowser(t *testing.T) {
 				withRollout(entry(5, "rollout", "1.1.0", "fixed search to a tenth", at[5]), "1.2.1", 10, "running"),
 				entry(4, "rollback", "1.1.0", "search crashes on old phones", at[3]),
 				withRollout(entry(3, "rollout", "1.1.0", "search to a tenth", at[2]), "1.2.0", 10, "running"),
-				entry(2, "promotion", "1.1.0", "checkout for everyone", at[1]),
+				entry(2, "newer build", "1.1.0", "checkout for everyone", at[1]),
 				entry(1, "first release", "1.0.0", "first release", seed.published),
 			},
 		},
@@ -351,7 +351,7 @@ func TestDashboardHistoryBounded(t *testing.T) {
 	// A new release shows once the cache expires.
 	seed.release(t, at.Add(time.Minute), "production", "everyone", publish.SetPercent(100))
 	clk.Set(clk.Now().Add(time.Second))
-	if e := history()[0]; e["sequence"] != float64(historyShown+4) || e["change"] != "promotion" || e["rollout"] != nil {
-		t.Errorf("newest entry after a promotion: %v", e)
+	if e := history()[0]; e["sequence"] != float64(historyShown+4) || e["change"] != "newer build" || e["rollout"] != nil {
+		t.Errorf("newest entry after the rollout reached everyone: %v", e)
 	}
 }

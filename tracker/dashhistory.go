@@ -135,7 +135,7 @@ func change(prev, l *manifest.Latest) string {
 	case l.Build.Number < prev.Build.Number:
 		return dashboard.ChangeRollback
 	case l.Build.ID != prev.Build.ID:
-		return dashboard.ChangePromotion
+		return dashboard.ChangeNewer
 	case lc == nil && pc != nil:
 		return dashboard.ChangeRollback
 	case lc != nil && (pc == nil || lc.Rollout != pc.Rollout || lc.Percent != pc.Percent):
