@@ -50,9 +50,28 @@ func (p *Publisher) Change(ctx context.Context, app, channel string, edit Edit, 
 		return nil, err
 	}
 	res := &ChangeResult{App: app, Channel: channel, DryRun: dryRun, Keys: []string{}}
+	var held []*lease
+	defer func() {
+		for _, l := range held {
+			l.release(ctx)
+		}
+	}()
 	recording := func(cur *manifest.Latest) (*manifest.Latest, error) {
 		res.Before = clonePointer(cur)
-		return edit(cur)
+		next, err := edit(cur)
+		if err != nil || next == nil || dryRun {
+			return next, err
+		}
+		// A prune spares the builds the channel is about to name, until it
+		// names them.
+		for _, ref := range added(cur, next) {
+			l, err := p.holdBuild(ctx, app, ref)
+			if err != nil {
+				return nil, err
+			}
+			held = append(held, l)
+		}
+		return next, nil
 	}
 	var changed bool
 	if dryRun {
@@ -71,6 +90,33 @@ func (p *Publisher) Change(ctx context.Context, app, channel string, edit Edit, 
 		res.Invalidated, err = p.purge(ctx, app, channel)
 	}
 	return res, err
+}
+
+// added returns the builds next names (stable, candidate, fallbacks) that
+// cur does not.
+func added(cur, next *manifest.Latest) []manifest.BuildRef {
+	named := func(l *manifest.Latest) []manifest.BuildRef {
+		if l == nil {
+			return nil
+		}
+		refs := append([]manifest.BuildRef{l.Build}, l.Fallbacks...)
+		if l.Candidate != nil {
+			refs = append(refs, l.Candidate.Build)
+		}
+		return refs
+	}
+	had := map[string]bool{}
+	for _, ref := range named(cur) {
+		had[ref.ID] = true
+	}
+	var out []manifest.BuildRef
+	for _, ref := range named(next) {
+		if !had[ref.ID] {
+			had[ref.ID] = true
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // draft is a dry run of updatePointer: the pointer it would sign now,

@@ -266,6 +266,35 @@ func TestPruneSparesABuildRecordNotYetPointedAt(t *testing.T) {
 	})
 }
 
+// A prune that runs while a promote points a channel at an old build,
+// between the history entry and latest.json, spares that build.
+func TestPruneSparesABuildBeingPromoted(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		var old manifest.BuildRef
+		for n := 1; n <= 3; n++ {
+			f.upload(t, "production", version(n))
+			if n == 1 {
+				old = f.verifyChannel(t, "retailer", "production").Build
+			}
+		}
+		var pr *publish.PruneResult
+		promoter := f.publisher()
+		promoter.Store = &hookStore{Store: f.store, afterPut: func(key string) {
+			if key == manifest.HistoryKey("retailer", "beta", 1) && pr == nil {
+				pr = f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+			}
+		}}
+		if _, err := promoter.Change(context.Background(), "retailer", "beta", publish.Promote(old), false); err != nil {
+			t.Fatal(err)
+		}
+		if pr == nil || slices.Contains(pr.Builds, old.Number) {
+			t.Fatalf("the prune during the promote removed builds %v; build %d is the promoted one", pr.Builds, old.Number)
+		}
+		f.checkDownloads(t, old.Number)
+	})
+}
+
 // Uploads and prunes racing freely lose nothing a channel needs.
 func TestConcurrentUploadsAndPrunesLoseNothing(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
