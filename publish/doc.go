@@ -16,7 +16,8 @@
 // # Pruning
 //
 // [Publisher.Prune] removes what no channel, recent history entry or
-// newest build references. An upload writes a lease naming the objects it
+// newest build references. An upload, and a release change that points a
+// channel at a build it did not name, writes a lease naming the objects it
 // is about to reference and waits for any prune that doomed one of them;
 // a prune writes the list of what it is about to remove and spares what a
 // lease names (lease.go says why neither loses a race).
