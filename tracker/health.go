@@ -54,7 +54,8 @@ type health struct {
 	mu        sync.RWMutex          // read on every offer
 	halted    map[string]state.Halt // by rolloutKey
 	watched   map[string]watch      // by app "/" channel
-	rewriting map[string]bool       // rollouts whose halt is being written again
+	rewriting map[string]bool       // rollouts whose halt is being written to the store
+	writes    sync.WaitGroup        // those writes; Close waits for them
 
 	evals flights // one evaluation of a rollout at a time, shared by waiting callers
 }
@@ -93,31 +94,33 @@ func (h *health) watchRelease(rel *release) {
 	}
 	h.watched[key] = watch{app: rel.app, channel: rel.channel, candidate: *c}
 	if r, ok := h.halted[rolloutKey(rel.app, rel.channel, c.Rollout)]; ok {
-		h.haltAgain(r)
+		// An uploader published a new pointer that keeps the halted rollout
+		// as candidate: the tracker does not offer it, and devices reading
+		// the CDN must not get it either. A new rollout id starts afresh.
+		h.writeHalt(r)
 	}
 }
 
-// haltAgain writes the halt of a rollout again, in the background, when an
-// uploader published a new pointer that keeps the halted rollout as
-// candidate: the tracker does not offer it, and devices reading the CDN
-// must not get it either. A new rollout id starts afresh. The caller holds
-// h.mu.
-func (h *health) haltAgain(r state.Halt) {
+// writeHalt writes the halt of a rollout to the store, where devices
+// reading latest.json from the CDN see it, in the background (one write
+// of a rollout at a time), so that no device's request waits for the
+// store and the CDN. The caller holds h.mu.
+func (h *health) writeHalt(r state.Halt) {
 	k := rolloutKey(r.App, r.Channel, r.Rollout)
-	if h.policy.Key == nil || h.rewriting[k] {
+	if h.policy.Key == nil || h.rewriting[k] || h.s.closed.Load() {
 		return
 	}
 	h.rewriting[k] = true
-	go func() {
+	h.writes.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := h.s.writeHalt(ctx, r, h.policy.Key); err != nil {
-			h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written again to the store")
+			h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written to the store: devices that read latest.json from the CDN keep getting the candidate")
 		}
 		h.mu.Lock()
 		delete(h.rewriting, k)
 		h.mu.Unlock()
-	}()
+	})
 }
 
 // halt returns the halt decision of a rollout, if any.
@@ -198,7 +201,7 @@ func (h *health) evaluate(w watch) {
 }
 
 // decide halts a rollout: at once in memory, then durably, then in the
-// store, where devices reading latest.json from the CDN see it.
+// store (writeHalt).
 func (h *health) decide(ctx context.Context, r state.Halt) {
 	h.mu.Lock()
 	h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
@@ -214,9 +217,9 @@ func (h *health) decide(ctx context.Context, r state.Halt) {
 			"publish a pointer without it, or give the tracker a key with can_halt")
 		return
 	}
-	if err := h.s.writeHalt(ctx, r, h.policy.Key); err != nil {
-		h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not written to the store: devices that read latest.json from the CDN keep getting the candidate")
-	}
+	h.mu.Lock()
+	h.writeHalt(r)
+	h.mu.Unlock()
 }
 
 // flights runs a function per key at most once at a time. A caller that

@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // fleet is a staged rollout on the fixture's store and a tracker serving it.
@@ -24,7 +26,7 @@ type fleet struct {
 
 // newFleet publishes a stable build and a candidate at percent, and starts
 // a tracker whose halt key the ACL grants can_halt.
-func newFleet(t *testing.T, percent int64) *fleet {
+func newFleet(t *testing.T, percent int64, configure ...func(*Config)) *fleet {
 	f := newFixture(t)
 	f.halter = newKey(t)
 	f.writeACL()
@@ -38,6 +40,9 @@ func newFleet(t *testing.T, percent int64) *fleet {
 	cfg := f.config(t)
 	cfg.StatsToken = "tok"
 	cfg.Halt = HaltPolicy{Key: f.halter}
+	for _, c := range configure {
+		c(&cfg)
+	}
 	fl.srv, fl.base = startServer(t, cfg)
 	return fl
 }
@@ -108,6 +113,17 @@ func (fl *fleet) waitSequence(t *testing.T, seq int64) {
 
 // storePointer verifies the store's latest.json as a device reading the CDN
 // does.
+// haltedInStore waits until the store's pointer is a halt (the tracker
+// writes it in the background) and returns it.
+func (fl *fleet) haltedInStore(t *testing.T) *manifest.Latest {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if l := fl.storePointer(t); l.Halted != nil || time.Now().After(deadline) {
+			return l
+		}
+	}
+}
+
 func (fl *fleet) storePointer(t *testing.T) *manifest.Latest {
 	t.Helper()
 	l, _, err := fl.f.trust.VerifyLatest(fl.f.get(manifest.ACLKey), fl.f.get(manifest.LatestKey(fl.app, fl.channel)),
@@ -167,7 +183,7 @@ func TestFleetRolloutAndHalt(t *testing.T) {
 	if got := fl.candidates(t); len(got) != 0 {
 		t.Errorf("%d devices still get the halted candidate", len(got))
 	}
-	l := fl.storePointer(t)
+	l := fl.haltedInStore(t)
 	if l.Halted == nil || l.Candidate != nil || l.Sequence != 5 {
 		t.Fatalf("store pointer after the halt: halted %v, candidate %v, sequence %d", l.Halted != nil, l.Candidate, l.Sequence)
 	}
@@ -250,9 +266,49 @@ func TestHaltOverPendingPointer(t *testing.T) {
 
 	fl.capgoVersion(t, fl.devices[0]) // the tracker watches the candidate once it serves it
 	fl.reportFailures(t, fl.devices[:1], "unzip_fail")
-	l := fl.storePointer(t)
+	l := fl.haltedInStore(t)
 	if l.Halted == nil || l.Sequence != 5 || l.Notes != "pending" {
 		t.Fatalf("store pointer: halted %v, sequence %d, notes %q; want a halt of the pending pointer 4", l.Halted != nil, l.Sequence, l.Notes)
+	}
+}
+
+// blockedPuts is a store whose writes wait until release is closed.
+type blockedPuts struct {
+	store.Store
+	waiting chan struct{} // receives when a write waits
+	release chan struct{}
+}
+
+func (s *blockedPuts) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
+	s.waiting <- struct{}{}
+	select {
+	case <-s.release:
+		return s.Store.Put(ctx, key, r, opt)
+	case <-ctx.Done():
+		return store.Info{}, ctx.Err()
+	}
+}
+
+// TestHaltDoesNotWaitForTheStore: the report that halts a rollout is
+// answered, and no device gets the candidate, while the halt is still
+// being written to the store (the store answers only after that); the
+// store gets it once it answers.
+func TestHaltDoesNotWaitForTheStore(t *testing.T) {
+	blocked := &blockedPuts{waiting: make(chan struct{}, 100), release: make(chan struct{})}
+	fl := newFleet(t, 100, func(c *Config) {
+		blocked.Store = c.Store
+		c.Store = blocked
+		c.Halt.MinDevices = 1
+	})
+	fl.capgoVersion(t, fl.devices[0]) // the tracker watches the candidate once it serves it
+	fl.reportFailures(t, fl.devices[:1], "unzip_fail")
+	<-blocked.waiting // the halt is being written
+	if got := fl.capgoVersion(t, fl.devices[1]); got != fl.stable.Version {
+		t.Errorf("while the halt is written, a device is offered %q, want the stable %s", got, fl.stable.Version)
+	}
+	close(blocked.release)
+	if l := fl.haltedInStore(t); l.Halted == nil {
+		t.Fatal("the halt never reached the store")
 	}
 }
 

@@ -397,11 +397,15 @@ func (s *Server) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler,
 	return err
 }
 
-// Close flushes queued events and closes the State. Requests still
-// running after Close get errors; end Serve first.
+// Close waits for halts being written to the store, flushes queued events
+// and closes the State. Requests still running after Close get errors; end
+// Serve first.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		if s.health != nil {
+			s.health.writes.Wait()
+		}
 		s.closeErr = s.state.Close()
 	})
 	return s.closeErr
