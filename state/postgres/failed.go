@@ -6,11 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cartona/deploy/state"
 )
 
 // Each tracker keeps every failed mark in memory, as the SQLite state
@@ -24,7 +25,7 @@ import (
 // the tracker announces a ping of its own every pingEvery and the memory
 // counts as current while the last one came back less than staleAfter
 // ago. Otherwise (not listening yet, the connection lost, or more failures
-// than maxFailedCache) a lookup reads the database, as lookups does.
+// than state.MaxFailed) a lookup reads the database, as lookups does.
 var (
 	pingEvery  = 5 * time.Second
 	staleAfter = 3 * pingEvery
@@ -35,12 +36,9 @@ const (
 	listenerName  = "deploy tracker: failures" // in pg_stat_activity
 )
 
-// failures is the memory of failed marks.
+// failures is the memory of failed marks, and whether it is current.
 type failures struct {
-	mu   sync.RWMutex
-	set  map[string]struct{}
-	full bool // more failures than maxFailedCache: misses are not answers
-
+	*state.FailedSet
 	ping     string       // this tracker's ping payload
 	lastPing atomic.Int64 // monotonic nanoseconds since start of the last ping heard, 0 if not listening
 	start    time.Time
@@ -49,30 +47,15 @@ type failures struct {
 func newFailures() *failures {
 	id := make([]byte, 8)
 	rand.Read(id)
-	return &failures{set: map[string]struct{}{}, ping: "ping " + hex.EncodeToString(id), start: time.Now()}
-}
-
-func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
-
-func (f *failures) add(app, device, version string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.set) >= maxFailedCache {
-		f.full = true
-		return
-	}
-	f.set[failKey(app, device, version)] = struct{}{}
+	return &failures{FailedSet: state.NewFailedSet(), ping: "ping " + hex.EncodeToString(id), start: time.Now()}
 }
 
 // lookup reports whether the failure is known, and whether a miss is an
 // answer (the memory is complete and current).
 func (f *failures) lookup(app, device, version string) (failed, sure bool) {
-	f.mu.RLock()
-	_, failed = f.set[failKey(app, device, version)]
-	full := f.full
-	f.mu.RUnlock()
+	failed, complete := f.Has(app, device, version)
 	heard := f.lastPing.Load()
-	return failed, failed || !full && heard != 0 && time.Since(f.start)-time.Duration(heard) < staleAfter
+	return failed, failed || complete && heard != 0 && time.Since(f.start)-time.Duration(heard) < staleAfter
 }
 
 func (f *failures) heard() { f.lastPing.Store(int64(max(time.Since(f.start), 1))) }
@@ -137,7 +120,7 @@ func (d *DB) listen(ctx context.Context) error {
 				}
 				continue
 			}
-			d.fails.add(m[0], m[2], m[1])
+			d.fails.Add(m[0], m[2], m[1])
 		}
 	}
 }
@@ -161,7 +144,7 @@ func (d *DB) loadFailures(ctx context.Context, conn *pgx.Conn) error {
 	rows, _ := conn.Query(ctx, `SELECT app, version, device FROM marks WHERE kind = 'failed'`)
 	var app, version, device string
 	_, err := pgx.ForEachRow(rows, []any{&app, &version, &device}, func() error {
-		d.fails.add(app, device, version)
+		d.fails.Add(app, device, version)
 		return nil
 	})
 	return err

@@ -58,17 +58,17 @@ func (d *DB) lookup(batch []*lookup) error {
 	rows, _ := d.pool.Query(ctx, `SELECT m.app, m.version, m.device FROM marks m
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS q (app, version, device)
 		ON m.app = q.app AND m.version = q.version AND m.device = q.device AND m.kind = 'failed'`, args(cols)...)
-	found := map[string]bool{}
+	found := map[[3]string]bool{}
 	var app, version, device string
 	if _, err := pgx.ForEachRow(rows, []any{&app, &version, &device}, func() error {
-		found[failKey(app, device, version)] = true
+		found[[3]string{app, device, version}] = true
 		return nil
 	}); err != nil {
 		return err
 	}
 	for _, q := range batch {
-		if q.failed = found[failKey(q.app, q.device, q.version)]; q.failed {
-			d.fails.add(q.app, q.device, q.version)
+		if q.failed = found[[3]string{q.app, q.device, q.version}]; q.failed {
+			d.fails.Add(q.app, q.device, q.version)
 		}
 	}
 	return nil

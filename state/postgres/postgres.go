@@ -38,10 +38,6 @@ type DB struct {
 
 var _ state.State = (*DB)(nil)
 
-// maxFailedCache bounds the failures kept in memory; past it, a lookup
-// that misses reads the database.
-const maxFailedCache = 1 << 20
-
 // Open connects to the database at url (postgres://user:password@host/db)
 // and applies the migrations it lacks.
 func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
@@ -181,11 +177,7 @@ func (d *DB) commit(evs []state.Event) error {
 		return err
 	}
 	d.seen.Stored(marks)
-	for _, m := range append(marks, blocked...) {
-		if m.Kind == state.MarkFailed {
-			d.fails.add(m.App, m.Device, m.Version)
-		}
-	}
+	d.fails.AddMarks(marks, blocked)
 	return nil
 }
 

@@ -10,17 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/cartona/deploy/state"
 )
-
-// maxFailedInMemory bounds the in-memory set of failed marks; past it,
-// misses are looked up in the database.
-const maxFailedInMemory = 1 << 20
 
 // DB is a state.State in an SQLite file. Its writer is a single connection
 // that commits the events of many requests in one transaction; readers use
@@ -34,9 +29,7 @@ type DB struct {
 	// retryLimit is state.Options.Retries.
 	retryLimit int
 
-	failMu       sync.RWMutex
-	failed       map[string]struct{}
-	failOverflow bool
+	failed *state.FailedSet
 }
 
 var _ state.State = (*DB)(nil)
@@ -77,7 +70,7 @@ func Open(path string, opts state.Options) (*DB, error) {
 
 func open(path string, opts state.Options) (_ *DB, err error) {
 	const pragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
-	d := &DB{now: opts.Clock(), seen: state.NewSeen(), retryLimit: opts.Retries(), failed: map[string]struct{}{}}
+	d := &DB{now: opts.Clock(), seen: state.NewSeen(), retryLimit: opts.Retries(), failed: state.NewFailedSet()}
 	if d.w, err = sql.Open("sqlite", path+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, err
 	}
@@ -215,11 +208,7 @@ func (d *DB) commit(evs []state.Event) error {
 		return err
 	}
 	d.seen.Stored(unstored)
-	for _, m := range append(marks, blocked...) {
-		if m.Kind == state.MarkFailed {
-			d.addFailed(m.App, m.Device, m.Version)
-		}
-	}
+	d.failed.AddMarks(marks, blocked)
 	return nil
 }
 
@@ -242,18 +231,6 @@ func insert(stmt *sql.Stmt, args ...any) (bool, error) {
 	return n == 1, err
 }
 
-func failKey(app, device, version string) string { return app + "\x00" + device + "\x00" + version }
-
-func (d *DB) addFailed(app, device, version string) {
-	d.failMu.Lock()
-	defer d.failMu.Unlock()
-	if len(d.failed) >= maxFailedInMemory {
-		d.failOverflow = true
-		return
-	}
-	d.failed[failKey(app, device, version)] = struct{}{}
-}
-
 func (d *DB) loadFailed() error {
 	rows, err := d.r.Query(`SELECT app, device, version FROM marks WHERE kind = 'failed'`)
 	if err != nil {
@@ -265,23 +242,19 @@ func (d *DB) loadFailed() error {
 		if err := rows.Scan(&app, &device, &version); err != nil {
 			return err
 		}
-		d.addFailed(app, device, version)
+		d.failed.Add(app, device, version)
 	}
 	return rows.Err()
 }
 
-// Failed implements state.State from memory; only past maxFailedInMemory
+// Failed implements state.State from memory; only past state.MaxFailed
 // failures does a miss read the database.
 func (d *DB) Failed(ctx context.Context, app, device, version string) (bool, error) {
 	if d.Closed() {
 		return false, state.ErrClosed
 	}
-	d.failMu.RLock()
-	_, ok := d.failed[failKey(app, device, version)]
-	overflow := d.failOverflow
-	d.failMu.RUnlock()
-	if ok || !overflow {
-		return ok, nil
+	if failed, complete := d.failed.Has(app, device, version); failed || complete {
+		return failed, nil
 	}
 	var one int
 	err := d.r.QueryRowContext(ctx, `SELECT 1 FROM marks WHERE app = ? AND version = ? AND device = ? AND kind = 'failed'`,
