@@ -36,8 +36,10 @@ type Batcher struct {
 
 	checkMu     sync.Mutex
 	checkMinute int64
-	checks      map[string]struct{} // checks recorded in checkMinute
+	checks      map[checkKey]struct{} // checks recorded in checkMinute
 }
+
+type checkKey struct{ app, device, version string }
 
 type request struct {
 	events []Event
@@ -48,7 +50,7 @@ type request struct {
 // atomically; it is called from one goroutine at a time and must not keep
 // the slice.
 func NewBatcher(commit func([]Event) error, opts Options) *Batcher {
-	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[string]struct{}{}}
+	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[checkKey]struct{}{}}
 	go b.run()
 	return b
 }
@@ -69,7 +71,7 @@ func (b *Batcher) Record(ctx context.Context, evs ...Event) error {
 
 // RecordCheck implements State.
 func (b *Batcher) RecordCheck(ev Event) {
-	key := ev.App + "\x00" + ev.Device + "\x00" + ev.Version
+	key := checkKey{ev.App, ev.Device, ev.Version}
 	b.checkMu.Lock()
 	if ev.TS != b.checkMinute {
 		clear(b.checks)
