@@ -189,7 +189,8 @@ func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string,
 	return f.Name(), info, nil
 }
 
-// List returns the objects under prefix, sorted by key.
+// List returns the objects under prefix, sorted by key, leaving out files
+// the store could not have written (see store.CheckKey).
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	dir := s.Root
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -214,8 +215,8 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 			}
 			return nil
 		}
-		if key == lockFile || !strings.HasPrefix(key, prefix) {
-			return nil
+		if !strings.HasPrefix(key, prefix) || store.CheckKey(key) != nil {
+			return nil // not the prefix, or a file the store did not write (.DS_Store, the lock)
 		}
 		fi, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {

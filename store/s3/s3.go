@@ -269,7 +269,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// List returns the objects whose keys start with prefix, sorted by key.
+// List returns the objects whose keys start with prefix, sorted by key. Keys
+// the store could not have written (see store.CheckKey), such as an
+// S3-compatible server's temporary files, are left out.
 func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	full := s.prefix + prefix
 	var infos []store.Info
@@ -280,8 +282,12 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 			return nil, fmt.Errorf("s3: list %s: %w", prefix, err)
 		}
 		for _, obj := range page.Contents {
+			key := strings.TrimPrefix(aws.ToString(obj.Key), s.prefix)
+			if store.CheckKey(key) != nil {
+				continue
+			}
 			infos = append(infos, store.Info{
-				Key:     strings.TrimPrefix(aws.ToString(obj.Key), s.prefix),
+				Key:     key,
 				Size:    aws.ToInt64(obj.Size),
 				ETag:    aws.ToString(obj.ETag),
 				ModTime: aws.ToTime(obj.LastModified),

@@ -221,6 +221,29 @@ func TestListPagination(t *testing.T) {
 	}
 }
 
+// TestListSkipsForeignKeys: an object under the prefix whose key the store
+// could never write (a backend's temporary file, a dot segment) is not
+// listed, so nothing that lists (prune, history) trips over it.
+func TestListSkipsForeignKeys(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "p")
+	ctx := context.Background()
+	if _, err := s.Put(ctx, "apps/a/uploads/1.json", strings.NewReader("x"), store.PutOptions{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client().PutObject(ctx, &awss3.PutObjectInput{Bucket: &srv.Bucket, Key: aws.String("p/apps/a/uploads/.1.json.tmp"), Body: strings.NewReader("y")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, "apps/a/uploads/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Key != "apps/a/uploads/1.json" {
+		t.Fatalf("List = %+v, want only apps/a/uploads/1.json", got)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	// No region anywhere in the environment or the shared files.
 	dir := t.TempDir()
