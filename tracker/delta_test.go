@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +27,7 @@ import (
 
 	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/store"
 	"github.com/cartona/deploy/store/s3"
 )
@@ -222,6 +226,11 @@ func treeBytes(tree map[string]string) map[string][]byte {
 func sameTree(t testing.TB, got, want map[string][]byte) {
 	t.Helper()
 	if len(got) != len(want) {
+		for name := range got {
+			if _, ok := want[name]; !ok {
+				t.Errorf("extra %q", name)
+			}
+		}
 		t.Fatalf("tree has %d files, want %d", len(got), len(want))
 	}
 	for name, w := range want {
@@ -243,17 +252,52 @@ func deltaSetup(t *testing.T, files int) (f *fixture, v1, v2 map[string]string, 
 	return f, v1, v2, ref2, tracker + "/capgo/retailer/updates", cdn
 }
 
-// publishPair publishes v1 and a one-line v2 of an Ionic-shaped tree with
-// per-file objects.
+// publishPair uploads v1 and a one-line v2 of an Ionic-shaped tree to the
+// fixture's folder store as `deploy upload` does.
 func publishPair(t *testing.T, files int) (f *fixture, v1, v2 map[string]string, ref2 manifest.BuildRef) {
 	f = newFixture(t)
+	v1, v2 = treePair(files)
+	f.upload(f.store, "production", "1.0.0", v1)
+	ref2, _ = f.upload(f.store, "production", "2.0.0", v2)
+	return f, v1, v2, ref2
+}
+
+// treePair is an Ionic-shaped tree and a one-line change of it, in two
+// files.
+func treePair(files int) (v1, v2 map[string]string) {
 	v1 = ionicTree(files)
 	v2 = maps.Clone(v1)
 	v2["chunk-0007.js"] = strings.Replace(v1["chunk-0007.js"], "line 3\n", "line 3 (fixed)\n", 1)
 	v2["main.js"] = strings.Replace(v1["main.js"], "'v1'", "'v2'", 1)
-	f.publishFiles("retailer", "production", "1.0.0", v1)
-	ref2 = f.publishFiles("retailer", "production", "2.0.0", v2)
-	return f, v1, v2, ref2
+	return v1, v2
+}
+
+// upload publishes files as app "retailer" to channel of st with the
+// uploader's code path (publish.Publisher, which `deploy upload` runs), and
+// keeps the fixture's build and sequence counters in step.
+func (f *fixture) upload(st store.Store, channel, version string, files map[string]string) (manifest.BuildRef, *publish.Result) {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	pub := &publish.Publisher{Store: st, Key: f.user, Trust: f.trust}
+	res, err := pub.Upload(context.Background(), publish.Request{App: "retailer", Channel: channel, Dir: dir, Version: version})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.number["retailer"], f.seq["retailer/"+channel] = res.Number, res.Sequence
+	b, err := pub.ReadBuild(context.Background(), "retailer", res.Number)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b.BuildRef, res
 }
 
 // TestDeltaPluginSimulation plays a delta-capable plugin (8.51.14) on a
@@ -470,6 +514,9 @@ func unzip(t testing.TB, data []byte) map[string][]byte {
 	}
 	out := map[string][]byte{}
 	for _, zf := range zr.File {
+		if strings.HasSuffix(zf.Name, "/") {
+			continue // a folder entry: unzipping creates the folder, not a file
+		}
 		rc, err := zf.Open()
 		if err != nil {
 			t.Fatal(err)
@@ -532,7 +579,7 @@ func TestFilesRoute(t *testing.T) {
 // on a real S3 server (versitygw), behind a CDN that reads the bucket.
 func TestDeltaPluginSimulationS3(t *testing.T) {
 	ctx := t.Context()
-	f, v1, v2, ref2 := publishPair(t, 60)
+	f := newFixture(t)
 	srv := s3test.Start(t)
 	srv.Setenv(t)
 	u, err := url.Parse(srv.URL("delta"))
@@ -543,15 +590,18 @@ func TestDeltaPluginSimulationS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := f.store.List(ctx, "")
-	if err != nil {
+	if _, err := st.Put(ctx, manifest.ACLKey, bytes.NewReader(f.get(manifest.ACLKey)), store.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range objs {
-		if _, err := st.Put(ctx, o.Key, bytes.NewReader(f.get(o.Key)), store.PutOptions{Size: o.Size}); err != nil {
-			t.Fatal(err)
-		}
+	v1, v2 := treePair(60)
+	_, first := f.upload(st, "production", "1.0.0", v1)
+	ref2, second := f.upload(st, "production", "2.0.0", v2)
+	// The second upload wrote the new zip, the two changed files and the
+	// file manifest; every other file object was there.
+	if second.NewFiles != 2 || second.NewFileBytes*10 > first.NewFileBytes {
+		t.Errorf("second upload wrote %d file objects, %d bytes of them (first: %d); want 2 files and under a tenth", second.NewFiles, second.NewFileBytes, first.NewFileBytes)
 	}
+	t.Logf("S3 uploads: first wrote %d bytes, the one-line change %d bytes (%d file objects, %d bytes of them)", first.NewBytes, second.NewBytes, second.NewFiles, second.NewFileBytes)
 	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc, _, err := st.Get(r.Context(), strings.TrimPrefix(r.URL.Path, "/"))
 		if err != nil {
