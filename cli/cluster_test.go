@@ -298,11 +298,12 @@ func offered(t *testing.T, base, device string) string {
 // staged rollout; the other tracker, with no report of its own, reads the
 // halt from the shared state and stops offering the candidate through
 // both APIs within its cache period. Neither holds a halt key, so the
-// store keeps the candidate: the halt lives in PostgreSQL only.
+// store keeps the candidate: the halt lives in PostgreSQL only, and a
+// tracker killed with SIGKILL and restarted still applies it.
 func TestTwoTrackersHalt(t *testing.T) {
 	c := newCluster(t)
 	policy := []string{"halt_percent=5", "halt_min_devices=10"}
-	_, a := c.serve(t, policy...)
+	cmdA, a := c.serve(t, policy...)
 	_, b := c.serve(t, policy...)
 	c.upload(t, "2.0.0", "rollout=50")
 
@@ -350,6 +351,14 @@ func TestTwoTrackersHalt(t *testing.T) {
 			if v := offered(t, base, d); v != "1.0.0" {
 				t.Fatalf("device %s through %s offered %q after the halt", d, base, v)
 			}
+		}
+	}
+	cmdA.Process.Signal(os.Kill)
+	cmdA.Wait()
+	_, a = c.serve(t, policy...) // a new process: what it knows of the halt comes from PostgreSQL
+	for _, d := range append(in, out...) {
+		if v := offered(t, a, d); v != "1.0.0" {
+			t.Fatalf("device %s offered %q by tracker A restarted after SIGKILL; want the halt applied", d, v)
 		}
 	}
 
