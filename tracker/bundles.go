@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
 )
 
@@ -104,16 +105,12 @@ func (c *bundleChecks) fill(v bundleVersion, done chan struct{}, hash func() (bo
 // hashBundle reads v's bytes from r and reports whether they match its
 // sha256 and size, logging a mismatch.
 func (s *Server) hashBundle(v bundleVersion, r io.Reader) (bool, error) {
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(r, v.size+1))
-	if err != nil {
-		return false, err
-	}
-	if n != v.size || hex.EncodeToString(h.Sum(nil)) != v.sha256 {
-		s.log.Error().Str("key", v.key).Int64("size", n).Msg("bundle sha256 differs from its manifest; it is not served")
+	err := manifest.VerifyBundle(manifest.BuildRef{SHA256: v.sha256, Size: v.size}, r)
+	if bad := (*manifest.Error)(nil); errors.As(err, &bad) {
+		s.log.Error().Str("key", v.key).Str("rule", string(bad.Rule)).Msg("bundle sha256 differs from its manifest; it is not served")
 		return false, nil
 	}
-	return true, nil
+	return err == nil, err
 }
 
 // serveBundle sends a bundle from the store, only once its bytes are known
