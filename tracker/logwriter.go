@@ -18,6 +18,7 @@ type LogWriter struct {
 	w      io.Writer
 	mu     sync.Mutex // guards buf and closed
 	buf    []byte
+	spare  []byte // the buffer last written out, reused
 	closed bool
 	wmu    sync.Mutex // serialises writes to w, in order
 	stop   chan struct{}
@@ -77,13 +78,16 @@ func (l *LogWriter) flush(p []byte) error {
 	defer l.wmu.Unlock()
 	l.mu.Lock()
 	buf := l.buf
-	l.buf = nil
+	l.buf, l.spare = l.spare, nil
 	l.mu.Unlock()
 	buf = append(buf, p...)
 	if len(buf) == 0 {
 		return nil
 	}
 	_, err := l.w.Write(buf)
+	l.mu.Lock()
+	l.spare = buf[:0]
+	l.mu.Unlock()
 	return err
 }
 
