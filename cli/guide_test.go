@@ -272,3 +272,60 @@ func TestGuideCommandCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeRequirements checks that the README's quick start names the Go
+// version of go.mod and installs, in its apt-get line, every package
+// .ci/run installs for the tests.
+func TestReadmeRequirements(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick := string(readme)
+	if i := strings.Index(quick, "## Quick start"); i >= 0 {
+		quick = quick[i:]
+	}
+	if i := strings.Index(quick[1:], "\n## "); i >= 0 {
+		quick = quick[:i+1]
+	}
+	gomod, err := os.ReadFile("../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if m == nil {
+		t.Fatal("go.mod has no go line")
+	}
+	if want := "Go " + string(m[1]); !strings.Contains(quick, want) {
+		t.Errorf("the README's quick start does not say %q (go.mod)", want)
+	}
+	for _, want := range []string{"Node.js 20.19", "Chromium", "PostgreSQL", "systemd-analyze"} {
+		if !strings.Contains(quick, want) {
+			t.Errorf("the README's quick start does not name %s", want)
+		}
+	}
+	ci, err := os.ReadFile("../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apt := regexp.MustCompile(`(?m)apt-get install ([a-z0-9 .+-]+)$`).FindStringSubmatch(quick)
+	if apt == nil {
+		t.Fatal("the README's quick start has no apt-get install line")
+	}
+	listed := map[string]bool{}
+	for _, p := range strings.Fields(apt[1]) {
+		listed[p] = true
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`\bapt_install ([a-z0-9 .+-]+)`).FindAllStringSubmatch(string(ci), -1) {
+		for _, p := range strings.Fields(m[1]) {
+			n++
+			if !listed[p] {
+				t.Errorf(".ci/run installs %s, the README's apt-get line does not", p)
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("found no apt_install in .ci/run")
+	}
+}
