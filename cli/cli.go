@@ -47,7 +47,7 @@ func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
-	err := root.ExecuteContext(ctx)
+	err := executeRecovering(ctx, root)
 	if err == nil {
 		return exitOK
 	}
@@ -55,6 +55,22 @@ func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 		err = usageError{fmt.Errorf("%w; run `deploy help` for the commands", err)}
 	}
 	return printError(stdio, wantJSON(root, args), err)
+}
+
+// beforeCommand, when set, runs as a command starts, once its flags are
+// parsed; tests set it to panic.
+var beforeCommand func()
+
+// executeRecovering runs root, turning a panic in a command into an
+// internalError: the user sees one line and where to report it, never a
+// stack trace.
+func executeRecovering(ctx context.Context, root *cobra.Command) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = internalError{r}
+		}
+	}()
+	return root.ExecuteContext(ctx)
 }
 
 // joinBoolValues turns `--flag VALUE` into `--flag=VALUE` for boolean
@@ -127,6 +143,9 @@ func seedArgs(c *cobra.Command, args []string) error {
 // means the same as --key value. Cobra has already told flag values apart
 // from arguments, so a value that itself holds '=' stays as it is.
 func applySeedArgs(c *cobra.Command, args []string) error {
+	if beforeCommand != nil {
+		beforeCommand()
+	}
 	if c.Annotations[seedAnnotation] == "" {
 		return nil // help, completion and help topics take other arguments
 	}

@@ -17,13 +17,14 @@ import (
 // Exit statuses of deploy, documented in `deploy help exit-codes` and the
 // README.
 const (
-	exitOK          = 0 // success
-	exitFailure     = 1 // any other failure
-	exitUsage       = 2 // a bad command line or configuration
-	exitNotGranted  = 3 // the user may not do this (ACL, AWS access denied)
-	exitVerify      = 4 // a signature or manifest failed verification
-	exitPartial     = 5 // done, but a follow-up step failed (CDN invalidation)
-	exitUnavailable = 6 // the network, store or tracker could not be reached
+	exitOK          = 0  // success
+	exitFailure     = 1  // any other failure
+	exitUsage       = 2  // a bad command line or configuration
+	exitNotGranted  = 3  // the user may not do this (ACL, AWS access denied)
+	exitVerify      = 4  // a signature or manifest failed verification
+	exitPartial     = 5  // done, but a follow-up step failed (CDN invalidation)
+	exitUnavailable = 6  // the network, store or tracker could not be reached
+	exitInternal    = 70 // a bug in deploy: a panic (sysexits EX_SOFTWARE)
 )
 
 // exitCodes names each status for `deploy help exit-codes` and for the
@@ -40,6 +41,7 @@ var exitCodes = []struct {
 	{exitVerify, "verification_failed", "a signature, the ACL, a latest.json or a bundle failed verification"},
 	{exitPartial, "partial", "the main step succeeded but a follow-up failed: published, but the CloudFront invalidation failed"},
 	{exitUnavailable, "unavailable", "the store, the network, AWS or the tracker could not be reached, or a store does not exist"},
+	{exitInternal, "internal", "a bug in deploy (as sysexits EX_SOFTWARE): an internal error, never a stack trace; the message says where to report it"},
 }
 
 // usageError is a mistake in the command line or configuration.
@@ -78,6 +80,18 @@ type unavailableError struct{ error }
 
 func (e unavailableError) Unwrap() error { return e.error }
 
+// reportURL is where users report bugs.
+const reportURL = "https://github.com/cartona/deploy/issues"
+
+// internalError is a panic in a command: a bug in deploy. Its message says
+// what failed in plain words and where to report it; the panic value, which
+// may name Go types or internals, is not shown.
+type internalError struct{ value any }
+
+func (e internalError) Error() string {
+	return "internal error: deploy stopped on a bug; please report it at " + reportURL + " with the command you ran"
+}
+
 // hintError carries the next step to take, printed after the message.
 type hintError struct {
 	error
@@ -98,9 +112,12 @@ func exitStatus(err error) int {
 		un unavailableError
 		ne net.Error
 	)
+	var ie internalError
 	switch rule := manifest.RuleOf(err); {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ie):
+		return exitInternal
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.As(err, &pe):

@@ -64,6 +64,11 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 			return usageError{fmt.Errorf("rollout=0 offers the build to no device; give 1 to 99, or leave rollout out to publish to every device")}
 		}
 	}
+	// Before anything is created (keys, a local store, its ACL): a folder
+	// that is no web build, such as dir=/tmp, fails here without a walk.
+	if err := publish.CheckBuild(opts.Dir); err != nil {
+		return err
+	}
 	p, err := opts.publisher(ctx)
 	if err != nil {
 		return err

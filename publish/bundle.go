@@ -103,22 +103,53 @@ func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) 
 	return b, nil
 }
 
-// collect walks dir and returns its entries sorted by name, checking the
-// rules of a bundle on the way.
-func collect(dir string) ([]entry, int64, error) {
+// CheckBuild checks, without walking it, that dir looks like a web build:
+// a folder with index.html at its root. Zip checks this first, so a wrong
+// dir= (such as /tmp, with sockets and huge trees) fails at once; a caller
+// that writes anything before zipping (keys, a new store) calls it first.
+// Its errors wrap [ErrBadBuild].
+func CheckBuild(dir string) error {
+	_, err := checkBuild(dir)
+	return err
+}
+
+// checkBuild is CheckBuild, returning the folder's real path.
+func checkBuild(dir string) (string, error) {
 	root, err := buildRoot(dir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(filepath.Join(root, "index.html")); err == nil && fi.Mode().IsRegular() {
+		return root, nil
+	}
+	if isEmpty(root) {
+		return "", fmt.Errorf("%w: folder %s is empty; run your web build first", ErrBadBuild, dir)
+	}
+	return "", fmt.Errorf("%w: %s has no index.html at its root; pass the folder your build writes (often ./www or ./dist) as dir=", ErrBadBuild, dir)
+}
+
+// isEmpty reports whether the folder dir has no entries, reading one name
+// at most.
+func isEmpty(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return errors.Is(err, io.EOF)
+}
+
+// collect walks dir and returns its entries sorted by name, checking the
+// rules of a bundle on the way; index.html is checked before the walk.
+func collect(dir string) ([]entry, int64, error) {
+	root, err := checkBuild(dir)
 	if err != nil {
 		return nil, 0, err
 	}
 	c := &collector{root: root}
 	if err := filepath.WalkDir(root, c.visit); err != nil {
 		return nil, 0, err
-	}
-	if len(c.entries) == 0 {
-		return nil, 0, fmt.Errorf("%w: folder %s is empty; run your web build first", ErrBadBuild, dir)
-	}
-	if !c.hasIndex {
-		return nil, 0, fmt.Errorf("%w: %s has no index.html at its root; pass the folder your build writes (often ./www or ./dist)", ErrBadBuild, dir)
 	}
 	sort.Slice(c.entries, func(i, j int) bool { return c.entries[i].name < c.entries[j].name })
 	if err := checkZip32(0, len(c.entries)); err != nil {
@@ -152,10 +183,9 @@ func buildRoot(dir string) (string, error) {
 
 // collector gathers the entries of a build folder as it is walked.
 type collector struct {
-	root     string // the folder, symlinks resolved
-	entries  []entry
-	total    int64
-	hasIndex bool
+	root    string // the folder, symlinks resolved
+	entries []entry
+	total   int64
 }
 
 // visit is the WalkDir function: it checks and records one path.
@@ -190,7 +220,6 @@ func (c *collector) visit(p string, d fs.DirEntry, err error) error {
 		}
 		c.entries = append(c.entries, entry{name: name, path: p, size: info.Size()})
 		c.total += info.Size()
-		c.hasIndex = c.hasIndex || name == "index.html"
 	default:
 		return fmt.Errorf("%w: %s is not a regular file; remove it", ErrBadBuild, name)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,6 +143,31 @@ func TestZipRejectsBadBuilds(t *testing.T) {
 		}, "is not a folder"},
 		{"no index", func(t *testing.T) string {
 			return writeTree(t, map[string]string{"sub/index.html": "x"})
+		}, "no index.html at its root"},
+		// index.html is checked before the walk, so a folder that is no web
+		// build (dir=/tmp) fails on that, not on what the walk would meet.
+		{"no index, a socket", func(t *testing.T) string {
+			d := writeTree(t, map[string]string{"a.txt": "x"})
+			l, err := net.Listen("unix", filepath.Join(d, "s"))
+			if err != nil {
+				t.Skip("no unix sockets:", err)
+			}
+			t.Cleanup(func() { l.Close() })
+			return d
+		}, "no index.html at its root"},
+		{"no index, an unreadable folder", func(t *testing.T) string {
+			d := writeTree(t, map[string]string{"locked/a.txt": "x"})
+			if err := os.Chmod(filepath.Join(d, "locked"), 0); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(filepath.Join(d, "locked"), 0o755) })
+			return d
+		}, "no index.html at its root"},
+		{"no index, a bad name", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"a\nb.js": "x"})
+		}, "no index.html at its root"},
+		{"index.html is a folder", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html/a": "x"})
 		}, "no index.html at its root"},
 		{"symlink out", func(t *testing.T) string {
 			d := writeTree(t, map[string]string{"index.html": "x"})

@@ -422,3 +422,19 @@ func TestUploadRefusesAVersionInUseWithOtherContent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUploadNativeRangeToNewChannel uploads a build with a native range as
+// the first build of a channel: the pointer has that build and no
+// fallbacks (there was nothing before it).
+func TestUploadNativeRangeToNewChannel(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	www := writeTree(t, map[string]string{"index.html": "x"})
+	res, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Channel: "v2", Dir: www, MinNative: "2.0.0", MaxNative: "2.9.9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := f.verifyChannel(t, "retailer", "v2")
+	if l.Build.Number != res.Number || l.Build.MinNative != "2.0.0" || l.Build.MaxNative != "2.9.9" || len(l.Fallbacks) != 0 {
+		t.Fatalf("latest = %+v, want build %d for 2.0.0-2.9.9 and no fallbacks", l, res.Number)
+	}
+}
