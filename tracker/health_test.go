@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cartona/deploy/manifest"
@@ -13,39 +14,40 @@ import (
 
 // TestFlights: callers of one key that arrive while a run is going share
 // the next run, and each returns only after a run that started after its
-// call has ended.
+// call has ended. In a synctest bubble, every caller is known to wait
+// before the first run ends, whatever the machine's load.
 func TestFlights(t *testing.T) {
-	const callers = 50
-	f := newFlights()
-	var calls, started, ended atomic.Int64
-	gate := make(chan struct{})
-	var once sync.Once
-	fn := func() {
-		started.Add(1)
-		if calls.Load() < callers {
-			<-gate // the first run holds until every caller has called
-		}
-		ended.Store(started.Load())
-	}
-	var wg sync.WaitGroup
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			before := started.Load()
-			if calls.Add(1) == callers {
-				once.Do(func() { close(gate) })
+	synctest.Test(t, func(t *testing.T) {
+		const callers = 50
+		f := newFlights()
+		var started, ended atomic.Int64
+		gate := make(chan struct{})
+		fn := func() {
+			if started.Add(1) == 1 {
+				<-gate // the first run holds until every other caller waits
 			}
+			ended.Store(started.Load())
+		}
+		var wg sync.WaitGroup
+		call := func() {
+			before := started.Load()
 			f.do(context.Background(), "k", fn)
 			if ended.Load() <= before {
 				t.Errorf("a caller returned before a run that started after its call (runs started before: %d, ended: %d)", before, ended.Load())
 			}
-		}()
-	}
-	wg.Wait()
-	if n := started.Load(); n > 3 {
-		t.Errorf("%d runs for %d concurrent callers, want them to share", n, callers)
-	}
+		}
+		wg.Go(call)
+		synctest.Wait() // the first run holds
+		for range callers - 1 {
+			wg.Go(call)
+		}
+		synctest.Wait() // every other caller waits
+		close(gate)
+		wg.Wait()
+		if n := started.Load(); n != 2 {
+			t.Errorf("%d runs for %d concurrent callers, want 2: the one running and one for all who came meanwhile", n, callers)
+		}
+	})
 }
 
 // BenchmarkOffer measures what choosing a device's build costs during a
