@@ -339,9 +339,9 @@ func (p *Publisher) point(ctx context.Context, acl *manifest.ACL, req Request, b
 	var l *manifest.Latest
 	var err error
 	if req.DryRun {
-		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit)
+		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit, true)
 	} else {
-		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit)
+		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit, true)
 	}
 	if err != nil {
 		return nil, err

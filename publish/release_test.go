@@ -83,7 +83,7 @@ func TestReleaseEdits(t *testing.T) {
 		cur  *manifest.Latest
 		want want
 	}{
-		{"promote onto an empty channel", publish.Promote(ref(3)), nil, want{stable: 3}},
+		{"promote over a pointer that does not verify", publish.Promote(ref(3)), nil, want{stable: 3}},
 		{"promote drops a candidate", publish.Promote(ref(4)), at(3), want{stable: 4}},
 		{"promote of the same build changes nothing", publish.Promote(ref(2)), at(0), want{none: true}},
 		{"rollout starts a candidate", publish.Rollout(ref(3), 10), at(0), want{stable: 2, cand: 3, percent: 10}},
@@ -99,6 +99,8 @@ func TestReleaseEdits(t *testing.T) {
 		{"pause", publish.Pause(true), at(3), want{stable: 2, cand: 3, percent: 10, paused: true}},
 		{"resume a running rollout changes nothing", publish.Pause(false), at(3), want{none: true}},
 		{"pause without a rollout", publish.Pause(true), at(0), want{err: "no rollout in progress"}},
+		{"resume without a rollout", publish.Pause(false), at(0), want{err: "no rollout in progress"}},
+		{"set percent 100 without a rollout", publish.SetPercent(100), at(0), want{err: "no rollout in progress"}},
 		{"rollback drops the candidate", publish.Rollback(nil), at(3), want{stable: 2}},
 		{"rollback to a build", publish.Rollback(&[]manifest.BuildRef{ref(1)}[0]), at(0), want{stable: 1}},
 		{"rollback without target or candidate", publish.Rollback(nil), at(0), want{err: "to=N"}},
@@ -192,6 +194,52 @@ func TestNotedRefusesAPointerAHaltCouldNotWrap(t *testing.T) {
 	if _, err := publish.Noted(big, time.Time{}, publish.SetSelfAssign(true))(cur); err == nil || !strings.Contains(err.Error(), "room for a halt") {
 		t.Fatalf("an oversized pointer: err = %v", err)
 	}
+}
+
+// Issue 8: promote, rollout (percent, pause, resume), rollback and
+// channel set change only a channel that exists; on one without
+// latest.json they write nothing and name `deploy channel create`. Only
+// CreateChannel (and an upload) start a channel.
+func TestReleaseCommandsRefuseAMissingChannel(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		ctx := context.Background()
+		f.upload(t, "production", version(1))
+		f.upload(t, "beta", version(2))
+		b1, b2 := f.pointer(t, "production").Build, f.pointer(t, "beta").Build
+		before := f.keys(t)
+		for _, tc := range []struct {
+			name string
+			edit publish.Edit
+		}{
+			{"promote", publish.Promote(b2)},
+			{"promote with a rollout", publish.Rollout(b2, 10)},
+			{"rollout percent", publish.SetPercent(50)},
+			{"rollout pause", publish.Pause(true)},
+			{"rollout resume", publish.Pause(false)},
+			{"rollback", publish.Rollback(nil)},
+			{"rollback to", publish.Rollback(&b1)},
+			{"channel set", publish.SetSelfAssign(true)},
+		} {
+			for _, dryRun := range []bool{true, false} {
+				res, err := f.publisher().Change(ctx, "retailer", "prod", publish.Noted("typo", time.Time{}, tc.edit), dryRun)
+				want := "app retailer has no channel prod: release commands change only a channel that exists, and nothing was written; start it with\n  deploy channel create app=retailer channel=prod build=N (or from=CHANNEL)"
+				if res != nil || err == nil || err.Error() != want || !publish.IsRelease(err) {
+					t.Fatalf("%s (dry run %v) on a missing channel: %+v, %v", tc.name, dryRun, res, err)
+				}
+			}
+		}
+		if after := f.keys(t); strings.Join(after, " ") != strings.Join(before, " ") {
+			t.Fatalf("refused release commands wrote: %v, was %v", after, before)
+		}
+		// channel create starts it; then promote moves it.
+		if _, err := f.publisher().CreateChannel(ctx, "retailer", "prod", b1, manifest.Settings{}, "", false); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := f.publisher().Change(ctx, "retailer", "prod", publish.Promote(b2), false); err != nil || !res.Written || res.After.Sequence != 2 {
+			t.Fatalf("promote after channel create: %+v, %v", res, err)
+		}
+	})
 }
 
 func TestChangeDryRunWritesNothing(t *testing.T) {
