@@ -3,6 +3,8 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -263,21 +265,34 @@ func TestChangeDryRunWritesNothing(t *testing.T) {
 	f.verifyHistory(t, "production", 2)
 }
 
-// halt writes, with a can_halt key, a halt of the channel's latest.json,
-// as a tracker does.
-func (f *fixture) halt(t *testing.T, channel, reason string) {
+// halter returns a new key that the ACL grants can_halt on retailer, and
+// nothing else, as a tracker's halt key.
+func (f *fixture) halter(t *testing.T) ed25519.PrivateKey {
 	t.Helper()
-	ctx := context.Background()
-	tracker, err := manifest.GenerateKey(t.TempDir() + "/tracker.key")
+	key, err := manifest.GenerateKey(t.TempDir() + "/tracker.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := publish.UpdateACL(ctx, f.store, f.root, func(a *manifest.ACL) (bool, error) {
-		a.Users = append(a.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(tracker))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}})
+	if _, _, err := publish.UpdateACL(context.Background(), f.store, f.root, func(a *manifest.ACL) (bool, error) {
+		a.Users = append(a.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(key))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}})
 		return true, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return key
+}
+
+// halt writes, with a new can_halt key, a halt of the channel's
+// latest.json, as a tracker does.
+func (f *fixture) halt(t *testing.T, channel, reason string) {
+	t.Helper()
+	f.haltWith(t, f.halter(t), channel, reason)
+}
+
+// haltWith writes, signed with key, a halt of the channel's latest.json.
+func (f *fixture) haltWith(t *testing.T, key ed25519.PrivateKey, channel, reason string) {
+	t.Helper()
+	ctx := context.Background()
 	data := f.get(t, manifest.LatestKey("retailer", channel))
 	env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
 	if err != nil {
@@ -285,7 +300,7 @@ func (f *fixture) halt(t *testing.T, channel, reason string) {
 	}
 	cur := f.pointer(t, channel)
 	h := manifest.Halt{App: "retailer", Channel: channel, Sequence: cur.Sequence + 1, Issued: time.Now().UTC().Truncate(time.Second), Reason: reason, Pointer: *env, Previous: manifest.LinkTo(cur.Sequence, data)}
-	signed, err := manifest.Sign(manifest.TypeHalt, h, tracker)
+	signed, err := manifest.Sign(manifest.TypeHalt, h, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,6 +309,96 @@ func (f *fixture) halt(t *testing.T, channel, reason string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A key granted only can_halt (a tracker's halt key) can halt a rollout,
+// and nothing else: deploy refuses it every upload, promote, rollout,
+// rollback and channel change, writing nothing, and a pointer it signs
+// itself, bare or inside a halt, verifies for no device.
+func TestHaltKeyCanOnlyHalt(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		ctx := context.Background()
+		f.upload(t, "production", version(1))
+		if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, version(2)), Rollout: 10}); err != nil {
+			t.Fatal(err)
+		}
+		cur := f.pointer(t, "production")
+		stable, cand := cur.Build, cur.Candidate.Build
+		key := f.halter(t)
+		hp := &publish.Publisher{Store: f.store, Key: key, Trust: f.trust}
+		before := f.keys(t)
+
+		notGranted := func(what string, err error) {
+			t.Helper()
+			var ng *publish.NotGrantedError
+			if !errors.As(err, &ng) || ng.User != "tracker" || ng.App != "retailer" {
+				t.Fatalf("%s with the halt key: err = %v, want NotGrantedError for user tracker", what, err)
+			}
+		}
+		_, err := hp.Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, version(3))})
+		notGranted("upload", err)
+		_, err = hp.Upload(ctx, publish.Request{App: "retailer", Channel: "beta", Dir: writeTree(t, version(3))})
+		notGranted("upload to a new channel", err)
+		for _, tc := range []struct {
+			name string
+			edit publish.Edit
+		}{
+			{"promote the candidate", publish.Promote(cand)},
+			{"complete the rollout", publish.SetPercent(100)},
+			{"raise the rollout", publish.SetPercent(50)},
+			{"resume", publish.Pause(false)},
+			{"roll back", publish.Rollback(nil)},
+			{"channel set", publish.SetSelfAssign(true)},
+		} {
+			for _, dryRun := range []bool{true, false} {
+				_, err := hp.Change(ctx, "retailer", "production", tc.edit, dryRun)
+				notGranted(tc.name, err)
+			}
+		}
+		_, err = hp.CreateChannel(ctx, "retailer", "qa", cand, manifest.Settings{SelfAssign: true}, "", false)
+		notGranted("channel create", err)
+		_, err = hp.DeleteChannel(ctx, "retailer", "production", false)
+		notGranted("channel delete", err)
+		if after := f.keys(t); strings.Join(after, " ") != strings.Join(before, " ") {
+			t.Fatalf("the halt key wrote: %v, was %v", after, before)
+		}
+
+		// Signed by the halt key itself, a pointer that moves the channel
+		// verifies for no device: bare, or wrapped in a halt.
+		acl := f.get(t, manifest.ACLKey)
+		exp := manifest.Expect{App: "retailer", Channel: "production", Now: time.Now()}
+		moved := *cur
+		moved.Sequence, moved.Build, moved.Candidate = cur.Sequence+1, cand, nil
+		bare, err := manifest.Sign(manifest.TypeLatest, moved, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.trust.VerifyLatest(acl, bare.Marshal(), exp); manifest.RuleOf(err) != manifest.RuleNotGranted {
+			t.Fatalf("a pointer signed by the halt key: err = %v, want %s", err, manifest.RuleNotGranted)
+		}
+		moved.Sequence = cur.Sequence
+		inner, err := manifest.Sign(manifest.TypeLatest, moved, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := manifest.Halt{App: "retailer", Channel: "production", Sequence: cur.Sequence + 1, Issued: time.Now().UTC().Truncate(time.Second), Reason: "x", Pointer: *inner, Previous: manifest.LinkTo(cur.Sequence, inner.Marshal())}
+		wrapped, err := manifest.Sign(manifest.TypeHalt, h, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.trust.VerifyLatest(acl, wrapped.Marshal(), exp); manifest.RuleOf(err) != manifest.RuleNotGranted {
+			t.Fatalf("a halt by the halt key of a pointer it signed: err = %v, want %s", err, manifest.RuleNotGranted)
+		}
+
+		// What it may do: halt the rollout. Devices then get the stable
+		// build only.
+		f.haltWith(t, key, "production", "set_fail on 9 of 40 devices")
+		l := f.pointer(t, "production")
+		if l.Halted == nil || l.Candidate != nil || l.Build != stable || l.Sequence != cur.Sequence+1 {
+			t.Fatalf("after the halt: %+v, want stable build %d only, halted", l, stable.Number)
+		}
+	})
 }
 
 func TestReleaseAfterAHalt(t *testing.T) {
