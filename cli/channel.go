@@ -26,8 +26,11 @@ func NewCmdChannel(e *env) *cobra.Command {
 			Short: "Create a channel serving an existing build",
 			Long: `Create a channel serving an existing build (build=N, or the stable build
 of channel from=). self_assign=1 lets devices pick the channel themselves
-(the plugin's setChannel); the setting is signed in the channel's pointer.`,
-			Example:     "  deploy channel create app=retailer channel=beta from=production self_assign=1",
+(the plugin's setChannel); the setting is signed in the channel's pointer.
+promote, rollout, rollback and channel set refuse a channel that was not
+created (or uploaded to) first, so the first production release is a
+channel create.`,
+			Example:     "  deploy channel create app=retailer channel=production from=beta\n  deploy channel create app=retailer channel=qa from=production self_assign=1",
 			Annotations: uses(releaseUses),
 		}, &channelCreateOptions{releaseOptions: releaseOptions{env: e}}, runChannelCreate),
 		newCommand(e, &cobra.Command{

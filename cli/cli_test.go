@@ -160,6 +160,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"mode":          fileMode,
 			"storeget":      storeGet,
 			"storeput":      storePut,
+			"storekeys":     storeKeys,
 			"forge-latest":  forgeLatest,
 			"jsonfield":     jsonField,
 			"expand":        expand,
@@ -279,6 +280,19 @@ func storeGet(ts *testscript.TestScript, neg bool, args []string) {
 	data, err := io.ReadAll(rc)
 	ts.Check(err)
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), data, 0o644))
+}
+
+// storekeys PREFIX lists the keys of $STORE under PREFIX, one a line,
+// around the CLI.
+func storeKeys(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: storekeys PREFIX")
+	}
+	infos, err := openStore(ts).List(context.Background(), args[0])
+	ts.Check(err)
+	for _, in := range infos {
+		fmt.Fprintln(ts.Stdout(), in.Key)
+	}
 }
 
 // storeput FILE KEY writes straight into $STORE, as an attacker with store

@@ -196,7 +196,11 @@ func NewCmdPromote(e *env) *cobra.Command {
 channel serves, without uploading anything: a new signed latest.json with a
 higher sequence. The build's record must verify. rollout=P offers it to P
 percent of the channel's devices first; min_native/max_native change the
-native versions it is offered to on this channel.`,
+native versions it is offered to on this channel.
+
+The channel to= must exist: promote never starts one, so a mistyped name
+writes nothing. The first production release is
+  deploy channel create app=NAME channel=production from=beta`,
 		Example:     "  deploy promote app=retailer from=beta to=production\n  deploy promote app=retailer build=12 to=production rollout=10 notes=\"checkout fix\"",
 		Annotations: uses(releaseUses),
 	}, &promoteOptions{releaseOptions: releaseOptions{env: e}}, runPromote)
@@ -284,7 +288,10 @@ func runRollback(ctx context.Context, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
-	if len(h.Chain) == 0 {
+	switch {
+	case len(h.Entries) == 0:
+		return publish.MissingChannel(o.App, o.Channel)
+	case len(h.Chain) == 0:
 		return fmt.Errorf("%s has no channel %s with a verified latest.json; see `deploy channel list app=%s`", o.App, o.Channel, o.App)
 	}
 	cur := h.Chain[0]

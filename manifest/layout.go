@@ -1,6 +1,8 @@
 package manifest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 	"strings"
 )
@@ -15,6 +17,7 @@ import (
 //	apps/<app>/channels/<channel>/history/<sequence>.json
 //	apps/<app>/files/<sha256>[.<encoding>]
 //	apps/<app>/files/manifests/<sha256>.json
+//	apps/<app>/versions/<sha256 of the version>.json
 
 // DefaultChannel is the channel of an upload or a device that names none.
 const DefaultChannel = "production"
@@ -108,6 +111,17 @@ func FileKey(app, sha256, encoding string) string {
 // bytes.
 func FileManifestKey(app, sha256 string) string {
 	return AppPrefix(app) + "files/manifests/" + sha256 + ".json"
+}
+
+// VersionsPrefix is the store prefix of an app's version claims.
+func VersionsPrefix(app string) string { return AppPrefix(app) + "versions/" }
+
+// VersionKey is the store key of the claim of version within app: the
+// lowercase hex SHA-256 of the version string, so any version (which may
+// hold characters a key may not) has one fixed-length key.
+func VersionKey(app, version string) string {
+	sum := sha256.Sum256([]byte(version))
+	return VersionsPrefix(app) + hex.EncodeToString(sum[:]) + ".json"
 }
 
 // parseNumberKey parses prefix + <n> + ".json" with n a decimal from 1 to

@@ -18,6 +18,10 @@ func TestLayoutKeysRoundTrip(t *testing.T) {
 	if got := FileKey("shop", "ab", ""); got != "apps/shop/files/ab" {
 		t.Fatalf("FileKey = %q", got)
 	}
+	// sha256("1.0.0")
+	if got := VersionKey("shop", "1.0.0"); got != "apps/shop/versions/92521fc3cbd964bdc9f584a991b89fddaa5754ed1cc96d6d42445338669c1305.json" {
+		t.Fatalf("VersionKey = %q", got)
+	}
 }
 
 func TestLayoutParsersRefuseOtherKeys(t *testing.T) {

@@ -31,11 +31,29 @@ type ChangeResult struct {
 	Invalidated bool     `json:"invalidated"`
 }
 
-// Change applies edit to the channel through the pointer-update loop,
-// after checking that the publisher's key may upload to app; dryRun runs
-// the edit on the current pointer and signs the result, as the loop
+// Change applies edit to a channel that exists through the pointer-update
+// loop, after checking that the publisher's key may upload to app; dryRun
+// runs the edit on the current pointer and signs the result, as the loop
 // would, but writes nothing. Then it purges latest.json from the CDN.
+//
+// A channel without latest.json is refused with a [ReleaseError] that
+// names `deploy channel create` ([MissingChannel]): a release command
+// (promote, rollout, rollback, channel set) never starts a channel, so a
+// typo in a channel name cannot start a new one. Only
+// [Publisher.CreateChannel] and an upload do.
 func (p *Publisher) Change(ctx context.Context, app, channel string, edit Edit, dryRun bool) (*ChangeResult, error) {
+	return p.change(ctx, app, channel, edit, dryRun, false)
+}
+
+// MissingChannel is the refusal of a release command on a channel that has
+// no latest.json: it names the command that starts one.
+func MissingChannel(app, channel string) error {
+	return refuse("app %s has no channel %s: release commands change only a channel that exists, and nothing was written; start it with\n  deploy channel create app=%s channel=%s build=N (or from=CHANNEL)", app, channel, app, channel)
+}
+
+// change is [Publisher.Change]; start lets it give the channel its first
+// latest.json.
+func (p *Publisher) change(ctx context.Context, app, channel string, edit Edit, dryRun, start bool) (*ChangeResult, error) {
 	if err := manifest.CheckName("app", app); err != nil {
 		return nil, err
 	}
@@ -75,9 +93,9 @@ func (p *Publisher) Change(ctx context.Context, app, channel string, edit Edit, 
 	}
 	var changed bool
 	if dryRun {
-		res.After, changed, err = p.draft(ctx, acl, app, channel, recording)
+		res.After, changed, err = p.draft(ctx, acl, app, channel, recording, start)
 	} else {
-		res.After, res.Written, err = p.updatePointer(ctx, app, channel, recording)
+		res.After, res.Written, err = p.updatePointer(ctx, app, channel, recording, start)
 		changed = res.Written
 	}
 	if err != nil {
@@ -122,10 +140,13 @@ func added(cur, next *manifest.Latest) []manifest.BuildRef {
 // draft is a dry run of updatePointer: the pointer it would sign now,
 // checked as a device would check it, or the current one when the edit
 // changes nothing (false).
-func (p *Publisher) draft(ctx context.Context, acl *manifest.ACL, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
+func (p *Publisher) draft(ctx context.Context, acl *manifest.ACL, app, channel string, edit Edit, start bool) (*manifest.Latest, bool, error) {
 	cur, err := p.readCurrent(ctx, acl, app, channel)
 	if err != nil {
 		return nil, false, err
+	}
+	if !cur.exists && !start {
+		return nil, false, MissingChannel(app, channel)
 	}
 	next, err := edit(cur.pointer())
 	if err != nil || next == nil {
@@ -271,12 +292,12 @@ func (p *Publisher) CreateChannel(ctx context.Context, app, channel string, buil
 	if len(infos) > 0 {
 		return nil, refuse("app %s has (or had) a channel %s; change it with `deploy promote` or `deploy channel set`, or pick a new name", app, channel)
 	}
-	return p.Change(ctx, app, channel, Noted(notes, time.Time{}, func(cur *manifest.Latest) (*manifest.Latest, error) {
+	return p.change(ctx, app, channel, Noted(notes, time.Time{}, func(cur *manifest.Latest) (*manifest.Latest, error) {
 		if cur != nil {
 			return nil, refuse("channel %s of %s was created meanwhile; look at it with `deploy channel list app=%s`", channel, app, app)
 		}
 		return &manifest.Latest{Build: build, Settings: settings}, nil
-	}), dryRun)
+	}), dryRun, true)
 }
 
 // DeleteChannel removes the channel's latest.json, so that devices on it

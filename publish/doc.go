@@ -47,7 +47,9 @@
 // that say what to do instead. [ReadHistory] reads a channel's history,
 // every entry verified, and follows the chain of links from latest.json
 // back, reporting a gap. A build's version is unique within its app for
-// good ([VersionConflict]); an upload that names none gets
+// good: an upload claims it create-only ([VersionClaim]) before writing
+// anything else, a prune never removes a claim, and other content under a
+// taken version is a [VersionTakenError]; an upload that names none gets
 // [DefaultVersion].
 //
 // # The ACL

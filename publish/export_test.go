@@ -6,9 +6,10 @@ import (
 	"github.com/cartona/deploy/manifest"
 )
 
-// UpdatePointer lets the external tests drive updatePointer.
+// UpdatePointer lets the external tests drive updatePointer, as an upload
+// does: it may start the channel.
 func (p *Publisher) UpdatePointer(ctx context.Context, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
-	return p.updatePointer(ctx, app, channel, edit)
+	return p.updatePointer(ctx, app, channel, edit, true)
 }
 
 // HoldBuild lets the external tests take a build's lease; release ends it.

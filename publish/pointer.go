@@ -139,6 +139,10 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 // and then swaps latest.json with compare-and-swap. When another writer
 // changed latest.json meanwhile, it starts again from a fresh read.
 //
+// Without start, a channel that has no latest.json is refused
+// ([MissingChannel]) and nothing is written: only an upload and `deploy
+// channel create` give a channel its first pointer.
+//
 // It returns the channel's pointer afterwards (the one written, or the
 // current verified one when edit wrote nothing; nil if neither) and
 // whether it wrote.
@@ -159,9 +163,9 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 // (not signed by a granted key, or linking elsewhere) is passed over, as
 // an orphan that is never overwritten, and the writer takes the next
 // sequence.
-func (p *Publisher) updatePointer(ctx context.Context, app, channel string, edit Edit) (*manifest.Latest, bool, error) {
+func (p *Publisher) updatePointer(ctx context.Context, app, channel string, edit Edit, start bool) (*manifest.Latest, bool, error) {
 	out, err := retry(ctx, p.Store.Location(manifest.LatestKey(app, channel)), func() (pointerChange, error) {
-		return p.changePointer(ctx, app, channel, edit)
+		return p.changePointer(ctx, app, channel, edit, start)
 	})
 	return out.l, out.written, err
 }
@@ -173,7 +177,7 @@ type pointerChange struct {
 }
 
 // changePointer is one attempt of updatePointer.
-func (p *Publisher) changePointer(ctx context.Context, app, channel string, edit Edit) (pointerChange, error) {
+func (p *Publisher) changePointer(ctx context.Context, app, channel string, edit Edit, start bool) (pointerChange, error) {
 	acl, _, err := ReadACL(ctx, p.Store, p.Trust)
 	if err != nil {
 		return pointerChange{}, err
@@ -181,6 +185,9 @@ func (p *Publisher) changePointer(ctx context.Context, app, channel string, edit
 	cur, err := p.readCurrent(ctx, acl, app, channel)
 	if err != nil {
 		return pointerChange{}, err
+	}
+	if !cur.exists && !start {
+		return pointerChange{}, MissingChannel(app, channel)
 	}
 	next, err := edit(cur.pointer())
 	if err != nil || next == nil {

@@ -55,12 +55,17 @@ type PruneResult struct {
 	Bytes  int64          `json:"bytes"`
 	// Spared counts unreferenced objects left for a running upload.
 	Spared int `json:"spared"`
+	// Claimed lists the versions of removed build records whose claim
+	// the prune wrote, as they had none (stores from before claims).
+	Claimed []string `json:"claimed,omitempty"`
 	// Warnings are what kept the prune from removing more.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Prune removes an app's bundles, file objects, file manifests and build
-// records that nothing keeps (see [PruneOptions]). It writes the list of
+// records that nothing keeps (see [PruneOptions]). It never removes a
+// version claim ([VersionClaim]), and writes the missing claim of each
+// build record it removes, so that a version stays taken for good. It writes the list of
 // what it is about to remove at apps/<app>/prune.json, spares what a
 // concurrent upload's lease names, removes build records first and the
 // objects after, so that an interrupted prune leaves no build without its
@@ -139,6 +144,9 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 			rest[key] = in
 		}
 	}
+	if err := p.keepVersions(ctx, app, records, res); err != nil {
+		return nil, err
+	}
 	var mu sync.Mutex
 	removed := map[string]store.Info{}
 	for _, batch := range []map[string]store.Info{records, rest} {
@@ -161,6 +169,41 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 	}
 	res.report(removed)
 	return res, nil
+}
+
+// keepVersions writes the claim of each record's version that has none
+// (a store from before claims), so that the version stays taken once the
+// record is gone. Records are read whether they verify or not: a claim only
+// blocks a version, so claiming too much is safe. One that cannot be read
+// names no version. It runs before any record is removed, and fails the
+// prune if a claim cannot be written.
+func (p *Publisher) keepVersions(ctx context.Context, app string, records map[string]store.Info, res *PruneResult) error {
+	for _, key := range slices.Sorted(maps.Keys(records)) {
+		data, in, err := store.ReadSmall(ctx, p.Store, key, manifest.MaxBuildSize)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var env manifest.Envelope
+		var b manifest.Build
+		if json.Unmarshal(data, &env) != nil || json.Unmarshal(env.Payload, &b) != nil || b.App != app || b.Version == "" || b.SHA256 == "" {
+			continue
+		}
+		claim, err := json.Marshal(VersionClaim{App: app, Version: b.Version, SHA256: b.SHA256, Time: in.ModTime.UTC()})
+		if err != nil {
+			return err
+		}
+		_, err = p.Store.Put(ctx, manifest.VersionKey(app, b.Version), bytes.NewReader(claim), store.PutOptions{CreateOnly: true, Size: int64(len(claim)), ContentType: "application/json"})
+		switch {
+		case err == nil:
+			res.Claimed = append(res.Claimed, b.Version)
+		case !errors.Is(err, fs.ErrExist): // one there already stays, whatever it says
+			return fmt.Errorf("claiming version %s of the build record %s before removing it: %w; nothing was removed", b.Version, key, err)
+		}
+	}
+	return nil
 }
 
 // claimPrune writes the doomed list, refusing while another prune of the

@@ -285,7 +285,7 @@ func TestPruneSparesABuildBeingPromoted(t *testing.T) {
 				pr = f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
 			}
 		}}
-		if _, err := promoter.Change(context.Background(), "retailer", "beta", publish.Promote(old), false); err != nil {
+		if _, err := promoter.CreateChannel(context.Background(), "retailer", "beta", old, manifest.Settings{}, "", false); err != nil {
 			t.Fatal(err)
 		}
 		if pr == nil || slices.Contains(pr.Builds, old.Number) {

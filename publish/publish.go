@@ -247,6 +247,14 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 		}
 		return build.BuildRef, err
 	}
+	// The version is claimed before anything else is written, so an upload
+	// refused for its version writes nothing.
+	if req.Version != "" {
+		req.stage("claiming version " + req.Version)
+		if err := p.claimVersion(ctx, req.App, req.Version, b.SHA256); err != nil {
+			return manifest.BuildRef{}, err
+		}
+	}
 	files, err := p.putContent(ctx, req, b, l, res)
 	if err != nil {
 		return manifest.BuildRef{}, err
@@ -339,9 +347,9 @@ func (p *Publisher) point(ctx context.Context, acl *manifest.ACL, req Request, b
 	var l *manifest.Latest
 	var err error
 	if req.DryRun {
-		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit)
+		l, _, err = p.draft(ctx, acl, req.App, req.Channel, edit, true)
 	} else {
-		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit)
+		l, _, err = p.updatePointer(ctx, req.App, req.Channel, edit, true)
 	}
 	if err != nil {
 		return nil, err
@@ -458,7 +466,8 @@ func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64
 }
 
 // putBuild writes the build record under the next free number, taking the
-// next one if a concurrent upload took it first. Each record is checked
+// next one if a concurrent upload took it first (its record, or the claim
+// of its default version). Each record is checked
 // against acl, as the tracker and `deploy list builds` will check it,
 // and named in the upload's lease, before it is written.
 func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *manifest.Build, defaultVersion bool, l *lease) error {
@@ -474,6 +483,15 @@ func (p *Publisher) putBuild(ctx context.Context, acl *manifest.ACL, build *mani
 		build.Number, build.ID = n, manifest.BuildID(build.App, n)
 		if defaultVersion {
 			build.Version = DefaultVersion(n)
+			// Claimed like a given version. Another content's claim means
+			// another upload holds number n (or held it and died): take the
+			// next one.
+			var taken *VersionTakenError
+			if err := p.claimVersion(ctx, build.App, build.Version, build.SHA256); errors.As(err, &taken) {
+				return struct{}{}, fmt.Errorf("build number %d: %w", n, fs.ErrExist)
+			} else if err != nil {
+				return struct{}{}, err
+			}
 		}
 		env, err := manifest.Sign(manifest.TypeBuild, build, p.Key)
 		if err != nil {

@@ -38,7 +38,9 @@ func noChannel(what string) error {
 // Promote points the channel's stable build at build, for every device:
 // a candidate in rollout is dropped and the fallbacks are chosen again for
 // the new stable build. A channel that already serves build to everyone
-// is left alone.
+// is left alone; a latest.json that does not verify (nil cur) is replaced.
+// A channel without latest.json never reaches the edit: [Publisher.Change]
+// refuses it.
 func Promote(build manifest.BuildRef) Edit {
 	return func(cur *manifest.Latest) (*manifest.Latest, error) {
 		if cur == nil {

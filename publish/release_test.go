@@ -3,6 +3,8 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -83,7 +85,7 @@ func TestReleaseEdits(t *testing.T) {
 		cur  *manifest.Latest
 		want want
 	}{
-		{"promote onto an empty channel", publish.Promote(ref(3)), nil, want{stable: 3}},
+		{"promote over a pointer that does not verify", publish.Promote(ref(3)), nil, want{stable: 3}},
 		{"promote drops a candidate", publish.Promote(ref(4)), at(3), want{stable: 4}},
 		{"promote of the same build changes nothing", publish.Promote(ref(2)), at(0), want{none: true}},
 		{"rollout starts a candidate", publish.Rollout(ref(3), 10), at(0), want{stable: 2, cand: 3, percent: 10}},
@@ -99,6 +101,8 @@ func TestReleaseEdits(t *testing.T) {
 		{"pause", publish.Pause(true), at(3), want{stable: 2, cand: 3, percent: 10, paused: true}},
 		{"resume a running rollout changes nothing", publish.Pause(false), at(3), want{none: true}},
 		{"pause without a rollout", publish.Pause(true), at(0), want{err: "no rollout in progress"}},
+		{"resume without a rollout", publish.Pause(false), at(0), want{err: "no rollout in progress"}},
+		{"set percent 100 without a rollout", publish.SetPercent(100), at(0), want{err: "no rollout in progress"}},
 		{"rollback drops the candidate", publish.Rollback(nil), at(3), want{stable: 2}},
 		{"rollback to a build", publish.Rollback(&[]manifest.BuildRef{ref(1)}[0]), at(0), want{stable: 1}},
 		{"rollback without target or candidate", publish.Rollback(nil), at(0), want{err: "to=N"}},
@@ -194,6 +198,52 @@ func TestNotedRefusesAPointerAHaltCouldNotWrap(t *testing.T) {
 	}
 }
 
+// Issue 8: promote, rollout (percent, pause, resume), rollback and
+// channel set change only a channel that exists; on one without
+// latest.json they write nothing and name `deploy channel create`. Only
+// CreateChannel (and an upload) start a channel.
+func TestReleaseCommandsRefuseAMissingChannel(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		ctx := context.Background()
+		f.upload(t, "production", version(1))
+		f.upload(t, "beta", version(2))
+		b1, b2 := f.pointer(t, "production").Build, f.pointer(t, "beta").Build
+		before := f.keys(t)
+		for _, tc := range []struct {
+			name string
+			edit publish.Edit
+		}{
+			{"promote", publish.Promote(b2)},
+			{"promote with a rollout", publish.Rollout(b2, 10)},
+			{"rollout percent", publish.SetPercent(50)},
+			{"rollout pause", publish.Pause(true)},
+			{"rollout resume", publish.Pause(false)},
+			{"rollback", publish.Rollback(nil)},
+			{"rollback to", publish.Rollback(&b1)},
+			{"channel set", publish.SetSelfAssign(true)},
+		} {
+			for _, dryRun := range []bool{true, false} {
+				res, err := f.publisher().Change(ctx, "retailer", "prod", publish.Noted("typo", time.Time{}, tc.edit), dryRun)
+				want := "app retailer has no channel prod: release commands change only a channel that exists, and nothing was written; start it with\n  deploy channel create app=retailer channel=prod build=N (or from=CHANNEL)"
+				if res != nil || err == nil || err.Error() != want || !publish.IsRelease(err) {
+					t.Fatalf("%s (dry run %v) on a missing channel: %+v, %v", tc.name, dryRun, res, err)
+				}
+			}
+		}
+		if after := f.keys(t); strings.Join(after, " ") != strings.Join(before, " ") {
+			t.Fatalf("refused release commands wrote: %v, was %v", after, before)
+		}
+		// channel create starts it; then promote moves it.
+		if _, err := f.publisher().CreateChannel(ctx, "retailer", "prod", b1, manifest.Settings{}, "", false); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := f.publisher().Change(ctx, "retailer", "prod", publish.Promote(b2), false); err != nil || !res.Written || res.After.Sequence != 2 {
+			t.Fatalf("promote after channel create: %+v, %v", res, err)
+		}
+	})
+}
+
 func TestChangeDryRunWritesNothing(t *testing.T) {
 	f := newFixture(t, fileStore(t))
 	ctx := context.Background()
@@ -215,21 +265,34 @@ func TestChangeDryRunWritesNothing(t *testing.T) {
 	f.verifyHistory(t, "production", 2)
 }
 
-// halt writes, with a can_halt key, a halt of the channel's latest.json,
-// as a tracker does.
-func (f *fixture) halt(t *testing.T, channel, reason string) {
+// halter returns a new key that the ACL grants can_halt on retailer, and
+// nothing else, as a tracker's halt key.
+func (f *fixture) halter(t *testing.T) ed25519.PrivateKey {
 	t.Helper()
-	ctx := context.Background()
-	tracker, err := manifest.GenerateKey(t.TempDir() + "/tracker.key")
+	key, err := manifest.GenerateKey(t.TempDir() + "/tracker.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := publish.UpdateACL(ctx, f.store, f.root, func(a *manifest.ACL) (bool, error) {
-		a.Users = append(a.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(tracker))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}})
+	if _, _, err := publish.UpdateACL(context.Background(), f.store, f.root, func(a *manifest.ACL) (bool, error) {
+		a.Users = append(a.Users, manifest.User{Name: "tracker", Keys: []string{manifest.FormatPublicKey(manifest.Public(key))}, Grants: map[string]manifest.Grant{"retailer": {CanHalt: true}}})
 		return true, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return key
+}
+
+// halt writes, with a new can_halt key, a halt of the channel's
+// latest.json, as a tracker does.
+func (f *fixture) halt(t *testing.T, channel, reason string) {
+	t.Helper()
+	f.haltWith(t, f.halter(t), channel, reason)
+}
+
+// haltWith writes, signed with key, a halt of the channel's latest.json.
+func (f *fixture) haltWith(t *testing.T, key ed25519.PrivateKey, channel, reason string) {
+	t.Helper()
+	ctx := context.Background()
 	data := f.get(t, manifest.LatestKey("retailer", channel))
 	env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
 	if err != nil {
@@ -237,7 +300,7 @@ func (f *fixture) halt(t *testing.T, channel, reason string) {
 	}
 	cur := f.pointer(t, channel)
 	h := manifest.Halt{App: "retailer", Channel: channel, Sequence: cur.Sequence + 1, Issued: time.Now().UTC().Truncate(time.Second), Reason: reason, Pointer: *env, Previous: manifest.LinkTo(cur.Sequence, data)}
-	signed, err := manifest.Sign(manifest.TypeHalt, h, tracker)
+	signed, err := manifest.Sign(manifest.TypeHalt, h, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +309,96 @@ func (f *fixture) halt(t *testing.T, channel, reason string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A key granted only can_halt (a tracker's halt key) can halt a rollout,
+// and nothing else: deploy refuses it every upload, promote, rollout,
+// rollback and channel change, writing nothing, and a pointer it signs
+// itself, bare or inside a halt, verifies for no device.
+func TestHaltKeyCanOnlyHalt(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		ctx := context.Background()
+		f.upload(t, "production", version(1))
+		if _, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, version(2)), Rollout: 10}); err != nil {
+			t.Fatal(err)
+		}
+		cur := f.pointer(t, "production")
+		stable, cand := cur.Build, cur.Candidate.Build
+		key := f.halter(t)
+		hp := &publish.Publisher{Store: f.store, Key: key, Trust: f.trust}
+		before := f.keys(t)
+
+		notGranted := func(what string, err error) {
+			t.Helper()
+			var ng *publish.NotGrantedError
+			if !errors.As(err, &ng) || ng.User != "tracker" || ng.App != "retailer" {
+				t.Fatalf("%s with the halt key: err = %v, want NotGrantedError for user tracker", what, err)
+			}
+		}
+		_, err := hp.Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, version(3))})
+		notGranted("upload", err)
+		_, err = hp.Upload(ctx, publish.Request{App: "retailer", Channel: "beta", Dir: writeTree(t, version(3))})
+		notGranted("upload to a new channel", err)
+		for _, tc := range []struct {
+			name string
+			edit publish.Edit
+		}{
+			{"promote the candidate", publish.Promote(cand)},
+			{"complete the rollout", publish.SetPercent(100)},
+			{"raise the rollout", publish.SetPercent(50)},
+			{"resume", publish.Pause(false)},
+			{"roll back", publish.Rollback(nil)},
+			{"channel set", publish.SetSelfAssign(true)},
+		} {
+			for _, dryRun := range []bool{true, false} {
+				_, err := hp.Change(ctx, "retailer", "production", tc.edit, dryRun)
+				notGranted(tc.name, err)
+			}
+		}
+		_, err = hp.CreateChannel(ctx, "retailer", "qa", cand, manifest.Settings{SelfAssign: true}, "", false)
+		notGranted("channel create", err)
+		_, err = hp.DeleteChannel(ctx, "retailer", "production", false)
+		notGranted("channel delete", err)
+		if after := f.keys(t); strings.Join(after, " ") != strings.Join(before, " ") {
+			t.Fatalf("the halt key wrote: %v, was %v", after, before)
+		}
+
+		// Signed by the halt key itself, a pointer that moves the channel
+		// verifies for no device: bare, or wrapped in a halt.
+		acl := f.get(t, manifest.ACLKey)
+		exp := manifest.Expect{App: "retailer", Channel: "production", Now: time.Now()}
+		moved := *cur
+		moved.Sequence, moved.Build, moved.Candidate = cur.Sequence+1, cand, nil
+		bare, err := manifest.Sign(manifest.TypeLatest, moved, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.trust.VerifyLatest(acl, bare.Marshal(), exp); manifest.RuleOf(err) != manifest.RuleNotGranted {
+			t.Fatalf("a pointer signed by the halt key: err = %v, want %s", err, manifest.RuleNotGranted)
+		}
+		moved.Sequence = cur.Sequence
+		inner, err := manifest.Sign(manifest.TypeLatest, moved, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := manifest.Halt{App: "retailer", Channel: "production", Sequence: cur.Sequence + 1, Issued: time.Now().UTC().Truncate(time.Second), Reason: "x", Pointer: *inner, Previous: manifest.LinkTo(cur.Sequence, inner.Marshal())}
+		wrapped, err := manifest.Sign(manifest.TypeHalt, h, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := f.trust.VerifyLatest(acl, wrapped.Marshal(), exp); manifest.RuleOf(err) != manifest.RuleNotGranted {
+			t.Fatalf("a halt by the halt key of a pointer it signed: err = %v, want %s", err, manifest.RuleNotGranted)
+		}
+
+		// What it may do: halt the rollout. Devices then get the stable
+		// build only.
+		f.haltWith(t, key, "production", "set_fail on 9 of 40 devices")
+		l := f.pointer(t, "production")
+		if l.Halted == nil || l.Candidate != nil || l.Build != stable || l.Sequence != cur.Sequence+1 {
+			t.Fatalf("after the halt: %+v, want stable build %d only, halted", l, stable.Number)
+		}
+	})
 }
 
 func TestReleaseAfterAHalt(t *testing.T) {
