@@ -195,7 +195,7 @@ func TestUploadRefusesOversizedFieldsAndWritesNothing(t *testing.T) {
 		{"git commit", publish.Request{GitCommit: strings.Repeat("a", 200)}, "git commit is 200 bytes long"},
 		{"version newline", publish.Request{Version: "1.0\n2"}, "version contains the control character"},
 		// Within each field's limit, but JSON escapes each '<' as six bytes.
-		{"escaped notes", publish.Request{Notes: strings.Repeat("<", publish.MaxNotesLen)}, "the build record would be"},
+		{"escaped notes", publish.Request{Notes: strings.Repeat("<", publish.MaxNotesLen)}, "which JSON escapes to 98304"},
 	} {
 		req := c.req
 		req.App, req.Dir, req.Expires = "retailer", www, time.Hour
