@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,9 @@ func runACLResign(ctx context.Context, opts *aclResignOptions) error {
 	var acl *manifest.ACL
 	if opts.DryRun {
 		if acl, _, err = publish.ReadACL(ctx, st, trust); err == nil {
+			if acl.Version >= manifest.MaxSequence { // as ResignACL would refuse it
+				return &publish.ACLVersionError{Location: st.Location(manifest.ACLKey), Version: strconv.FormatInt(acl.Version, 10)}
+			}
 			acl.Version++
 		}
 	} else {

@@ -162,6 +162,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"storeput":      storePut,
 			"storekeys":     storeKeys,
 			"forge-latest":  forgeLatest,
+			"forge-acl":     forgeACL,
 			"jsonfield":     jsonField,
 			"expand":        expand,
 			"invalidated":   invalidated,
@@ -324,6 +325,29 @@ func forgeLatest(ts *testscript.TestScript, neg bool, args []string) {
 	forged, err := manifest.Sign(manifest.TypeLatest, l, ed25519.PrivateKey(key))
 	ts.Check(err)
 	_, err = s.Put(context.Background(), manifest.LatestKey(args[1], args[2]), bytes.NewReader(forged.Marshal()), store.PutOptions{})
+}
+
+// forge-acl KEYFILE VERSION signs, with KEYFILE, the store's ACL with its
+// version set to VERSION (any integer, even one the format refuses), and
+// writes it straight into $STORE.
+func forgeACL(ts *testscript.TestScript, neg bool, args []string) {
+	key, err := manifest.LoadKey(ts.MkAbs(args[0]))
+	ts.Check(err)
+	s := openStore(ts)
+	rc, _, err := s.Get(context.Background(), manifest.ACLKey)
+	ts.Check(err)
+	data, _ := io.ReadAll(rc)
+	rc.Close()
+	var env manifest.Envelope
+	ts.Check(json.Unmarshal(data, &env))
+	var acl map[string]json.RawMessage
+	ts.Check(json.Unmarshal(env.Payload, &acl))
+	acl["version"] = json.RawMessage(args[1])
+	payload, err := json.Marshal(acl)
+	ts.Check(err)
+	forged := manifest.SignPayload(manifest.TypeACL, payload, ed25519.PrivateKey(key))
+	_, err = s.Put(context.Background(), manifest.ACLKey, bytes.NewReader(forged.Marshal()), store.PutOptions{})
+	ts.Check(err)
 }
 
 // status N PROG ARGS... runs PROG and checks that it exits with status N.

@@ -108,6 +108,7 @@ func makeVectors(t *testing.T) []Vector {
 	g.strictVectors()
 	g.aclVectors()
 	g.ed25519Vectors()
+	g.ed25519StrictVectors()
 	g.releaseVectors()
 	g.haltVectors()
 	g.historyVectors()

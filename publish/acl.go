@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/big"
+	"strconv"
 	"time"
 
 	"github.com/cartona/deploy/manifest"
@@ -27,6 +30,13 @@ func ReadACL(ctx context.Context, s store.Store, trust manifest.Trust) (*manifes
 		return nil, "", err
 	}
 	acl, err := trust.VerifyACL(data, 0)
+	if manifest.RuleOf(err) == manifest.RuleMalformed {
+		// Root-signed (signatures are checked before the payload is read),
+		// but maybe with a version the format refuses.
+		if v, ok := versionPastMax(data); ok {
+			return nil, "", &ACLVersionError{Location: s.Location(manifest.ACLKey), Version: v, Malformed: true}
+		}
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("%s does not verify against the pinned root key (%w); check root_key, or ask your administrator", s.Location(manifest.ACLKey), err)
 	}
@@ -86,7 +96,7 @@ func updateACL(ctx context.Context, s store.Store, trust manifest.Trust, roots [
 			return outcome{acl, false}, err
 		}
 		if acl.Version >= manifest.MaxSequence {
-			return outcome{}, fmt.Errorf("%s is at version %d, and the next would pass %d, the most the format allows; nothing was changed. Verifiers never accept a lower version, so start a new store with a new root key (`deploy init`), grant its users again, and ship apps that pin the new root key", s.Location(manifest.ACLKey), acl.Version, int64(manifest.MaxSequence))
+			return outcome{}, &ACLVersionError{Location: s.Location(manifest.ACLKey), Version: strconv.FormatInt(acl.Version, 10)}
 		}
 		acl.Version++
 		acl.Issued = time.Now().UTC().Truncate(time.Second)
@@ -101,6 +111,44 @@ func updateACL(ctx context.Context, s store.Store, trust manifest.Trust, roots [
 		return nil, false, err
 	}
 	return out.acl, out.changed, nil
+}
+
+// ACLVersionError reports an acl.json whose version cannot grow: at
+// [manifest.MaxSequence], the most the format allows, or past it (an ACL
+// every verifier refuses as malformed). deploy raises the version by one
+// per change, so such an ACL was written by other means, with a pinned
+// root key.
+type ACLVersionError struct {
+	Location string // of acl.json
+	Version  string // in decimal, as written
+	// Malformed is set when Version is past the format's maximum.
+	Malformed bool
+}
+
+func (e *ACLVersionError) Error() string {
+	max := strconv.FormatInt(manifest.MaxSequence, 10)
+	state := fmt.Sprintf("is at version %s, the most the format allows, so the ACL cannot change any more", e.Version)
+	restore := "verifiers that already read this version refuse any lower one, so do it at once"
+	if e.Malformed {
+		state = fmt.Sprintf("is at version %s, above %s, the most the format allows: every verifier refuses it as malformed and keeps the last ACL it accepted, and deploy cannot change it", e.Version, max)
+		restore = "no verifier accepted this one, so they all take the restored ACL"
+	}
+	return fmt.Sprintf("%s %s; nothing was changed. deploy raises the version by one per change and never writes this one: this acl.json was signed with a pinned root key by other means. "+
+		"To recover, restore the last acl.json you trust, from your backup or the store's object history (%s); then, unless you wrote this one yourself, someone else holds the root key: "+
+		"rotate it with `deploy acl resign new_root_key_file=new-root.key` (docs/key-rotation.md, \"An ACL at the highest version\")", e.Location, state, restore)
+}
+
+// versionPastMax returns the version of an ACL envelope's payload when it
+// is an integer above [manifest.MaxSequence], read without the strict
+// rules.
+func versionPastMax(data []byte) (string, bool) {
+	var env manifest.Envelope
+	var payload struct{ Version json.Number }
+	if json.Unmarshal(data, &env) != nil || json.Unmarshal(env.Payload, &payload) != nil {
+		return "", false
+	}
+	v, ok := new(big.Int).SetString(payload.Version.String(), 10)
+	return payload.Version.String(), ok && v.Cmp(big.NewInt(manifest.MaxSequence)) > 0
 }
 
 // signACL signs acl with each of roots and refuses an envelope over the

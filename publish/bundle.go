@@ -216,7 +216,7 @@ func (c *collector) visit(p string, d fs.DirEntry, err error) error {
 		c.entries = append(c.entries, entry{name: name + "/"})
 	case info.Mode().IsRegular():
 		if info.Size() >= zip32Max {
-			return fmt.Errorf("%w: %s is %d bytes, 4 GiB or more: Android's unzip in the Capgo plugin cannot read such an entry (it needs zip64, which it does not read); leave the file out or split it", ErrBadBuild, name, info.Size())
+			return fmt.Errorf("%w: %s is %d bytes; a file of %d bytes (2^32-1) or more needs zip64, which Android's unzip in the Capgo plugin does not read; leave the file out or split it", ErrBadBuild, name, info.Size(), int64(zip32Max))
 		}
 		c.entries = append(c.entries, entry{name: name, path: p, size: info.Size()})
 		c.total += info.Size()

@@ -189,18 +189,20 @@ func TestZipRejectsBadBuilds(t *testing.T) {
 		{"folder case", func(t *testing.T) string {
 			return writeTree(t, map[string]string{"index.html": "x", "img/a.png": "x", "IMG/b.png": "y"})
 		}, `"IMG" and "img"`},
-		{"4 GiB", func(t *testing.T) string {
-			d := writeTree(t, map[string]string{"index.html": "x"})
-			f, err := os.Create(filepath.Join(d, "huge.bin"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if err := f.Truncate(1 << 32); err != nil { // sparse: no disk used
-				t.Fatal(err)
-			}
+		{"4 GiB", func(t *testing.T) string { return sparse(t, 1<<32) }, "huge.bin is 4294967296 bytes; a file of 4294967295 bytes (2^32-1) or more needs zip64"},
+		// Go's archive/zip writes zip64 from 2^32-1 bytes on (docs/format.md, "Bundles").
+		{"2^32-1 bytes", func(t *testing.T) string { return sparse(t, 1<<32-1) }, "huge.bin is 4294967295 bytes"},
+		{"kelvin sign", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"index.html": "x", "\u212Aa.js": "x", "ka.js": "y"})
+		}, "differ only in case"},
+		{"index.html in a folder only", func(t *testing.T) string {
+			return writeTree(t, map[string]string{"INDEX.HTML": "x", "www/index.html": "x"})
+		}, "no index.html at its root"},
+		{"symlink to a folder", func(t *testing.T) string {
+			d := writeTree(t, map[string]string{"index.html": "x", "sub/a.js": "x"})
+			os.Symlink("sub", filepath.Join(d, "link"))
 			return d
-		}, "huge.bin is 4294967296 bytes, 4 GiB or more"},
+		}, "link is a symlink to a folder"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -209,6 +211,30 @@ func TestZipRejectsBadBuilds(t *testing.T) {
 				t.Fatalf("err = %v, want ErrBadBuild mentioning %q", err, c.want)
 			}
 		})
+	}
+}
+
+// sparse returns a build folder with index.html and huge.bin, a sparse
+// file of size bytes (no disk used).
+func sparse(t *testing.T, size int64) string {
+	d := writeTree(t, map[string]string{"index.html": "x"})
+	f, err := os.Create(filepath.Join(d, "huge.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Names that only Unicode normalization or full case folding would tell
+// apart are not refused: the check is strings.ToLower, rune by rune.
+func TestZipKeepsNamesThatDifferBeyondToLower(t *testing.T) {
+	d := writeTree(t, map[string]string{"index.html": "x", "\u00e9.js": "1", "e\u0301.js": "2", "\u00df.js": "3", "SS.js": "4", "a\u0085b.js": "5"})
+	if b := zipDir(t, d); b.Files != 6 {
+		t.Fatalf("Files = %d, want 6", b.Files)
 	}
 }
 

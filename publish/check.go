@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -9,10 +10,10 @@ import (
 	"github.com/cartona/deploy/manifest"
 )
 
-// Length limits of an upload's free-form fields, in bytes. With them, and
-// names of at most 64 bytes, the build record and latest.json stay under
-// their size limits; [Publisher.Upload] also measures both envelopes,
-// signed, before it writes anything.
+// Length limits of an upload's free-form fields, in bytes. Notes must
+// also fit, escaped, in the fullest pointer ([CheckNotes]); and
+// [Publisher.Upload] measures the build record, signed, before it writes
+// anything.
 const (
 	MaxVersionLen   = 128
 	MaxMinNativeLen = 64
@@ -42,11 +43,13 @@ func (r Request) Check() error {
 		{"min_native", r.MinNative, MaxMinNativeLen, false},
 		{"max_native", r.MaxNative, MaxMinNativeLen, false},
 		{"git commit", r.GitCommit, MaxGitCommitLen, false},
-		{"notes", r.Notes, MaxNotesLen, true},
 	} {
 		if err := checkText(f.name, f.value, f.max, f.multiline); err != nil {
 			return err
 		}
+	}
+	if err := CheckNotes(r.Notes); err != nil {
+		return err
 	}
 	if r.Rollout < 0 || r.Rollout > 100 {
 		return checkPercent(r.Rollout)
@@ -75,38 +78,92 @@ func checkText(name, value string, max int, multiline bool) error {
 	return nil
 }
 
-// checkSizes signs the build record and latest.json this upload would
-// write, with the widest values still unknown (build number, sequence,
-// size), and refuses the upload if either envelope would pass its size
-// limit: verifiers refuse an oversized envelope, which would leave the
-// channel dead until the next upload.
-func (p *Publisher) checkSizes(req Request, uploader string) error {
-	now := p.now()
-	ref := manifest.BuildRef{
-		ID: manifest.BuildID(req.App, manifest.MaxSequence), Number: manifest.MaxSequence, Version: req.Version,
-		Bundle: manifest.BundleKey(req.App, strings.Repeat("f", 64)), SHA256: strings.Repeat("f", 64),
-		Size: manifest.MaxSequence, MinNative: req.MinNative, MaxNative: req.MaxNative,
+// CheckNotes refuses notes that a build record or latest.json cannot
+// carry: over [MaxNotesLen] bytes, not UTF-8, control characters other
+// than newlines and tabs, or notes that would take the fullest pointer
+// deploy can sign ([worstPointer]) over [MaxPointerSize] once JSON has
+// escaped them. Checked before anything is written, this bound makes sure
+// that the pointer a change signs later, whatever the channel holds by
+// then, has room for them.
+func CheckNotes(notes string) error {
+	if err := checkText("notes", notes, MaxNotesLen, true); err != nil {
+		return err
 	}
+	worst := worstPointer()
+	worst.Notes = notes
+	n, err := pointerSize(&worst)
+	if err != nil {
+		return err
+	}
+	if n > MaxPointerSize {
+		return fmt.Errorf("notes are %d bytes, which JSON escapes to %d; a latest.json has room for %d escaped bytes of notes (%s); shorten them; nothing was written",
+			len(notes), escapedLen(notes), notesRoom(), notesCost)
+	}
+	return nil
+}
+
+// escapedLen is the bytes of s in a JSON string, quotes aside.
+func escapedLen(s string) int {
+	b, _ := json.Marshal(s)
+	return len(b) - 2
+}
+
+// notesRoom is the most escaped bytes of notes the fullest pointer has
+// room for: the payload bytes whose base64 stays within [MaxPointerSize]
+// less [envelopeOverhead], less the pointer without notes and the
+// notes field's name.
+func notesRoom() int {
+	payload, _ := json.Marshal(worstPointer())
+	return (MaxPointerSize-envelopeOverhead)/4*3 - len(payload) - len(`,"notes":""`)
+}
+
+// notesCost says what a character of notes costs once escaped.
+const notesCost = "a plain ASCII character takes 1 byte; a newline, tab, carriage return, backslash or double quote 2; <, >, &, U+2028 or U+2029 6; other characters their UTF-8 bytes"
+
+// worstPointer is the largest latest.json deploy can sign, notes aside:
+// a stable build, a candidate and [manifest.MaxFallbacks] fallbacks, each
+// with the longest version an upload accepts (all '<', which JSON escapes
+// to 6 bytes each), the longest native bounds, a CRC-32 and a file
+// manifest, under names, numbers and times of the greatest length.
+func worstPointer() manifest.Latest {
+	name := strings.Repeat("a", 64)
+	t := time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	l := manifest.Latest{App: name, Channel: name, Sequence: manifest.MaxSequence, Issued: t, Expires: t,
+		Build: worstRef(name), Candidate: &manifest.Candidate{Build: worstRef(name), Percent: 100, Rollout: name, Paused: true},
+		Settings: manifest.Settings{SelfAssign: true}, By: name,
+		Previous: &manifest.Link{Sequence: manifest.MaxSequence, SHA256: strings.Repeat("f", 64)}}
+	for range manifest.MaxFallbacks {
+		l.Fallbacks = append(l.Fallbacks, worstRef(name))
+	}
+	return l
+}
+
+// worstRef is the largest build reference of app an upload can make.
+func worstRef(app string) manifest.BuildRef {
+	bound := "999999999.999999999.999999999.999999999"
+	sha := strings.Repeat("f", 64)
+	return manifest.BuildRef{ID: manifest.BuildID(app, manifest.MaxSequence), Number: manifest.MaxSequence, Version: strings.Repeat("<", MaxVersionLen),
+		Bundle: manifest.BundleKey(app, sha), SHA256: sha, Size: manifest.MaxSequence, MinNative: bound, MaxNative: bound,
+		CRC32: "ffffffff", FilesSHA256: sha, FilesSize: manifest.MaxSequence}
+}
+
+// checkSizes signs the build record this upload would write, with the
+// widest values still unknown (build number, size, file manifest), and
+// refuses the upload if it would pass its size limit: verifiers refuse an
+// oversized envelope. (Request.Check has bounded latest.json already.)
+func (p *Publisher) checkSizes(req Request, uploader string) error {
+	ref := worstRef(req.App)
+	ref.Version, ref.MinNative, ref.MaxNative = req.Version, req.MinNative, req.MaxNative
 	if ref.Version == "" {
 		ref.Version = DefaultVersion(ref.Number)
 	}
-	build := manifest.Build{App: req.App, BuildRef: ref, Uploader: uploader, Created: now, Notes: req.Notes, GitCommit: req.GitCommit}
-	latest := manifest.Latest{App: req.App, Channel: req.Channel, Sequence: manifest.MaxSequence, Issued: now, Expires: now.Add(DefaultExpiry), Build: ref}
-	for _, e := range []struct {
-		what, typ string
-		payload   any
-		limit     int
-	}{
-		{"the build record", manifest.TypeBuild, build, manifest.MaxBuildSize},
-		{"latest.json", manifest.TypeLatest, latest, manifest.MaxLatestSize},
-	} {
-		env, err := manifest.Sign(e.typ, e.payload, p.Key)
-		if err != nil {
-			return err
-		}
-		if n := len(env.Marshal()); n > e.limit {
-			return fmt.Errorf("%s would be %d bytes, over the %d bytes that verifiers accept; shorten notes, version or min_native; nothing was uploaded", e.what, n, e.limit)
-		}
+	build := manifest.Build{App: req.App, BuildRef: ref, Uploader: uploader, Created: p.now(), Notes: req.Notes, GitCommit: req.GitCommit}
+	env, err := manifest.Sign(manifest.TypeBuild, build, p.Key)
+	if err != nil {
+		return err
+	}
+	if n := len(env.Marshal()); n > manifest.MaxBuildSize {
+		return fmt.Errorf("the build record would be %d bytes, over the %d bytes that verifiers accept; shorten notes, version or git commit; nothing was uploaded", n, manifest.MaxBuildSize)
 	}
 	return nil
 }

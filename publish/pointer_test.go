@@ -150,8 +150,9 @@ func TestUpdateACLRefusesToWrapTheVersion(t *testing.T) {
 		version int64
 		want    string
 	}{
-		{manifest.MaxSequence, "start a new store with a new root key"},
-		{1<<63 - 1, "does not verify"}, // the format refuses it: nothing to wrap
+		{manifest.MaxSequence, "is at version 9007199254740991, the most the format allows"},
+		// The format refuses it: no verifier took it, restoring loses nothing.
+		{1<<63 - 1, "above 9007199254740991, the most the format allows: every verifier refuses it"},
 	} {
 		f := newFixture(t, fileStore(t))
 		ctx := context.Background()
@@ -172,8 +173,14 @@ func TestUpdateACLRefusesToWrapTheVersion(t *testing.T) {
 			a.Users = append(a.Users, manifest.User{Name: "bea"})
 			return true, nil
 		})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Fatalf("version %d: err = %v, want %q", c.version, err, c.want)
+		var verr *publish.ACLVersionError
+		if !errors.As(err, &verr) || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("version %d: err = %v, want an ACLVersionError saying %q", c.version, err, c.want)
+		}
+		for _, how := range []string{"restore the last acl.json you trust", "`deploy acl resign new_root_key_file="} {
+			if !strings.Contains(err.Error(), how) {
+				t.Fatalf("version %d: err = %v, want the way to recover: %q", c.version, err, how)
+			}
 		}
 		if got := f.get(t, manifest.ACLKey); !bytes.Equal(got, env.Marshal()) {
 			t.Fatalf("version %d: a refused ACL change was written", c.version)
@@ -195,7 +202,7 @@ func TestUploadRefusesOversizedFieldsAndWritesNothing(t *testing.T) {
 		{"git commit", publish.Request{GitCommit: strings.Repeat("a", 200)}, "git commit is 200 bytes long"},
 		{"version newline", publish.Request{Version: "1.0\n2"}, "version contains the control character"},
 		// Within each field's limit, but JSON escapes each '<' as six bytes.
-		{"escaped notes", publish.Request{Notes: strings.Repeat("<", publish.MaxNotesLen)}, "the build record would be"},
+		{"escaped notes", publish.Request{Notes: strings.Repeat("<", publish.MaxNotesLen)}, "which JSON escapes to 98304"},
 	} {
 		req := c.req
 		req.App, req.Dir, req.Expires = "retailer", www, time.Hour

@@ -390,7 +390,7 @@ func pointTo(build manifest.BuildRef, now time.Time, expires time.Duration, out 
 	return func(cur *manifest.Latest) (*manifest.Latest, error) {
 		*out = Published
 		switch {
-		case cur == nil: // a new channel: nothing served before, no fallbacks
+		case cur == nil: // a channel's first pointer: no earlier build to fall back on
 			return &manifest.Latest{Build: build}, nil
 		case cur.Build.ID == build.ID && cur.Build.SHA256 == build.SHA256:
 			if cur.Expires.After(now.Add(expires / 2)) {

@@ -423,18 +423,25 @@ func TestUploadRefusesAVersionInUseWithOtherContent(t *testing.T) {
 	}
 }
 
-// TestUploadNativeRangeToNewChannel uploads a build with a native range as
-// the first build of a channel: the pointer has that build and no
-// fallbacks (there was nothing before it).
-func TestUploadNativeRangeToNewChannel(t *testing.T) {
-	f := newFixture(t, fileStore(t))
-	www := writeTree(t, map[string]string{"index.html": "x"})
-	res, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Channel: "v2", Dir: www, MinNative: "2.0.0", MaxNative: "2.9.9"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := f.verifyChannel(t, "retailer", "v2")
-	if l.Build.Number != res.Number || l.Build.MinNative != "2.0.0" || l.Build.MaxNative != "2.9.9" || len(l.Fallbacks) != 0 {
-		t.Fatalf("latest = %+v, want build %d for 2.0.0-2.9.9 and no fallbacks", l, res.Number)
+func TestFirstUploadWithANativeRange(t *testing.T) {
+	eachStore(t, testFirstUploadWithANativeRange)
+}
+
+// A channel's first pointer has no earlier builds to fall back on: an
+// upload with a native range to a channel without latest.json publishes a
+// pointer with no fallbacks, which verifies.
+func testFirstUploadWithANativeRange(t *testing.T, store func(t *testing.T) store.Store) {
+	f := newFixture(t, store(t))
+	www := writeTree(t, map[string]string{"index.html": "<html>", "main.js": "notifyAppReady()"})
+	ctx := context.Background()
+	for _, r := range []struct{ channel, min, max string }{{"new", "2.0.0", ""}, {"other", "", "3.1"}, {"both", "1.0", "2.0"}} {
+		res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Channel: r.channel, Dir: www, MinNative: r.min, MaxNative: r.max})
+		if err != nil {
+			t.Fatalf("first upload to %s with min_native=%q max_native=%q: %v", r.channel, r.min, r.max, err)
+		}
+		l := f.verifyChannel(t, "retailer", r.channel)
+		if res.Outcome != publish.Published || l.Build.MinNative != r.min || l.Build.MaxNative != r.max || len(l.Fallbacks) != 0 || l.Sequence != 1 {
+			t.Fatalf("first upload to %s = %+v; latest = %+v", r.channel, res, l)
+		}
 	}
 }

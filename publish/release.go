@@ -282,15 +282,25 @@ func Noted(notes string, expires time.Time, edit Edit) Edit {
 			return nil, err
 		}
 		next.Notes, next.Expires = notes, expires
-		payload, err := json.Marshal(next)
+		n, err := pointerSize(next)
 		if err != nil {
 			return nil, err
 		}
-		if n := base64.StdEncoding.EncodedLen(len(payload)) + envelopeOverhead; n > MaxPointerSize {
+		if n > MaxPointerSize {
 			return nil, refuse("the channel's latest.json would be about %d bytes, over the %d that leave room for a halt to wrap it; shorten notes", n, MaxPointerSize)
 		}
 		return next, nil
 	}
+}
+
+// pointerSize bounds the bytes of l's signed envelope: its payload in
+// base64 and [envelopeOverhead].
+func pointerSize(l *manifest.Latest) (int, error) {
+	payload, err := json.Marshal(l)
+	if err != nil {
+		return 0, err
+	}
+	return base64.StdEncoding.EncodedLen(len(payload)) + envelopeOverhead, nil
 }
 
 // MaxPointerSize is the most bytes of a latest.json deploy signs: a halt
@@ -300,6 +310,3 @@ const MaxPointerSize = 44 << 10
 // envelopeOverhead bounds the bytes of an envelope around its payload: the
 // field names, payload type, and one signature with its keyid.
 const envelopeOverhead = 512
-
-// CheckNotes refuses notes a pointer or build record cannot carry.
-func CheckNotes(notes string) error { return checkText("notes", notes, MaxNotesLen, true) }

@@ -2,7 +2,11 @@
 // Safari 17, Chrome 137 and the WebViews built on them), else @noble/curves,
 // loaded only when needed.
 
-/** Which implementation checks signatures. "auto" prefers WebCrypto. */
+/**
+ * Which implementation checks signatures. "auto" takes WebCrypto when a
+ * probe at first use shows it checks exactly as Go does ({@link webCryptoProbes}:
+ * it refuses S + L and a torsion R, among others), else @noble/curves.
+ */
 export type Ed25519Impl = 'auto' | 'webcrypto' | 'noble';
 
 /** Verifies sig over msg with a raw 32-byte public key. Never throws for a bad signature. */
@@ -51,18 +55,69 @@ function noble(): Promise<VerifyFn> {
 
 let autoPromise: Promise<VerifyFn> | undefined;
 
-// Probes WebCrypto once with a known-good signature (RFC 8032, test 1).
-async function detect(): Promise<VerifyFn> {
-  const hex = (s: string) => Uint8Array.from(s.match(/../g)!, (b) => parseInt(b, 16));
-  const pub = hex('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
-  const sig = hex(
-    'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
-  );
+const unhex = (s: string) => Uint8Array.from(s.match(/../g) ?? [], (b) => parseInt(b, 16));
+
+const rfc8032Key = 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a';
+
+/**
+ * Signatures over the empty message that pin the rule both verifiers apply
+ * (docs/format.md, "Signature checks"): S < L, and the encoding of
+ * [S]B - [k]A equal to R's bytes. The key is RFC 8032's test 1 key, or
+ * (`mixed`) that key plus a point of order 8.
+ */
+export const webCryptoProbes: readonly { what: string; pub: string; sig: string; ok: boolean }[] = [
+  {
+    what: "RFC 8032's test 1",
+    pub: rfc8032Key,
+    sig: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    ok: true,
+  },
+  {
+    what: 'test 1 with L added to S',
+    pub: rfc8032Key,
+    sig: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901554c8c7872aa064e049dbb3013fbf29380d25bf5f0595bbe24655141438e7a101b',
+    ok: false,
+  },
+  {
+    what: 'R = [r]B + a point of order 8 (a cofactored check accepts it)',
+    pub: rfc8032Key,
+    sig: '0976d28f62f1bf074069055dcd6d6b81b12cd74d0d70441a51c9a7dd7081afe3d3a5d6aede540d46961fb840029f21ad01a7c4455b578955615c4375ad180f0a',
+    ok: false,
+  },
+  {
+    what: 'R = the identity, canonical, with the equation holding',
+    pub: rfc8032Key,
+    sig: '0100000000000000000000000000000000000000000000000000000000000000756cf9b1d6f0d7a979b9d2af3dc2bc1294ec7cb6daa20eaff534c024fc57920f',
+    ok: true,
+  },
+  {
+    what: 'R = the identity encoded with y = p + 1 (a check that decodes R accepts it)',
+    pub: rfc8032Key,
+    sig: 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f3fdd9411ef77c7b937c975b1193128983db0482a002663080c0dd63cf3466c06',
+    ok: false,
+  },
+  {
+    what: 'a mixed-order key, with the equation holding',
+    pub: '9158312a9a8d6e3b34c891d6d61444f8b8211c5117ebad15bdb0bd68b07e0245',
+    sig: '5866666666666666666666666666666666666666666666666666666666666666cece45fdd0e9e91cf34c479f7aae25a1bf35edab2276ec0b154a960b32e3da00',
+    ok: true,
+  },
+];
+
+/** Reports whether verify gives every probe its expected answer. */
+export async function passesProbes(verify: VerifyFn): Promise<boolean> {
   try {
-    if (globalThis.crypto?.subtle && (await webcrypto(pub, new Uint8Array(0), sig))) return webcrypto;
+    const got = await Promise.all(webCryptoProbes.map((p) => verify(unhex(p.pub), new Uint8Array(0), unhex(p.sig))));
+    return got.every((ok, i) => ok === webCryptoProbes[i].ok);
   } catch {
-    // no Ed25519 in this WebCrypto
+    return false;
   }
+}
+
+// Uses WebCrypto only when it has Ed25519 and checks signatures exactly as
+// Go does (the probes above); else @noble/curves with the same rule.
+async function detect(): Promise<VerifyFn> {
+  if (globalThis.crypto?.subtle && (await passesProbes(webcrypto))) return webcrypto;
   return noble();
 }
 
