@@ -70,7 +70,7 @@ func TestReleaseThroughTheStore(t *testing.T) {
 		checks []check
 	}{
 		{[]string{"upload", "dir=www1", "channel=beta"}, []check{{ask{"retailer", "beta", out, "1.0"}, v1}}},
-		{[]string{"promote", "from=beta", "to=production"}, []check{prod(in10, "1.0", v1), prod(out, "1.0", v1)}},
+		{[]string{"channel", "create", "channel=production", "from=beta"}, []check{prod(in10, "1.0", v1), prod(out, "1.0", v1)}},
 		{[]string{"upload", "dir=www2", "rollout=10"}, []check{prod(in10, "1.0", v2), prod(in50, "1.0", v1), prod(out, "1.0", v1)}},
 		{[]string{"rollout", "percent=50"}, []check{prod(in10, "1.0", v2), prod(in50, "1.0", v2), prod(out, "1.0", v1)}},
 		{[]string{"rollout", "pause"}, []check{prod(in10, "1.0", v1), prod(in50, "1.0", v1)}},
