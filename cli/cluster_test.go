@@ -381,5 +381,24 @@ func TestTwoTrackersHalt(t *testing.T) {
 		if len(st.Rollouts) != 1 || st.Rollouts[0].State != "halted" || st.Rollouts[0].InStore {
 			t.Fatalf("rollouts through %s: %+v; want the rollout halted by the trackers, not in the store", base, st.Rollouts)
 		}
+		// The dashboard shows the halt and why, through either tracker.
+		req, _ := http.NewRequest("GET", base+"/api/apps/demo", nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var app struct {
+			Channels []struct {
+				Name    string
+				Rollout *struct{ State, Why string }
+			}
+		}
+		err = json.NewDecoder(resp.Body).Decode(&app)
+		resp.Body.Close()
+		if err != nil || len(app.Channels) != 1 || app.Channels[0].Rollout == nil ||
+			app.Channels[0].Rollout.State != "halted" || !strings.Contains(app.Channels[0].Rollout.Why, "version 2.0.0") {
+			t.Fatalf("dashboard through %s: %+v (%v); want production's rollout halted, with why", base, app, err)
+		}
 	}
 }
