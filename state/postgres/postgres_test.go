@@ -162,3 +162,59 @@ func TestFailuresFollowed(t *testing.T) {
 		t.Fatal("d4 never failed")
 	}
 }
+
+// TestMigrateFromFirstSchema opens a database that an earlier deploy left
+// at schema version 1, holding events: the later migrations run at start,
+// keep every row, and what they derive from old rows holds (three retries
+// of a build block the device; a floor stays a floor).
+func TestMigrateFromFirstSchema(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Database(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	first, err := os.ReadFile("migrations/0001_state.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := time.Now().UnixMilli()
+	for _, sql := range []string{string(first),
+		`CREATE TABLE schema_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO schema_migrations (version, name) VALUES (1, 'migrations/0001_state.sql')`,
+		`INSERT INTO floors (name, version) VALUES ('acl', 7)`,
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, action := range []string{"set_fail", "checksum_fail", "unzip_fail", "download_complete"} {
+		device := map[bool]string{true: "retried", false: "fine"}[i < 3]
+		if _, err := conn.Exec(ctx, `INSERT INTO events (app, device, action, version, ts, received) VALUES ('a', $1, $2, '2.0.0', $3, $4)`,
+			device, action, int64(1000+i), received); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s := open(t, url, state.Options{})
+	defer s.Close()
+	rows, _ := conn.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(versions) != 3 || versions[2] != 3 {
+		t.Fatalf("schema versions after the upgrade: %v (%v); want 1, 2, 3", versions, err)
+	}
+	var events int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil || events != 4 {
+		t.Fatalf("%d events after the upgrade (%v); want the 4 stored before", events, err)
+	}
+	if failed, err := s.Failed(ctx, "a", "retried", "2.0.0"); err != nil || !failed {
+		t.Errorf("a device that retried 2.0.0 three times before the upgrade: failed %v (%v); want blocked", failed, err)
+	}
+	if failed, err := s.Failed(ctx, "a", "fine", "2.0.0"); err != nil || failed {
+		t.Errorf("a device that installed 2.0.0: failed %v (%v)", failed, err)
+	}
+	if got, err := s.RaiseFloors(ctx, map[string]int64{"acl": 6}); err != nil || got["acl"] != 7 {
+		t.Errorf("raising floor acl to 6 after the upgrade gives %v (%v); want 7, stored before", got, err)
+	}
+}
