@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -216,5 +217,44 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 	}
 	if got, err := s.RaiseFloors(ctx, map[string]int64{"acl": 6}); err != nil || got["acl"] != 7 {
 		t.Errorf("raising floor acl to 6 after the upgrade gives %v (%v); want 7, stored before", got, err)
+	}
+}
+
+// TestRetriesSplitAtOnce: two trackers record at the same moment the two
+// retries that reach a device's limit, one each. Whichever commits second
+// must see the other's retry and block the device: neither may count only
+// its own. (Both insert the device's broken mark for the build, so the
+// second waits on the first's row lock and counts after it commits.)
+func TestRetriesSplitAtOnce(t *testing.T) {
+	url := pgtest.Database(t)
+	ctx := context.Background()
+	opts := state.Options{RetryLimit: 2}
+	a, b := open(t, url, opts), open(t, url, opts)
+	defer a.Close()
+	defer b.Close()
+	const devices = 60
+	for i := range devices {
+		device := fmt.Sprintf("d%d", i)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for j, s := range []*postgres.DB{a, b} {
+			wg.Go(func() {
+				<-start
+				if err := s.Record(ctx, state.Event{App: "a", Device: device, Action: []string{"set_fail", "unzip_fail"}[j], Version: "1", TS: 1}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var blocked int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM marks WHERE kind = 'failed'`).Scan(&blocked); err != nil || blocked != devices {
+		t.Fatalf("%d of %d devices blocked after two retries each, split between two trackers (%v)", blocked, devices, err)
 	}
 }
