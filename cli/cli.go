@@ -133,11 +133,41 @@ var seedArg = regexp.MustCompile(`^([a-z][a-z0-9_]*)=(.*)$`)
 func seedArgs(c *cobra.Command, args []string) error {
 	for _, a := range args {
 		if !seedArg.MatchString(a) {
-			return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
+			return unexpectedArg(c, args, a)
 		}
 	}
 	return nil
 }
+
+// unexpectedArg is the error for a, an argument of c that is no key=value
+// parameter. A command of c typed after the parameters (deploy rollout
+// app=shop pause) is told where it goes.
+func unexpectedArg(c *cobra.Command, args []string, a string) error {
+	for _, sub := range c.Commands() {
+		if sub.Name() == a {
+			fixed := []string{sub.CommandPath()}
+			for _, x := range args {
+				if x != a {
+					fixed = append(fixed, shellQuote(x))
+				}
+			}
+			return usageError{fmt.Errorf("%q is a command of %s: it goes before the parameters, as in `%s`", a, c.CommandPath(), strings.Join(fixed, " "))}
+		}
+	}
+	return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
+}
+
+// shellQuote writes a key=value argument as a POSIX shell reads it back:
+// a value with anything but letters, digits and -_./:,@+= in single quotes.
+func shellQuote(arg string) string {
+	k, v, ok := strings.Cut(arg, "=")
+	if !ok || !strings.ContainsFunc(v, func(r rune) bool { return !strings.ContainsRune(safeInShell, r) }) {
+		return arg
+	}
+	return k + "='" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+const safeInShell = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:,@+="
 
 // applySeedArgs sets each key=value argument as the flag of that name, so it
 // means the same as --key value. Cobra has already told flag values apart
@@ -152,7 +182,7 @@ func applySeedArgs(c *cobra.Command, args []string) error {
 	for _, a := range args {
 		m := seedArg.FindStringSubmatch(a)
 		if m == nil {
-			return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
+			return unexpectedArg(c, args, a)
 		}
 		if c.Flags().Lookup(m[1]) == nil {
 			return usageError{fmt.Errorf("unknown parameter %q; run `%s --help` for the parameters", m[1], c.CommandPath())}
