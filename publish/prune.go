@@ -65,11 +65,11 @@ type PruneResult struct {
 // Prune removes an app's bundles, file objects, file manifests and build
 // records that nothing keeps (see [PruneOptions]). It never removes a
 // version claim ([VersionClaim]), and writes the missing claim of each
-// build record it removes, so that a version stays taken for good. It writes the list of
-// what it is about to remove at apps/<app>/prune.json, spares what a
-// concurrent upload's lease names, removes build records first and the
-// objects after, so that an interrupted prune leaves no build without its
-// files. Only one prune of an app runs at a time.
+// build record it removes, so that a version stays taken for good. It
+// writes the list of what it is about to remove at apps/<app>/prune.json,
+// spares what a concurrent upload's lease names, removes build records
+// first and the objects after, so that an interrupted prune leaves no
+// build without its files. Only one prune of an app runs at a time.
 func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, error) {
 	if err := manifest.CheckName("app", opt.App); err != nil {
 		return nil, err
