@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
+
+	"github.com/cartona/deploy/internal/bufcopy"
 )
 
 // Bundle is a web build zipped the way the Capgo plugin expects it.
@@ -511,7 +513,7 @@ func (j *job) compressErr(tmpDir string) error {
 		scan = &scanWriter{}
 		dst = io.MultiWriter(fw, crc, sum, scan)
 	}
-	n, err := io.Copy(dst, f)
+	n, err := bufcopy.Copy(dst, f)
 	if err != nil {
 		return fmt.Errorf("%w: read %s: %v", ErrBadBuild, j.e.name, err)
 	}

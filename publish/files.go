@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"math/bits"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/andybalholm/brotli"
 
+	"github.com/cartona/deploy/internal/bufcopy"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
 )
@@ -66,7 +68,12 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	if err != nil {
 		return nil, err
 	}
-	if err := forEach(ctx, objs, func(o *fileObject) error { return p.putObject(ctx, app, o) }); err != nil {
+	batch := store.NewBatch(p.Store)
+	defer batch.Close()
+	if err := forEach(ctx, objs, func(o *fileObject) error { return p.putObject(ctx, batch, app, o) }); err != nil {
+		return nil, err
+	}
+	if err := batch.Commit(ctx); err != nil {
 		return nil, err
 	}
 	data, err := fileManifest(app, contents, objs)
@@ -82,7 +89,7 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	if err := l.add(ctx, app, manifest.FileManifestKey(app, f.SHA256)); err != nil {
 		return nil, err
 	}
-	wrote, err := p.putImmutable(ctx, manifest.FileManifestKey(app, f.SHA256), bytes.NewReader(data), f.Size, "application/json", false)
+	wrote, err := putImmutable(ctx, p.Store, manifest.FileManifestKey(app, f.SHA256), bytes.NewReader(data), f.Size, "application/json", false)
 	if err != nil {
 		return nil, err
 	}
@@ -135,15 +142,15 @@ func (o *fileObject) encoding(name string) string {
 // putObject writes what the store lacks of o: its Brotli form when a name
 // requires it, or when there is no stored copy yet and it comes out
 // smaller; then the file as is if some name still needs it.
-func (p *Publisher) putObject(ctx context.Context, app string, o *fileObject) error {
+func (p *Publisher) putObject(ctx context.Context, w putter, app string, o *fileObject) error {
 	if o.brSize < 0 && (o.needBr || o.rawSize < 0 && !precompressed(o.Name)) {
-		if err := p.putBrotli(ctx, app, o); err != nil {
+		if err := p.putBrotli(ctx, w, app, o); err != nil {
 			return err
 		}
 	}
 	for _, name := range o.names {
 		if o.encoding(name) == "" && o.rawSize < 0 {
-			return p.putRaw(ctx, app, o)
+			return p.putRaw(ctx, w, app, o)
 		}
 	}
 	return nil
@@ -151,7 +158,7 @@ func (p *Publisher) putObject(ctx context.Context, app string, o *fileObject) er
 
 // putBrotli compresses o and writes its Brotli form when that is smaller
 // or a name requires it.
-func (p *Publisher) putBrotli(ctx context.Context, app string, o *fileObject) error {
+func (p *Publisher) putBrotli(ctx context.Context, w putter, app string, o *fileObject) error {
 	br, err := p.compressFile(o.Content)
 	if err != nil {
 		return err
@@ -164,7 +171,7 @@ func (p *Publisher) putBrotli(ctx context.Context, app string, o *fileObject) er
 	if err != nil {
 		return err
 	}
-	n, err := p.putImmutable(ctx, manifest.FileKey(app, o.SHA256, manifest.EncodingBrotli), r, br.size, "application/octet-stream", o.brSize >= 0)
+	n, err := putImmutable(ctx, w, manifest.FileKey(app, o.SHA256, manifest.EncodingBrotli), r, br.size, "application/octet-stream", o.brSize >= 0)
 	if err != nil {
 		return err
 	}
@@ -173,20 +180,22 @@ func (p *Publisher) putBrotli(ctx context.Context, app string, o *fileObject) er
 }
 
 // putRaw writes the file as is, checking that its bytes are still those
-// hashed when it was zipped.
-func (p *Publisher) putRaw(ctx context.Context, app string, o *fileObject) error {
+// hashed when it was zipped: a reader that finds other bytes fails at its
+// end, so the write fails, and a copy written without reading to the end
+// is deleted.
+func (p *Publisher) putRaw(ctx context.Context, w putter, app string, o *fileObject) error {
 	key := manifest.FileKey(app, o.SHA256, "")
 	f, err := os.Open(o.Path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBuild, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := p.putImmutable(ctx, key, io.TeeReader(f, h), o.Size, "application/octet-stream", o.broken)
+	r := &checkedReader{r: f, h: sha256.New(), want: o.SHA256, name: o.Name}
+	n, err := putImmutable(ctx, w, key, r, o.Size, "application/octet-stream", o.broken)
 	if err != nil {
 		return err
 	}
-	if n > 0 && hex.EncodeToString(h.Sum(nil)) != o.SHA256 {
+	if n > 0 && r.finish() != nil {
 		p.Store.Delete(ctx, key)
 		return changedError(o.Name)
 	}
@@ -198,11 +207,51 @@ func changedError(name string) error {
 	return fmt.Errorf("%w: %s changed while it was uploaded; let the web build finish, then upload again", ErrBadBuild, name)
 }
 
+// putter is where objects are written: a store, or a batch of one.
+type putter interface {
+	Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error)
+}
+
+// checkedReader reads a file whose SHA-256 must be want, and fails at its
+// end if it is not.
+type checkedReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want string
+	name string
+	err  error // the result at the end, once reached
+	done bool
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	if err == io.EOF {
+		c.done = true
+		if hex.EncodeToString(c.h.Sum(nil)) != c.want {
+			c.err = changedError(c.name)
+			return n, c.err
+		}
+	}
+	return n, err
+}
+
+// finish reads what a writer left unread and reports whether the bytes
+// were the ones wanted.
+func (c *checkedReader) finish() error {
+	if !c.done {
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			return err
+		}
+	}
+	return c.err
+}
+
 // putImmutable writes size bytes from r at key, create-only unless replace
 // (a broken copy is there), and returns the bytes written: 0 when the
 // object was there already.
-func (p *Publisher) putImmutable(ctx context.Context, key string, r io.Reader, size int64, contentType string, replace bool) (int64, error) {
-	_, err := p.Store.Put(ctx, key, r, store.PutOptions{CreateOnly: !replace, Size: size, ContentType: contentType, CacheControl: immutableCache})
+func putImmutable(ctx context.Context, w putter, key string, r io.Reader, size int64, contentType string, replace bool) (int64, error) {
+	_, err := w.Put(ctx, key, r, store.PutOptions{CreateOnly: !replace, Size: size, ContentType: contentType, CacheControl: immutableCache})
 	if errors.Is(err, fs.ErrExist) {
 		return 0, nil // content-addressed: another upload wrote the same bytes
 	}
@@ -215,6 +264,11 @@ func (p *Publisher) putImmutable(ctx context.Context, key string, r io.Reader, s
 // compressSlots bounds the Brotli encoders at work, each holding a window
 // of up to 4 MiB.
 var compressSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// brotliWriters holds idle Brotli encoders by window size: most builds
+// are many small files, and a new encoder's buffers cost more to allocate
+// than its file to compress.
+var brotliWriters [23]sync.Pool
 
 // blob is bytes to store: in memory, or in an unlinked temporary file when
 // large.
@@ -260,9 +314,15 @@ func (p *Publisher) compressFile(c Content) (*blob, error) {
 	// A window just large enough for the file keeps the encoder small.
 	lgwin := min(max(bits.Len64(uint64(c.Size)), 10), 22)
 	cw := &countWriter{w: sink}
-	w := brotli.NewWriterOptions(cw, brotli.WriterOptions{Quality: brotliQuality, LGWin: lgwin})
+	w, _ := brotliWriters[lgwin].Get().(*brotli.Writer)
+	if w == nil {
+		w = brotli.NewWriterOptions(cw, brotli.WriterOptions{Quality: brotliQuality, LGWin: lgwin})
+	} else {
+		w.Reset(cw)
+	}
+	defer brotliWriters[lgwin].Put(w)
 	h := sha256.New()
-	_, err = io.Copy(w, io.TeeReader(in, h))
+	_, err = bufcopy.Copy(w, io.TeeReader(in, h))
 	if err == nil {
 		err = w.Close()
 	}

@@ -30,7 +30,7 @@ func TestFileChangedSinceTheZipIsRefused(t *testing.T) {
 	if _, err := p.compressFile(o.Content); !errors.Is(err, ErrBadBuild) || !strings.Contains(err.Error(), "changed while it was uploaded") {
 		t.Fatalf("compress: %v", err)
 	}
-	if err := p.putRaw(context.Background(), "shop", o); !errors.Is(err, ErrBadBuild) {
+	if err := p.putRaw(context.Background(), s, "shop", o); !errors.Is(err, ErrBadBuild) {
 		t.Fatalf("put as is: %v", err)
 	}
 	if _, err := p.Store.Stat(context.Background(), manifest.FileKey("shop", sha, "")); !errors.Is(err, fs.ErrNotExist) {

@@ -3,10 +3,12 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/andybalholm/brotli"
@@ -14,6 +16,7 @@ import (
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/file"
 )
 
 // readBuild checks the channel, its build record and its file manifest as
@@ -147,5 +150,97 @@ func TestUploadReplacesABrokenFileObject(t *testing.T) {
 	_, fm = f.readBuild(t, "retailer", "production")
 	for _, e := range fm.Files {
 		f.fileContent(t, "retailer", e)
+	}
+}
+
+// batchStore records the order of a file store's writes: direct Puts, and
+// a batch's staged Puts and Commit. failCommit makes Commit fail.
+type batchStore struct {
+	*file.Store
+	mu         sync.Mutex
+	events     []string
+	failCommit bool
+}
+
+func (s *batchStore) log(e string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, e)
+}
+
+func (s *batchStore) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
+	s.log("put " + key)
+	return s.Store.Put(ctx, key, r, opt)
+}
+
+func (s *batchStore) NewBatch() store.Batch { return &recordedBatch{s.Store.NewBatch(), s} }
+
+type recordedBatch struct {
+	store.Batch
+	s *batchStore
+}
+
+func (b *recordedBatch) Put(ctx context.Context, key string, r io.Reader, opt store.PutOptions) (store.Info, error) {
+	b.s.log("stage " + key)
+	return b.Batch.Put(ctx, key, r, opt)
+}
+
+func (b *recordedBatch) Commit(ctx context.Context) error {
+	b.s.log("commit")
+	if b.s.failCommit {
+		return errors.New("disk full")
+	}
+	return b.Batch.Commit(ctx)
+}
+
+// File objects go through one batch, committed (durable) before the file
+// manifest that names them is written; a failed commit publishes nothing.
+func TestFileObjectsAreCommittedBeforeTheirManifest(t *testing.T) {
+	fs, err := file.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &batchStore{Store: fs}
+	f := newFixture(t, s)
+	tree := map[string]string{"index.html": "<!doctype html>", "main.js": strings.Repeat("notifyAppReady(); ", 100), "a.svg": "<svg/>"}
+	if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, tree)}); err != nil {
+		t.Fatal(err)
+	}
+	staged, committed := 0, -1
+	for i, e := range s.events {
+		switch {
+		case strings.HasPrefix(e, "stage "):
+			staged++
+			if committed >= 0 {
+				t.Fatalf("%s staged after the commit", e)
+			}
+		case e == "commit":
+			committed = i
+		case strings.HasPrefix(e, "put ") && strings.Contains(e, "/files/manifests/"):
+			if committed < 0 || committed > i {
+				t.Fatalf("the file manifest was written before the file objects were committed: %v", s.events)
+			}
+		case strings.HasPrefix(e, "put ") && strings.Contains(e, "/files/"):
+			t.Fatalf("a file object was written outside the batch: %s", e)
+		}
+	}
+	if staged != 3 || committed < 0 {
+		t.Fatalf("%d objects staged, commit at %d; want 3 staged and a commit", staged, committed)
+	}
+	f.readBuild(t, "retailer", "production")
+
+	before := f.keys(t)
+	s.failCommit = true
+	tree["main.js"] += "// v2"
+	if _, err := f.publisher().Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, tree)}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("upload with a failing commit: %v", err)
+	}
+	for _, k := range diffKeys(before, f.keys(t)) {
+		if !strings.Contains(k, "/bundles/") { // an unreferenced zip, for prune
+			t.Fatalf("a failed commit left %s", k)
+		}
+	}
+	if ref, _ := f.readBuild(t, "retailer", "production"); ref.Number != 1 {
+		t.Fatalf("the channel moved to build %d after a failed upload", ref.Number)
 	}
 }

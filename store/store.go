@@ -43,6 +43,40 @@ type Store interface {
 	Location(key string) string
 }
 
+// A Batch writes many create-only objects with one durability barrier
+// instead of one per object. Put stages an object; Commit makes every
+// staged object durable, then visible, so a crash never leaves a visible
+// object whose bytes were lost. A staged key that some other writer
+// creates first keeps that writer's object, as a create-only Put would.
+type Batch interface {
+	// Put stages r for key. It fails with fs.ErrExist when opt.CreateOnly
+	// and key exists already.
+	Put(ctx context.Context, key string, r io.Reader, opt PutOptions) (Info, error)
+	// Commit makes what was staged durable and visible.
+	Commit(ctx context.Context) error
+	// Close discards what was staged and not committed.
+	Close() error
+}
+
+// A Batcher is a Store with a faster way to write many objects.
+type Batcher interface {
+	NewBatch() Batch
+}
+
+// NewBatch returns s's own Batch when it has one, else a Batch whose Put
+// writes through to s at once (each object durable when Put returns).
+func NewBatch(s Store) Batch {
+	if b, ok := s.(Batcher); ok {
+		return b.NewBatch()
+	}
+	return direct{s}
+}
+
+type direct struct{ Store }
+
+func (direct) Commit(context.Context) error { return nil }
+func (direct) Close() error                 { return nil }
+
 // PutOptions control a Put.
 type PutOptions struct {
 	// CreateOnly fails with fs.ErrExist if the key already exists

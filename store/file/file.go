@@ -4,6 +4,7 @@
 // Every write goes to a temporary file in the store's .tmp folder, is synced,
 // and is then renamed (or, for create-only writes, hard-linked) into place, so
 // a reader never sees a partial object and a crash leaves no half-written key.
+// A batch syncs all its temporary files at once before linking them.
 // Compare-and-swap writes hold an advisory lock on the store's lock file.
 package file
 
@@ -21,6 +22,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cartona/deploy/internal/bufcopy"
 	"github.com/cartona/deploy/internal/lockfile"
 	"github.com/cartona/deploy/store"
 )
@@ -117,7 +119,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
 		}
 	}
-	tmp, info, err := s.writeTemp(ctx, key, r)
+	tmp, info, err := s.writeTemp(ctx, key, r, true)
 	if err != nil {
 		return store.Info{}, err
 	}
@@ -163,16 +165,17 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 	return info, nil
 }
 
-// writeTemp copies r into a synced temporary file and returns its path.
-func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader) (string, store.Info, error) {
+// writeTemp copies r into a temporary file, synced if sync, and returns its
+// path.
+func (s *Store) writeTemp(ctx context.Context, key string, r io.Reader, sync bool) (string, store.Info, error) {
 	f, err := os.CreateTemp(filepath.Join(s.Root, tmpDir), "put-*")
 	if err != nil {
 		return "", store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 	}
 	f.Chmod(0o644) // readable like any published file; CreateTemp makes 0600
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
-	if err == nil {
+	n, err := bufcopy.Copy(io.MultiWriter(f, h), ctxReader{ctx, r})
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

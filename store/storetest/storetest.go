@@ -235,6 +235,46 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Batch", func(t *testing.T) {
+		s := open(t)
+		ctx := context.Background()
+		if _, err := s.Put(ctx, "files/old", strings.NewReader("old"), store.PutOptions{CreateOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		b := store.NewBatch(s)
+		defer b.Close()
+		for i := range 20 {
+			key := fmt.Sprintf("files/%02d", i)
+			if _, err := b.Put(ctx, key, strings.NewReader(key), store.PutOptions{CreateOnly: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := b.Put(ctx, "files/old", strings.NewReader("new"), store.PutOptions{CreateOnly: true}); !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("create-only batch Put of an existing key: err = %v, want fs.ErrExist", err)
+		}
+		if _, err := b.Put(ctx, "files/replaced", strings.NewReader("r"), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			key := fmt.Sprintf("files/%02d", i)
+			if got := read(t, s, key); got != key {
+				t.Fatalf("%s = %q after Commit, want %q", key, got, key)
+			}
+		}
+		if got := read(t, s, "files/old"); got != "old" {
+			t.Fatalf("files/old = %q, want the first writer's %q", got, "old")
+		}
+		if got := read(t, s, "files/replaced"); got != "r" {
+			t.Fatalf("files/replaced = %q, want r", got)
+		}
+		if err := b.Commit(ctx); err != nil {
+			t.Fatalf("a second Commit with nothing staged: %v", err)
+		}
+	})
+
 	t.Run("FailedReaderLeavesNothing", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
