@@ -106,3 +106,21 @@ func (b *batch) Close() error {
 	b.staged = nil
 	return nil
 }
+
+// fsyncEach makes each staged file durable.
+func fsyncEach(files []staged) error {
+	for _, st := range files {
+		f, err := os.OpenFile(st.tmp, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

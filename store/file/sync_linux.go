@@ -2,9 +2,16 @@ package file
 
 import "golang.org/x/sys/unix"
 
-// syncFiles makes the staged files durable with one syncfs of the store's
-// file system, much faster than an fsync each.
-func syncFiles(root string, _ []staged) error {
+// fsyncLimit is the most staged files synced one by one: past it, one
+// syncfs of the store's file system is faster than an fsync each, though
+// it also writes out whatever else on that file system is dirty.
+const fsyncLimit = 16
+
+// syncFiles makes the staged files durable.
+func syncFiles(root string, files []staged) error {
+	if len(files) <= fsyncLimit {
+		return fsyncEach(files)
+	}
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
