@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cartona/deploy/internal/bufcopy"
 	"github.com/cartona/deploy/internal/lockfile"
@@ -50,7 +51,26 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, tmpDir), 0o755); err != nil {
 		return nil, fmt.Errorf("file store: %w", err)
 	}
+	sweepTemp(filepath.Join(dir, tmpDir))
 	return &Store{Root: dir}, nil
+}
+
+// staleTemp is the age past which a temporary file is left over from a
+// writer that crashed: no write takes that long.
+const staleTemp = 24 * time.Hour
+
+// sweepTemp removes temporary files left by writers that crashed. Errors
+// are ignored: the files are only in the way of nothing.
+func sweepTemp(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 func (s *Store) path(key string) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cartona/deploy/store"
 	"github.com/cartona/deploy/store/file"
@@ -98,5 +99,33 @@ func TestBatchStagesUntilCommit(t *testing.T) {
 	}
 	if _, err := discarded.Put(ctx, "apps/a/files/4", strings.NewReader("x"), store.PutOptions{IfMatch: "abc"}); err == nil {
 		t.Fatal("a batch accepted a compare-and-swap Put")
+	}
+}
+
+// Temporary files a crashed writer left are removed when the store is next
+// opened, once they are a day old; a running writer's are not.
+func TestOpenSweepsStaleTemporaryFiles(t *testing.T) {
+	root := t.TempDir()
+	if _, err := file.Open(root); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(root, ".tmp", "put-1"), filepath.Join(root, ".tmp", "put-2")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-25 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.Open(root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a day-old temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Fatalf("a running writer's temporary file was removed: %v", err)
 	}
 }
