@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/cartona/deploy/publish"
 )
 
 // writeJSON prints v as indented JSON, for scripts.
@@ -25,19 +27,24 @@ type progress struct {
 	w     io.Writer
 	on    bool
 	last  time.Time
+	step  string // the step last drawn
 	drawn bool
 }
 
 func newProgress(w io.Writer) *progress { return &progress{w: w, on: isTerminal(w)} }
 
-func (p *progress) update(done, total int64) {
-	if !p.on || total == 0 || (time.Since(p.last) < 100*time.Millisecond && done < total) {
+func (p *progress) update(s publish.Progress) {
+	if !p.on || s.Total == 0 || (s.Step == p.step && time.Since(p.last) < 100*time.Millisecond && s.Done < s.Total) {
 		return
 	}
-	p.last = time.Now()
+	p.last, p.step = time.Now(), s.Step
 	const width = 30
-	n := int(done * width / total)
-	fmt.Fprintf(p.w, "\rzipping [%s%s] %3d%% %s", strings.Repeat("=", n), strings.Repeat(" ", width-n), done*100/total, humanBytes(total))
+	n := int(s.Done * width / s.Total)
+	size := humanBytes(s.Total)
+	if s.Files {
+		size = fmt.Sprintf("%d files", s.Total)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s [%s%s] %3d%% %s", s.Step, strings.Repeat("=", n), strings.Repeat(" ", width-n), s.Done*100/s.Total, size)
 	p.drawn = true
 }
 

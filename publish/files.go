@@ -62,15 +62,28 @@ type fileObject struct {
 // [manifest.FileManifestKey]. Objects are written create-only,
 // concurrently, as immutable. The manifest written is checked as a device
 // would check it. The lease must name the file objects; the manifest is
-// added to it before it is written.
-func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content, l *lease) (*Files, error) {
+// added to it before it is written. progress, if not nil, is told how many
+// of the build's files are stored so far.
+func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content, l *lease, progress func(done, total int64)) (*Files, error) {
 	objs, err := p.fileObjects(ctx, app, contents)
 	if err != nil {
 		return nil, err
 	}
 	batch := store.NewBatch(p.Store)
 	defer batch.Close()
-	if err := forEach(ctx, objs, func(o *fileObject) error { return p.putObject(ctx, batch, app, o) }); err != nil {
+	var mu sync.Mutex // progress is called by one goroutine at a time
+	done := int64(0)
+	put := func(o *fileObject) error {
+		err := p.putObject(ctx, batch, app, o)
+		if progress != nil {
+			mu.Lock()
+			done += int64(len(o.names))
+			progress(done, int64(len(contents)))
+			mu.Unlock()
+		}
+		return err
+	}
+	if err := forEach(ctx, objs, put); err != nil {
 		return nil, err
 	}
 	if err := batch.Commit(ctx); err != nil {

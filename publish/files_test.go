@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -243,4 +244,44 @@ func TestFileObjectsAreCommittedBeforeTheirManifest(t *testing.T) {
 	if ref, _ := f.readBuild(t, "retailer", "production"); ref.Number != 1 {
 		t.Fatalf("the channel moved to build %d after a failed upload", ref.Number)
 	}
+}
+
+// Each long step reports its progress, ending at its total: bytes zipped,
+// bundle bytes read for the store, and files stored (two with the same
+// content count twice), on both stores.
+func TestUploadReportsProgress(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {
+		f := newFixture(t, newStore(t))
+		tree := map[string]string{"index.html": "<!doctype html>", "main.js": strings.Repeat("notifyAppReady(); ", 20000), "copy.js": "same", "copy2.js": "same"}
+		for i := range 40 {
+			tree[fmt.Sprintf("svg/%02d.svg", i)] = fmt.Sprintf("<svg id=%d/>", i)
+		}
+		last := map[string]publish.Progress{}
+		var order []string
+		req := publish.Request{App: "retailer", Dir: writeTree(t, tree), Progress: func(p publish.Progress) {
+			prev, seen := last[p.Step]
+			if !seen {
+				order = append(order, p.Step)
+			}
+			if p.Done < prev.Done || p.Done > p.Total || seen && p.Total != prev.Total {
+				t.Errorf("%s: %d of %d after %d of %d", p.Step, p.Done, p.Total, prev.Done, prev.Total)
+			}
+			last[p.Step] = p
+		}}
+		res, err := f.publisher().Upload(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"zipping", "uploading the bundle", "uploading the files"}; !slices.Equal(order, want) {
+			t.Fatalf("steps reported %q, want %q", order, want)
+		}
+		for step, total := range map[string]int64{"uploading the bundle": res.Size, "uploading the files": int64(len(tree))} {
+			if p := last[step]; p.Done != total || p.Total != total || p.Files != (step == "uploading the files") {
+				t.Errorf("%s ended at %+v, want %d of %d", step, p, total, total)
+			}
+		}
+		if p := last["zipping"]; p.Done != p.Total || p.Total < 20000*18 {
+			t.Errorf("zipping ended at %+v", p)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -65,9 +66,9 @@ type Request struct {
 	Rollout   int64
 	GitCommit string
 	Expires   time.Duration // DefaultExpiry if zero
-	// Progress, if set, is called as the zip is made with raw bytes done and
-	// in all.
-	Progress func(done, total int64)
+	// Progress, if set, is told how far each long step is, from one
+	// goroutine at a time.
+	Progress func(Progress)
 	// Stage, if set, is told each step as it starts.
 	Stage func(step string)
 }
@@ -76,6 +77,22 @@ func (r Request) stage(step string) {
 	if r.Stage != nil {
 		r.Stage(step)
 	}
+}
+
+// Progress is how far a long step of an upload is: Done of Total bytes,
+// or files when Files is set.
+type Progress struct {
+	Step        string // "zipping", "uploading the bundle" or "uploading the files"
+	Done, Total int64
+	Files       bool
+}
+
+// progress returns a function that reports step's progress, or nil.
+func (r Request) progress(step string, files bool) func(done, total int64) {
+	if r.Progress == nil {
+		return nil
+	}
+	return func(done, total int64) { r.Progress(Progress{Step: step, Done: done, Total: total, Files: files}) }
 }
 
 // Outcome is what an upload did to its channel.
@@ -179,7 +196,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	req.stage("zipping " + req.Dir)
-	b, err := Zip(req.Dir, p.TempDir, req.Progress)
+	b, err := Zip(req.Dir, p.TempDir, req.progress("zipping", false))
 	if err != nil {
 		return nil, err
 	}
@@ -318,12 +335,12 @@ func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *l
 		return nil, err
 	}
 	req.stage("uploading the bundle")
-	wrote, err := p.putBundle(ctx, req.App, b)
+	wrote, err := p.putBundle(ctx, req.App, b, req.progress("uploading the bundle", false))
 	if err != nil {
 		return nil, err
 	}
 	req.stage("uploading the files")
-	files, err := p.putFiles(ctx, req.App, b.Contents, l)
+	files, err := p.putFiles(ctx, req.App, b.Contents, l, req.progress("uploading the files", true))
 	if err != nil {
 		return nil, err
 	}
@@ -434,11 +451,12 @@ func (p *Publisher) cdnPath(key string) string {
 	return path.Join("/", base, key)
 }
 
-// putBundle uploads the zip once and returns the bytes written: bundles are content-addressed, so an
-// object of the same size at its key is the same bundle. Another object
-// there (a broken copy) is replaced; one that another upload is still
-// writing is waited for.
-func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64, error) {
+// putBundle uploads the zip once and returns the bytes written: bundles
+// are content-addressed, so an object of the same size at its key is the
+// same bundle. Another object there (a broken copy) is replaced; one that
+// another upload is still writing is waited for. progress, if not nil, is
+// told the bytes read for the store so far.
+func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle, progress func(done, total int64)) (int64, error) {
 	key := manifest.BundleKey(app, b.SHA256)
 	return retry(ctx, p.Store.Location(key), func() (int64, error) {
 		opt := store.PutOptions{Size: b.Size, ContentType: "application/zip", CacheControl: immutableCache}
@@ -458,7 +476,11 @@ func (p *Publisher) putBundle(ctx context.Context, app string, b *Bundle) (int64
 			return 0, err
 		}
 		defer f.Close()
-		if _, err = p.Store.Put(ctx, key, f, opt); err != nil {
+		var r io.Reader = f
+		if progress != nil {
+			r = &progressReader{r: f, total: b.Size, report: progress}
+		}
+		if _, err = p.Store.Put(ctx, key, r, opt); err != nil {
 			return 0, err
 		}
 		return b.Size, nil
@@ -523,4 +545,24 @@ func (p *Publisher) lastNumber(ctx context.Context, app string) (int64, error) {
 		}
 	}
 	return last, nil
+}
+
+// progressReader reports the bytes read through it, at most every 64 KiB
+// and at the end.
+type progressReader struct {
+	r        io.Reader
+	done     int64
+	reported int64
+	total    int64
+	report   func(done, total int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if p.done-p.reported >= 64<<10 || p.done == p.total {
+		p.reported = p.done
+		p.report(p.done, p.total)
+	}
+	return n, err
 }
