@@ -90,7 +90,7 @@ func buildDeploy(tb testing.TB) string {
 }
 
 // run times one command, returning its wall time and peak RSS in bytes.
-func run(tb testing.TB, dir string, env []string, name string, args ...string) (time.Duration, int64) {
+func run(tb testing.TB, dir string, env []string, name string, args ...string) usage {
 	cmd := exec.Command(name, args...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
 	start := time.Now()
@@ -99,7 +99,15 @@ func run(tb testing.TB, dir string, env []string, name string, args ...string) (
 	if err != nil {
 		tb.Fatalf("%s: %v\n%s", name, err, out)
 	}
-	return d, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return usage{wall: d, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), rss: ru.Maxrss * 1024}
+}
+
+// usage is what a process took: wall-clock and CPU (user and system) time,
+// and peak resident memory in bytes.
+type usage struct {
+	wall, cpu time.Duration
+	rss       int64
 }
 
 // BenchmarkUploadVsZip times `deploy upload` of an Ionic-shaped tree to a
@@ -114,7 +122,7 @@ func BenchmarkUploadVsZip(b *testing.B) {
 	bin := buildDeploy(b)
 	work := b.TempDir()
 	env := []string{"HOME=" + work, "CI=true"}
-	var deploy, incremental, zip time.Duration
+	var deploy, incremental, zip, deployCPU, zipCPU time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -122,13 +130,16 @@ func BenchmarkUploadVsZip(b *testing.B) {
 		ionicTree(b, tree)
 		b.StartTimer()
 		storeArg := fmt.Sprintf("store=file://%s/store-%d", work, i)
-		d, _ := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
-		z, _ := run(b, tree, nil, "zip", "-q", "-r", "-6", "-X", fmt.Sprintf("%s/out-%d.zip", work, i), ".")
+		d := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
+		z := run(b, tree, nil, "zip", "-q", "-r", "-6", "-X", fmt.Sprintf("%s/out-%d.zip", work, i), ".")
 		oneLineChange(b, tree)
-		d2, _ := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
-		deploy, incremental, zip = deploy+d, incremental+d2, zip+z
+		d2 := run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
+		deploy, incremental, zip = deploy+d.wall, incremental+d2.wall, zip+z.wall
+		deployCPU, zipCPU = deployCPU+d.cpu, zipCPU+z.cpu
 	}
 	b.ReportMetric(float64(deploy)/float64(zip), "deploy/zip")
+	// CPU time varies less than wall time with the file system's state.
+	b.ReportMetric(float64(deployCPU)/float64(zipCPU), "deploy-cpu/zip-cpu")
 	b.ReportMetric(float64(incremental)/float64(zip), "incremental/zip")
 	b.ReportMetric(float64(deploy.Milliseconds())/float64(b.N), "deploy-ms/op")
 	b.ReportMetric(float64(incremental.Milliseconds())/float64(b.N), "incremental-ms/op")
@@ -146,9 +157,9 @@ func BenchmarkUploadLarge(b *testing.B) {
 	var peak int64
 	b.ResetTimer()
 	for i := range b.N {
-		d, rss := run(b, tree, env, bin, "upload", "app=bench", "dir=.", fmt.Sprintf("store=file://%s/store-%d", work, i))
-		total += d
-		peak = max(peak, rss)
+		u := run(b, tree, env, bin, "upload", "app=bench", "dir=.", fmt.Sprintf("store=file://%s/store-%d", work, i))
+		total += u.wall
+		peak = max(peak, u.rss)
 		os.RemoveAll(fmt.Sprintf("%s/store-%d", work, i))
 	}
 	b.ReportMetric(float64(203*b.N)/total.Seconds(), "MB/s")
@@ -161,7 +172,7 @@ func TestUploadMemoryIsBounded(t *testing.T) {
 	bin := buildDeploy(t)
 	tree, work := t.TempDir(), t.TempDir()
 	bigTree(t, tree, 200)
-	_, rss := run(t, tree, []string{"HOME=" + work, "CI=true"}, bin, "upload", "app=big", "dir=.", "store=file://"+work+"/store")
+	rss := run(t, tree, []string{"HOME=" + work, "CI=true"}, bin, "upload", "app=big", "dir=.", "store=file://"+work+"/store").rss
 	if rss > 64<<20 {
 		t.Fatalf("peak RSS %d MB uploading 200 MB, want at most 64 MB", rss>>20)
 	}
