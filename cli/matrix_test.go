@@ -167,27 +167,14 @@ func TestCommandMatrixTerminal(t *testing.T) {
 		if !cmd.Runnable() {
 			continue
 		}
-		c := exec.Command(os.Args[0], path...)
-		c.Env = append(os.Environ(), "DEPLOY_TEST_AS_MAIN=1", "HOME="+t.TempDir())
-		tty, err := pty.Start(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
+		out, err := onTerminal(t, []string{"HOME=" + t.TempDir()}, func(tty io.Writer) {
 			for range 10 {
 				io.WriteString(tty, "\n")
 				time.Sleep(20 * time.Millisecond)
 			}
 			io.WriteString(tty, "\x04")
-		}()
-		done := make(chan []byte)
-		go func() { b, _ := io.ReadAll(tty); done <- b }()
-		timer := time.AfterFunc(30*time.Second, func() { c.Process.Kill() })
-		err = c.Wait()
-		timer.Stop()
-		tty.Close()
-		out := <-done
-		checkClean(t, path, string(out))
+		}, path...)
+		checkClean(t, path, out)
 		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() > exitUnavailable || ok && ee.ExitCode() < 0 {
 			t.Errorf("deploy %q on a terminal: %v\n%s", path, err, out)
 		}
@@ -251,4 +238,27 @@ func TestExitCodesDocumented(t *testing.T) {
 			t.Errorf("deploy help exit-codes does not list %d %s:\n%s", c.status, c.code, help)
 		}
 	}
+}
+
+// onTerminal runs deploy with args on a pseudo-terminal, with env added
+// to this process's, and returns all it printed there. typing, if not nil,
+// writes to the terminal as a user would. deploy is killed after 30 s.
+func onTerminal(t *testing.T, env []string, typing func(tty io.Writer), args ...string) (string, error) {
+	t.Helper()
+	c := exec.Command(os.Args[0], args...)
+	c.Env = append(append(os.Environ(), "DEPLOY_TEST_AS_MAIN=1"), env...)
+	tty, err := pty.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typing != nil {
+		go typing(tty)
+	}
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(tty); done <- b }()
+	timer := time.AfterFunc(30*time.Second, func() { c.Process.Kill() })
+	err = c.Wait()
+	timer.Stop()
+	tty.Close()
+	return string(<-done), err
 }

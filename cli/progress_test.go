@@ -2,15 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/creack/pty"
 )
 
 // On a terminal, upload draws a bar for each long step, each reaching
@@ -30,19 +25,7 @@ func TestUploadProgressOnATerminal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c := exec.Command(os.Args[0], "upload", "app=shop", "dir="+build, "store=file://"+t.TempDir())
-	c.Env = append(os.Environ(), "DEPLOY_TEST_AS_MAIN=1")
-	tty, err := pty.Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan []byte)
-	go func() { b, _ := io.ReadAll(tty); done <- b }()
-	timer := time.AfterFunc(30*time.Second, func() { c.Process.Kill() })
-	err = c.Wait()
-	timer.Stop()
-	tty.Close()
-	out := string(<-done)
+	out, err := onTerminal(t, nil, nil, "upload", "app=shop", "dir="+build, "store=file://"+t.TempDir())
 	if err != nil {
 		t.Fatalf("deploy upload on a terminal: %v\n%s", err, out)
 	}
