@@ -49,7 +49,9 @@ func TestCopyAllocatesNoBuffer(t *testing.T) {
 		Copy(io.MultiWriter(&dst), f) // as a hash or zip writer
 	}
 	runtime.ReadMemStats(&after)
-	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
-		t.Fatalf("100 copies allocated %d bytes, want no 32 KiB buffer each", n)
+	// io.Copy allocates 100 × 32 KiB here. The pool may drop buffers (the
+	// race detector makes it drop a quarter), so allow up to half that.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 100*32<<10/2 {
+		t.Fatalf("100 copies allocated %d bytes, want far fewer than a 32 KiB buffer each", n)
 	}
 }
