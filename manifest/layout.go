@@ -17,6 +17,7 @@ import (
 //	apps/<app>/channels/<channel>/history/<sequence>.json
 //	apps/<app>/files/<sha256>[.<encoding>]
 //	apps/<app>/files/manifests/<sha256>.json
+//	apps/<app>/files/patches/<from sha256>-<to sha256>.json
 //	apps/<app>/versions/<sha256 of the version>.json
 
 // DefaultChannel is the channel of an upload or a device that names none.
@@ -111,6 +112,30 @@ func FileKey(app, sha256, encoding string) string {
 // bytes.
 func FileManifestKey(app, sha256 string) string {
 	return AppPrefix(app) + "files/manifests/" + sha256 + ".json"
+}
+
+// FilesPatchKey is the store key of the patch from the file manifest
+// whose bytes have SHA-256 from to the one whose bytes have SHA-256 to.
+func FilesPatchKey(app, from, to string) string {
+	return FilesPatchesPrefix(app) + from + "-" + to + ".json"
+}
+
+// FilesPatchesPrefix is the store prefix of an app's file manifest patches.
+func FilesPatchesPrefix(app string) string { return AppPrefix(app) + "files/patches/" }
+
+// ParseFilesPatchKey returns the digests of a key made by [FilesPatchKey]
+// for app, or false for any other key.
+func ParseFilesPatchKey(app, key string) (from, to string, ok bool) {
+	rest, ok := strings.CutPrefix(key, FilesPatchesPrefix(app))
+	if !ok {
+		return "", "", false
+	}
+	rest, ok = strings.CutSuffix(rest, ".json")
+	from, to, ok2 := strings.Cut(rest, "-")
+	if !ok || !ok2 || !sha256RE.MatchString(from) || !sha256RE.MatchString(to) {
+		return "", "", false
+	}
+	return from, to, true
 }
 
 // VersionsPrefix is the store prefix of an app's version claims.

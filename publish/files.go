@@ -41,6 +41,7 @@ type Files struct {
 	// and the manifest's when it was new; the rest were in the store.
 	New      int
 	NewBytes int64
+	data     []byte // the file manifest
 }
 
 // fileObject is one content of a build (files with the same bytes share
@@ -94,7 +95,7 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
-	f := &Files{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	f := &Files{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), data: data}
 	for _, o := range objs {
 		f.New += o.wrote
 		f.NewBytes += o.written

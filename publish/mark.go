@@ -175,3 +175,13 @@ func (p *Publisher) markRef(ctx context.Context, app string, ref manifest.BuildR
 	}
 	return nil
 }
+
+// markPatches marks each file manifest patch among keys that makes a file
+// manifest marked already: a patch goes with the manifest it makes.
+func (m *marks) markPatches(app string, keys map[string]store.Info) {
+	for key := range keys {
+		if _, to, ok := manifest.ParseFilesPatchKey(app, key); ok && m.keys[manifest.FileManifestKey(app, to)] {
+			m.keys[key] = true
+		}
+	}
+}

@@ -62,8 +62,8 @@ type PruneResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// Prune removes an app's bundles, file objects, file manifests and build
-// records that nothing keeps (see [PruneOptions]). It never removes a
+// Prune removes an app's bundles, file objects, file manifests (with the
+// patches that make them) and build records that nothing keeps (see [PruneOptions]). It never removes a
 // version claim ([VersionClaim]), and writes the missing claim of each
 // build record it removes, so that a version stays taken for good. It
 // writes the list of what it is about to remove at apps/<app>/prune.json,
@@ -92,6 +92,7 @@ func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, 
 	if err != nil {
 		return nil, err
 	}
+	m.markPatches(opt.App, objs)
 	res := &PruneResult{App: opt.App, DryRun: opt.DryRun, Kept: m.kept, Warnings: m.warnings}
 	doomed := map[string]store.Info{}
 	for key, in := range objs {
@@ -258,6 +259,7 @@ func (p *Publisher) spare(ctx context.Context, app string, now time.Time, doomed
 	if err := p.markPointers(ctx, app, m, nil); err != nil {
 		return err
 	}
+	m.markPatches(app, doomed)
 	for key := range m.keys {
 		delete(doomed, key)
 	}

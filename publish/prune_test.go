@@ -106,13 +106,25 @@ func testPruneKeeps(t *testing.T, newStore func(t *testing.T) store.Store) {
 		t.Fatalf("dry run listed %v (%d bytes), prune removed %v (%d bytes)", dry.Items, dry.Bytes, res.Items, res.Bytes)
 	}
 	// Builds 2 and 3 go with their bundles, manifests and own files
-	// (index.html, main.js and a chunk each); the shared vendor.js stays.
+	// (index.html, main.js and a chunk each), and the patch from 2's
+	// manifest to 3's; the shared vendor.js and the patches to the
+	// manifests of builds 4 and 5 stay, whatever their base.
 	var removed []string
 	for _, it := range res.Items {
 		removed = append(removed, it.Key)
 	}
-	if len(removed) != 2*6 {
-		t.Fatalf("removed %d objects, want 12: %v", len(removed), removed)
+	if len(removed) != 2*6+1 {
+		t.Fatalf("removed %d objects, want 13: %v", len(removed), removed)
+	}
+	patches := 0
+	for _, k := range f.keys(t) {
+		if _, to, ok := manifest.ParseFilesPatchKey("retailer", k); ok {
+			patches++
+			f.get(t, manifest.FileManifestKey("retailer", to))
+		}
+	}
+	if patches != 5 {
+		t.Fatalf("%d patches stay, want 5: to build 4 from 2 and 3, to build 5 from 2, 3 and 4", patches)
 	}
 	for _, n := range []int64{1, 4, 5} {
 		f.checkDownloads(t, n)

@@ -243,7 +243,7 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 // recorded, with nothing written). It refuses early a channel whose
 // sequence cannot grow.
 func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string, l *lease, res *Result) (manifest.BuildRef, error) {
-	ref, err := p.reuse(ctx, acl, req, b)
+	ref, cur, err := p.reuse(ctx, acl, req, b)
 	if err != nil || ref != nil {
 		return deref(ref), err
 	}
@@ -277,6 +277,11 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 		return manifest.BuildRef{}, err
 	}
 	build.FilesSHA256, build.FilesSize = files.SHA256, files.Size
+	wrote, err := p.putPatches(ctx, acl, req.App, req.Channel, cur.pointer(), files, l)
+	if err != nil {
+		return manifest.BuildRef{}, err
+	}
+	res.NewBytes += wrote
 	req.stage("writing the build record")
 	if err := p.putBuild(ctx, acl, &build, req.Version == "", l); err != nil {
 		return manifest.BuildRef{}, err
@@ -294,22 +299,22 @@ func deref(ref *manifest.BuildRef) manifest.BuildRef {
 // reuse checks the channel before anything is written: its sequence can
 // grow, it was not deleted, it has a stable build for a staged rollout. It
 // returns the channel's stable build or candidate when that has the
-// upload's content, else nil.
-func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle) (*manifest.BuildRef, error) {
+// upload's content, else nil, and the channel's pointer as read.
+func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle) (*manifest.BuildRef, *current, error) {
 	cur, err := p.readCurrent(ctx, acl, req.App, req.Channel)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := cur.nextSequence(req.App, req.Channel, p.now()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !cur.exists {
 		if err := p.checkNotDeleted(ctx, req.App, req.Channel); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if staged(req) && !cur.verified {
-		return nil, noChannel("roll out against: a first build goes to every device, so leave rollout out")
+		return nil, nil, noChannel("roll out against: a first build goes to every device, so leave rollout out")
 	}
 	offered := []manifest.BuildRef{cur.Build}
 	if cur.Candidate != nil {
@@ -317,10 +322,10 @@ func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b
 	}
 	for _, ref := range offered {
 		if cur.verified && ref.SHA256 == b.SHA256 && ref.MinNative == req.MinNative && ref.MaxNative == req.MaxNative && (req.Version == "" || req.Version == ref.Version) {
-			return &ref, nil
+			return &ref, cur, nil
 		}
 	}
-	return nil, nil
+	return nil, cur, nil
 }
 
 // putContent writes the bundle and each file of the build that the store

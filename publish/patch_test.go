@@ -1,0 +1,58 @@
+package publish_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
+)
+
+func TestUploadWritesFilesPatches(t *testing.T) {
+	eachStore(t, testUploadWritesFilesPatches)
+}
+
+func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) store.Store) {
+	f := newFixture(t, newStore(t))
+	var refs []manifest.BuildRef
+	for n := 1; n <= 3; n++ {
+		f.upload(t, "production", version(n))
+		ref, _ := f.readBuild(t, "retailer", "production")
+		refs = append(refs, ref)
+	}
+	res := f.upload(t, "production", version(4))
+	ref4, _ := f.readBuild(t, "retailer", "production")
+	target := f.get(t, manifest.FileManifestKey("retailer", ref4.FilesSHA256))
+
+	// A patch from each build the channel pointed at, newest first, each
+	// making build 4's manifest from its base as a device checks it.
+	var patched int64
+	for _, ref := range refs {
+		base := f.get(t, manifest.FileManifestKey("retailer", ref.FilesSHA256))
+		patch := f.get(t, manifest.FilesPatchKey("retailer", ref.FilesSHA256, ref4.FilesSHA256))
+		_, got, err := manifest.ApplyFilesPatch(ref4, "retailer", base, patch)
+		if err != nil || !bytes.Equal(got, target) {
+			t.Fatalf("patch from build %d: %v", ref.Number, err)
+		}
+		patched += int64(len(patch))
+	}
+	if res.NewBytes != res.Size+res.NewFileBytes+patched {
+		t.Fatalf("new bytes %d, want the bundle's %d, the files' %d and the patches' %d", res.NewBytes, res.Size, res.NewFileBytes, patched)
+	}
+
+	// A base whose bytes no longer match its signed digest gets no patch;
+	// the upload goes on.
+	ctx := context.Background()
+	bad := []byte(strings.Replace(string(f.get(t, manifest.FileManifestKey("retailer", ref4.FilesSHA256))), "retailer", "retailex", 1))
+	if _, err := f.store.Put(ctx, manifest.FileManifestKey("retailer", ref4.FilesSHA256), bytes.NewReader(bad), store.PutOptions{Size: int64(len(bad))}); err != nil {
+		t.Fatal(err)
+	}
+	f.upload(t, "production", version(5))
+	ref5, _ := f.readBuild(t, "retailer", "production")
+	if _, _, err := f.store.Get(ctx, manifest.FilesPatchKey("retailer", ref4.FilesSHA256, ref5.FilesSHA256)); err == nil {
+		t.Fatal("a patch was made from a base that does not match its signed digest")
+	}
+	f.get(t, manifest.FilesPatchKey("retailer", refs[2].FilesSHA256, ref5.FilesSHA256))
+}
