@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,13 +58,15 @@ type capgoEntry struct {
 
 // fileSets verifies and remembers the file sets of builds.
 type fileSets struct {
-	recent *ttlCache[*fileSet] // nil value: answer with the zip
-	mu     sync.Mutex
-	ok     map[string]*fileSet // verified, by fileSetKey
+	recent  *ttlCache[*fileSet] // nil value: answer with the zip
+	mu      sync.Mutex
+	ok      map[string]*fileSet // verified, by fileSetKey
+	patches *ttlCache[[]byte]   // file manifest patches, by base and target; nil: none
 }
 
 func newFileSets(now func() time.Time) *fileSets {
-	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxFileSets, now, nil), ok: map[string]*fileSet{}}
+	return &fileSets{recent: newTTLCache[*fileSet](deltaRecheck, maxFileSets, now, nil), ok: map[string]*fileSet{},
+		patches: newTTLCache[[]byte](deltaRecheck, maxFileSets, now, nil)}
 }
 
 func fileSetKey(app string, ref manifest.BuildRef) string {
@@ -280,12 +284,14 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
-// handleFiles answers GET /build/files?id=: the file manifest of a build,
-// for the device client's delta download, as {"manifest": <its bytes as a
-// string>, "files_url": <the CDN URL its file objects are under>}. The
-// device checks the bytes against the signed build reference itself. A
-// build without a file manifest that verifies, or a tracker without a CDN,
-// is a 404: the device downloads the zip.
+// handleFiles answers GET /build/files?id=[&from=]: the file manifest of a
+// build, for the device client's delta download, as {"manifest": <its
+// bytes as a string>, "files_url": <the CDN URL its file objects are
+// under>}; or, when from is the SHA-256 of a file manifest in the store,
+// {"patch": <the patch from it, as a string>, "files_url"}. The device
+// checks what it makes against the signed build reference itself. A build
+// without a file manifest that verifies, or a tracker without a CDN, is a
+// 404: the device downloads the zip.
 func (s *Server) handleFiles(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	if _, _, err := parseBuildID(id); err != nil {
@@ -302,8 +308,55 @@ func (s *Server) handleFiles(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(codeNotFound, "build %s has no file manifest this tracker serves; download its zip", id))
 		return
 	}
+	filesURL := s.cdn + "/" + manifest.AppPrefix(b.app) + "files/"
+	if patch := s.filesPatch(r.Context(), b.app, r.URL.Query().Get("from"), b.ref, set); patch != nil {
+		writeJSON(w, http.StatusOK, struct {
+			Patch    string `json:"patch"`
+			FilesURL string `json:"files_url"`
+		}{string(patch), filesURL})
+		return
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Manifest string `json:"manifest"`
 		FilesURL string `json:"files_url"`
-	}{string(set.raw), s.cdn + "/" + manifest.AppPrefix(b.app) + "files/"})
+	}{string(set.raw), filesURL})
+}
+
+// filesPatch returns the patch from the file manifest whose SHA-256 is
+// from to the verified set of ref, or nil when from is not the digest of a
+// file manifest in the store (checked on its bytes) or is ref's own.
+func (s *Server) filesPatch(ctx context.Context, app, from string, ref manifest.BuildRef, set *fileSet) []byte {
+	if from == "" || from == ref.FilesSHA256 || !isSHA256(from) {
+		return nil
+	}
+	patch, _ := s.files.patches.get(ctx, app+"/"+from+"/"+ref.FilesSHA256, func() ([]byte, error) {
+		base, err := s.man.read(manifest.FileManifestKey(app, from), manifest.MaxFileManifestSize)
+		if err != nil {
+			return nil, nil
+		}
+		if sum := sha256.Sum256(base); hex.EncodeToString(sum[:]) != from {
+			s.log.Error().Str("manifest", from).Msg("a stored file manifest does not match its digest; devices on it get whole manifests")
+			return nil, nil
+		}
+		patch, err := manifest.MakeFilesPatch(app, base, set.raw)
+		if err != nil {
+			s.log.Error().Err(err).Str("manifest", from).Msg("no file manifest patch")
+			return nil, nil
+		}
+		return patch, nil
+	})
+	return patch
+}
+
+// isSHA256 reports whether s is 64 lowercase hex digits.
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

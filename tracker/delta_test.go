@@ -558,15 +558,43 @@ func TestDeltaGzipAnswer(t *testing.T) {
 }
 
 // TestFilesRoute serves the device client the stored file manifest of a
-// build whose files verify, and a 404 otherwise.
+// build whose files verify, or the patch to it from the manifest the
+// device has, and a 404 otherwise.
 func TestFilesRoute(t *testing.T) {
-	f, _, _, ref2, updates, _ := deltaSetup(t, 10)
+	f, _, _, ref2, updates, _ := deltaSetup(t, 100)
 	base := strings.TrimSuffix(updates, "/capgo/retailer/updates")
 	resp, body := do(t, nil, "GET", base+"/build/files?id="+ref2.ID, nil)
 	ans := decode[map[string]string](t, body)
 	if resp.StatusCode != 200 || ans["manifest"] != string(f.get(manifest.FileManifestKey("retailer", ref2.FilesSHA256))) || !strings.HasSuffix(ans["files_url"], "/apps/retailer/files/") {
 		t.Fatalf("files: %s %.300s", resp.Status, body)
 	}
+
+	// From the file manifest of build 1, the patch to build 2's; from an
+	// unknown, a bad or its own digest, the whole manifest.
+	infos, err := f.store.List(t.Context(), "apps/retailer/files/manifests/")
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("manifests %v: %v", infos, err)
+	}
+	from := strings.TrimSuffix(strings.TrimPrefix(infos[0].Key, "apps/retailer/files/manifests/"), ".json")
+	if from == ref2.FilesSHA256 {
+		from = strings.TrimSuffix(strings.TrimPrefix(infos[1].Key, "apps/retailer/files/manifests/"), ".json")
+	}
+	baseManifest := f.get(manifest.FileManifestKey("retailer", from))
+	_, body = do(t, nil, "GET", base+"/build/files?id="+ref2.ID+"&from="+from, nil)
+	pans := decode[map[string]string](t, body)
+	got, err := func() ([]byte, error) {
+		_, got, err := manifest.ApplyFilesPatch(ref2, "retailer", baseManifest, []byte(pans["patch"]))
+		return got, err
+	}()
+	if err != nil || string(got) != ans["manifest"] || pans["files_url"] != ans["files_url"] || len(pans["patch"]) > len(ans["manifest"])/4 {
+		t.Fatalf("patch from build 1 (%d bytes, manifest %d): %v %.300s", len(pans["patch"]), len(ans["manifest"]), err, body)
+	}
+	for _, q := range []string{strings.Repeat("0", 64), "../x", ref2.FilesSHA256} {
+		if _, body := do(t, nil, "GET", base+"/build/files?id="+ref2.ID+"&from="+url.QueryEscape(q), nil); decode[map[string]string](t, body)["manifest"] != ans["manifest"] {
+			t.Errorf("from=%s: %.200s, want the whole manifest", q, body)
+		}
+	}
+
 	old := f.publish("retailer", "production", "3.0.0") // no file manifest
 	for id, status := range map[string]int{old.ID: 404, "retailer-99": 404, "bad id": 400} {
 		if resp, body := do(t, nil, "GET", base+"/build/files?id="+url.QueryEscape(id), nil); resp.StatusCode != status {

@@ -11,7 +11,7 @@
 //	                                             or {"build": null, "blocked": true, "error", "message"}
 //	GET  /build/download?id=&device=             302 to the CDN, or the bundle itself
 //	GET  /build/download/complete?id=&device=    {"ok": true}
-//	GET  /build/files?id=                        {"manifest": "<file manifest>", "files_url": "<cdn>/apps/<app>/files/"}, for delta downloads
+//	GET  /build/files?id=[&from=]                {"manifest": "<file manifest>", "files_url": "<cdn>/apps/<app>/files/"}, for delta downloads; {"patch": ...} from the manifest whose sha256 is from
 //
 // The Capgo plugin's self-hosted protocol (autoUpdate: true), with the
 // deploy app name in the path:
