@@ -3,7 +3,7 @@
 // @capgo/capacitor-updater's source (docs/format.md, "What each plugin
 // version gets").
 
-import { capgoName, checkFileManifest, type FileManifest } from './files.js';
+import { applyFilesPatch, capgoName, checkFileManifest, type FileManifest } from './files.js';
 import { VerifyError, type BuildRef } from './verify.js';
 
 /** One entry of the manifest CapacitorUpdater.download() takes. */
@@ -21,10 +21,18 @@ export interface DownloadOptions {
   manifest?: ManifestEntry[];
 }
 
-/** A build's file manifest as fetched (unchecked), and the URL its file objects are under (ending in "/"). */
+/** A build's file manifest, or a patch to it, as fetched (unchecked), and the URL its file objects are under (ending in "/"). */
 export interface FetchedFiles {
   data: Uint8Array;
   filesURL: string;
+  /** data is a patch from the base manifest asked for, not the manifest. */
+  patch: boolean;
+}
+
+/** The bytes of a file manifest checked before, and their SHA-256: the base of a patch. */
+export interface BaseFiles {
+  data: Uint8Array;
+  sha256: string;
 }
 
 type Version = [number, number, number];
@@ -75,28 +83,45 @@ export function capgoManifest(m: FileManifest, filesURL: string): ManifestEntry[
  * What to pass to download() for a verified build: its file manifest,
  * checked against the signed digest first, when the plugin takes one and
  * fetchFiles finds it; else the zip with the checksum the plugin compares.
- * A manifest that fails its check is not used: refused says why, and the
- * zip is downloaded (the plugin checks it against the signed checksum).
- * With a manifest no checksum is passed: the plugin checks each file's
- * hash, and iOS compares a manual manifest download with none.
+ * With a base of another digest, the patch from it is fetched and applied
+ * first; without one, or when it fails (patchRefused says why), the whole
+ * manifest is fetched. A manifest that fails its check is not used:
+ * refused says why, and the zip is downloaded (the plugin checks it against
+ * the signed checksum). manifest is the bytes of the manifest used. With a
+ * manifest no checksum is passed: the plugin checks each file's hash, and
+ * iOS compares a manual manifest download with none.
  */
 export async function downloadOptions(
   ref: BuildRef,
   app: string,
   zipURL: string,
   pluginVersion: string | undefined,
-  fetchFiles: (ref: BuildRef) => Promise<FetchedFiles | undefined>,
-): Promise<{ options: DownloadOptions; refused?: VerifyError }> {
+  fetchFiles: (ref: BuildRef, from?: string) => Promise<FetchedFiles | undefined>,
+  base?: BaseFiles,
+): Promise<{ options: DownloadOptions; manifest?: Uint8Array; refused?: VerifyError; patchRefused?: VerifyError }> {
   const checksum = zipChecksum(ref, pluginVersion);
   const zip: DownloadOptions = { url: zipURL, version: ref.version, ...(checksum ? { checksum } : {}) };
   if (!ref.files_sha256 || !downloadTakesManifest(pluginVersion)) return { options: zip };
-  const got = await fetchFiles(ref);
-  if (!got) return { options: zip };
+  const use = (m: FileManifest, filesURL: string): DownloadOptions => ({ url: zipURL, version: ref.version, manifest: capgoManifest(m, filesURL) });
+  let got = base && base.sha256 !== ref.files_sha256 ? await fetchFiles(ref, base.sha256) : undefined;
+  let patchRefused: VerifyError | undefined;
+  if (got?.patch) {
+    try {
+      const { manifest, data } = await applyFilesPatch(ref, app, base!.data, got.data);
+      return { options: use(manifest, got.filesURL), manifest: data };
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      patchRefused = e;
+      got = undefined;
+    }
+  }
+  got ??= await fetchFiles(ref);
+  if (!got) return { options: zip, patchRefused };
   try {
     const m = await checkFileManifest(ref, app, got.data);
-    return { options: { url: zipURL, version: ref.version, manifest: capgoManifest(m, got.filesURL) } };
+    return { options: use(m, got.filesURL), manifest: got.data, patchRefused };
   } catch (e) {
-    if (e instanceof VerifyError) return { options: zip, refused: e };
+    if (e instanceof VerifyError) return { options: zip, refused: e, patchRefused };
     throw e;
   }
 }

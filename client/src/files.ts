@@ -8,6 +8,9 @@ import { decodePayload, VerifyError, type BuildRef } from './verify.js';
 /** The encoding of a file stored Brotli-compressed (a Capgo file_name ending in ".br"). */
 export const ENCODING_BROTLI = 'br';
 
+/** The largest file manifest, or patch of one, a verifier reads: 8 MiB (manifest.MaxFileManifestSize). */
+export const MAX_FILE_MANIFEST_SIZE = 8 << 20;
+
 export interface FileManifest {
   app: string;
   files: FileEntry[]; // sorted by name, names unique
@@ -39,6 +42,67 @@ export async function checkFileManifest(ref: BuildRef, app: string, data: Uint8A
   const problem = checkManifest(m, app);
   if (problem) throw new VerifyError('malformed', `file manifest: ${problem}`);
   return m;
+}
+
+/** A patch from one file manifest (the base) to another, as manifest/patch.go. */
+interface FilesPatch {
+  app: string;
+  from: string; // sha256 of the base's bytes
+  to: string; // sha256 of the manifest it makes
+  ops: PatchOp[];
+}
+
+/** Appends data (its UTF-8 bytes), then length bytes of the base from offset. */
+interface PatchOp {
+  data: string;
+  offset: number;
+  length: number;
+}
+
+const patchDecoder = j.struct<FilesPatch>({
+  app: j.str,
+  from: j.str,
+  to: j.str,
+  ops: j.slice(j.struct<PatchOp>({ data: j.str, offset: j.int, length: j.int })),
+});
+
+/**
+ * Applies a downloaded patch to base, the bytes of a file manifest checked
+ * before, and checks what it makes as checkFileManifest does; returns the
+ * manifest and its bytes. A patch that is not a FilesPatch, names another
+ * app, or copies from outside base is malformed; one whose from or to is
+ * not base's or ref's digest, or that makes other bytes, is files_mismatch.
+ * @throws VerifyError files_mismatch or malformed
+ */
+export async function applyFilesPatch(ref: BuildRef, app: string, base: Uint8Array, patch: Uint8Array): Promise<{ manifest: FileManifest; data: Uint8Array }> {
+  if (ref.files_sha256 === '') throw new VerifyError('files_mismatch', `build ${ref.id} has no file manifest`);
+  if (patch.length > MAX_FILE_MANIFEST_SIZE) throw new VerifyError('malformed', `file manifest patch: ${patch.length} bytes, over ${MAX_FILE_MANIFEST_SIZE}`);
+  const p = decodePayload('file manifest patch', patch, patchDecoder);
+  if (p.app !== app) throw new VerifyError('malformed', `file manifest patch: for app ${JSON.stringify(p.app)}, want ${JSON.stringify(app)}`);
+  const from = hex(await sha256(base));
+  if (p.from !== from || p.to !== ref.files_sha256) {
+    throw new VerifyError('files_mismatch', `file manifest patch from ${p.from} to ${p.to}, want from ${from} to ${ref.files_sha256}`);
+  }
+  const pieces: Uint8Array[] = [];
+  let made = 0;
+  for (const [i, op] of p.ops.entries()) {
+    if (op.offset > base.length || op.length > base.length - op.offset) {
+      throw new VerifyError('malformed', `file manifest patch: op ${i} copies ${op.length} bytes at ${op.offset} of a ${base.length}-byte base`);
+    }
+    const data = utf8.encode(op.data);
+    if (made + data.length + op.length > ref.files_size) {
+      throw new VerifyError('files_mismatch', `file manifest patch makes more than the ${ref.files_size} bytes of the build's file manifest`);
+    }
+    pieces.push(data, base.subarray(op.offset, op.offset + op.length));
+    made += data.length + op.length;
+  }
+  const out = new Uint8Array(made);
+  let at = 0;
+  for (const piece of pieces) {
+    out.set(piece, at);
+    at += piece.length;
+  }
+  return { manifest: await checkFileManifest(ref, app, out), data: out };
 }
 
 function checkManifest(m: FileManifest, app: string): string {

@@ -54,7 +54,7 @@ export interface LiveUpdateOptions {
    * the tracker still gets the reports.
    */
   cdn?: string;
-  /** Where the anti-rollback state, failed builds and download backoff are kept (use @capacitor/preferences); in memory if absent. */
+  /** Where the anti-rollback state, failed builds, download backoff and last file manifest are kept (use @capacitor/preferences); in memory if absent. */
   storage?: KeyValueStorage;
   /** Checks for updates whenever the app becomes active, and switches when it goes to the background. */
   onAppStateChange?: AppStateHook;
@@ -260,8 +260,11 @@ export class LiveUpdate {
 
     this.emit({ type: 'downloading', message: `downloading ${ref.id} (${ref.version}, ${ref.size} bytes)`, ...ev });
     let bundle: BundleInfo;
+    let manifest: Uint8Array | undefined;
     try {
-      bundle = await this.opts.updater.download(await this.downloadOptions(ref));
+      const dl = await this.downloadOptions(ref);
+      manifest = dl.manifest;
+      bundle = await this.opts.updater.download(dl.options);
     } catch (e) {
       const count = (failures?.count ?? 0) + 1;
       const retryAt = now + retryDelay(count);
@@ -270,6 +273,8 @@ export class LiveUpdate {
       return this.emit({ type: 'download_failed', message: `download ${ref.id} (attempt ${count} of ${MAX_DOWNLOAD_ATTEMPTS}): ${errText(e)}; ${then}`, ...ev });
     }
     if (last) await this.state.setDownloadFailures(null);
+    // The base of the next build's patch.
+    if (manifest) await this.state.setFiles({ sha256: ref.files_sha256, manifest: new TextDecoder().decode(manifest) });
     await this.reportComplete(ref);
     this.pending = { ref, bundle };
     // With next() armed the plugin switches by itself when the app goes to
@@ -329,16 +334,23 @@ export class LiveUpdate {
     return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: str(build.build), offeredID: str(build.id) };
   }
 
-  /** The zip, or the build's file manifest where the plugin takes one (delta.ts). */
-  private async downloadOptions(ref: BuildRef): Promise<DownloadOptions> {
+  /** The zip, or the build's file manifest where the plugin takes one (delta.ts), and that manifest's bytes. */
+  private async downloadOptions(ref: BuildRef): Promise<{ options: DownloadOptions; manifest?: Uint8Array }> {
     const plugin = await this.opts.updater.getPluginVersion?.().catch(() => undefined);
     const fetchFiles = filesFetcher(this.app, this.opts, (url) => this.get(url), () => this.device());
-    const { options, refused } = await downloadOptions(ref, this.app, await this.bundleURL(ref), plugin?.version, fetchFiles);
+    const last = await this.state.files();
+    const base = last ? { sha256: last.sha256, data: new TextEncoder().encode(last.manifest) } : undefined;
+    const { options, manifest, refused, patchRefused } = await downloadOptions(ref, this.app, await this.bundleURL(ref), plugin?.version, fetchFiles, base);
+    const ev = { build: ref.id, version: ref.version };
+    if (patchRefused) {
+      this.emit({ type: 'error', rule: patchRefused.rule, message: `file manifest patch of ${ref.id} refused: ${patchRefused.message}; fetching the whole manifest`, ...ev });
+      await this.reportRejected(patchRefused, ref.version);
+    }
     if (refused) {
-      this.emit({ type: 'error', rule: refused.rule, message: `file manifest of ${ref.id} refused: ${refused.message}; downloading the zip`, build: ref.id, version: ref.version });
+      this.emit({ type: 'error', rule: refused.rule, message: `file manifest of ${ref.id} refused: ${refused.message}; downloading the zip`, ...ev });
       await this.reportRejected(refused, ref.version);
     }
-    return options;
+    return { options, manifest };
   }
 
   private async bundleURL(ref: BuildRef): Promise<string> {

@@ -1,6 +1,7 @@
 // What a device remembers between runs: the anti-rollback state of each app
 // and channel, the builds that failed to start, the failed downloads of the
-// latest build, and the update being applied.
+// latest build, the update being applied, and the last file manifest passed
+// to the plugin.
 
 /**
  * A small persistent key-value store. @capacitor/preferences fits:
@@ -47,6 +48,12 @@ export interface DownloadFailures {
   count: number;
   /** No new download before this time, in ms since the epoch. */
   retryAt: number;
+}
+
+/** The last file manifest checked and passed to the plugin: the base of the next build's patch. */
+export interface RememberedFiles {
+  sha256: string; // of its bytes
+  manifest: string; // its bytes (UTF-8 JSON) as text
 }
 
 /** How many failed build ids are remembered per app and channel; older ones are dropped. */
@@ -121,5 +128,15 @@ export class DeviceState {
 
   async setAttempt(a: Attempt | null): Promise<void> {
     await this.write('attempt', a);
+  }
+
+  /** The last file manifest passed to the plugin; null if none. */
+  async files(): Promise<RememberedFiles | null> {
+    const f = await this.read<RememberedFiles | null>('files', null);
+    return f && typeof f.sha256 === 'string' && typeof f.manifest === 'string' ? f : null;
+  }
+
+  async setFiles(f: RememberedFiles | null): Promise<void> {
+    await this.write('files', f);
   }
 }

@@ -1,15 +1,16 @@
 // Delta downloads in LiveUpdate: a verified build's file manifest, checked
 // against the signed digest, goes to download() for plugins that take one;
-// the zip with the checksum each plugin version compares otherwise. Served
-// by a local HTTP server as a CDN and the tracker's /build/files, with the
-// Node stand-in for the plugin.
+// the zip with the checksum each plugin version compares otherwise; for the
+// next build, the patch from the manifest passed before. Served by a local
+// HTTP server as a CDN and the tracker's /build/files, with the Node
+// stand-in for the plugin.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { brotliCompressSync, crc32 } from 'node:zlib';
-import { downloadTakesManifest, LiveUpdate, TYPE_LATEST, zipChecksum } from '../dist/index.js';
-import { alice, envelope, vectors } from './helpers.mjs';
+import { DeviceState, downloadTakesManifest, LiveUpdate, MemoryStorage, TYPE_LATEST, zipChecksum } from '../dist/index.js';
+import { alice, envelope, makeFilesPatch, vectors } from './helpers.mjs';
 import { NodeUpdater } from './node-updater.mjs';
 
 const valid = vectors.find((v) => v.name === 'valid');
@@ -27,37 +28,49 @@ const v1 = new Map([
 ]);
 const v2 = new Map(v1);
 v2.set('main.js', Buffer.from(v1.get('main.js').toString().replace('1.2', '1.25')));
+// v3, the next build: one file changed.
+const v3 = new Map(v2);
+v3.set('index.html', Buffer.from('<!doctype html><title>shop 3</title>'));
 
 let objects; // store key -> bytes, served under /cdn/
 let manifestBytes;
-let ref; // v2's signed build reference
+let ref; // the signed build reference of the last build published (v2 unless a test publishes v3)
 let log;
 let server;
 let base;
 
-/** Stores v2 as deploy upload does and signs a pointer to it. */
-function publish() {
-  objects = new Map([[validRef.bundle, bundle]]);
-  const files = [...v2.keys()].sort().map((name) => {
-    const content = v2.get(name);
+/**
+ * Stores a build as deploy upload does, with the patch from the previous
+ * build's file manifest, and signs a pointer to it.
+ */
+function publish(files = v2, { number = validRef.number, version = validRef.version, sequence = latestPayload.sequence } = {}) {
+  const previous = manifestBytes;
+  const entries = [...files.keys()].sort().map((name) => {
+    const content = files.get(name);
     const br = brotliCompressSync(content);
     const encoding = br.length < content.length || name.endsWith('.br') ? 'br' : '';
     objects.set(`apps/${app}/files/${sha256(content)}${encoding ? '.br' : ''}`, encoding ? br : content);
     return { name, sha256: sha256(content), size: content.length, ...(encoding ? { encoding } : {}) };
   });
-  manifestBytes = Buffer.from(JSON.stringify({ app, files }));
+  manifestBytes = Buffer.from(JSON.stringify({ app, files: entries }));
   objects.set(`apps/${app}/files/manifests/${sha256(manifestBytes)}.json`, manifestBytes);
-  ref = { ...validRef, crc32: crc32(bundle).toString(16).padStart(8, '0'), files_sha256: sha256(manifestBytes), files_size: manifestBytes.length };
-  objects.set(`apps/${app}/channels/production/latest.json`, Buffer.from(envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, build: ref }), alice)));
-  objects.set('acl.json', Buffer.from(valid.acl));
+  if (previous) objects.set(patchKey(previous, manifestBytes), makeFilesPatch(app, previous, manifestBytes));
+  const id = `${app}-${number}`;
+  ref = { ...validRef, id, number, version, crc32: crc32(bundle).toString(16).padStart(8, '0'), files_sha256: sha256(manifestBytes), files_size: manifestBytes.length };
+  objects.set(`apps/${app}/channels/production/latest.json`, Buffer.from(envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, sequence, build: ref }), alice)));
 }
+
+/** Publishes v3 as the next build. */
+const publishV3 = () => publish(v3, { number: validRef.number + 1, version: '1.4.3', sequence: latestPayload.sequence + 1 });
+
+const patchKey = (from, to) => `apps/${app}/files/patches/${sha256(from)}-${sha256(to)}.json`;
 
 const manifestKey = () => `apps/${app}/files/manifests/${ref.files_sha256}.json`;
 
 before(async () => {
   server = createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
-    log.push(`${req.method} ${url.pathname}`);
+    log.push(`${req.method} ${url.pathname}${url.search}`);
     const json = (v, status = 200) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(v));
@@ -72,7 +85,11 @@ before(async () => {
         return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(objects.get(`apps/${app}/channels/production/latest.json`)), acl: JSON.parse(valid.acl) });
       case '/build/files': {
         const m = objects.get(manifestKey());
-        return m ? json({ manifest: m.toString(), files_url: `${base}/cdn/apps/${app}/files/` }) : json({ error: 'not_found' }, 404);
+        const from = url.searchParams.get('from');
+        const patch = from && objects.get(`apps/${app}/files/patches/${from}-${ref.files_sha256}.json`);
+        const files_url = `${base}/cdn/apps/${app}/files/`;
+        if (patch) return json({ patch: patch.toString(), files_url });
+        return m ? json({ manifest: m.toString(), files_url }) : json({ error: 'not_found' }, 404);
       }
       case '/build/download':
         res.writeHead(302, { location: `/cdn/${ref.bundle}` });
@@ -90,17 +107,20 @@ before(async () => {
 after(() => server.close());
 
 beforeEach(() => {
+  objects = new Map([[validRef.bundle, bundle], ['acl.json', Buffer.from(valid.acl)]]);
+  manifestBytes = undefined;
   publish();
   log = [];
 });
 
-function liveUpdate(mode, updater) {
+function liveUpdate(mode, updater, storage = new MemoryStorage()) {
   const events = [];
   const lu = new LiveUpdate({
     app,
     channel: valid.expect.channel,
     trust: { roots: valid.root_keys, threshold: valid.threshold },
     updater,
+    storage,
     ...(mode === 'tracker' ? { tracker: base } : { cdn: `${base}/cdn` }),
     onEvent: (e) => events.push(e),
     now: () => new Date(valid.expect.now),
@@ -109,7 +129,7 @@ function liveUpdate(mode, updater) {
   return { lu, events };
 }
 
-const downloadCall = (u) => u.calls.find(([m]) => m === 'download')[1];
+const downloadCall = (u) => u.calls.findLast(([m]) => m === 'download')[1];
 const runningFiles = (u) => u.bundles.get(u.currentId).files;
 
 for (const mode of ['cdn', 'tracker']) {
@@ -141,6 +161,75 @@ for (const mode of ['cdn', 'tracker']) {
   });
 }
 
+for (const mode of ['cdn', 'tracker']) {
+  describe(`the next build via the ${mode}`, () => {
+    /** Downloads v2 with its manifest, then publishes v3 with the patch from it. */
+    async function afterV2() {
+      const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+      const storage = new MemoryStorage();
+      await liveUpdate(mode, updater, storage).lu.check();
+      assert.ok(!log.some((l) => l.includes('/files/patches/') || l.includes('from=')), `no manifest remembered, no patch asked for: ${log}`);
+      const v2Manifest = manifestBytes;
+      assert.deepEqual(await filesOf(storage), { sha256: sha256(v2Manifest), manifest: v2Manifest.toString() });
+      publishV3();
+      log = [];
+      // The app restarts: a new LiveUpdate on the same storage.
+      return { updater, storage, v2Manifest, ...liveUpdate(mode, updater, storage) };
+    }
+    const filesOf = (storage) => new DeviceState(storage, app, 'production').files();
+    const manifestRequests = () => log.filter((l) => /\/files\/(manifests|patches)\/|^GET \/build\/files/.test(l));
+
+    test('is downloaded with the patch from the manifest passed before', async () => {
+      const { updater, storage, v2Manifest, lu, events } = await afterV2();
+      objects.delete(manifestKey()); // only the patch makes v3's manifest
+      await lu.check();
+      assert.deepEqual(
+        manifestRequests(),
+        mode === 'cdn' ? [`GET /cdn/${patchKey(v2Manifest, manifestBytes)}`] : [`GET /build/files?id=${ref.id}&device=${updater.deviceId}&from=${sha256(v2Manifest)}`],
+      );
+      assert.deepEqual(runningFiles(updater), v3);
+      assert.equal(updater.fetched.length, 2, `only main.js, then index.html: ${updater.fetched}`);
+      assert.deepEqual(events.map((e) => e.type), ['downloading', 'downloaded', 'applying']);
+      assert.deepEqual(await filesOf(storage), { sha256: sha256(manifestBytes), manifest: manifestBytes.toString() }, 'v3 is the next base');
+    });
+
+    test('a patch that does not make the signed manifest is refused: the whole manifest is used', async () => {
+      const { updater, storage, v2Manifest, lu, events } = await afterV2();
+      const key = patchKey(v2Manifest, manifestBytes);
+      const evil = sha256(Buffer.from('<script>alert("pwned")</script>'));
+      objects.set(key, Buffer.from(objects.get(key).toString().replace(sha256(v3.get('index.html')), evil)));
+      await lu.check();
+      const err = events.find((e) => e.type === 'error');
+      assert.equal(err?.rule, 'files_mismatch', JSON.stringify(events));
+      assert.match(err.message, /file manifest patch of retailer-8 refused: .*; fetching the whole manifest/);
+      assert.deepEqual(
+        manifestRequests(),
+        mode === 'cdn'
+          ? [`GET /cdn/${key}`, `GET /cdn/${manifestKey()}`]
+          : [`GET /build/files?id=${ref.id}&device=${updater.deviceId}&from=${sha256(v2Manifest)}`, `GET /build/files?id=${ref.id}&device=${updater.deviceId}`],
+      );
+      assert.equal(log.includes(`POST /capgo/${app}/stats`), mode === 'tracker', 'verify_fail is reported to a tracker');
+      assert.ok(downloadCall(updater).manifest, 'a manifest download');
+      assert.deepEqual(runningFiles(updater), v3);
+      assert.equal((await filesOf(storage)).sha256, sha256(manifestBytes));
+    });
+
+    test('without a patch, the whole manifest is used', async () => {
+      const { updater, v2Manifest, lu, events } = await afterV2();
+      objects.delete(patchKey(v2Manifest, manifestBytes));
+      await lu.check();
+      assert.deepEqual(
+        manifestRequests(),
+        mode === 'cdn'
+          ? [`GET /cdn/${patchKey(v2Manifest, manifestBytes)}`, `GET /cdn/${manifestKey()}`]
+          : [`GET /build/files?id=${ref.id}&device=${updater.deviceId}&from=${sha256(v2Manifest)}`], // the tracker answers the manifest
+      );
+      assert.deepEqual(events.map((e) => e.type), ['downloading', 'downloaded', 'applying']);
+      assert.deepEqual(runningFiles(updater), v3);
+    });
+  });
+}
+
 async function refused(mode) {
   const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
   const { lu, events } = liveUpdate(mode, updater);
@@ -166,11 +255,13 @@ test('a file object whose bytes do not match its hash fails the download: nothin
 
 test('an old plugin gets the zip with its CRC32', async () => {
   const updater = new NodeUpdater({ pluginVersion: '5.9.5' });
-  const { lu } = liveUpdate('tracker', updater);
+  const storage = new MemoryStorage();
+  const { lu } = liveUpdate('tracker', updater, storage);
   await lu.check();
   const call = downloadCall(updater);
   assert.equal(call.manifest, undefined);
   assert.equal(call.checksum, ref.crc32);
+  assert.equal(await new DeviceState(storage, app, 'production').files(), null, 'no manifest to remember');
   assert.deepEqual(updater.bundles.get(updater.currentId).bytes, bundle);
 });
 

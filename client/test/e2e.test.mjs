@@ -1,16 +1,19 @@
 // End to end: the deploy CLI publishes a web build to a local store, `deploy
 // serve` answers devices, and LiveUpdate (with the Node stand-in for the
-// plugin) verifies, downloads and reports it. Runs only when DEPLOY_BIN names
-// the deploy binary (the CI script sets it).
+// plugin) verifies, downloads and reports it; a device on the store served
+// as a CDN gets the next build's file manifest as the patch deploy upload
+// wrote. Runs only when DEPLOY_BIN names the deploy binary (the CI script
+// sets it).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import { LiveUpdate, MemoryStorage } from '../dist/index.js';
+import { DeviceState, LiveUpdate, MemoryStorage } from '../dist/index.js';
 import { NodeUpdater } from './node-updater.mjs';
 
 // ---- The deploy CLI as this test uses it: adjust here when the CLI changes. ----
@@ -41,7 +44,8 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   const env = { ...process.env, HOME: join(tmp, 'home'), XDG_CONFIG_HOME: join(tmp, 'config'), XDG_DATA_HOME: join(tmp, 'data'), NO_COLOR: '1' };
   for (const k of Object.keys(env)) if (k.startsWith('DEPLOY_')) delete env[k]; // no settings from the caller
   await mkdir(env.HOME, { recursive: true });
-  const store = `file://${join(tmp, 'store')}`;
+  const storeDir = join(tmp, 'store');
+  const store = `file://${storeDir}`;
   const run = async (args) => {
     try {
       return (await promisify(execFile)(bin, args, { env, timeout: 60_000 })).stdout;
@@ -117,5 +121,43 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   await lu.apply();
   const again = new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater, tracker: base });
   assert.equal((await again.start()).type, 'up_to_date');
+
+  // A device on the store served as a CDN, with a plugin that takes manifests, gets the build file by file.
+  const cdnLog = [];
+  const cdn = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    cdnLog.push(path);
+    try {
+      res.end(await readFile(join(storeDir, normalize(path)))); // an absolute path normalizes to one under storeDir
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  t.after(() => cdn.close());
+  await new Promise((r) => cdn.listen(0, '127.0.0.1', r));
+  const cdnURL = `http://127.0.0.1:${cdn.address().port}`;
+  const viaCDN = new NodeUpdater({ pluginVersion: '8.51.14' });
+  const storage = new MemoryStorage();
+  const cdnDevice = () => new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater: viaCDN, cdn: cdnURL, storage, applyImmediately: true, onEvent: (e) => events.push(e) });
+  assert.equal((await cdnDevice().start()).type, 'downloaded', JSON.stringify(events));
+  const v1Files = await new DeviceState(storage, APP, 'production').files();
+  assert.ok(v1Files, 'the manifest passed to the plugin is remembered');
+  assert.ok(cdnLog.includes(`/apps/${APP}/files/manifests/${v1Files.sha256}.json`), `the whole manifest of v1: ${cdnLog}`);
+  assert.equal(viaCDN.fetched.length, 3, 'every file of v1');
+
+  // v2 changes one line; deploy upload writes the patch from v1's manifest.
+  await writeFile(join(www, 'assets', 'style.css'), 'body { margin: 1px }\n');
+  const v2 = JSON.parse(await run(CLI.upload({ www, store })));
+  const { files_sha256: v2Sum } = JSON.parse(Buffer.from(JSON.parse(await readFile(join(storeDir, `apps/${APP}/builds/${v2.number}.json`), 'utf8')).payload, 'base64'));
+  const v2Manifest = await readFile(join(storeDir, `apps/${APP}/files/manifests/${v2Sum}.json`));
+  cdnLog.length = 0;
+  assert.equal((await cdnDevice().start()).type, 'downloaded', JSON.stringify(events));
+  const files = cdnLog.filter((p) => p.includes('/files/manifests/') || p.includes('/files/patches/'));
+  assert.deepEqual(files, [`/apps/${APP}/files/patches/${v1Files.sha256}-${v2Sum}.json`], 'the patch, not the whole manifest');
+  const [, dl2] = viaCDN.calls.findLast(([m]) => m === 'download');
+  assert.equal(dl2.version, v2.version);
+  assert.deepEqual(dl2.manifest.map((e) => e.file_hash), JSON.parse(v2Manifest).files.map((f) => f.sha256), "v2's manifest goes to the plugin");
+  assert.equal(viaCDN.fetched.length, 4, 'only the changed file of v2');
+  assert.deepEqual(await new DeviceState(storage, APP, 'production').files(), { sha256: v2Sum, manifest: v2Manifest.toString() });
   t.diagnostic(`events: ${events.map((e) => e.type).join(', ')}; tracker ${base}`);
 });

@@ -82,3 +82,42 @@ export function envelope(type, payload, ...keys) {
   return JSON.stringify({ payloadType: type, payload: b64(bytes), signatures }, null, 2);
 }
 
+
+const sha256hex = (b) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The patch from file manifest base to target (Buffers) as deploy upload
+ * makes it (manifest.MakeFilesPatch): each piece of target, split before
+ * each {"name":, that base holds is copied from it, the rest is written out.
+ */
+export function makeFilesPatch(app, base, target) {
+  const at = new Map();
+  for (const [off, piece] of pieces(base)) if (!at.has(piece.toString('latin1'))) at.set(piece.toString('latin1'), off);
+  const ops = [];
+  let data = null;
+  for (const [, piece] of pieces(target)) {
+    const off = at.get(piece.toString('latin1'));
+    if (off === undefined) {
+      data = Buffer.concat([data ?? Buffer.alloc(0), piece]);
+      continue;
+    }
+    const last = ops.at(-1);
+    if (data === null && last && last.offset + last.length === off) {
+      last.length += piece.length;
+      continue;
+    }
+    ops.push({ data: (data ?? '').toString(), offset: off, length: piece.length });
+    data = null;
+  }
+  if (data !== null || ops.length === 0) ops.push({ data: (data ?? '').toString(), offset: 0, length: 0 });
+  return Buffer.from(JSON.stringify({ app, from: sha256hex(base), to: sha256hex(target), ops }));
+}
+
+function* pieces(data) {
+  for (let start = 0; start < data.length; ) {
+    const i = data.indexOf('{"name":', start + 1);
+    const end = i >= 0 ? i : data.length;
+    yield [start, data.subarray(start, end)];
+    start = end;
+  }
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -251,19 +253,21 @@ func gzipSize(data []byte) int64 {
 //     file manifest, gzip-compressed as a server sends JSON, and each file
 //     it lacks, as stored: Brotli as is, otherwise gzip-compressed unless
 //     already compressed) over the zip's size;
+//   - patched/zip: the same for a device that holds v1's file manifest,
+//     which fetches the patch from it instead of the whole manifest;
 //   - upload2/upload1: the bytes the second upload wrote over the first's,
 //     and files2/upload1 the same without the zip, which old plugins still
 //     need whole.
 func BenchmarkDeltaBytes(b *testing.B) {
 	bin := buildDeploy(b)
-	var device, zipSize, up1, up2, files2 int64
+	var device, patched, zipSize, up1, up2, files2 int64
 	for range b.N {
 		tree, work := b.TempDir(), b.TempDir()
 		ionicTree(b, tree)
 		env := []string{"HOME=" + work, "CI=true"}
 		storeDir := filepath.Join(work, "store")
 		r1 := uploadJSON(b, bin, tree, "file://"+storeDir, env)
-		m1, _ := fileManifest(b, storeDir)
+		m1, data1 := fileManifest(b, storeDir)
 		oneLineChange(b, tree)
 		r2 := uploadJSON(b, bin, tree, "file://"+storeDir, env)
 		m2, data := fileManifest(b, storeDir)
@@ -271,7 +275,11 @@ func BenchmarkDeltaBytes(b *testing.B) {
 		for _, e := range m1.Files {
 			had[e.SHA256] = true
 		}
-		device += gzipSize(data)
+		patch, err := os.ReadFile(filepath.Join(storeDir, manifest.FilesPatchKey("bench", sha256Hex(data1), sha256Hex(data))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var files int64 // the changed files, as sent
 		for _, e := range m2.Files {
 			if had[e.SHA256] {
 				continue
@@ -281,17 +289,26 @@ func BenchmarkDeltaBytes(b *testing.B) {
 				b.Fatal(err)
 			}
 			if e.Encoding == "" {
-				device += min(int64(len(obj)), gzipSize(obj))
+				files += min(int64(len(obj)), gzipSize(obj))
 			} else {
-				device += int64(len(obj))
+				files += int64(len(obj))
 			}
 		}
+		device += gzipSize(data) + files
+		patched += gzipSize(patch) + files
 		zipSize += r2.Size
 		up1, up2, files2 = up1+r1.NewBytes, up2+r2.NewBytes, files2+r2.NewFileBytes
 	}
 	b.ReportMetric(float64(device)/float64(zipSize), "device/zip")
+	b.ReportMetric(float64(patched)/float64(zipSize), "patched/zip")
+	b.ReportMetric(float64(patched)/float64(b.N), "patched-B/op")
 	b.ReportMetric(float64(device)/float64(b.N), "device-B/op")
 	b.ReportMetric(float64(zipSize)/float64(b.N), "zip-B/op")
 	b.ReportMetric(float64(up2)/float64(up1), "upload2/upload1")
 	b.ReportMetric(float64(files2)/float64(up1), "files2/upload1")
+}
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
