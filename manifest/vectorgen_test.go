@@ -113,6 +113,7 @@ func makeVectors(t *testing.T) []Vector {
 	g.haltVectors()
 	g.historyVectors()
 	g.filesVectors()
+	g.patchVectors()
 	g.cohortVectors()
 	return g.vs
 }
@@ -705,6 +706,60 @@ func (g *gen) filesVectors() {
 				served = c.signedFor
 			}
 			v.FilesManifest, v.File = string(served), c.file
+		})
+	}
+}
+
+func (g *gen) patchVectors() {
+	entry := func(name, seed string) manifest.FileEntry {
+		sum := sha256.Sum256([]byte(seed))
+		return manifest.FileEntry{Name: name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(seed))}
+	}
+	v1 := manifest.FileManifest{App: "retailer", Files: []manifest.FileEntry{entry("a.js", "1"), entry("index.html", "1"), entry("z.svg", "1")}}
+	v2 := manifest.FileManifest{App: "retailer", Files: []manifest.FileEntry{entry("a.js", "1"), entry("café/é.js", "2"), entry("index.html", "2"), entry("z.svg", "1")}}
+	base, _ := json.Marshal(v1)
+	target, _ := json.Marshal(v2)
+	good, err := manifest.MakeFilesPatch("retailer", base, target)
+	if err != nil {
+		panic(err)
+	}
+	var p manifest.FilesPatch
+	json.Unmarshal(good, &p)
+	edit := func(f func(*manifest.FilesPatch)) []byte {
+		q := p
+		q.Ops = append([]manifest.PatchOp(nil), p.Ops...)
+		f(&q)
+		b, _ := json.Marshal(q)
+		return b
+	}
+	sum := sha256.Sum256(target)
+	latest := g.pointer(func(l *manifest.Latest) {
+		l.Build.FilesSHA256, l.Build.FilesSize = hex.EncodeToString(sum[:]), int64(len(target))
+	})
+	cases := []struct {
+		name, desc, verdict string
+		base, patch         []byte
+	}{
+		{"ok", "a patch that makes the signed manifest, inserting a name of 2-byte UTF-8 characters", "ok", base, good},
+		{"other_base", "the patch applied to another base", "files_mismatch", target, good},
+		{"other_target", "a patch to another manifest", "files_mismatch", base, edit(func(q *manifest.FilesPatch) { q.To = strings.Repeat("ab", 32) })},
+		{"other_app", "a patch for another app", "malformed", base, edit(func(q *manifest.FilesPatch) { q.App = "other" })},
+		{"past_base", "a copy that ends past the base", "malformed", base, edit(func(q *manifest.FilesPatch) { q.Ops[0].Length = int64(len(base)) + 1 })},
+		{"too_long", "ops that make more bytes than files_size", "files_mismatch", base, edit(func(q *manifest.FilesPatch) { q.Ops = append(q.Ops, manifest.PatchOp{Data: "x"}) })},
+		{"other_bytes", "ops that make other bytes of the right length", "files_mismatch", base, edit(func(q *manifest.FilesPatch) {
+			for i := range q.Ops {
+				if q.Ops[i].Data != "" {
+					q.Ops[i].Data = strings.Replace(q.Ops[i].Data, "é", "è", 1)
+					return
+				}
+			}
+		})},
+		{"null_ops", "ops null", "malformed", base, []byte(`{"app":"retailer","from":"` + p.From + `","to":"` + p.To + `","ops":null}`)},
+	}
+	for _, c := range cases {
+		g.add(g.base("patch_"+c.name, c.desc, c.verdict), func(v *Vector) {
+			v.Latest = latest
+			v.FilesPatch = &VecPat{Base: string(c.base), Patch: string(c.patch)}
 		})
 	}
 }

@@ -39,6 +39,7 @@ type Vector struct {
 	Bundle        string   `json:"bundle,omitempty"`         // base64 bundle bytes to check, if any
 	FilesManifest string   `json:"files_manifest,omitempty"` // file manifest bytes to check against the build, if any
 	File          *VecFile `json:"file,omitempty"`           // then one file's content to check
+	FilesPatch    *VecPat  `json:"files_patch,omitempty"`    // a patch to apply to a base, then check against the build
 	History       []string `json:"history,omitempty"`        // kind "history": the entries, oldest first
 	Cohort        *VecCoh  `json:"cohort,omitempty"`         // kind "cohort"
 	Device        *VecDev  `json:"device,omitempty"`         // a device to select a build for
@@ -50,6 +51,12 @@ type Vector struct {
 type VecFile struct {
 	Index   int    `json:"index"`
 	Content string `json:"content"`
+}
+
+// VecPat is a file manifest patch and the base it applies to.
+type VecPat struct {
+	Base  string `json:"base"`
+	Patch string `json:"patch"`
 }
 
 // VecCoh is a cohort computation and its bucket.
@@ -192,6 +199,10 @@ func laterStages(v Vector, l *manifest.Latest) error {
 		if err := manifest.VerifyBundle(l.Build, bytes.NewReader(b)); err != nil {
 			return err
 		}
+	}
+	if v.FilesPatch != nil {
+		_, _, err := manifest.ApplyFilesPatch(l.Build, l.App, []byte(v.FilesPatch.Base), []byte(v.FilesPatch.Patch))
+		return err
 	}
 	if v.FilesManifest == "" {
 		return nil

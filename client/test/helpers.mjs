@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import {
+  applyFilesPatch,
   checkFileManifest,
   cohort,
   formatPublicKey,
@@ -48,6 +49,10 @@ async function run(v, impl, form) {
   const { latest } = await verifyLatest(trust, form(v.acl), form(v.latest), exp);
   await checkResult(v, latest);
   if (v.bundle) await verifyBundle(latest.build, Buffer.from(v.bundle, 'base64'));
+  if (v.files_patch) {
+    await applyFilesPatch(latest.build, latest.app, Buffer.from(v.files_patch.base), Buffer.from(v.files_patch.patch));
+    return;
+  }
   if (v.files_manifest) {
     const m = await checkFileManifest(latest.build, latest.app, Buffer.from(v.files_manifest));
     if (v.file) await verifyFile(m.files[v.file.index], Buffer.from(v.file.content, 'base64'));
