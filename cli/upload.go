@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -50,7 +52,16 @@ publishes nothing.`,
 	}, &uploadOptions{env: e}, runUpload)
 }
 
+// uploadMemoryLimit is the heap size past which an upload collects garbage
+// harder (GOMEMLIMIT, when set, wins).
+const uploadMemoryLimit = 40 << 20
+
 func runUpload(ctx context.Context, opts *uploadOptions) error {
+	// A soft limit keeps the collector from letting garbage double the
+	// heap on builds of thousands of files; small builds stay below it.
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(uploadMemoryLimit))
+	}
 	if err := publish.CheckNativeRange(opts.MinNative, opts.MaxNative); err != nil {
 		return usageError{err}
 	}

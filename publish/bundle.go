@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
@@ -46,6 +47,9 @@ type Content struct {
 	Name, Path string
 	Size       int64
 	SHA256     string
+	// data is the content as it was zipped and hashed, kept for small
+	// files so that storing them reads nothing again; nil otherwise.
+	data []byte
 }
 
 // Remove deletes the bundle's temporary file.
@@ -69,6 +73,10 @@ const (
 	memoryLimit = 1 << 20
 	// Raw bytes held in memory by in-flight jobs at most.
 	inflightBudget = 16 << 20
+	// Files up to keepLimit are read whole, and their bytes kept for the
+	// file objects, up to keepBudget for the build.
+	keepLimit  = 16 << 10
+	keepBudget = 4 << 20
 )
 
 type entry struct {
@@ -319,7 +327,9 @@ type job struct {
 	done   chan struct{}
 	raw    int64
 	crc    uint32
-	sha    string   // lowercase hex SHA-256 of the file's content
+	sha    string // lowercase hex SHA-256 of the file's content
+	kept   *atomic.Int64
+	data   []byte   // the content, when kept (see keepLimit)
 	mem    []byte   // compressed, for small files
 	spill  *os.File // compressed, for large files
 	notify bool     // a .js file that mentions notifyAppReady
@@ -359,7 +369,7 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 		}
 		b.NotifyAppReady = b.NotifyAppReady || j.notify
 		b.Files++
-		b.Contents = append(b.Contents, Content{Name: j.e.name, Path: j.e.path, Size: j.raw, SHA256: j.sha})
+		b.Contents = append(b.Contents, Content{Name: j.e.name, Path: j.e.path, Size: j.raw, SHA256: j.sha, data: j.data})
 		done += j.e.size
 		if progress != nil {
 			progress(done, total)
@@ -391,11 +401,12 @@ func compressAll(tmpDir string, entries []entry, budget *budget) (<-chan *job, f
 		}()
 	}
 	stop := make(chan struct{})
+	var kept atomic.Int64
 	go func() {
 		defer close(queue)
 		defer close(jobs)
 		for _, e := range entries {
-			j := &job{e: e, done: make(chan struct{})}
+			j := &job{e: e, done: make(chan struct{}), kept: &kept}
 			if e.path == "" {
 				close(j.done) // a folder: nothing to compress
 			} else {
@@ -513,7 +524,12 @@ func (j *job) compressErr(tmpDir string) error {
 		scan = &scanWriter{}
 		dst = io.MultiWriter(fw, crc, sum, scan)
 	}
-	n, err := bufcopy.Copy(dst, f)
+	var n int64
+	if j.e.size <= keepLimit {
+		n, err = j.readWhole(f, dst)
+	} else {
+		n, err = bufcopy.Copy(dst, f)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: read %s: %v", ErrBadBuild, j.e.name, err)
 	}
@@ -526,6 +542,23 @@ func (j *job) compressErr(tmpDir string) error {
 		j.mem = buf.Bytes()
 	}
 	return nil
+}
+
+// readWhole reads a small file in one go, writes it to dst, and keeps its
+// bytes while the build's keepBudget allows.
+func (j *job) readWhole(f *os.File, dst io.Writer) (int64, error) {
+	b := bytes.NewBuffer(make([]byte, 0, j.e.size+bytes.MinRead))
+	if _, err := b.ReadFrom(f); err != nil {
+		return 0, err
+	}
+	data := b.Bytes()
+	if _, err := dst.Write(data); err != nil {
+		return 0, err
+	}
+	if j.kept.Add(int64(len(data))) <= keepBudget {
+		j.data = data
+	}
+	return int64(len(data)), nil
 }
 
 // write adds the compressed entry to the zip, with CRC and sizes in the

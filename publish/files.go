@@ -30,6 +30,15 @@ import (
 // so the first upload's time matters more.
 const brotliQuality = 1
 
+// brotliMinSize is the smallest file given a Brotli form (unless its name
+// ends in .br). Below it a file saves a device a few hundred bytes at
+// most, while compressing it costs the upload more than zipping it: on an
+// Ionic-shaped build of 1,500 small files, this takes the upload from
+// 1.06 to 0.92 times the time of zip -6 (on a RAM-backed file system, so
+// that the disk does not blur it). The Capgo CLI draws the line at
+// 8 KiB.
+const brotliMinSize = 4 << 10
+
 // putConcurrency is how many file objects are written at once.
 const putConcurrency = 16
 
@@ -58,7 +67,8 @@ type fileObject struct {
 }
 
 // putFiles stores each file of the build once by content at
-// [manifest.FileKey] (its Brotli form where that is smaller), skipping
+// [manifest.FileKey] (its Brotli form where that is smaller, from
+// brotliMinSize on), skipping
 // those the store already has, then the file manifest at
 // [manifest.FileManifestKey]. Objects are written create-only,
 // concurrently, as immutable. The manifest written is checked as a device
@@ -87,10 +97,18 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	if err := forEach(ctx, objs, put); err != nil {
 		return nil, err
 	}
-	if err := batch.Commit(ctx); err != nil {
-		return nil, err
+	// The manifest is made while the objects are synced.
+	var data []byte
+	made := make(chan error, 1)
+	go func() {
+		var err error
+		data, err = fileManifest(app, contents, objs)
+		made <- err
+	}()
+	err = batch.Commit(ctx)
+	if merr := <-made; err == nil {
+		err = merr
 	}
-	data, err := fileManifest(app, contents, objs)
 	if err != nil {
 		return nil, err
 	}
@@ -154,10 +172,10 @@ func (o *fileObject) encoding(name string) string {
 }
 
 // putObject writes what the store lacks of o: its Brotli form when a name
-// requires it, or when there is no stored copy yet and it comes out
-// smaller; then the file as is if some name still needs it.
+// requires it, or when there is no stored copy yet, o is not small, and it
+// comes out smaller; then the file as is if some name still needs it.
 func (p *Publisher) putObject(ctx context.Context, w putter, app string, o *fileObject) error {
-	if o.brSize < 0 && (o.needBr || o.rawSize < 0 && !precompressed(o.Name)) {
+	if o.brSize < 0 && (o.needBr || o.rawSize < 0 && o.Size >= brotliMinSize && !precompressed(o.Name)) {
 		if err := p.putBrotli(ctx, w, app, o); err != nil {
 			return err
 		}
@@ -193,12 +211,20 @@ func (p *Publisher) putBrotli(ctx context.Context, w putter, app string, o *file
 	return nil
 }
 
-// putRaw writes the file as is, checking that its bytes are still those
-// hashed when it was zipped: a reader that finds other bytes fails at its
-// end, so the write fails, and a copy written without reading to the end
-// is deleted.
+// putRaw writes the file as is: the bytes kept from the zip's read, or
+// the file read again, checking that its bytes are still those hashed when
+// it was zipped: a reader that finds other bytes fails at its end, so the
+// write fails, and a copy written without reading to the end is deleted.
 func (p *Publisher) putRaw(ctx context.Context, w putter, app string, o *fileObject) error {
 	key := manifest.FileKey(app, o.SHA256, "")
+	if o.data != nil {
+		n, err := putImmutable(ctx, w, key, bytes.NewReader(o.data), o.Size, "application/octet-stream", o.broken)
+		if err != nil {
+			return err
+		}
+		o.rawSize, o.written, o.wrote = o.Size, o.written+n, o.wrote+min(int(n), 1)
+		return nil
+	}
 	f, err := os.Open(o.Path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadBuild, err)
@@ -306,14 +332,21 @@ func (b *blob) close() {
 	}
 }
 
-// compressFile returns the Brotli form of c's file, checking the file
-// against the hash taken as it was zipped.
+// compressFile returns the Brotli form of c's content: the bytes kept from
+// the zip's read, or the file read again and checked against the hash
+// taken as it was zipped.
 func (p *Publisher) compressFile(c Content) (*blob, error) {
-	in, err := os.Open(c.Path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBuild, err)
+	var src io.Reader = bytes.NewReader(c.data)
+	h := sha256.New()
+	if c.data == nil {
+		in, err := os.Open(c.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadBuild, err)
+		}
+		defer in.Close()
+		src = io.TeeReader(in, h)
 	}
-	defer in.Close()
+	var err error
 	b := &blob{mem: &bytes.Buffer{}}
 	var sink io.Writer = b.mem
 	if c.Size > memoryLimit {
@@ -335,12 +368,11 @@ func (p *Publisher) compressFile(c Content) (*blob, error) {
 		w.Reset(cw)
 	}
 	defer brotliWriters[lgwin].Put(w)
-	h := sha256.New()
-	_, err = bufcopy.Copy(w, io.TeeReader(in, h))
+	_, err = bufcopy.Copy(w, src)
 	if err == nil {
 		err = w.Close()
 	}
-	if err == nil && hex.EncodeToString(h.Sum(nil)) != c.SHA256 {
+	if err == nil && c.data == nil && hex.EncodeToString(h.Sum(nil)) != c.SHA256 {
 		err = changedError(c.Name)
 	}
 	if err != nil {

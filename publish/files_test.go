@@ -78,6 +78,7 @@ func testUploadStoresEachFileOnce(t *testing.T, newStore func(t *testing.T) stor
 		"logo.png":        strings.Repeat("\x89PNG", 500),
 		"fonts/a.woff.br": strings.Repeat("already compressed? the name says so", 10),
 		"tiny.txt":        "x",
+		"small.js":        strings.Repeat("let x = 1;\n", 300), // compressible, but under 4 KiB
 	}
 	res, err := f.publisher().Upload(ctx, publish.Request{App: "retailer", Dir: writeTree(t, tree)})
 	if err != nil {
@@ -87,7 +88,7 @@ func testUploadStoresEachFileOnce(t *testing.T, newStore func(t *testing.T) stor
 	if len(fm.Files) != len(tree) {
 		t.Fatalf("manifest lists %d files, want %d", len(fm.Files), len(tree))
 	}
-	want := map[string]string{"main.js": "br", "copy.js": "br", "logo.png": "", "fonts/a.woff.br": "br", "tiny.txt": ""}
+	want := map[string]string{"main.js": "br", "copy.js": "br", "logo.png": "", "fonts/a.woff.br": "br", "tiny.txt": "", "small.js": ""}
 	for _, e := range fm.Files {
 		if string(f.fileContent(t, "retailer", e)) != tree[e.Name] {
 			t.Fatalf("%s: content differs", e.Name)
@@ -102,9 +103,9 @@ func testUploadStoresEachFileOnce(t *testing.T, newStore func(t *testing.T) stor
 			}
 		}
 	}
-	// main.js and copy.js share one object; 5 contents in all.
-	if res.NewFiles != 5 || ref.FilesSHA256 == "" {
-		t.Fatalf("new files %d, want 5 (files %s)", res.NewFiles, ref.FilesSHA256)
+	// main.js and copy.js share one object; 6 contents in all.
+	if res.NewFiles != 6 || ref.FilesSHA256 == "" {
+		t.Fatalf("new files %d, want 6 (files %s)", res.NewFiles, ref.FilesSHA256)
 	}
 	for _, k := range f.keys(t) {
 		if strings.Contains(k, "/uploads/") || strings.HasSuffix(k, "prune.json") {
