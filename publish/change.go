@@ -81,13 +81,18 @@ func (p *Publisher) change(ctx context.Context, app, channel string, edit Edit, 
 			return next, err
 		}
 		// A prune spares the builds the channel is about to name, until it
-		// names them.
-		for _, ref := range added(cur, next) {
+		// names them; devices on the channel get patches to their files.
+		for _, ref := range added(res.Before, next) { // the edit may change cur in place
 			l, err := p.holdBuild(ctx, app, ref)
 			if err != nil {
 				return nil, err
 			}
 			held = append(held, l)
+			if ref.ID == next.Build.ID || next.Candidate != nil && ref.ID == next.Candidate.Build.ID {
+				if err := p.patchTo(ctx, acl, app, channel, res.Before, ref, l); err != nil {
+					return nil, err
+				}
+			}
 		}
 		return next, nil
 	}

@@ -79,3 +79,25 @@ func (p *Publisher) putPatch(ctx context.Context, app string, ref manifest.Build
 	}
 	return putImmutable(ctx, p.Store, key, bytes.NewReader(patch), int64(len(patch)), "application/json", false)
 }
+
+// patchTo writes the patches to the file manifest of ref, a build the
+// channel is about to serve, from those its pointer cur and history name
+// (see putPatches). A manifest that is gone or does not match ref gets
+// none.
+func (p *Publisher) patchTo(ctx context.Context, acl *manifest.ACL, app, channel string, cur *manifest.Latest, ref manifest.BuildRef, l *lease) error {
+	if cur == nil || ref.FilesSHA256 == "" {
+		return nil
+	}
+	data, _, err := store.ReadSmall(ctx, p.Store, manifest.FileManifestKey(app, ref.FilesSHA256), manifest.MaxFileManifestSize)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := manifest.CheckFileManifest(ref, app, data); err != nil {
+		return nil
+	}
+	_, err = p.putPatches(ctx, acl, app, channel, cur, &Files{SHA256: ref.FilesSHA256, Size: ref.FilesSize, data: data}, l)
+	return err
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/store"
 )
 
@@ -55,4 +56,29 @@ func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) stor
 		t.Fatal("a patch was made from a base that does not match its signed digest")
 	}
 	f.get(t, manifest.FilesPatchKey("retailer", refs[2].FilesSHA256, ref5.FilesSHA256))
+}
+
+// A build promoted to a channel gets patches from the builds that channel
+// served, so its devices fetch a patch, not the whole manifest.
+func TestPromoteWritesFilesPatches(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	var prod []manifest.BuildRef
+	for n := 1; n <= 2; n++ {
+		f.upload(t, "production", version(n))
+		ref, _ := f.readBuild(t, "retailer", "production")
+		prod = append(prod, ref)
+	}
+	f.upload(t, "beta", version(3))
+	beta, _ := f.readBuild(t, "retailer", "beta")
+	if _, err := f.publisher().Change(context.Background(), "retailer", "production", publish.Promote(beta), false); err != nil {
+		t.Fatal(err)
+	}
+	target := f.get(t, manifest.FileManifestKey("retailer", beta.FilesSHA256))
+	for _, ref := range prod {
+		patch := f.get(t, manifest.FilesPatchKey("retailer", ref.FilesSHA256, beta.FilesSHA256))
+		_, got, err := manifest.ApplyFilesPatch(beta, "retailer", f.get(t, manifest.FileManifestKey("retailer", ref.FilesSHA256)), patch)
+		if err != nil || !bytes.Equal(got, target) {
+			t.Fatalf("patch from production's build %d: %v", ref.Number, err)
+		}
+	}
 }

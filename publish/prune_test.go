@@ -307,6 +307,35 @@ func TestPruneSparesABuildBeingPromoted(t *testing.T) {
 	})
 }
 
+// The same with a promote over a channel's build: the edit changes the
+// pointer it is given in place, and the promoted build is still spared.
+func TestPruneSparesABuildPromotedOverAnother(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	var refs []manifest.BuildRef
+	for n := 1; n <= 3; n++ {
+		f.upload(t, "production", version(n))
+		refs = append(refs, f.verifyChannel(t, "retailer", "production").Build)
+	}
+	ctx := context.Background()
+	if _, err := f.publisher().CreateChannel(ctx, "retailer", "beta", refs[2], manifest.Settings{}, "", false); err != nil {
+		t.Fatal(err)
+	}
+	var pr *publish.PruneResult
+	promoter := f.publisher()
+	promoter.Store = &hookStore{Store: f.store, afterPut: func(key string) {
+		if key == manifest.HistoryKey("retailer", "beta", 2) && pr == nil {
+			pr = f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+		}
+	}}
+	if _, err := promoter.Change(ctx, "retailer", "beta", publish.Promote(refs[0]), false); err != nil {
+		t.Fatal(err)
+	}
+	if pr == nil || slices.Contains(pr.Builds, refs[0].Number) {
+		t.Fatalf("the prune during the promote removed builds %v; build %d is the promoted one", pr.Builds, refs[0].Number)
+	}
+	f.checkDownloads(t, refs[0].Number)
+}
+
 // Uploads and prunes racing freely lose nothing a channel needs.
 func TestConcurrentUploadsAndPrunesLoseNothing(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(t *testing.T) store.Store) {

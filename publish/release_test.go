@@ -250,15 +250,16 @@ func TestChangeDryRunWritesNothing(t *testing.T) {
 	if _, _, err := f.publisher().UpdatePointer(ctx, "retailer", "production", publish.Promote(ref(1))); err != nil {
 		t.Fatal(err)
 	}
+	b2 := f.stored(t, 2)
 	before := f.keys(t)
-	res, err := f.publisher().Change(ctx, "retailer", "production", publish.Noted("try", time.Time{}, publish.Promote(ref(2))), true)
+	res, err := f.publisher().Change(ctx, "retailer", "production", publish.Noted("try", time.Time{}, publish.Promote(b2)), true)
 	if err != nil || res.Written || res.After.Build.Number != 2 || res.After.Sequence != 2 || res.Before.Build.Number != 1 || len(res.Keys) != 2 {
 		t.Fatalf("dry run = %+v, %v", res, err)
 	}
 	if after := f.keys(t); strings.Join(after, " ") != strings.Join(before, " ") {
 		t.Fatalf("a dry run wrote: %v, was %v", after, before)
 	}
-	res, err = f.publisher().Change(ctx, "retailer", "production", publish.Noted("go", time.Time{}, publish.Promote(ref(2))), false)
+	res, err = f.publisher().Change(ctx, "retailer", "production", publish.Noted("go", time.Time{}, publish.Promote(b2)), false)
 	if err != nil || !res.Written || res.After.Sequence != 2 || f.pointer(t, "production").Notes != "go" {
 		t.Fatalf("change = %+v, %v", res, err)
 	}
@@ -423,7 +424,7 @@ func TestReleaseAfterAHalt(t *testing.T) {
 		t.Fatalf("history with a halt: %+v, %v", h, err)
 	}
 	// The next pointer follows the halt: sequence halt+1, linked to it.
-	res, err := p.Change(ctx, "retailer", "production", publish.Promote(ref(3)), false)
+	res, err := p.Change(ctx, "retailer", "production", publish.Promote(f.stored(t, 3)), false)
 	if err != nil || res.After.Sequence != 4 || res.After.Previous.Sequence != 3 {
 		t.Fatalf("after a halt: %+v, %v", res, err)
 	}

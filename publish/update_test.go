@@ -21,6 +21,19 @@ func ref(n int64) manifest.BuildRef {
 	return manifest.BuildRef{ID: manifest.BuildID("retailer", n), Number: n, Version: fmt.Sprint(n), Bundle: manifest.BundleKey("retailer", sha), SHA256: sha, Size: 1}
 }
 
+// stored is ref(n) with placeholders at its build record's and bundle's
+// keys, which a release command checks before it names a build.
+func (f *fixture) stored(t *testing.T, n int64) manifest.BuildRef {
+	t.Helper()
+	r := ref(n)
+	for _, key := range []string{manifest.BuildKey("retailer", n), r.Bundle} {
+		if _, err := f.store.Put(context.Background(), key, strings.NewReader("{}"), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
 // pointer verifies the channel's latest.json, expiry aside.
 func (f *fixture) pointer(t *testing.T, channel string) *manifest.Latest {
 	t.Helper()
