@@ -68,9 +68,8 @@ type fileObject struct {
 
 // putFiles stores each file of the build once by content at
 // [manifest.FileKey] (its Brotli form where that is smaller, from
-// brotliMinSize on), skipping
-// those the store already has, then the file manifest at
-// [manifest.FileManifestKey]. Objects are written create-only,
+// brotliMinSize on), skipping those the store already has, then the file
+// manifest at [manifest.FileManifestKey]. Objects are written create-only,
 // concurrently, as immutable. The manifest written is checked as a device
 // would check it. The lease must name the file objects; the manifest is
 // added to it before it is written. progress, if not nil, is told how many

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
+	"slices"
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/store"
@@ -20,18 +22,54 @@ const maxPatches = 8
 // its history entries before it name, newest first, up to maxPatches, and
 // returns the bytes written. A base that is gone, or that does not match
 // its signed reference, is skipped: devices on that build fetch the whole
-// manifest.
+// manifest. The patches are added to the lease l at once, before any is
+// written.
 func (p *Publisher) putPatches(ctx context.Context, acl *manifest.ACL, app, channel string, ptr *manifest.Latest, files *Files, l *lease) (int64, error) {
-	if ptr == nil {
+	bases, err := p.patchBases(ctx, acl, app, channel, ptr, files.SHA256)
+	if err != nil {
+		return 0, err
+	}
+	patches := map[string][]byte{}
+	for _, ref := range bases {
+		patch, err := p.makePatch(ctx, app, ref, files)
+		if err != nil {
+			return 0, err
+		}
+		if patch != nil {
+			patches[manifest.FilesPatchKey(app, ref.FilesSHA256, files.SHA256)] = patch
+		}
+	}
+	if len(patches) == 0 {
 		return 0, nil
 	}
-	done := map[string]bool{files.SHA256: true, "": true}
+	if err := l.add(ctx, app, slices.Sorted(maps.Keys(patches))...); err != nil {
+		return 0, err
+	}
 	var wrote int64
-	for seq, entry := ptr.Sequence, ptr; seq > max(0, ptr.Sequence-2*maxPatches) && len(done) < maxPatches+2; seq-- {
+	for key, patch := range patches {
+		n, err := putImmutable(ctx, p.Store, key, bytes.NewReader(patch), int64(len(patch)), "application/json", false)
+		if err != nil {
+			return wrote, err
+		}
+		wrote += n
+	}
+	return wrote, nil
+}
+
+// patchBases returns the builds, other than the one whose file manifest
+// has SHA-256 target, that the pointer ptr and the history entries before
+// it name, one per file manifest, newest first, up to maxPatches.
+func (p *Publisher) patchBases(ctx context.Context, acl *manifest.ACL, app, channel string, ptr *manifest.Latest, target string) ([]manifest.BuildRef, error) {
+	if ptr == nil {
+		return nil, nil
+	}
+	seen := map[string]bool{target: true, "": true}
+	var bases []manifest.BuildRef
+	for seq, entry := ptr.Sequence, ptr; seq > max(0, ptr.Sequence-2*maxPatches) && len(bases) < maxPatches; seq-- {
 		if seq < ptr.Sequence {
 			data, _, err := store.ReadSmall(ctx, p.Store, manifest.HistoryKey(app, channel, seq), manifest.MaxLatestSize)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, store.ErrTooLarge) {
-				return wrote, err
+				return nil, err
 			}
 			if entry, err = acl.VerifyHistoryEntry(app, channel, seq, data); err != nil {
 				continue
@@ -42,42 +80,39 @@ func (p *Publisher) putPatches(ctx context.Context, acl *manifest.ACL, app, chan
 			refs = append(refs, entry.Candidate.Build)
 		}
 		for _, ref := range append(refs, entry.Fallbacks...) {
-			if done[ref.FilesSHA256] || len(done) >= maxPatches+2 {
-				continue
+			if !seen[ref.FilesSHA256] && len(bases) < maxPatches {
+				seen[ref.FilesSHA256] = true
+				bases = append(bases, ref)
 			}
-			done[ref.FilesSHA256] = true
-			n, err := p.putPatch(ctx, app, ref, files, l)
-			if err != nil {
-				return wrote, err
-			}
-			wrote += n
 		}
 	}
-	return wrote, nil
+	return bases, nil
 }
 
-// putPatch writes the patch from ref's file manifest to files', and
-// returns the bytes written.
-func (p *Publisher) putPatch(ctx context.Context, app string, ref manifest.BuildRef, files *Files, l *lease) (int64, error) {
-	base, _, err := store.ReadSmall(ctx, p.Store, manifest.FileManifestKey(app, ref.FilesSHA256), manifest.MaxFileManifestSize)
+// makePatch returns the patch from ref's file manifest to files', or nil
+// when that manifest is gone or does not match ref.
+func (p *Publisher) makePatch(ctx context.Context, app string, ref manifest.BuildRef, files *Files) ([]byte, error) {
+	base, err := p.readFileManifest(ctx, app, ref)
+	if base == nil || err != nil {
+		return nil, err
+	}
+	return manifest.MakeFilesPatch(app, base, files.data)
+}
+
+// readFileManifest returns the bytes of ref's file manifest, or nil when
+// it is gone or does not match ref.
+func (p *Publisher) readFileManifest(ctx context.Context, app string, ref manifest.BuildRef) ([]byte, error) {
+	data, _, err := store.ReadSmall(ctx, p.Store, manifest.FileManifestKey(app, ref.FilesSHA256), manifest.MaxFileManifestSize)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
-		return 0, nil
+		return nil, nil
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if _, err := manifest.CheckFileManifest(ref, app, base); err != nil {
-		return 0, nil
+	if _, err := manifest.CheckFileManifest(ref, app, data); err != nil {
+		return nil, nil
 	}
-	patch, err := manifest.MakeFilesPatch(app, base, files.data)
-	if err != nil {
-		return 0, err
-	}
-	key := manifest.FilesPatchKey(app, ref.FilesSHA256, files.SHA256)
-	if err := l.add(ctx, app, key); err != nil {
-		return 0, err
-	}
-	return putImmutable(ctx, p.Store, key, bytes.NewReader(patch), int64(len(patch)), "application/json", false)
+	return data, nil
 }
 
 // patchTo writes the patches to the file manifest of ref, a build the
@@ -88,15 +123,9 @@ func (p *Publisher) patchTo(ctx context.Context, acl *manifest.ACL, app, channel
 	if cur == nil || ref.FilesSHA256 == "" {
 		return nil
 	}
-	data, _, err := store.ReadSmall(ctx, p.Store, manifest.FileManifestKey(app, ref.FilesSHA256), manifest.MaxFileManifestSize)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
-		return nil
-	}
-	if err != nil {
+	data, err := p.readFileManifest(ctx, app, ref)
+	if data == nil || err != nil {
 		return err
-	}
-	if _, err := manifest.CheckFileManifest(ref, app, data); err != nil {
-		return nil
 	}
 	_, err = p.putPatches(ctx, acl, app, channel, cur, &Files{SHA256: ref.FilesSHA256, Size: ref.FilesSize, data: data}, l)
 	return err

@@ -82,3 +82,28 @@ func TestPromoteWritesFilesPatches(t *testing.T) {
 		}
 	}
 }
+
+// The lease, which names every file of the build, is written once for all
+// the patches of an upload, not once a patch.
+func TestPatchesAreLeasedAtOnce(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	leaseWrites := func(n int) int {
+		writes := 0
+		p := f.publisher()
+		p.Store = &hookStore{Store: f.store, afterPut: func(key string) {
+			if strings.Contains(key, "/uploads/") {
+				writes++
+			}
+		}}
+		if _, err := p.Upload(context.Background(), publish.Request{App: "retailer", Dir: writeTree(t, version(n))}); err != nil {
+			t.Fatal(err)
+		}
+		return writes
+	}
+	leaseWrites(1)
+	one := leaseWrites(2) // a patch from build 1
+	leaseWrites(3)
+	if three := leaseWrites(4); three != one {
+		t.Fatalf("an upload with 3 patches wrote its lease %d times, one with 1 patch %d times", three, one)
+	}
+}

@@ -284,12 +284,14 @@ func gzipSize(data []byte) int64 {
 //     already compressed) over the zip's size;
 //   - patched/zip: the same for a device that holds v1's file manifest,
 //     which fetches the patch from it instead of the whole manifest;
+//     patched-stored-B the same bytes as stored, none compressed in
+//     transit (a CDN that compresses nothing);
 //   - upload2/upload1: the bytes the second upload wrote over the first's,
 //     and files2/upload1 the same without the zip, which old plugins still
 //     need whole.
 func BenchmarkDeltaBytes(b *testing.B) {
 	bin := buildDeploy(b)
-	var device, patched, zipSize, up1, up2, files2 int64
+	var device, patched, stored, zipSize, up1, up2, files2 int64
 	for range b.N {
 		tree, work := b.TempDir(), b.TempDir()
 		ionicTree(b, tree)
@@ -322,15 +324,18 @@ func BenchmarkDeltaBytes(b *testing.B) {
 			} else {
 				files += int64(len(obj))
 			}
+			stored += int64(len(obj))
 		}
 		device += gzipSize(data) + files
 		patched += gzipSize(patch) + files
+		stored += int64(len(patch))
 		zipSize += r2.Size
 		up1, up2, files2 = up1+r1.NewBytes, up2+r2.NewBytes, files2+r2.NewFileBytes
 	}
 	b.ReportMetric(float64(device)/float64(zipSize), "device/zip")
 	b.ReportMetric(float64(patched)/float64(zipSize), "patched/zip")
 	b.ReportMetric(float64(patched)/float64(b.N), "patched-B/op")
+	b.ReportMetric(float64(stored)/float64(b.N), "patched-stored-B/op")
 	b.ReportMetric(float64(device)/float64(b.N), "device-B/op")
 	b.ReportMetric(float64(zipSize)/float64(b.N), "zip-B/op")
 	b.ReportMetric(float64(up2)/float64(up1), "upload2/upload1")
