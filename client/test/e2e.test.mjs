@@ -2,8 +2,9 @@
 // serve` answers devices, and LiveUpdate (with the Node stand-in for the
 // plugin) verifies, downloads and reports it; a device on the store served
 // as a CDN gets the next build's file manifest as the patch deploy upload
-// wrote. Runs only when DEPLOY_BIN names the deploy binary (the CI script
-// sets it).
+// wrote, and a device on a tracker with that CDN gets it as the patch the
+// tracker makes. Runs only when DEPLOY_BIN names the deploy binary (the CI
+// script sets it).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,7 +25,11 @@ const CLI = {
   // Prints the root public key, "ed25519:...".
   rootKey: ({ store }) => ['keys', 'show', 'root=1', `store=${store}`],
   // Runs the tracker; it prints a line containing "listening on http://host:port".
-  serve: ({ store, token, db }) => ['serve', `store=${store}`, 'addr=127.0.0.1:0', `stats_token=${token}`, `db=${db}`],
+  // With cdn, it serves file manifests (GET /build/files) whose files are there; cacheTTL: how long it keeps a verified latest.json.
+  serve: ({ store, token, db, cdn, cacheTTL }) => [
+    'serve', `store=${store}`, 'addr=127.0.0.1:0', `stats_token=${token}`, `db=${db}`,
+    ...(cdn ? [`cdn=${cdn}`] : []), ...(cacheTTL ? [`cache_ttl=${cacheTTL}`] : []),
+  ],
   listening: /listening on (http:\/\/[^\s)]+)/,
   // The tracker's stats for the app: GET with "Authorization: Bearer <token>".
   statsPath: `/api/stats?app=${APP}`,
@@ -68,21 +73,25 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
 
   // The tracker.
   const token = 'e2e-stats-token';
-  const serve = spawn(bin, CLI.serve({ store, token, db: join(tmp, 'events.db') }), { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => serve.kill('SIGTERM'));
-  let output = '';
-  let timer;
-  const base = await new Promise((resolve, reject) => {
-    const onData = (d) => {
-      output += d;
-      const m = CLI.listening.exec(output);
-      if (m) resolve(m[1]);
-    };
-    serve.stdout.on('data', onData);
-    serve.stderr.on('data', onData);
-    serve.on('exit', (code) => reject(new Error(`deploy serve exited with ${code}:\n${output}`)));
-    timer = setTimeout(() => reject(new Error(`deploy serve did not say where it listens:\n${output}`)), 30_000);
-  }).finally(() => clearTimeout(timer));
+  /** Starts deploy serve with args; resolves to its URL. */
+  const startTracker = (args) => {
+    const serve = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => serve.kill('SIGTERM'));
+    let output = '';
+    let timer;
+    return new Promise((resolve, reject) => {
+      const onData = (d) => {
+        output += d;
+        const m = CLI.listening.exec(output);
+        if (m) resolve(m[1]);
+      };
+      serve.stdout.on('data', onData);
+      serve.stderr.on('data', onData);
+      serve.on('exit', (code) => reject(new Error(`deploy serve exited with ${code}:\n${output}`)));
+      timer = setTimeout(() => reject(new Error(`deploy serve did not say where it listens:\n${output}`)), 30_000);
+    }).finally(() => clearTimeout(timer));
+  };
+  const base = await startTracker(CLI.serve({ store, token, db: join(tmp, 'events.db') }));
 
   // The device.
   const updater = new NodeUpdater();
@@ -146,10 +155,16 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   assert.equal(viaCDN.fetched.length, 3, 'every file of v1');
 
   // v2 changes one line; deploy upload writes the patch from v1's manifest.
-  await writeFile(join(www, 'assets', 'style.css'), 'body { margin: 1px }\n');
-  const v2 = JSON.parse(await run(CLI.upload({ www, store })));
-  const { files_sha256: v2Sum } = JSON.parse(Buffer.from(JSON.parse(await readFile(join(storeDir, `apps/${APP}/builds/${v2.number}.json`), 'utf8')).payload, 'base64'));
-  const v2Manifest = await readFile(join(storeDir, `apps/${APP}/files/manifests/${v2Sum}.json`));
+  /** Uploads www after writing css to style.css; returns the upload's JSON, the signed build reference and its file manifest's bytes. */
+  const uploadStyle = async (css) => {
+    await writeFile(join(www, 'assets', 'style.css'), css);
+    const up = JSON.parse(await run(CLI.upload({ www, store })));
+    const ref = JSON.parse(Buffer.from(JSON.parse(await readFile(join(storeDir, `apps/${APP}/builds/${up.number}.json`), 'utf8')).payload, 'base64'));
+    return { ...up, ref, manifest: await readFile(join(storeDir, `apps/${APP}/files/manifests/${ref.files_sha256}.json`)) };
+  };
+  const v2 = await uploadStyle('body { margin: 1px }\n');
+  const { files_sha256: v2Sum } = v2.ref;
+  const v2Manifest = v2.manifest;
   cdnLog.length = 0;
   assert.equal((await cdnDevice().start()).type, 'downloaded', JSON.stringify(events));
   const files = cdnLog.filter((p) => p.includes('/files/manifests/') || p.includes('/files/patches/'));
@@ -159,5 +174,41 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   assert.deepEqual(dl2.manifest.map((e) => e.file_hash), JSON.parse(v2Manifest).files.map((f) => f.sha256), "v2's manifest goes to the plugin");
   assert.equal(viaCDN.fetched.length, 4, 'only the changed file of v2');
   assert.deepEqual(await new DeviceState(storage, APP, 'production').files(), { sha256: v2Sum, manifest: v2Manifest.toString() });
+
+  // A device on a tracker that points files at the CDN gets the whole manifest of v2, then the patch to v3, the tracker's answers to GET /build/files.
+  const tracker = await startTracker(CLI.serve({ store, token, db: join(tmp, 'events-cdn.db'), cdn: cdnURL, cacheTTL: '1ms' }));
+  const filesAnswers = []; // [query, JSON answer] of each GET /build/files
+  const recordFiles = async (url, init) => {
+    const res = await fetch(url, init);
+    const u = new URL(url);
+    if (u.pathname === '/build/files') filesAnswers.push([u.searchParams, res.ok ? await res.clone().json() : res.status]);
+    return res;
+  };
+  const viaTracker = new NodeUpdater({ pluginVersion: '8.51.14' });
+  const trackerStorage = new MemoryStorage();
+  const trackerDevice = () => new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater: viaTracker, tracker, storage: trackerStorage, applyImmediately: true, fetch: recordFiles, onEvent: (e) => events.push(e) });
+  assert.equal((await trackerDevice().start()).type, 'downloaded', JSON.stringify(events));
+  assert.equal(filesAnswers.length, 1);
+  assert.equal(filesAnswers[0][0].get('id'), v2.ref.id);
+  assert.equal(filesAnswers[0][0].get('from'), null, 'nothing remembered yet');
+  assert.equal(filesAnswers[0][1].manifest, v2Manifest.toString(), 'the whole manifest of v2');
+  assert.equal(filesAnswers[0][1].files_url, `${cdnURL}/apps/${APP}/files/`);
+  assert.deepEqual(await new DeviceState(trackerStorage, APP, 'production').files(), { sha256: v2Sum, manifest: v2Manifest.toString() });
+  assert.equal(viaTracker.fetched.length, 3, 'every file of v2');
+
+  const v3 = await uploadStyle('body { margin: 2px }\n');
+  assert.equal((await trackerDevice().start()).type, 'downloaded', JSON.stringify(events));
+  assert.equal(filesAnswers.length, 2);
+  const [query, answer] = filesAnswers[1];
+  assert.equal(query.get('id'), v3.ref.id);
+  assert.equal(query.get('from'), v2Sum, "from v2's manifest");
+  assert.equal(typeof answer.patch, 'string', `a patch: ${JSON.stringify(answer)}`);
+  assert.ok(!('manifest' in answer), 'not the whole manifest');
+  const [, dl3] = viaTracker.calls.findLast(([m]) => m === 'download');
+  assert.equal(dl3.version, v3.version);
+  assert.deepEqual(dl3.manifest.map((e) => e.file_hash), JSON.parse(v3.manifest).files.map((f) => f.sha256), "v3's manifest goes to the plugin");
+  assert.equal(viaTracker.fetched.length, 4, 'only the changed file of v3');
+  assert.deepEqual(await new DeviceState(trackerStorage, APP, 'production').files(), { sha256: v3.ref.files_sha256, manifest: v3.manifest.toString() });
+  assert.ok(!events.some((e) => e.type === 'error'), JSON.stringify(events.filter((e) => e.type === 'error')));
   t.diagnostic(`events: ${events.map((e) => e.type).join(', ')}; tracker ${base}`);
 });
