@@ -29,7 +29,7 @@ func NewCmdPrune(e *env) *cobra.Command {
 		Use:   "prune app=NAME [keep=N] [older_than=DURATION] [dry_run=1]",
 		Short: "Remove the builds, bundles and files that nothing needs any more",
 		Long: `Remove an app's build records, bundles, file objects and file manifests
-that no channel points at (stable, candidate or fallback), that are not
+(with the patches that make them) that no channel points at (stable, candidate or fallback), that are not
 among the newest keep builds, and, with older_than, that were recorded
 longer ago and that no channel history entry of that period names.
 Uploads running at the same time keep what they are about to use.
