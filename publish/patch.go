@@ -57,15 +57,16 @@ func (p *Publisher) putPatches(ctx context.Context, acl *manifest.ACL, app, chan
 }
 
 // patchBases returns the builds, other than the one whose file manifest
-// has SHA-256 target, that the pointer ptr and the history entries before
-// it name, one per file manifest, newest first, up to maxPatches.
+// has SHA-256 target, that the pointer ptr and the 2*maxPatches history
+// entries before it name, one per file manifest, newest first, up to
+// maxPatches.
 func (p *Publisher) patchBases(ctx context.Context, acl *manifest.ACL, app, channel string, ptr *manifest.Latest, target string) ([]manifest.BuildRef, error) {
 	if ptr == nil {
 		return nil, nil
 	}
 	seen := map[string]bool{target: true, "": true}
 	var bases []manifest.BuildRef
-	for seq, entry := ptr.Sequence, ptr; seq > max(0, ptr.Sequence-2*maxPatches) && len(bases) < maxPatches; seq-- {
+	for seq, entry := ptr.Sequence, ptr; seq > 0 && seq >= ptr.Sequence-2*maxPatches && len(bases) < maxPatches; seq-- {
 		if seq < ptr.Sequence {
 			data, _, err := store.ReadSmall(ctx, p.Store, manifest.HistoryKey(app, channel, seq), manifest.MaxLatestSize)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, store.ErrTooLarge) {
