@@ -15,29 +15,42 @@ func TestUploadWritesFilesPatches(t *testing.T) {
 	eachStore(t, testUploadWritesFilesPatches)
 }
 
-func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) store.Store) {
-	f := newFixture(t, newStore(t))
+// uploads uploads version(n) to channel for each n from first to last,
+// and returns the builds as the channel names them.
+func (f *fixture) uploads(t *testing.T, channel string, first, last int) []manifest.BuildRef {
+	t.Helper()
 	var refs []manifest.BuildRef
-	for n := 1; n <= 3; n++ {
-		f.upload(t, "production", version(n))
-		ref, _ := f.readBuild(t, "retailer", "production")
+	for n := first; n <= last; n++ {
+		f.upload(t, channel, version(n))
+		ref, _ := f.readBuild(t, "retailer", channel)
 		refs = append(refs, ref)
 	}
+	return refs
+}
+
+// checkPatch checks that the stored patch from base's file manifest makes
+// target's, as a device applies it, and returns its size.
+func (f *fixture) checkPatch(t *testing.T, base, target manifest.BuildRef) int64 {
+	t.Helper()
+	patch := f.get(t, manifest.FilesPatchKey("retailer", base.FilesSHA256, target.FilesSHA256))
+	_, got, err := manifest.ApplyFilesPatch(target, "retailer", f.get(t, manifest.FileManifestKey("retailer", base.FilesSHA256)), patch)
+	if err != nil || !bytes.Equal(got, f.get(t, manifest.FileManifestKey("retailer", target.FilesSHA256))) {
+		t.Fatalf("patch from build %d to build %d: %v", base.Number, target.Number, err)
+	}
+	return int64(len(patch))
+}
+
+func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) store.Store) {
+	f := newFixture(t, newStore(t))
+	refs := f.uploads(t, "production", 1, 3)
 	res := f.upload(t, "production", version(4))
 	ref4, _ := f.readBuild(t, "retailer", "production")
-	target := f.get(t, manifest.FileManifestKey("retailer", ref4.FilesSHA256))
 
-	// A patch from each build the channel pointed at, newest first, each
-	// making build 4's manifest from its base as a device checks it.
+	// A patch from each build the channel pointed at, each making build 4's
+	// manifest from its base as a device checks it.
 	var patched int64
 	for _, ref := range refs {
-		base := f.get(t, manifest.FileManifestKey("retailer", ref.FilesSHA256))
-		patch := f.get(t, manifest.FilesPatchKey("retailer", ref.FilesSHA256, ref4.FilesSHA256))
-		_, got, err := manifest.ApplyFilesPatch(ref4, "retailer", base, patch)
-		if err != nil || !bytes.Equal(got, target) {
-			t.Fatalf("patch from build %d: %v", ref.Number, err)
-		}
-		patched += int64(len(patch))
+		patched += f.checkPatch(t, ref, ref4)
 	}
 	if res.NewBytes != res.Size+res.NewFileBytes+patched {
 		t.Fatalf("new bytes %d, want the bundle's %d, the files' %d and the patches' %d", res.NewBytes, res.Size, res.NewFileBytes, patched)
@@ -62,24 +75,13 @@ func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) stor
 // served, so its devices fetch a patch, not the whole manifest.
 func TestPromoteWritesFilesPatches(t *testing.T) {
 	f := newFixture(t, fileStore(t))
-	var prod []manifest.BuildRef
-	for n := 1; n <= 2; n++ {
-		f.upload(t, "production", version(n))
-		ref, _ := f.readBuild(t, "retailer", "production")
-		prod = append(prod, ref)
-	}
-	f.upload(t, "beta", version(3))
-	beta, _ := f.readBuild(t, "retailer", "beta")
+	prod := f.uploads(t, "production", 1, 2)
+	beta := f.uploads(t, "beta", 3, 3)[0]
 	if _, err := f.publisher().Change(context.Background(), "retailer", "production", publish.Promote(beta), false); err != nil {
 		t.Fatal(err)
 	}
-	target := f.get(t, manifest.FileManifestKey("retailer", beta.FilesSHA256))
 	for _, ref := range prod {
-		patch := f.get(t, manifest.FilesPatchKey("retailer", ref.FilesSHA256, beta.FilesSHA256))
-		_, got, err := manifest.ApplyFilesPatch(beta, "retailer", f.get(t, manifest.FileManifestKey("retailer", ref.FilesSHA256)), patch)
-		if err != nil || !bytes.Equal(got, target) {
-			t.Fatalf("patch from production's build %d: %v", ref.Number, err)
-		}
+		f.checkPatch(t, ref, beta)
 	}
 }
 
