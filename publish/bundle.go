@@ -90,6 +90,12 @@ type entry struct {
 // every file Deflate-compressed, fixed times and modes. progress, if not nil,
 // is called with the raw bytes zipped so far and in all.
 func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) {
+	return zipTree(dir, tmpDir, progress, nil)
+}
+
+// zipTree is Zip, calling each, if not nil, with every file's Content as
+// soon as it is zipped, in order.
+func zipTree(dir, tmpDir string, progress func(done, total int64), each func(Content)) (*Bundle, error) {
 	entries, total, err := collect(dir)
 	if err != nil {
 		return nil, err
@@ -98,7 +104,7 @@ func Zip(dir, tmpDir string, progress func(done, total int64)) (*Bundle, error) 
 	if err != nil {
 		return nil, fmt.Errorf("create temporary bundle: %w", err)
 	}
-	b, err := writeZip(f, tmpDir, entries, total, progress)
+	b, err := writeZip(f, tmpDir, entries, total, progress, each)
 	if err == nil {
 		err = checkZip32(b.Size, len(entries))
 	}
@@ -341,7 +347,7 @@ func (j *job) inMemory() bool { return j.e.size <= memoryLimit }
 
 // writeZip writes the entries to w in order. Workers, one per CPU, compress
 // files in parallel; the writer takes their results in order.
-func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress func(done, total int64)) (*Bundle, error) {
+func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress func(done, total int64), each func(Content)) (*Bundle, error) {
 	h, zcrc := sha256.New(), crc32.NewIEEE()
 	cw := &countWriter{w: io.MultiWriter(w, h, zcrc)}
 	zw := zip.NewWriter(cw)
@@ -369,7 +375,11 @@ func writeZip(w io.Writer, tmpDir string, entries []entry, total int64, progress
 		}
 		b.NotifyAppReady = b.NotifyAppReady || j.notify
 		b.Files++
-		b.Contents = append(b.Contents, Content{Name: j.e.name, Path: j.e.path, Size: j.raw, SHA256: j.sha, data: j.data})
+		c := Content{Name: j.e.name, Path: j.e.path, Size: j.raw, SHA256: j.sha, data: j.data}
+		b.Contents = append(b.Contents, c)
+		if each != nil {
+			each(c)
+		}
 		done += j.e.size
 		if progress != nil {
 			progress(done, total)

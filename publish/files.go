@@ -73,13 +73,18 @@ type fileObject struct {
 // concurrently, as immutable. The manifest written is checked as a device
 // would check it. The lease must name the file objects; the manifest is
 // added to it before it is written. progress, if not nil, is told how many
-// of the build's files are stored so far.
-func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content, l *lease, progress func(done, total int64)) (*Files, error) {
+// of the build's files are stored so far. What pre staged is kept where
+// the store has not changed since (see [prestage]).
+func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content, l *lease, pre *prestage, progress func(done, total int64)) (*Files, error) {
+	pre.wait()
 	objs, err := p.fileObjects(ctx, app, contents)
 	if err != nil {
 		return nil, err
 	}
-	batch := store.NewBatch(p.Store)
+	batch := pre.adopt(objs)
+	if batch == nil {
+		batch = store.NewBatch(p.Store)
+	}
 	defer batch.Close()
 	var mu sync.Mutex // progress is called by one goroutine at a time
 	done := int64(0)
@@ -131,6 +136,25 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 // fileObjects groups contents by SHA-256 and notes what the store already
 // holds of each, from one listing of the app's files.
 func (p *Publisher) fileObjects(ctx context.Context, app string, contents []Content) (map[string]*fileObject, error) {
+	stored, err := p.storedFiles(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	objs := map[string]*fileObject{}
+	for _, c := range contents {
+		if o := objs[c.SHA256]; o != nil {
+			o.names = append(o.names, c.Name)
+			o.needBr = o.needBr || strings.HasSuffix(c.Name, ".br")
+		} else {
+			objs[c.SHA256] = newFileObject(app, c, stored)
+		}
+	}
+	return objs, nil
+}
+
+// storedFiles returns the size of each file object the store holds of app,
+// by key.
+func (p *Publisher) storedFiles(ctx context.Context, app string) (map[string]int64, error) {
 	infos, err := p.Store.List(ctx, manifest.FileKey(app, "", ""))
 	if err != nil {
 		return nil, err
@@ -139,26 +163,24 @@ func (p *Publisher) fileObjects(ctx context.Context, app string, contents []Cont
 	for _, in := range infos {
 		stored[in.Key] = in.Size
 	}
+	return stored, nil
+}
+
+// newFileObject is c's content, named c.Name only, and what stored (see
+// storedFiles) holds of it.
+func newFileObject(app string, c Content, stored map[string]int64) *fileObject {
 	size := func(key string) int64 {
 		if n, ok := stored[key]; ok {
 			return n
 		}
 		return -1
 	}
-	objs := map[string]*fileObject{}
-	for _, c := range contents {
-		o := objs[c.SHA256]
-		if o == nil {
-			o = &fileObject{Content: c, rawSize: size(manifest.FileKey(app, c.SHA256, "")), brSize: size(manifest.FileKey(app, c.SHA256, manifest.EncodingBrotli))}
-			if o.rawSize != c.Size { // absent, or not these bytes: write it
-				o.broken, o.rawSize = o.rawSize >= 0, -1
-			}
-			objs[c.SHA256] = o
-		}
-		o.names = append(o.names, c.Name)
-		o.needBr = o.needBr || strings.HasSuffix(c.Name, ".br")
+	o := &fileObject{Content: c, names: []string{c.Name}, needBr: strings.HasSuffix(c.Name, ".br"),
+		rawSize: size(manifest.FileKey(app, c.SHA256, "")), brSize: size(manifest.FileKey(app, c.SHA256, manifest.EncodingBrotli))}
+	if o.rawSize != c.Size { // absent, or not these bytes: write it
+		o.broken, o.rawSize = o.rawSize >= 0, -1
 	}
-	return objs, nil
+	return o
 }
 
 // encoding is the encoding of name's entry: Brotli when the name requires

@@ -196,7 +196,13 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	req.stage("zipping " + req.Dir)
-	b, err := Zip(req.Dir, p.TempDir, req.progress("zipping", false))
+	pre := p.prestage(ctx, req)
+	defer pre.close()
+	var each func(Content)
+	if pre != nil {
+		each = pre.add
+	}
+	b, err := zipTree(req.Dir, p.TempDir, req.progress("zipping", false), each)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +212,7 @@ func (p *Publisher) Upload(ctx context.Context, req Request) (*Result, error) {
 		Latest: p.location(manifest.LatestKey(req.App, req.Channel))}
 	l := p.newLease(req.App)
 	defer l.release(ctx)
-	build, err := p.record(ctx, acl, req, b, uploader, l, res)
+	build, err := p.record(ctx, acl, req, b, uploader, l, pre, res)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +248,7 @@ func (p *Publisher) grant(ctx context.Context, app string) (*manifest.ACL, strin
 // (bundle, then build record; in a dry run, the build that would be
 // recorded, with nothing written). It refuses early a channel whose
 // sequence cannot grow.
-func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string, l *lease, res *Result) (manifest.BuildRef, error) {
+func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, b *Bundle, uploader string, l *lease, pre *prestage, res *Result) (manifest.BuildRef, error) {
 	ref, cur, err := p.reuse(ctx, acl, req, b)
 	if err != nil || ref != nil {
 		return deref(ref), err
@@ -272,7 +278,7 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 			return manifest.BuildRef{}, err
 		}
 	}
-	files, err := p.putContent(ctx, req, b, l, res)
+	files, err := p.putContent(ctx, req, b, l, pre, res)
 	if err != nil {
 		return manifest.BuildRef{}, err
 	}
@@ -331,7 +337,7 @@ func (p *Publisher) reuse(ctx context.Context, acl *manifest.ACL, req Request, b
 // putContent writes the bundle and each file of the build that the store
 // lacks, then its file manifest, under the upload's lease, and counts in
 // res what was new.
-func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *lease, res *Result) (*Files, error) {
+func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *lease, pre *prestage, res *Result) (*Files, error) {
 	keys := []string{manifest.BundleKey(req.App, b.SHA256)}
 	for _, c := range b.Contents {
 		keys = append(keys, manifest.FileKey(req.App, c.SHA256, ""), manifest.FileKey(req.App, c.SHA256, manifest.EncodingBrotli))
@@ -345,7 +351,7 @@ func (p *Publisher) putContent(ctx context.Context, req Request, b *Bundle, l *l
 		return nil, err
 	}
 	req.stage("uploading the files")
-	files, err := p.putFiles(ctx, req.App, b.Contents, l, req.progress("uploading the files", true))
+	files, err := p.putFiles(ctx, req.App, b.Contents, l, pre, req.progress("uploading the files", true))
 	if err != nil {
 		return nil, err
 	}
