@@ -254,6 +254,8 @@ func (b BuildRef) checkExtra() error {
 		return fmt.Errorf("build %s: files_sha256 and files_size go together", b.ID)
 	case b.FilesSHA256 != "" && !sha256RE.MatchString(b.FilesSHA256):
 		return fmt.Errorf("build %s: files_sha256 %q is not 64 lowercase hex digits", b.ID, b.FilesSHA256)
+	case b.FilesSize > MaxFileManifestSize:
+		return fmt.Errorf("build %s: files_size %d is over the %d bytes a verifier reads", b.ID, b.FilesSize, MaxFileManifestSize)
 	}
 	return nil
 }

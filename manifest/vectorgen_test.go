@@ -192,6 +192,36 @@ func (g *gen) baseVectors() {
 	add(base("signed_by_halt_key", "a pointer signed by a key that may only halt", "not_granted"), func(v *Vector) {
 		v.Latest = sign(manifest.TypeLatest, g.latestPayload(5), g.tracker)
 	})
+	g.orderVectors()
+}
+
+// orderVectors pin what decoding checks and the order of the steps after
+// it: a name or sha256 field is only a string to decoding.
+func (g *gen) orderVectors() {
+	signed := func(edit func(*manifest.Latest)) string {
+		l := g.latestPayload(5)
+		edit(&l)
+		return g.sign(manifest.TypeLatest, l, g.alice)
+	}
+	g.add(g.base("app_not_a_name", "app is not a name: checked as the app asked, not when decoding", "app_mismatch"), func(v *Vector) {
+		v.Latest = signed(func(l *manifest.Latest) { l.App = "Retailer" })
+	})
+	g.add(g.base("by_not_a_name", "by is not a name: no uploader has it", "not_granted"), func(v *Vector) {
+		v.Latest = signed(func(l *manifest.Latest) { l.By = "Alice" })
+	})
+	g.add(g.base("expired_before_layout", "an expired pointer whose build sha256 is upper case: expiry is checked first", "expired"), func(v *Vector) {
+		v.Latest = signed(func(l *manifest.Latest) { l.Build.SHA256 = strings.ToUpper(l.Build.SHA256) })
+		v.Expect.Now = g.t0.Add(91 * 24 * time.Hour).Format(time.RFC3339)
+	})
+	files := func(size int64) func(*manifest.Latest) {
+		return func(l *manifest.Latest) { l.Build.FilesSHA256, l.Build.FilesSize = strings.Repeat("cd", 32), size }
+	}
+	g.add(g.base("files_size_at_limit", "a file manifest of 8 MiB", "ok"), func(v *Vector) {
+		v.Latest = signed(files(manifest.MaxFileManifestSize))
+	})
+	g.add(g.base("files_size_over_limit", "a file manifest over the 8 MiB a verifier reads", "malformed"), func(v *Vector) {
+		v.Latest = signed(files(manifest.MaxFileManifestSize + 1))
+	})
 }
 
 // latestText is the payload of the valid vector as text, with fields
@@ -353,7 +383,8 @@ func (g *gen) aclVectors() {
 		{"grants_missing", "not_granted", `{"version":2,"issued":"2026-11-01T12:00:00Z","users":[{"name":"alice","keys":` + aliceKeys + `}]}`},
 		{"grants_twice", "malformed", acl(`{"name":"alice","keys":` + aliceKeys + `,"grants":{},"grants":` + aliceGrants + `}`)},
 		{"grant_key_other_case", "malformed", acl(alice(aliceKeys, `{"retailer":{"Can_Upload":true}}`))},
-		{"grant_kelvin_sign", "malformed", acl(strings.Replace(alice(aliceKeys, aliceGrants), `"keys"`, `"\u212aeys"`, 1))},
+		{"keys_field_kelvin_sign", "malformed", acl(strings.Replace(alice(aliceKeys, aliceGrants), `"keys"`, `"\u212aeys"`, 1))},
+		{"key_unused_bits", "malformed", acl(alice(`["`+unusedBits(pub(g.alice))+`"]`, aliceGrants))},
 		{"grant_app_not_a_name", "malformed", acl(alice(aliceKeys, `{"Retailer":{"can_upload":true},"retailer":{"can_upload":true}}`))},
 		{"users_twice", "malformed", `{"version":2,"users":[],"issued":"2026-11-01T12:00:00Z","users":[` + alice(aliceKeys, aliceGrants) + `]}`},
 		{"users_null", "malformed", `{"version":2,"issued":"2026-11-01T12:00:00Z","users":null}`},
@@ -625,6 +656,7 @@ func (g *gen) historyVectors() {
 	p2unlinked := g.sign(manifest.TypeLatest, g.seqPointer(2, 6, nil), g.alice)
 	p2wrong := g.sign(manifest.TypeLatest, g.seqPointer(2, 6, ptr(manifest.LinkTo(1, []byte(p4)))), g.alice)
 	p2mallory := g.sign(manifest.TypeLatest, g.seqPointer(2, 6, ptr(manifest.LinkTo(1, []byte(p1)))), g.mallory)
+	p3mallory := g.sign(manifest.TypeLatest, g.seqPointer(3, 6, ptr(manifest.LinkTo(2, []byte(p2unlinked)))), g.mallory)
 	cases := []struct {
 		name, desc, verdict string
 		entries             []string
@@ -636,6 +668,7 @@ func (g *gen) historyVectors() {
 		{"wrong_digest", "an entry linking to other bytes", "history_gap", []string{p1, p2wrong}},
 		{"out_of_order", "entries in the wrong order", "history_gap", []string{p2, p1}},
 		{"untrusted_entry", "an entry signed by a key not in the ACL", "untrusted_key", []string{p1, p2mallory}},
+		{"gap_before_untrusted", "a gap, then an entry signed by a key not in the ACL: entries are checked in order, each before its link", "history_gap", []string{p1, p2unlinked, p3mallory}},
 	}
 	for _, c := range cases {
 		g.add(g.base("history_"+c.name, c.desc, c.verdict), func(v *Vector) {
@@ -646,6 +679,15 @@ func (g *gen) historyVectors() {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// unusedBits is key's text form with the unused bits of its last base64
+// character set: the same 32 bytes to a lax decoder.
+func unusedBits(key string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	b := []byte(key)
+	b[len(b)-2] = alphabet[strings.IndexByte(alphabet, b[len(b)-2])|1]
+	return string(b)
+}
 
 func (g *gen) seqPointer(seq, build int64, prev *manifest.Link) manifest.Latest {
 	l := g.latestWith(build)

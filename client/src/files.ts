@@ -3,13 +3,12 @@
 
 import { hex, sha256 } from './ed25519.js';
 import * as j from './json.js';
-import { decodePayload, VerifyError, type BuildRef } from './verify.js';
+import { decodePayload, MAX_FILE_MANIFEST_SIZE, VerifyError, type BuildRef } from './verify.js';
 
 /** The encoding of a file stored Brotli-compressed (a Capgo file_name ending in ".br"). */
 export const ENCODING_BROTLI = 'br';
 
-/** The largest file manifest, or patch of one, a verifier reads: 8 MiB (manifest.MaxFileManifestSize). */
-export const MAX_FILE_MANIFEST_SIZE = 8 << 20;
+export { MAX_FILE_MANIFEST_SIZE };
 
 export interface FileManifest {
   app: string;

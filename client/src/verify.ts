@@ -457,6 +457,9 @@ async function signersIn(env: Envelope, acl: ACL, verify: VerifyFn): Promise<Uin
 const bundleKey = (app: string, sha: string) => `apps/${app}/bundles/${sha}.zip`;
 
 /** Checks a build reference against the store layout; returns the problem, or "". */
+/** The largest file manifest, or patch of one, a verifier reads: 8 MiB (manifest.MaxFileManifestSize). */
+export const MAX_FILE_MANIFEST_SIZE = 8 << 20;
+
 function checkRef(b: BuildRef, app: string): string {
   if (!SHA256_HEX.test(b.sha256)) return `sha256 ${JSON.stringify(b.sha256)} is not 64 lowercase hex digits`;
   if (b.size <= 0) return `size ${b.size} is not positive`;
@@ -470,6 +473,7 @@ function checkRef(b: BuildRef, app: string): string {
   if (b.crc32 !== '' && !CRC32_HEX.test(b.crc32)) return `build ${b.id}: crc32 ${JSON.stringify(b.crc32)} is not 8 lowercase hex digits`;
   if ((b.files_sha256 === '') !== (b.files_size === 0)) return `build ${b.id}: files_sha256 and files_size go together`;
   if (b.files_sha256 !== '' && !SHA256_HEX.test(b.files_sha256)) return `build ${b.id}: files_sha256 is not 64 lowercase hex digits`;
+  if (b.files_size > MAX_FILE_MANIFEST_SIZE) return `build ${b.id}: files_size ${b.files_size} is over the ${MAX_FILE_MANIFEST_SIZE} bytes a verifier reads`;
   return '';
 }
 
