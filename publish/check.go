@@ -144,7 +144,7 @@ func worstRef(app string) manifest.BuildRef {
 	sha := strings.Repeat("f", 64)
 	return manifest.BuildRef{ID: manifest.BuildID(app, manifest.MaxSequence), Number: manifest.MaxSequence, Version: strings.Repeat("<", MaxVersionLen),
 		Bundle: manifest.BundleKey(app, sha), SHA256: sha, Size: manifest.MaxSequence, MinNative: bound, MaxNative: bound,
-		CRC32: "ffffffff", FilesSHA256: sha, FilesSize: manifest.MaxSequence}
+		CRC32: "ffffffff", FilesSHA256: sha, FilesSize: manifest.MaxFileManifestSize}
 }
 
 // checkSizes signs the build record this upload would write, with the

@@ -19,7 +19,7 @@ func fullRef(n int64) manifest.BuildRef {
 	r := ref(n)
 	r.Version = strings.Repeat("<", publish.MaxVersionLen-3) + fmt.Sprintf("%03d", n)
 	r.MinNative, r.MaxNative = "1.0.0.0", "999999999.999999999.999999999.999999999"
-	r.CRC32, r.FilesSHA256, r.FilesSize = "0badc0de", strings.Repeat("e", 64), manifest.MaxSequence
+	r.CRC32, r.FilesSHA256, r.FilesSize = "0badc0de", strings.Repeat("e", 64), manifest.MaxFileManifestSize
 	return r
 }
 
