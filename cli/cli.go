@@ -51,11 +51,19 @@ func Execute(ctx context.Context, version string, args []string, stdio IO) int {
 	if err == nil {
 		return exitOK
 	}
-	if strings.HasPrefix(err.Error(), "unknown command") {
-		err = usageError{fmt.Errorf("%w; run `deploy help` for the commands", err)}
+	var ue usageError
+	if m := unknownCommandRE.FindStringSubmatch(err.Error()); m != nil && !errors.As(err, &ue) {
+		err = unknownCommand(root, m[1]) // cobra's, of the root
+	}
+	var pe partialError // done, but for a follow-up: it says what was done
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) && !errors.As(err, &pe) {
+		err = errInterrupted
 	}
 	return printError(stdio, wantJSON(root, args), err)
 }
+
+// errInterrupted is a command stopped by a signal (Ctrl-C).
+var errInterrupted = errors.New("interrupted: deploy writes each object whole and changes a channel last, so the store holds no half-written object and no channel names anything missing; run the command again to finish")
 
 // beforeCommand, when set, runs as a command starts, once its flags are
 // parsed; tests set it to panic.
@@ -126,7 +134,8 @@ func wantJSON(root *cobra.Command, args []string) bool {
 	return b
 }
 
-var seedArg = regexp.MustCompile(`^([a-z][a-z0-9_]*)=(.*)$`)
+// seedArg is a key=value parameter; the value may span lines (notes).
+var seedArg = regexp.MustCompile(`^([a-z][a-z0-9_]*)=((?s).*)$`)
 
 // seedArgs checks that every argument is a key=value parameter, the seed's
 // form, as in `deploy upload app=retailer dir=./www`.
@@ -189,6 +198,22 @@ func applySeedArgs(c *cobra.Command, args []string) error {
 		}
 		if err := c.Flags().Set(m[1], m[2]); err != nil {
 			return valueError(c.Flags().Lookup(m[1]), m[2])
+		}
+	}
+	return checkNotEmpty(c)
+}
+
+// notEmpty are the parameters that an empty value never fits: given
+// empty (channel=$UNSET in a script), they are refused rather than taken
+// as left out.
+var notEmpty = []string{"app", "channel", "dir", "store", "key_file", "root_key_file", "username", "build", "from", "to", "file", "new_root_key_file", "db", "addr"}
+
+// checkNotEmpty refuses a parameter of notEmpty given on the command line
+// with an empty value.
+func checkNotEmpty(c *cobra.Command) error {
+	for _, name := range notEmpty {
+		if f := c.Flags().Lookup(name); f != nil && f.Changed && f.Value.String() == "" {
+			return usageError{fmt.Errorf("%s= is empty; give a value, or leave %s out for its default", name, name)}
 		}
 	}
 	return nil
@@ -260,7 +285,76 @@ for the exit statuses.`,
 		exitCodesTopic(),
 	)
 	withSeedArgs(root, env)
+	root.SetOut(stdio.Out) // where the completion command writes its scripts
+	root.InitDefaultCompletionCmd()
+	strictGroups(root)
+	strictHelp(root)
 	return root
+}
+
+// unknownCommandRE matches cobra's error for an unknown command of the
+// root.
+var unknownCommandRE = regexp.MustCompile(`^unknown command "([^"]*)"`)
+
+// unknownCommand refuses name, which is no command of c, suggesting the
+// one it is close to.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, c.CommandPath())
+	if s := c.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+	}
+	return usageError{fmt.Errorf("%s; run `%s --help` for its commands", msg, c.CommandPath())}
+}
+
+// strictGroups makes each command that only groups others (deploy list,
+// deploy channel, deploy completion) refuse an unknown command with the
+// usage status, where cobra would print its help and succeed. Alone, it
+// still prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasParent() || c.Runnable() || !c.HasSubCommands() {
+		return
+	}
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[groupAnnotation] = "1"
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		return unknownCommand(c, args[0])
+	}
+}
+
+const groupAnnotation = "deploy/group"
+
+// runs reports whether c does something of its own, rather than group
+// other commands.
+func runs(c *cobra.Command) bool { return c.Runnable() && c.Annotations[groupAnnotation] == "" }
+
+// strictHelp makes `deploy help` refuse a topic that is no command, where
+// cobra prints the usage and succeeds.
+func strictHelp(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	for _, help := range root.Commands() {
+		if help.Name() != "help" {
+			continue
+		}
+		help.Run = nil
+		help.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 && cmd.HasSubCommands() {
+				return usageError{fmt.Errorf("no help topic %q; run `deploy help` for the commands and topics", strings.Join(args, " "))}
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		}
+	}
 }
 
 // env is what commands share: the IO streams and, once loaded, the config.
@@ -292,7 +386,7 @@ func flagError(c *cobra.Command, err error) error {
 func valueError(f *pflag.Flag, value string) error {
 	want := map[string]string{
 		"bool":     "1 or 0 (true or false)",
-		"duration": "a duration such as 720h or 30m",
+		"duration": "a duration such as 720h or 90m",
 		"int":      "a whole number",
 	}[f.Value.Type()]
 	if want == "" {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"net/url"
 	"strings"
+	"syscall"
 
 	"github.com/aws/smithy-go"
 
@@ -118,7 +121,7 @@ func exitStatus(err error) int {
 		return exitOK
 	case errors.As(err, &ie):
 		return exitInternal
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, publish.ErrInvalid):
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
@@ -155,7 +158,41 @@ func errorParts(err error) (msg, hint string) {
 	if m, h, ok := explainAWS(err); ok {
 		return m, h
 	}
+	if m, h, ok := explainSystem(err); ok {
+		return m, h
+	}
 	return err.Error(), hint
+}
+
+// explainSystem turns the network and file system errors users meet (a
+// host that cannot be reached, a folder they may not write) into one
+// sentence and its fix, without the Go call that failed.
+func explainSystem(err error) (msg, hint string, ok bool) {
+	var (
+		ue  *url.Error
+		dns *net.DNSError
+		pe  *fs.PathError
+	)
+	switch {
+	case errors.As(err, &ue):
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			host = u.Host
+		}
+		why := "the connection failed"
+		switch {
+		case errors.As(err, &dns):
+			why = "no such host"
+		case errors.Is(err, syscall.ECONNREFUSED):
+			why = "the connection was refused"
+		case ue.Timeout():
+			why = "it did not answer in time"
+		}
+		return fmt.Sprintf("cannot reach %s: %s", host, why), "check the network, and the host in store=, endpoint= or tracker=", true
+	case errors.Is(err, fs.ErrPermission) && errors.As(err, &pe):
+		return fmt.Sprintf("permission denied on %s", pe.Path), "check its owner and permissions, or choose another store= (or key_file=)", true
+	}
+	return "", "", false
 }
 
 // printError reports err: as {"error": {...}} on stdout with --json, else

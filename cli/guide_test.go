@@ -153,7 +153,7 @@ func checkGuideCommand(root *cobra.Command, line string) string {
 		}
 		cmd = sub
 	}
-	if !cmd.Runnable() {
+	if !runs(cmd) {
 		if i < len(args) && !strings.HasPrefix(args[i], "-") && !strings.Contains(args[i], "=") {
 			return "unknown command " + strings.Join(append(strings.Fields(cmd.CommandPath()), args[i]), " ")
 		}

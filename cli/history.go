@@ -75,6 +75,9 @@ func runHistory(ctx context.Context, o *historyOptions) error {
 	case o.JSON:
 		return writeJSON(o.io.Out, doc)
 	}
+	if h.Deleted {
+		fmt.Fprintf(o.io.Out, "channel %s of %s was deleted after sequence %d; devices on it keep their build\n", o.Channel, o.App, h.Entries[0].Sequence)
+	}
 	printHistory(o.io.Out, rows)
 	if gap == nil {
 		fmt.Fprintf(o.io.Out, "chain OK: %d pointers, each linked to the one before\n", len(h.Chain))

@@ -138,13 +138,13 @@ func TestCommandMatrix(t *testing.T) {
 				}
 			}
 			for _, args := range [][]string{append(append([]string{}, path...), "nosuch=1"), append(append([]string{}, path...), "stray")} {
-				if cmd.Runnable() {
+				if runs(cmd) {
 					if status, _, _ := run(t, args); status != exitUsage {
 						t.Errorf("deploy %q exited %d, want %d (usage)", args, status, exitUsage)
 					}
 				}
 			}
-			if cmd.Runnable() {
+			if runs(cmd) {
 				args := append(append([]string{}, path...), "--json")
 				_, out, _ := run(t, args)
 				if !json.Valid([]byte(out)) || json.NewDecoder(strings.NewReader(out)).Decode(new(any)) != nil {
@@ -164,7 +164,7 @@ func TestCommandMatrixTerminal(t *testing.T) {
 	root := newRoot("v0", discard)
 	for _, path := range commandPaths() {
 		cmd, _, _ := root.Find(path)
-		if !cmd.Runnable() {
+		if !runs(cmd) {
 			continue
 		}
 		out, err := onTerminal(t, []string{"HOME=" + t.TempDir()}, func(tty io.Writer) {
@@ -190,7 +190,7 @@ func TestHelpMatchesCommands(t *testing.T) {
 	signsWithRoot := map[string]bool{"deploy init": true, "deploy grant": true, "deploy revoke": true, "deploy acl apply": true, "deploy acl resign": true, "deploy upload": true, "deploy keys show": true}
 	for _, path := range commandPaths() {
 		cmd, _, _ := root.Find(path)
-		if !cmd.Runnable() {
+		if !runs(cmd) {
 			continue
 		}
 		if cmd.Example == "" {

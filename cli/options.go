@@ -39,7 +39,7 @@ var params = map[string]param{
 	"app":          {help: "app name, as devices ask for it (grant, revoke: * for every app)"},
 	"dir":          {help: "web build folder with index.html at its root"},
 	"channel":      {help: "channel", def: func() any { return manifest.DefaultChannel }},
-	"version":      {help: "version string devices get (default: the build number)"},
+	"version":      {help: "version string devices get (default: 0.0.0-build.N, N the build number)"},
 	"notes":        {help: "why: release notes kept in the build record and the channel's history"},
 	"min_native":   {help: "lowest native app version this build runs on"},
 	"max_native":   {help: "highest native app version this build runs on"},
@@ -178,6 +178,23 @@ func declare(c *cobra.Command, opts any) {
 	}
 }
 
+// checkNames refuses an app or channel that is no name before the command
+// reads or creates anything (a key, a store). An app may be * (grant and
+// revoke take it for every app; the others refuse it as they run).
+func checkNames(fs []field) error {
+	for _, fd := range fs {
+		if fd.name != "app" && fd.name != "channel" {
+			continue
+		}
+		if v := fd.value.String(); v != "" && v != manifest.AllApps {
+			if err := manifest.CheckName(fd.name, v); err != nil {
+				return usageError{err}
+			}
+		}
+	}
+	return nil
+}
+
 // newCommand returns a command whose options, after the configuration is
 // loaded, are filled into opts and handed to run.
 func newCommand[O any](e *env, c *cobra.Command, opts *O, run func(context.Context, *O) error) *cobra.Command {
@@ -233,6 +250,9 @@ func (e *env) setup(c *cobra.Command, opts any) error {
 		default:
 			return fmt.Errorf("parameter %s of unsupported type", fd.name)
 		}
+	}
+	if err := checkNames(fs); err != nil {
+		return err
 	}
 	e.cfg = cfg
 	if s, ok := opts.(interface{ stores() *storeOptions }); ok {

@@ -81,6 +81,9 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.Retention < 0 {
+		return usageError{fmt.Errorf("retention=%s is negative; give how long raw events are kept, such as retention=720h, or leave it out to keep them all", opts.Retention)}
+	}
 	logs := tracker.NewLogWriter(opts.io.Err, 100*time.Millisecond)
 	defer logs.Close()
 	log := zerolog.New(logs).With().Timestamp().Logger()
@@ -155,6 +158,9 @@ func (opts *serveOptions) haltPolicy() (p tracker.HaltPolicy, retryLimit int, er
 		}
 		set(v)
 		return nil
+	}
+	if v, err := strconv.ParseFloat(opts.HaltPercent, 64); err == nil && v > 100 {
+		return p, 0, usageError{fmt.Errorf("halt_percent=%q is over 100; give the percentage of a rollout's devices whose failures halt it, such as halt_percent=5", opts.HaltPercent)}
 	}
 	err = errors.Join(
 		num("halt_percent", opts.HaltPercent, func(v float64) { p.Percent = v }),

@@ -76,10 +76,14 @@ func parseStore(raw string) (location, error) {
 		switch {
 		case u.Opaque != "": // file:relative/path
 			p = u.Opaque
-		case u.Host != "" && u.Host != "localhost": // file://./store, relative
+		case u.Host != "" && u.Host != "localhost": // file://relative/path names a host
 			p = u.Host + u.Path
+		default:
+			return localStore(filepath.FromSlash(p))
 		}
-		return localStore(filepath.FromSlash(p))
+		abs, _ := filepath.Abs(filepath.FromSlash(p))
+		return location{}, usageError{withHint(fmt.Errorf("store %q is not an absolute file URL", raw),
+			"write a local folder with its absolute path, as store=file://"+filepath.ToSlash(abs))}
 	case "s3":
 		return location{s3: u}, nil
 	default:

@@ -52,9 +52,9 @@ func TestParseStore(t *testing.T) {
 			t.Errorf("parseStore(%q) = %q, %v; want folder %s", raw, loc.dir, err, wantDir)
 		}
 	}
-	for _, raw := range []string{"ftp://example.com/x", "gopher:/x"} {
+	for _, raw := range []string{"ftp://example.com/x", "gopher:/x", "file://relative/path", "file:relative", "file://./store"} {
 		if _, err := parseStore(raw); err == nil {
-			t.Errorf("parseStore(%q) accepted an unknown scheme", raw)
+			t.Errorf("parseStore(%q) accepted an unknown scheme or a relative path", raw)
 		}
 	}
 }

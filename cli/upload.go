@@ -10,6 +10,7 @@ import (
 	"math"
 	"os/exec"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,31 +68,33 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	}
 	var percent int64
 	if opts.Rollout != "" {
-		var err error
-		if percent, err = parsePercent("rollout", opts.Rollout); err != nil {
-			return err
+		n, err := strconv.ParseInt(strings.TrimSuffix(opts.Rollout, "%"), 10, 64)
+		if err != nil || n < 1 || n > 99 {
+			return usageError{fmt.Errorf("rollout=%q: give the percentage of devices that get the build first, 1 to 99, or leave rollout out to publish to every device", opts.Rollout)}
 		}
-		if percent == 0 {
-			return usageError{fmt.Errorf("rollout=0 offers the build to no device; give 1 to 99, or leave rollout out to publish to every device")}
-		}
+		percent = n
 	}
 	// Before anything is created (keys, a local store, its ACL): a folder
 	// that is no web build, such as dir=/tmp, fails here without a walk.
 	if err := publish.CheckBuild(opts.Dir); err != nil {
 		return err
 	}
-	p, err := opts.publisher(ctx)
-	if err != nil {
-		return err
-	}
 	log := opts.log()
 	bar := newProgress(opts.io.Err)
-	res, err := p.Upload(ctx, publish.Request{
+	req := publish.Request{
 		App: opts.App, Channel: opts.Channel, Dir: opts.Dir, Version: opts.Version,
 		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Rollout: percent, DryRun: opts.DryRun, GitCommit: gitCommit(opts.Dir),
 		Expires: opts.Expires, Progress: bar.update,
 		Stage: func(s string) { bar.clear(); log.Debug().Msg(s) },
-	})
+	}
+	if err := req.Check(); err != nil {
+		return err
+	}
+	p, err := opts.publisher(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := p.Upload(ctx, req)
 	bar.clear()
 	if res != nil && !res.NotifyAppReady && res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
 		log.Warn().Msg("no .js file calls notifyAppReady(): the Capgo plugin will roll this build back after appReadyTimeout (10 s); call CapacitorUpdater.notifyAppReady() when your app starts")
@@ -151,7 +154,7 @@ func printUpload(w io.Writer, res *publish.Result) {
 	default:
 		fmt.Fprintf(w, "published %s build %d (version %s) to %s", res.App, res.Number, res.Version, res.Channel)
 		if res.Rollout > 0 {
-			fmt.Fprintf(w, " for %d%% of its devices (a staged rollout: raise it with `deploy rollout app=%s channel=%s percent=50`)", res.Rollout, res.App, res.Channel)
+			fmt.Fprintf(w, " for %d%% of its devices (a staged rollout: raise it with `deploy rollout app=%s channel=%s percent=%d`)", res.Rollout, res.App, res.Channel, nextPercent(res.Rollout))
 		}
 		fmt.Fprintln(w)
 	}
@@ -159,6 +162,17 @@ func printUpload(w io.Writer, res *publish.Result) {
 	if res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
 		fmt.Fprintf(w, "  new     %d of %d files, %s uploaded\n", res.NewFiles, res.Files, humanBytes(res.NewBytes))
 	}
+}
+
+// nextPercent is the share a staged rollout at percent goes to next:
+// 10, 50, then 100 (every device).
+func nextPercent(percent int64) int64 {
+	for _, p := range []int64{10, 50} {
+		if percent < p {
+			return p
+		}
+	}
+	return 100
 }
 
 // bootstrap makes a fresh local store usable with one command: it creates a

@@ -134,7 +134,11 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 	}
 	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
 	if err != nil {
-		return nil, nil, notFound(err, fmt.Sprintf("%s has no channel %s; publish with `deploy upload app=%s channel=%s`", app, channel, app, channel))
+		hint := fmt.Sprintf("%s has no channel %s; publish with `deploy upload app=%s channel=%s`", app, channel, app, channel)
+		if history, lerr := st.List(ctx, manifest.HistoryPrefix(app, channel)); lerr == nil && len(history) > 0 {
+			hint = fmt.Sprintf("channel %s of %s was deleted; its history stays (`deploy history app=%s channel=%s`), and its name is not used again", channel, app, app, channel)
+		}
+		return nil, nil, notFound(err, hint)
 	}
 	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
 	if err != nil {

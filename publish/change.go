@@ -223,13 +223,13 @@ func ParseBuild(app, s string) (int64, error) {
 	num := s
 	if i := strings.LastIndexByte(s, '-'); i > 0 {
 		if owner := s[:i]; owner != app {
-			return 0, refuse("build %s is a build of app %s, not of %s; builds move only within their app", s, owner, app)
+			return 0, invalid(fmt.Errorf("build %s is a build of app %s, not of %s; builds move only within their app", s, owner, app))
 		}
 		num = s[i+1:]
 	}
 	n, err := strconv.ParseInt(num, 10, 64)
 	if err != nil || n < 1 || n > manifest.MaxSequence {
-		return 0, refuse("build=%q is not a build number; give the number `deploy list builds app=%s` shows, such as build=3", s, app)
+		return 0, invalid(fmt.Errorf("%q is not a build: give its number or id as `deploy list builds app=%s` shows them, such as 3 or %s", s, app, manifest.BuildID(app, 3)))
 	}
 	return n, nil
 }
@@ -295,7 +295,10 @@ func (p *Publisher) CreateChannel(ctx context.Context, app, channel string, buil
 		return nil, err
 	}
 	if len(infos) > 0 {
-		return nil, refuse("app %s has (or had) a channel %s; change it with `deploy promote` or `deploy channel set`, or pick a new name", app, channel)
+		if err := p.checkNotDeleted(ctx, app, channel); err != nil {
+			return nil, err
+		}
+		return nil, refuse("app %s has a channel %s; change it with `deploy promote` or `deploy channel set`, or pick a new name", app, channel)
 	}
 	return p.change(ctx, app, channel, Noted(notes, time.Time{}, func(cur *manifest.Latest) (*manifest.Latest, error) {
 		if cur != nil {

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -21,10 +22,30 @@ const (
 	MaxNotesLen     = 16 << 10
 )
 
+// ErrInvalid is wrapped by the errors of values a caller gave that can
+// never be right (a name, a length, a range), refused before anything is
+// read or written.
+var ErrInvalid = errors.New("invalid value")
+
+// invalidError marks an error as the caller's mistake: [ErrInvalid].
+type invalidError struct{ error }
+
+func (e invalidError) Unwrap() []error { return []error{e.error, ErrInvalid} }
+
+// invalid marks err, if not nil, as [ErrInvalid].
+func invalid(err error) error {
+	if err == nil {
+		return nil
+	}
+	return invalidError{err}
+}
+
 // Check validates the request's fields before anything is read or
 // written: names, expiry, and the length and characters of every
-// free-form field.
-func (r Request) Check() error {
+// free-form field. Its errors wrap [ErrInvalid].
+func (r Request) Check() error { return invalid(r.check()) }
+
+func (r Request) check() error {
 	if err := manifest.CheckName("app", r.App); err != nil {
 		return err
 	}

@@ -72,10 +72,10 @@ type PruneResult struct {
 // build without its files. Only one prune of an app runs at a time.
 func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, error) {
 	if err := manifest.CheckName("app", opt.App); err != nil {
-		return nil, err
+		return nil, invalid(err)
 	}
 	if opt.Keep < 1 {
-		return nil, fmt.Errorf("keep=%d would remove every build; keep at least 1 (the newest)", opt.Keep)
+		return nil, invalid(fmt.Errorf("keep=%d would remove every build; keep at least 1 (the newest)", opt.Keep))
 	}
 	if opt.Grace == 0 {
 		opt.Grace = DefaultGrace
@@ -289,7 +289,7 @@ func spareKeys(doomed map[string]store.Info, l *coord) int {
 
 // report fills in what was removed.
 func (r *PruneResult) report(removed map[string]store.Info) {
-	r.Items, r.Builds, r.Bytes = nil, nil, 0
+	r.Items, r.Builds, r.Bytes = []PrunedObject{}, []int64{}, 0
 	for _, key := range slices.Sorted(maps.Keys(removed)) {
 		r.Items = append(r.Items, PrunedObject{Key: key, Size: removed[key].Size})
 		r.Bytes += removed[key].Size

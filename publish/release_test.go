@@ -174,9 +174,9 @@ func TestParseBuild(t *testing.T) {
 			t.Errorf("ParseBuild(%q) = %d, %v", in, n, err)
 		}
 	}
-	for in, msg := range map[string]string{"other-3": "build of app other", "x": "not a build number", "0": "not a build number", "-1": "not a build number"} {
-		if _, err := publish.ParseBuild("retailer", in); err == nil || !strings.Contains(err.Error(), msg) {
-			t.Errorf("ParseBuild(%q): err = %v, want %q", in, err, msg)
+	for in, msg := range map[string]string{"other-3": "build of app other", "x": "is not a build", "0": "is not a build", "-1": "is not a build"} {
+		if _, err := publish.ParseBuild("retailer", in); err == nil || !strings.Contains(err.Error(), msg) || !errors.Is(err, publish.ErrInvalid) {
+			t.Errorf("ParseBuild(%q): err = %v, want %q, an invalid value", in, err, msg)
 		}
 	}
 }

@@ -34,8 +34,15 @@ func CheckVersion(v string) error {
 	if defaultVersionRE.MatchString(v) {
 		return fmt.Errorf("version %s has the form deploy gives builds that name no version (%sN); leave version out, or pick another", v, defaultVersionPrefix)
 	}
+	if v == builtinVersion {
+		return fmt.Errorf("version %s is the name the Capgo plugin gives the bundle built into the app: a device told to update to it goes back to that bundle instead; pick another version", v)
+	}
 	return nil
 }
+
+// builtinVersion is the Capgo plugin's name for the bundle built into the
+// app: an update answer with this version makes it reset to that bundle.
+const builtinVersion = "builtin"
 
 // VersionConflict returns the build among builds whose version is version
 // but whose content differs from sha256, or nil. A version names one
