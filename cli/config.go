@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -239,7 +240,10 @@ func (c *config) require(names ...string) error {
 		r := bufio.NewReader(c.env.io.In)
 		for _, n := range missing {
 			fmt.Fprintf(c.env.io.Err, "%s: ", n)
-			line, err := r.ReadString('\n')
+			line, err := promptLine(c.cmd.Context(), r)
+			if ctxErr := c.cmd.Context().Err(); ctxErr != nil {
+				return ctxErr
+			}
 			line = strings.TrimSpace(line)
 			if line == "" {
 				if err != nil {
@@ -257,6 +261,27 @@ func (c *config) require(names ...string) error {
 		fmt.Fprintf(&b, "\n  %s=<value>, --%s <value>, DEPLOY_%s=<value>, or %q in package.json's \"deploy\" object, deploy.yaml or the user profile", n, n, strings.ToUpper(n), n)
 	}
 	return usageError{errors.New(b.String())}
+}
+
+// promptLine reads a line typed at a prompt. Ctrl-C cancels ctx while
+// the read waits, so it returns then: the command stops there, having
+// saved or published nothing.
+func promptLine(ctx context.Context, r *bufio.Reader) (string, error) {
+	type read struct {
+		line string
+		err  error
+	}
+	got := make(chan read, 1)
+	go func() {
+		line, err := r.ReadString('\n')
+		got <- read{line, err}
+	}()
+	select {
+	case g := <-got:
+		return g.line, g.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // projectFiles are the project config files, looked for in the current

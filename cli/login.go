@@ -64,7 +64,10 @@ func (e *env) login(cmd *cobra.Command) error {
 				continue
 			}
 			fmt.Fprintf(e.io.Err, "%s, %s [%s]: ", f.name, f.help, cfg.str(f.name))
-			line, err := r.ReadString('\n')
+			line, err := promptLine(cmd.Context(), r)
+			if ctxErr := cmd.Context().Err(); ctxErr != nil {
+				return ctxErr
+			}
 			if line = strings.TrimSpace(line); line != "" {
 				cfg.v.Set(f.name, line)
 			}

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // userSetup isolates the test and returns the parameters that keep every
@@ -199,5 +202,28 @@ func TestSystemErrorsAreExplained(t *testing.T) {
 		if msg != tc.want || hint == "" || strings.Contains(msg, "dial") || strings.Contains(msg, "mkdir") {
 			t.Errorf("errorParts(%v) = %q, %q; want %q and a hint", tc.err, msg, hint, tc.want)
 		}
+	}
+}
+
+// Ctrl-C at a prompt stops the command there: nothing typed after it is
+// taken, nothing is published or saved.
+func TestCtrlCAtAPromptStops(t *testing.T) {
+	dir, _ := userSetup(t)
+	t.Setenv("CI", "")
+	home := filepath.Join(dir, "home")
+	for _, args := range [][]string{{"upload", "app=demo"}, {"login", "profile=qa"}} {
+		out, err := onTerminal(t, []string{"HOME=" + home}, func(tty io.Writer) {
+			time.Sleep(300 * time.Millisecond) // the first prompt is up
+			io.WriteString(tty, "\x03")
+			time.Sleep(300 * time.Millisecond)
+			io.WriteString(tty, "www\n")
+		}, args...)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() == exitOK || !strings.Contains(out, "interrupted") || strings.Contains(out, "published") || strings.Contains(out, "saved") {
+			t.Errorf("deploy %q, Ctrl-C at the first prompt: %v\n%s", args, err, out)
+		}
+	}
+	if entries, _ := os.ReadDir(home); len(entries) > 0 {
+		t.Errorf("Ctrl-C at a prompt left %v in the home folder", entries)
 	}
 }
