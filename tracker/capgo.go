@@ -111,9 +111,11 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := o.build
-	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
+	check := state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), OldVersion: string(req.VersionName),
-		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"})
+		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"}
+	s.state.RecordCheck(check)
+	s.health.seen(r.Context(), check)
 	if string(req.VersionName) == b.Version {
 		noUpdate(w, "no_new_version_available", fmt.Sprintf("version %s is the latest on channel %s for this device", b.Version, channel), "up_to_date")
 		return

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cartona/deploy/manifest"
@@ -58,6 +60,13 @@ type health struct {
 	writes    sync.WaitGroup        // those writes; Close waits for them
 
 	evals flights // one evaluation of a rollout at a time, shared by waiting callers
+
+	// pending are the rollouts (by rolloutKey) over the failure rate with
+	// fewer than MinDevices devices when last evaluated: each device that
+	// comes may bring them to the threshold. Guarded by mu; anyPending
+	// spares every request the lock while there are none.
+	pending    map[string]bool
+	anyPending atomic.Bool
 }
 
 func rolloutKey(app, channel, rollout string) string { return app + "/" + channel + "/" + rollout }
@@ -65,7 +74,7 @@ func rolloutKey(app, channel, rollout string) string { return app + "/" + channe
 // newHealth starts with no candidate watched.
 func newHealth(s *Server, policy HaltPolicy) *health {
 	return &health{s: s, policy: policy.withDefaults(), halted: map[string]state.Halt{}, watched: map[string]watch{},
-		rewriting: map[string]bool{}, evals: newFlights()}
+		rewriting: map[string]bool{}, evals: newFlights(), pending: map[string]bool{}}
 }
 
 // watchRelease remembers the candidate of a verified release, if any, and
@@ -88,6 +97,12 @@ func (h *health) watchRelease(rel *release) {
 	for _, r := range halts {
 		h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
 	}
+	for k := range h.pending { // rollouts the channel no longer has
+		if strings.HasPrefix(k, key+"/") && (c == nil || k != rolloutKey(rel.app, rel.channel, c.Rollout)) {
+			delete(h.pending, k)
+		}
+	}
+	h.anyPending.Store(len(h.pending) > 0)
 	if c == nil {
 		delete(h.watched, key)
 		return
@@ -146,17 +161,16 @@ func (h *health) effective(l *manifest.Latest) *manifest.Latest {
 }
 
 // observe takes events once they are stored: it re-evaluates the
-// candidates that failure reports name. It returns once any halt they
-// cause is decided, so the next check sees it.
+// candidates that failure reports name, and the pending ones any event
+// names. It returns once any halt they cause is decided, so the next
+// check sees it.
 func (h *health) observe(ctx context.Context, evs []state.Event) {
 	var check []watch
 	h.mu.Lock()
 	for _, ev := range evs {
-		if !state.Unhealthy(ev.Action) {
-			continue
-		}
 		for _, w := range h.watched {
-			if w.app == ev.App && w.candidate.Build.Version == ev.Version && !containsWatch(check, w) {
+			if w.app == ev.App && w.candidate.Build.Version == ev.Version && !containsWatch(check, w) &&
+				(state.Unhealthy(ev.Action) || h.pending[rolloutKey(w.app, w.channel, w.candidate.Rollout)]) {
 				check = append(check, w)
 			}
 		}
@@ -164,6 +178,14 @@ func (h *health) observe(ctx context.Context, evs []state.Event) {
 	h.mu.Unlock()
 	for _, w := range check {
 		h.evals.do(ctx, rolloutKey(w.app, w.channel, w.candidate.Rollout), func() { h.evaluate(w) })
+	}
+}
+
+// seen takes a device's update check or download: while a rollout is
+// pending, a new device may bring it to the threshold.
+func (h *health) seen(ctx context.Context, ev state.Event) {
+	if h.anyPending.Load() {
+		h.observe(ctx, []state.Event{ev})
 	}
 }
 
@@ -185,6 +207,7 @@ func (h *health) evaluate(w watch) {
 		return
 	}
 	if _, ok := h.halt(w.app, w.channel, w.candidate.Rollout); ok {
+		h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), false)
 		return
 	}
 	devices, failed, err := h.s.state.Health(ctx, w.app, w.candidate.Build.Version)
@@ -192,12 +215,25 @@ func (h *health) evaluate(w watch) {
 		h.s.log.Error().Err(err).Str("app", w.app).Str("rollout", w.candidate.Rollout).Msg("candidate health not read")
 		return
 	}
-	if devices < h.policy.MinDevices || float64(failed)*100 <= h.policy.Percent*float64(devices) {
+	over := float64(failed)*100 > h.policy.Percent*float64(devices)
+	h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), over && devices < h.policy.MinDevices)
+	if !over || devices < h.policy.MinDevices {
 		return
 	}
 	reason := fmt.Sprintf("%d of %d devices reported a failure of build %s (version %s), over %g%%",
 		failed, devices, w.candidate.Build.ID, w.candidate.Build.Version, h.policy.Percent)
 	h.decide(ctx, state.Halt{App: w.app, Channel: w.channel, Rollout: w.candidate.Rollout, Reason: reason, At: h.s.now().UTC()})
+}
+
+func (h *health) setPending(k string, pending bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pending {
+		h.pending[k] = true
+	} else {
+		delete(h.pending, k)
+	}
+	h.anyPending.Store(len(h.pending) > 0)
 }
 
 // decide halts a rollout: at once in memory, then durably, then in the

@@ -343,3 +343,31 @@ func TestHaltWithoutKey(t *testing.T) {
 		t.Errorf("stats rollouts = %+v, want halted on the tracker only", st.Rollouts)
 	}
 }
+
+// TestHaltWhenDevicesComeAfterFailures: failures reported while too few
+// devices have the candidate halt it once enough devices have it, without
+// waiting for another failure.
+func TestHaltWhenDevicesComeAfterFailures(t *testing.T) {
+	fl := newFleet(t, 100)
+	fl.srv.health.policy.Key = nil
+	for _, d := range fl.devices[:2] {
+		fl.capgoVersion(t, d)
+	}
+	if err := fl.srv.state.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fl.reportFailures(t, fl.devices[:2], "update_fail")
+	if got := fl.seedVersion(t, fl.devices[2]); got != fl.cand.Version {
+		t.Fatalf("2 failures in 3 devices, under the 20 the policy waits for, halted the candidate: offered %q", got)
+	}
+	for _, d := range fl.devices[3:25] {
+		fl.capgoVersion(t, d)
+	}
+	if err := fl.srv.state.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fl.capgoVersion(t, fl.devices[25]) // 25 devices, 2 failed: 8 %
+	if got := fl.seedVersion(t, fl.devices[26]); got != fl.stable.Version {
+		t.Errorf("2 failures in 25 devices, over 5 %%: offered %q, want the stable build", got)
+	}
+}

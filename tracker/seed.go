@@ -71,8 +71,10 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b := o.build
-	s.state.RecordCheck(state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
-		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"})
+	check := state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
+		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"}
+	s.state.RecordCheck(check)
+	s.health.seen(r.Context(), check)
 	head := rel.seedHeads[b.Number]
 	u := appendJSONString(make([]byte, 0, 256), s.downloadURL(r, b.ID, device))
 	writeRaw(w, http.StatusOK, head, u, rel.seedTail) // the envelopes are written, never copied, per request
