@@ -91,9 +91,14 @@ func TestSessions(t *testing.T) {
 // produce until the release model lands.
 type testSource struct{ now time.Time }
 
-func (s testSource) Apps(context.Context) ([]string, error) { return []string{"shop"}, nil }
+// Apps: shop has channels in rollout; kiosk has no channel, and one
+// hour of adoption.
+func (s testSource) Apps(context.Context) ([]string, error) { return []string{"shop", "kiosk"}, nil }
 
 func (s testSource) Channels(_ context.Context, app string) ([]Channel, error) {
+	if app == "kiosk" {
+		return []Channel{}, nil
+	}
 	if app != "shop" {
 		return nil, fmt.Errorf("app %q: %w", app, ErrNotFound)
 	}
@@ -121,12 +126,18 @@ func (s testSource) History(_ context.Context, app, channel string) ([]Entry, er
 	}, nil
 }
 
-func (s testSource) Counters(context.Context, string) ([]Counters, error) {
+func (s testSource) Counters(_ context.Context, app string) ([]Counters, error) {
+	if app == "kiosk" {
+		return []Counters{}, nil
+	}
 	return []Counters{{BuildID: "shop-8", Number: 8, Version: "3.2.0", Checks: 90, Downloads: 40, Installs: 30, Failures: 2, Rollbacks: 3, Devices: 35}}, nil
 }
 
-func (s testSource) Adoption(_ context.Context, _ string, bucket time.Duration) ([]Installs, error) {
+func (s testSource) Adoption(_ context.Context, app string, bucket time.Duration) ([]Installs, error) {
 	start := s.now.Truncate(bucket)
+	if app == "kiosk" {
+		return []Installs{{Start: start, BuildID: "kiosk-1", Number: 1, Version: "1.0.0", Devices: 4}}, nil
+	}
 	return []Installs{
 		{Start: start.Add(-2 * bucket), BuildID: "shop-8", Number: 8, Version: "3.2.0", Devices: 10},
 		{Start: start, BuildID: "shop-8", Number: 8, Version: "3.2.0", Devices: 20},
@@ -158,7 +169,7 @@ func TestRolloutInBrowser(t *testing.T) {
 	expect := map[string]any{
 		"timezone": "America/St_Johns",
 		"app":      "shop",
-		"apps":     []string{"shop"},
+		"apps":     []string{"shop", "kiosk"},
 		"channels": want,
 		"adoption": map[string]any{"hour": map[string]any{"points": 3, "first": now.Truncate(time.Hour).Add(-2 * time.Hour),
 			"series": []map[string]any{{"version": "3.2.0", "build_id": "shop-8", "last": 30}}}},

@@ -45,9 +45,24 @@ async function getJSON(path) {
     location.assign('/dashboard/signin');
     throw new Error('signed out');
   }
-  const body = await res.json();
+  let body;
+  try {
+    body = await res.json();
+  } catch {
+    throw new Error(`the tracker answered ${res.status} ${res.statusText}, not JSON (a proxy in between?)`);
+  }
   if (!res.ok) throw new Error(body.message || res.statusText);
   return body;
+}
+
+// Each load of an app, or of its adoption, has a number; what a load gets
+// is drawn only while it is the newest, so a slow answer for the app left
+// behind never lands under the app chosen since.
+const loads = { app: 0, adoption: 0 };
+const stale = new Error('stale');
+
+function current(kind, n) {
+  if (loads[kind] !== n) throw stale;
 }
 
 const api = (app, rest = '') => `/api/apps/${encodeURIComponent(app)}${rest}`;
@@ -69,9 +84,12 @@ function buildLabel(b) {
 // rolloutCell describes a channel's staged rollout, or says there is none.
 export function rolloutCell(r) {
   if (!r) return el('span', { class: 'muted' }, 'none: every device gets the build');
+  const halted = r.state === 'halted';
   return el('div', { class: 'rollout', 'data-rollout': r.id },
-    el('span', {}, `${r.candidate.version} (${r.candidate.id}) at ${percent.format(r.percent / 100)} of devices`),
-    el('meter', { min: 0, max: 100, value: r.percent, 'aria-label': `rollout ${r.id} percentage` }),
+    el('span', {}, halted
+      ? `${r.candidate.version} (${r.candidate.id}) was at ${percent.format(r.percent / 100)} of devices: now offered to none`
+      : `${r.candidate.version} (${r.candidate.id}) at ${percent.format(r.percent / 100)} of devices`),
+    halted ? null : el('meter', { min: 0, max: 100, value: r.percent, 'aria-label': `rollout ${r.id} percentage` }),
     badge(r.state, r.state),
     r.why ? el('span', { class: 'why' }, `why: ${r.why}`) : null,
     el('span', { class: 'muted' }, `rollout ${r.id}`));
@@ -80,8 +98,8 @@ export function rolloutCell(r) {
 function renderChannels(channels) {
   const rows = channels.map((c) => [
     c.name,
-    c.build ? buildLabel(c.build) : el('span', {}, badge('halted', 'not served'), ' ', c.problem || ''),
-    rolloutCell(c.rollout),
+    c.build ? buildLabel(c.build) : el('span', { class: 'problem' }, badge('halted', 'not served'), ' ', c.problem || ''),
+    c.build ? rolloutCell(c.rollout) : '—',
     c.expires ? time(c.expires) : '—',
     c.sequence ? String(c.sequence) : '—',
   ]);
@@ -135,9 +153,9 @@ let plot;
 
 function renderAdoption(a) {
   const xs = a.times.map((t) => Date.parse(t) / 1000);
-  const unit = a.bucket === 'day' ? 'day' : 'hour';
+  const day = a.bucket === 'day';
   $('chart-caption').textContent = a.series.length
-    ? `Devices that had installed each build, by ${unit}, in your time zone (${zone}).`
+    ? `Devices that had installed each build, by ${day ? 'day (days from 00:00 UTC)' : 'hour'}, shown in your time zone (${zone}).`
     : 'No device has installed a build yet.';
   const head = ['Start', ...a.series.map((s) => buildLabel({ version: s.version, id: s.build_id || 'unknown' }))];
   $('adoption-table').replaceChildren(table('Adoption', head, xs.map((x, i) => [formatTime(a.times[i]), ...a.series.map((s) => number.format(s.devices[i]))])));
@@ -147,10 +165,13 @@ function renderAdoption(a) {
   box.replaceChildren();
   $('chart').dataset.points = '0';
   if (!a.series.length) return;
+  const bucket = day ? 86400 : 3600;
   const opts = {
     width: Math.max(280, box.clientWidth),
     height: 260,
-    scales: { x: { time: true } },
+    // One bucket alone gets a bucket either side, not an axis of years.
+    scales: { x: { time: true, range: (u, min, max) => (xs.length === 1 ? [xs[0] - bucket, xs[0] + bucket] : [min, max]) } },
+    hooks: { setScale: [(u, key) => { if (key === 'x') $('chart').dataset.span = String(u.scales.x.max - u.scales.x.min); }] },
     axes: [{ stroke: '#333' }, { stroke: '#333', label: 'devices' }],
     series: [{ label: 'time', value: (u, v) => (v === null ? '' : dateTime.format(new Date(v * 1000))) },
       ...a.series.map((s, i) => ({ label: s.version, stroke: palette[i % palette.length], width: 2, points: { show: true, size: 6 } }))],
@@ -171,23 +192,36 @@ function followWidth() {
 const state = { app: '', bucket: 'hour' };
 
 async function loadAdoption() {
-  renderAdoption(await getJSON(api(state.app, `/adoption?bucket=${state.bucket}`)));
+  const n = ++loads.adoption;
+  const a = await getJSON(api(state.app, `/adoption?bucket=${state.bucket}`));
+  current('adoption', n);
+  renderAdoption(a);
 }
 
 async function loadApp() {
   const app = state.app;
+  const n = ++loads.app;
   delete document.body.dataset.ready;
   $('title').textContent = app;
   document.title = `${app} · deploy releases`;
+  $('status').textContent = `Loading ${app}…`;
+  for (const id of ['channels', 'builds', 'history']) $(id).replaceChildren(); // nothing of the app before
+  $('chart-plot').replaceChildren();
+  $('adoption-table').replaceChildren();
   const data = await getJSON(api(app));
+  current('app', n);
   renderChannels(data.channels);
   renderBuilds(data.builds);
   const histories = await Promise.all(data.channels.map(async (c) => ({
     channel: c.name,
     entries: (await getJSON(api(app, `/channels/${encodeURIComponent(c.name)}/history`))).entries,
   })));
+  current('app', n);
   renderHistory(histories);
-  await loadAdoption();
+  await loadAdoption().catch((e) => {
+    if (e !== stale) throw e; // else a newer choice of bucket draws the chart
+  });
+  current('app', n);
   $('status').textContent = `Updated ${formatTime(data.generated)}.`;
   document.body.dataset.ready = 'true';
 }
@@ -196,6 +230,7 @@ async function run(step) {
   try {
     await step();
   } catch (e) {
+    if (e === stale) return; // a newer load draws the page
     $('status').textContent = `Could not load: ${e.message}`;
     document.body.dataset.ready = 'error';
   }
@@ -219,6 +254,13 @@ async function start() {
     state.app = select.value;
     history.replaceState(null, '', `#app=${encodeURIComponent(state.app)}`);
     run(loadApp);
+  });
+  window.addEventListener('hashchange', () => {
+    const app = new URLSearchParams(location.hash.slice(1)).get('app');
+    if (apps.includes(app) && app !== state.app) {
+      state.app = select.value = app;
+      run(loadApp);
+    }
   });
   for (const r of document.querySelectorAll('input[name=bucket]')) {
     r.addEventListener('change', () => { state.bucket = r.value; run(loadAdoption); });

@@ -109,9 +109,14 @@ async function checkDashboard(page) {
       const r = c.rollout;
       const cell = page.locator(`#channels [data-rollout="${r.id}"]`);
       const text = await cell.textContent();
-      assert.match(text, new RegExp(`${r.version} \\(${r.build_id}\\) at ${r.percent}% of devices`), `rollout of ${c.name}`);
       assert.equal(await cell.locator('.badge').textContent(), r.state, `rollout state of ${c.name}`);
-      assert.equal(Number(await cell.locator('meter').getAttribute('value')), r.percent);
+      if (r.state === 'halted') { // offered to no device, whatever its share was
+        assert.match(text, new RegExp(`${r.version} \\(${r.build_id}\\) was at ${r.percent}% of devices: now offered to none`), `rollout of ${c.name}`);
+        assert.equal(await cell.locator('meter').count(), 0, `no share meter on the halted rollout of ${c.name}`);
+      } else {
+        assert.match(text, new RegExp(`${r.version} \\(${r.build_id}\\) at ${r.percent}% of devices`), `rollout of ${c.name}`);
+        assert.equal(Number(await cell.locator('meter').getAttribute('value')), r.percent);
+      }
       if (r.why) assert.ok(text.includes(`why: ${r.why}`), `why of ${c.name}: ${text}`);
     } else {
       assert.match(rows[i][2], /^none/, `no rollout on ${c.name}`);
@@ -234,6 +239,26 @@ async function rolloutScenario() {
   assert.deepEqual(await cspViolations(page), [], 'CSP violations');
   await axeCheck(page, 'the dashboard with rollouts');
   await shot(page, 'rollout');
+
+  // Switching apps while the one left behind still loads: its late
+  // answers are not drawn under the app chosen since.
+  await page.route('**/api/apps/shop**', async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.continue().catch(() => {});
+  });
+  const menu = page.getByLabel('App', { exact: true });
+  await menu.selectOption('kiosk');
+  await waitReady(page);
+  await menu.selectOption('shop');
+  await menu.selectOption('kiosk');
+  await waitReady(page);
+  await page.waitForTimeout(2000); // shop's answers arrive meanwhile
+  assert.equal((await page.textContent('h1')).trim(), 'kiosk');
+  assert.equal((await page.textContent('#channels')).trim(), 'No channel is published yet.', 'channels after switching back to kiosk');
+  assert.equal((await page.textContent('#history')).trim(), '', 'history after switching back to kiosk');
+  assert.equal(await page.getAttribute('#chart', 'data-points'), '1', 'kiosk has one hour of adoption');
+  // One bucket alone spans a bucket either side, not years.
+  assert.equal(await page.getAttribute('#chart', 'data-span'), String(2 * 3600), 'the time axis of one hourly bucket');
   await ctx.close();
 }
 
