@@ -165,8 +165,12 @@ func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, Path, http.StatusSeeOther)
 }
 
-// handleSignOut answers POST /dashboard/signout: it clears the cookie.
+// handleSignOut answers POST /dashboard/signout: it ends the session and
+// clears the cookie.
 func (d *Dashboard) handleSignOut(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(CookieName); err == nil {
+		d.sessions.revoke(c.Value)
+	}
 	http.SetCookie(w, cookie("", -1))
 	http.Redirect(w, r, Path+"/signin", http.StatusSeeOther)
 }

@@ -69,7 +69,7 @@ func TestSessions(t *testing.T) {
 	}
 	for name, bad := range map[string]string{
 		"another token's":  newSessions("other-token", clock).issue(),
-		"a longer expiry":  "v1.9999999999." + v[len("v1.1764590400."):],
+		"a longer expiry":  "v2.9999999999." + v[len("v2.1764633600."):],
 		"no mac":           v[:len(v)-43],
 		"the token itself": "the-token",
 		"empty":            "",
@@ -78,6 +78,12 @@ func TestSessions(t *testing.T) {
 			t.Errorf("%s session %q is accepted", name, bad)
 		}
 	}
+	other := s.issue()
+	s.revoke(v)
+	if s.valid(v) || !s.valid(other) {
+		t.Errorf("after signing out one session: it is valid %v, another one %v; want false, true", s.valid(v), s.valid(other))
+	}
+	v = other
 	now = now.Add(SessionTTL)
 	if s.valid(v) {
 		t.Errorf("a session past %s is accepted", SessionTTL)

@@ -221,9 +221,13 @@ async function trackerScenario() {
   await shot(page, 'dashboard-phone');
   assert.deepEqual(await cspViolations(page), [], 'CSP violations on the dashboard');
 
-  // Sign-out ends the session for the API too.
+  // Sign-out ends the session for the API too, even for a copy of the
+  // cookie kept from before.
+  const [session] = await ctx.cookies();
   await Promise.all([page.waitForURL('**/dashboard/signin'), page.getByRole('button', { name: 'Sign out' }).click()]);
   assert.equal((await page.request.get(`${base}/api/apps`)).status(), 401, 'the API after sign-out');
+  const kept = await page.request.get(`${base}/api/apps`, { headers: { Cookie: `${session.name}=${session.value}` } });
+  assert.equal(kept.status(), 401, 'the API with the cookie kept from before sign-out');
   await shot(page, 'signin');
   await axeCheck(page, 'the sign-in page');
   assert.deepEqual(await cspViolations(page), [], 'CSP violations');
