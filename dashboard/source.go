@@ -101,7 +101,10 @@ type Entry struct {
 	Rollout  *Rollout  `json:"rollout"`
 	// Change is what the pointer changed from the one before it (a
 	// constant above), "" when that one is unknown or does not verify.
-	Change   string `json:"change,omitempty"`
+	Change string `json:"change,omitempty"`
+	// Dropped is the candidate the change took away (a rollback of a
+	// staged rollout), if any.
+	Dropped  *Build `json:"dropped,omitempty"`
 	Notes    string `json:"notes,omitempty"`
 	Verified bool   `json:"verified"` // its signature verifies against the pinned root
 	Problem  string `json:"problem,omitempty"`

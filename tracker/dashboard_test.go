@@ -228,7 +228,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			},
 			"production": []map[string]any{
 				withRollout(entry(5, "rollout", "1.1.0", "fixed search to a tenth", at[5]), "1.2.1", 10, "running"),
-				entry(4, "rollback", "1.1.0", "search crashes on old phones", at[3]),
+				withDropped(entry(4, "rollback", "1.1.0", "search crashes on old phones", at[3]), "1.2.0 (shop-3)"),
 				withRollout(entry(3, "rollout", "1.1.0", "search to a tenth", at[2]), "1.2.0", 10, "running"),
 				entry(2, "newer build", "1.1.0", "checkout for everyone", at[1]),
 				entry(1, "first release", "1.0.0", "first release", seed.published),
@@ -250,6 +250,12 @@ func TestDashboardInBrowser(t *testing.T) {
 // withRollout adds the candidate an entry of the history shows.
 func withRollout(e map[string]any, version string, percent int, state string) map[string]any {
 	e["rollout"] = map[string]any{"version": version, "percent": percent, "state": state}
+	return e
+}
+
+// withDropped is e, a rollback that took away the candidate dropped.
+func withDropped(e map[string]any, dropped string) map[string]any {
+	e["dropped"] = dropped
 	return e
 }
 

@@ -44,6 +44,10 @@ func (d *dashboardSource) readHistory(app, channel string) ([]dashboard.Entry, e
 		e, l := d.historyEntry(acl, app, channel, seq)
 		if l != nil {
 			e.Change = changeFrom(prev, l)
+			if e.Change == dashboard.ChangeRollback && prev.Candidate != nil && l.Candidate == nil {
+				b := dashboardBuild(prev.Candidate.Build)
+				e.Dropped = &b
+			}
 		}
 		out, prev = append(out, e), l
 	}

@@ -134,6 +134,7 @@ function historyEntry(e) {
     time(e.issued), ' ',
     el('span', {}, `${e.by || 'unknown signer'} moved it to ${buildLabel(e.build)}`),
     e.rollout ? el('span', {}, ` with ${e.rollout.candidate.version} at ${e.rollout.percent}% (${e.rollout.state})`) : null,
+    e.dropped ? el('span', {}, `, dropping candidate ${buildLabel(e.dropped)}`) : null,
     e.notes ? el('q', {}, e.notes) : null, ' ',
     badge('verified', 'signature verified'));
 }

@@ -162,6 +162,8 @@ async function checkDashboard(page) {
       const r = e.rollout;
       assert.equal(text.includes(' with '), Boolean(r), `rollout in ${channel}: ${text}`);
       if (r) assert.ok(text.includes(` with ${r.version} at ${r.percent}% (${r.state})`), `rollout in ${channel}: ${text}`);
+      assert.equal(text.includes(', dropping candidate '), Boolean(e.dropped), `dropped candidate in ${channel}: ${text}`);
+      if (e.dropped) assert.ok(text.includes(`, dropping candidate ${e.dropped}`), `dropped candidate in ${channel}: ${text}`);
     }
   }
 }
