@@ -42,7 +42,7 @@ function badge(kind, text) {
 async function getJSON(path) {
   const res = await fetch(path, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
   if (res.status === 401) {
-    location.assign('/dashboard/signin');
+    location.assign(`/dashboard/signin${location.hash}`); // the app chosen, kept through sign-in
     throw new Error('signed out');
   }
   let body;

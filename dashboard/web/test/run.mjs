@@ -237,6 +237,18 @@ async function trackerScenario() {
 }
 
 async function rolloutScenario() {
+  // A link to an app survives the sign-in it leads to.
+  const linked = await newContext();
+  const first = await linked.newPage();
+  watch(first);
+  await first.goto(`${base}/dashboard#app=kiosk`);
+  assert.equal(new URL(first.url()).pathname, '/dashboard/signin', 'an anonymous visit goes to the sign-in page');
+  await first.getByLabel('Stats token').fill(token);
+  await Promise.all([first.waitForURL('**/dashboard#app=kiosk'), first.getByRole('button', { name: 'Sign in' }).press('Enter')]);
+  await waitReady(first);
+  assert.equal((await first.textContent('h1')).trim(), 'kiosk', 'the app a link named, after signing in');
+  await linked.close();
+
   const ctx = await newContext();
   const page = await ctx.newPage();
   watch(page);
@@ -265,6 +277,12 @@ async function rolloutScenario() {
   assert.equal(await page.getAttribute('#chart', 'data-points'), '1', 'kiosk has one hour of adoption');
   // One bucket alone spans a bucket either side, not years.
   assert.equal(await page.getAttribute('#chart', 'data-span'), String(2 * 3600), 'the time axis of one hourly bucket');
+  // A changed link picks the app it names.
+  await page.unroute('**/api/apps/shop**');
+  await page.evaluate(() => { location.hash = 'app=shop'; });
+  await page.waitForFunction(() => document.querySelector('h1').textContent.trim() === 'shop');
+  await waitReady(page);
+  assert.equal(await page.inputValue('#app'), 'shop', 'the menu follows the link');
   await ctx.close();
 }
 
