@@ -74,7 +74,7 @@ function table(label, headers, rows) {
     el('caption', { class: 'visually-hidden' }, label),
     el('thead', {}, el('tr', {}, headers.map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c, i) => (i === 0 ? el('th', { scope: 'row' }, c) : el('td', {}, c)))))));
-  return el('div', { class: 'scroll', role: 'region', 'aria-label': label, tabindex: 0 }, t);
+  return el('div', { class: 'scroll', role: 'region', 'aria-label': `${label} table`, tabindex: 0 }, t);
 }
 
 function buildLabel(b) {

@@ -67,10 +67,10 @@ const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8')
 async function axeCheck(page, what) {
   await page.evaluate(axeSource);
   const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const bad = res.violations;
   assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [],
     `accessibility violations on ${what}`);
-  console.log(`axe on ${what}: ${res.violations.length} minor or moderate findings, none serious`);
+  console.log(`axe on ${what}: no findings`);
 }
 
 const shot = (page, name) => page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
