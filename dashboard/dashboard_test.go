@@ -192,6 +192,26 @@ func TestRolloutInBrowser(t *testing.T) {
 	browsertest.Run(t, "rollout", base, "rollout-token", expect)
 }
 
+// emptySource is a tracker's Source before any app is published.
+type emptySource struct{ testSource }
+
+func (emptySource) Apps(context.Context) ([]string, error) { return []string{}, nil }
+
+// TestEmptyInBrowser: a tracker with no app says so, without an empty menu
+// or empty sections.
+func TestEmptyInBrowser(t *testing.T) {
+	d, err := New(Config{Source: emptySource{}, Token: "empty-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	d.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	browsertest.Run(t, "empty", "http://localhost:"+port, "empty-token", map[string]any{"timezone": "UTC"})
+}
+
 // TestRoutes checks answers that need no browser: a tracker without a token
 // has the dashboard and API disabled, and the assets route serves only the
 // built scripts, styles and icon, with the page headers.

@@ -159,7 +159,9 @@ function renderAdoption(a) {
     ? `Devices that had installed each build, by ${day ? 'day (days from 00:00 UTC)' : 'hour'}, shown in your time zone (${zone}).`
     : 'No device has installed a build yet.';
   const head = ['Start', ...a.series.map((s) => buildLabel({ version: s.version, id: s.build_id || 'unknown' }))];
-  $('adoption-table').replaceChildren(table('Adoption', head, xs.map((x, i) => [formatTime(a.times[i]), ...a.series.map((s) => number.format(s.devices[i]))])));
+  $('adoption-table').replaceChildren(a.series.length
+    ? table('Adoption', head, xs.map((x, i) => [formatTime(a.times[i]), ...a.series.map((s) => number.format(s.devices[i]))]))
+    : el('p', {}, 'No device has installed a build yet.'));
   if (plot) plot.destroy();
   plot = undefined;
   const box = $('chart-plot');
@@ -243,7 +245,8 @@ async function start() {
   const { apps } = await getJSON('/api/apps');
   const select = $('app');
   select.replaceChildren(...apps.map((a) => el('option', { value: a }, a)));
-  if (!apps.length) {
+  if (!apps.length) { // nothing to choose or show: the menu and sections go
+    for (const e of [select.parentElement, ...document.querySelectorAll('main section')]) e.hidden = true;
     $('status').textContent = 'No app is published on this tracker yet.';
     document.body.dataset.ready = 'true';
     return;

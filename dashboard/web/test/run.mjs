@@ -7,8 +7,8 @@
 //   EXPECT       a JSON file of what the page must show
 //   ARTIFACTS    the folder for screenshots
 // Scenarios: "tracker" (a real tracker: sign-in, wrong token, channels,
-// chart, builds, history, phone size, keyboard, sign-out) and "rollout"
-// (staged rollouts as a Source returns them).
+// chart, builds, history, phone size, keyboard, sign-out), "rollout"
+// (staged rollouts as a Source returns them) and "empty" (no app).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -286,7 +286,22 @@ async function rolloutScenario() {
   await ctx.close();
 }
 
-const scenarios = { tracker: trackerScenario, rollout: rolloutScenario };
+// A tracker with no app: a sentence, no empty menu or sections.
+async function emptyScenario() {
+  const ctx = await newContext();
+  const page = await ctx.newPage();
+  watch(page);
+  await signIn(page, token);
+  await waitReady(page);
+  assert.equal((await page.textContent('#status')).trim(), 'No app is published on this tracker yet.');
+  assert.equal(await page.isVisible('#app'), false, 'the app menu with no app');
+  assert.equal(await page.locator('main section:visible').count(), 0, 'sections with no app');
+  await axeCheck(page, 'the dashboard with no app');
+  await shot(page, 'empty');
+  await ctx.close();
+}
+
+const scenarios = { tracker: trackerScenario, rollout: rolloutScenario, empty: emptyScenario };
 try {
   if (!scenarios[scenario]) throw new Error(`unknown scenario ${scenario}; use ${Object.keys(scenarios).join(' or ')}`);
   await scenarios[scenario]();
