@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,6 +180,32 @@ func (h *health) observe(ctx context.Context, evs []state.Event) {
 	h.mu.Unlock()
 	for _, w := range check {
 		h.evals.do(ctx, rolloutKey(w.app, w.channel, w.candidate.Rollout), func() { h.evaluate(w) })
+	}
+}
+
+// sweepEvery is how often a tracker re-evaluates every candidate it
+// serves. Failures and devices may reach trackers sharing a state
+// separately, so that none of them sees an event that crosses the
+// threshold; the sweep halts such a candidate within this time.
+var sweepEvery = 2 * time.Second
+
+// sweep re-evaluates every watched candidate every sweepEvery until ctx
+// ends.
+func (h *health) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.RLock()
+		ws := slices.Collect(maps.Values(h.watched))
+		h.mu.RUnlock()
+		for _, w := range ws {
+			h.evals.do(ctx, rolloutKey(w.app, w.channel, w.candidate.Rollout), func() { h.evaluate(w) })
+		}
 	}
 }
 

@@ -53,9 +53,8 @@ func TestSeedAPINativeVersion(t *testing.T) {
 // by either API; it gets the stable build back when the failed build was a
 // candidate, and other devices still get it.
 func TestRetriesBounded(t *testing.T) {
-	fl := newFleet(t, 100)
+	fl := newFleet(t, 100, func(c *Config) { c.Halt.Percent = -1 }) // no halt: only the per-device bound
 	d, other := fl.devices[0], fl.devices[1]
-	fl.srv.health.policy.Percent = -1 // no halt: only the per-device bound
 	for i, action := range []string{"set_fail", "checksum_fail"} {
 		if got := fl.capgoVersion(t, d); got != fl.cand.Version {
 			t.Fatalf("after %d failures the device is offered %q, want the candidate still", i, got)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/store"
 )
 
@@ -255,8 +256,7 @@ func (fl *fleet) reportFailures(t *testing.T, devices []string, action string) {
 // history but has not swapped latest.json yet. The tracker swaps that
 // pointer in, as publish does, and halts on top of it.
 func TestHaltOverPendingPointer(t *testing.T) {
-	fl := newFleet(t, 100)
-	fl.srv.health.policy.MinDevices = 1
+	fl := newFleet(t, 100, func(c *Config) { c.Halt.MinDevices = 1 })
 	cur := fl.f.get(manifest.LatestKey(fl.app, fl.channel))
 	link := manifest.LinkTo(3, cur)
 	now := time.Now().UTC()
@@ -315,8 +315,7 @@ func TestHaltDoesNotWaitForTheStore(t *testing.T) {
 // TestHaltWithoutKey: a tracker with no halt key stops offering a failing
 // candidate and says so in its stats, and leaves the store alone.
 func TestHaltWithoutKey(t *testing.T) {
-	fl := newFleet(t, 100)
-	fl.srv.health.policy.Key = nil
+	fl := newFleet(t, 100, func(c *Config) { c.Halt.Key = nil })
 	before := fl.f.get(manifest.LatestKey(fl.app, fl.channel))
 	for _, d := range fl.devices[:20] {
 		fl.capgoVersion(t, d)
@@ -348,8 +347,7 @@ func TestHaltWithoutKey(t *testing.T) {
 // devices have the candidate halt it once enough devices have it, without
 // waiting for another failure.
 func TestHaltWhenDevicesComeAfterFailures(t *testing.T) {
-	fl := newFleet(t, 100)
-	fl.srv.health.policy.Key = nil
+	fl := newFleet(t, 100, func(c *Config) { c.Halt.Key = nil })
 	for _, d := range fl.devices[:2] {
 		fl.capgoVersion(t, d)
 	}
@@ -369,5 +367,36 @@ func TestHaltWhenDevicesComeAfterFailures(t *testing.T) {
 	fl.capgoVersion(t, fl.devices[25]) // 25 devices, 2 failed: 8 %
 	if got := fl.seedVersion(t, fl.devices[26]); got != fl.stable.Version {
 		t.Errorf("2 failures in 25 devices, over 5 %%: offered %q, want the stable build", got)
+	}
+}
+
+// TestHaltWhenFailuresReachAnotherTracker: failures stored by another
+// tracker sharing the state (straight into it here), devices checking
+// with this one: no event this tracker sees crosses the threshold, and
+// its sweep halts the candidate.
+func TestHaltWhenFailuresReachAnotherTracker(t *testing.T) {
+	defer func(d time.Duration) { sweepEvery = d }(sweepEvery)
+	sweepEvery = 20 * time.Millisecond
+	fl := newFleet(t, 100, func(c *Config) { c.Halt.Key = nil })
+	ctx := context.Background()
+	for _, d := range fl.devices[:25] {
+		fl.capgoVersion(t, d)
+	}
+	var failures []state.Event
+	for _, d := range fl.devices[:2] {
+		failures = append(failures, state.Event{App: fl.app, Device: d, Action: "update_fail", Version: fl.cand.Version, TS: 1700000000000, Source: "capgo"})
+	}
+	if err := fl.srv.state.Record(ctx, failures...); err != nil {
+		t.Fatal(err)
+	}
+	if err := fl.srv.state.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for fl.seedVersion(t, fl.devices[30]) != fl.stable.Version {
+		if time.Now().After(deadline) {
+			t.Fatal("2 failures in 25 devices, over 5 %, stored by another tracker: the candidate is still offered after 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

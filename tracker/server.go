@@ -340,6 +340,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	pctx, stopPruning := context.WithCancel(ctx)
 	defer stopPruning()
 	go s.prune(pctx)
+	go s.health.sweep(pctx)
 	return s.serveHTTP(ctx, ln, s.handler, "tracker", func(ctx context.Context) error {
 		if err := s.state.Flush(ctx); err != nil && !errors.Is(err, state.ErrClosed) { // Close flushed them
 			return fmt.Errorf("tracker: flush events: %w", err)
