@@ -155,16 +155,7 @@ func (s testSource) Adoption(_ context.Context, app string, bucket time.Duration
 func TestRolloutInBrowser(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	src := testSource{now: now}
-	d, err := New(Config{Source: src, Token: "rollout-token", Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	d.Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	base := "http://localhost:" + port // browsers keep a Secure cookie over plain HTTP only there
+	base := serveDashboard(t, Config{Source: src, Token: "rollout-token", Now: func() time.Time { return now }})
 	channels, _ := src.Channels(context.Background(), "shop")
 	var want []map[string]any
 	for _, c := range channels {
@@ -200,16 +191,24 @@ func (emptySource) Apps(context.Context) ([]string, error) { return []string{}, 
 // TestEmptyInBrowser: a tracker with no app says so, without an empty menu
 // or empty sections.
 func TestEmptyInBrowser(t *testing.T) {
-	d, err := New(Config{Source: emptySource{}, Token: "empty-token"})
+	base := serveDashboard(t, Config{Source: emptySource{}, Token: "empty-token"})
+	browsertest.Run(t, "empty", base, "empty-token", map[string]any{"timezone": "UTC"})
+}
+
+// serveDashboard serves a dashboard of cfg on loopback until the test
+// ends, and returns its base URL on localhost, where browsers keep a
+// Secure cookie over plain HTTP.
+func serveDashboard(t *testing.T, cfg Config) string {
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	d.Register(mux)
 	srv := httptest.NewServer(mux)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	browsertest.Run(t, "empty", "http://localhost:"+port, "empty-token", map[string]any{"timezone": "UTC"})
+	return "http://localhost:" + port
 }
 
 // TestRoutes checks answers that need no browser: a tracker without a token
