@@ -216,15 +216,7 @@ func serveDashboard(t *testing.T, cfg Config) string {
 // built scripts, styles and icon, with the page headers.
 func TestRoutes(t *testing.T) {
 	serve := func(token string) string {
-		d, err := New(Config{Source: testSource{now: time.Now()}, Token: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		d.Register(mux)
-		srv := httptest.NewServer(mux)
-		t.Cleanup(srv.Close)
-		return srv.URL
+		return serveDashboard(t, Config{Source: testSource{now: time.Now()}, Token: token})
 	}
 	get := func(url string, hdr ...string) (*http.Response, string) {
 		req, _ := http.NewRequest("GET", url, nil)
