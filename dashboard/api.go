@@ -31,10 +31,18 @@ type errorResponse struct {
 // and checks the app and channel names in the path.
 func (d *Dashboard) api(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		ok, wait := false, time.Duration(0)
+		if !d.disabled {
+			ok, wait = d.Authorize(r)
+		}
 		switch {
 		case d.disabled:
 			writeJSON(w, http.StatusForbidden, errorResponse{"forbidden", "the API is disabled on this tracker: start it with a stats token (deploy serve stats_token=<secret>)"})
-		case !d.Authorized(r):
+		case wait > 0:
+			msg, secs := RetryIn(wait)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeJSON(w, http.StatusTooManyRequests, errorResponse{"rate_limited", msg})
+		case !ok:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="deploy tracker"`)
 			writeJSON(w, http.StatusUnauthorized, errorResponse{"unauthorized", "missing or wrong stats token: send \"Authorization: Bearer <token>\" with the tracker's stats token, or sign in at " + Path})
 		case !validName(r.PathValue("app")) || !validName(r.PathValue("channel")):

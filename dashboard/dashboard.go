@@ -3,10 +3,14 @@ package dashboard
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"html/template"
 	"io/fs"
+	"math"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +40,9 @@ type Config struct {
 	Token string
 	// Log receives the errors of the Source.
 	Log zerolog.Logger
+	// ClientAddr is the address that wrong tokens are counted by; the
+	// request's remote host if nil.
+	ClientAddr func(*http.Request) string
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
 }
@@ -46,6 +53,8 @@ type Dashboard struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	sessions *sessions
+	guard    *guard
+	addr     func(*http.Request) string
 	assets   fs.FS
 	index    []byte
 	signin   *template.Template
@@ -70,8 +79,12 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
+	addr := cfg.ClientAddr
+	if addr == nil {
+		addr = remoteHost
+	}
 	return &Dashboard{
-		src: cfg.Source, log: cfg.Log, now: now, sessions: newSessions(cfg.Token, now),
+		src: cfg.Source, log: cfg.Log, now: now, sessions: newSessions(cfg.Token, now), guard: newGuard(now), addr: addr,
 		assets: assets,
 		index:  index, signin: signin, disabled: cfg.Token == "",
 	}, nil
@@ -91,10 +104,45 @@ func (d *Dashboard) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/apps/{app}/channels/{channel}/history", d.api(d.handleHistory))
 }
 
-// Authorized reports whether r carries the token, as "Authorization:
-// Bearer <token>" or as the session cookie of a sign-in. Other API routes
-// of the tracker use it too.
-func (d *Dashboard) Authorized(r *http.Request) bool { return d.sessions.authorized(r) }
+// Authorize reports whether r carries the token, as "Authorization:
+// Bearer <token>" or as the session cookie of a sign-in. An address that
+// presented too many wrong tokens is not checked: wait says how long it
+// must wait first. Other API routes of the tracker use it too.
+func (d *Dashboard) Authorize(r *http.Request) (ok bool, wait time.Duration) {
+	if token, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); bearer {
+		return d.try(r, strings.TrimSpace(token))
+	}
+	return d.sessions.cookieOK(r), 0
+}
+
+// try checks a token that r presents, counting it against r's address
+// when wrong.
+func (d *Dashboard) try(r *http.Request, token string) (ok bool, wait time.Duration) {
+	addr := d.addr(r)
+	if wait := d.guard.wait(addr); wait > 0 {
+		return false, wait
+	}
+	if d.sessions.tokenOK(token) {
+		return true, 0
+	}
+	d.guard.failed(addr)
+	return false, 0
+}
+
+// RetryIn is the message of a client told to wait, in seconds, the
+// number Retry-After carries.
+func RetryIn(wait time.Duration) (msg string, secs int) {
+	secs = max(1, int(math.Ceil(wait.Seconds())))
+	return fmt.Sprintf("too many wrong tokens from this address; retry in %d s", secs), secs
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
 
 // pageHeaders are the headers of every page and asset.
 func pageHeaders(w http.ResponseWriter, cache string) {
@@ -108,7 +156,7 @@ func pageHeaders(w http.ResponseWriter, cache string) {
 
 // handleIndex answers GET /dashboard: the app, or the sign-in page.
 func (d *Dashboard) handleIndex(w http.ResponseWriter, r *http.Request) {
-	if !d.Authorized(r) {
+	if !d.sessions.cookieOK(r) {
 		http.Redirect(w, r, Path+"/signin", http.StatusSeeOther)
 		return
 	}
@@ -157,7 +205,14 @@ func (d *Dashboard) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		d.signInPage(w, http.StatusBadRequest, "The form could not be read; try again.")
 		return
 	}
-	if !d.sessions.tokenOK(strings.TrimSpace(r.PostForm.Get("token"))) {
+	ok, wait := d.try(r, strings.TrimSpace(r.PostForm.Get("token")))
+	if wait > 0 {
+		_, secs := RetryIn(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		d.signInPage(w, http.StatusTooManyRequests, fmt.Sprintf("Too many wrong tokens from this address: try again in %d seconds.", secs))
+		return
+	}
+	if !ok {
 		d.signInPage(w, http.StatusUnauthorized, "Wrong token. Use the tracker's stats token (stats_token).")
 		return
 	}

@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,5 +252,77 @@ func TestRoutes(t *testing.T) {
 	}
 	if resp, _ := get(on + "/dashboard"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard/signin" {
 		t.Errorf("dashboard without a session: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+}
+
+// TestWrongTokensWait guesses tokens over HTTP, by bearer and through the
+// sign-in form: after guessBurst wrong tokens an address waits, even with
+// the right token, while another address is not slowed; tries come back
+// over time.
+func TestWrongTokensWait(t *testing.T) {
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	base := serveDashboard(t, Config{Source: testSource{now: now}, Token: "the-token", Now: clock,
+		ClientAddr: func(r *http.Request) string { return r.Header.Get("X-Test-Addr") }})
+	try := func(addr, token string, form bool) *http.Response {
+		req, _ := http.NewRequest("GET", base+"/api/apps", nil)
+		if form {
+			req, _ = http.NewRequest("POST", base+"/dashboard/signin", strings.NewReader(url.Values{"token": {token}}.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		req.Header.Set("X-Test-Addr", addr)
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range guessBurst {
+		if resp := try("192.0.2.1", fmt.Sprintf("guess-%d", i), i%2 == 0); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %s, want 401", i+1, resp.Status)
+		}
+	}
+	for _, form := range []bool{false, true} {
+		resp := try("192.0.2.1", "the-token", form)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "6" {
+			t.Errorf("the right token after %d wrong ones (form %v): %s, Retry-After %q; want 429 and 6", guessBurst, form, resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	if resp := try("192.0.2.2", "the-token", false); resp.StatusCode != http.StatusOK {
+		t.Errorf("another address with the right token: %s, want 200", resp.Status)
+	}
+	mu.Lock()
+	now = now.Add(guessEvery)
+	mu.Unlock()
+	if resp := try("192.0.2.1", "the-token", true); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the right token once a try came back: %s, want 303 to the dashboard", resp.Status)
+	}
+	if resp := try("192.0.2.1", "guess-again", false); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a wrong token with one try left: %s, want 401", resp.Status)
+	}
+	if resp := try("192.0.2.1", "guess-more", false); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("a wrong token with no try left: %s, want 429", resp.Status)
+	}
+}
+
+func TestGuardForgets(t *testing.T) {
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	g := newGuard(func() time.Time { return now })
+	for i := range maxGuessers + 5 {
+		g.failed(fmt.Sprintf("addr-%d", i))
+		if i == 0 {
+			now = now.Add(guessEvery) // the first one's try comes back
+		}
+	}
+	if len(g.tries) > maxGuessers {
+		t.Errorf("%d addresses remembered, want at most %d", len(g.tries), maxGuessers)
+	}
+	if _, ok := g.tries["addr-0"]; ok {
+		t.Error("an address whose tries all came back is still remembered")
 	}
 }

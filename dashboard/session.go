@@ -102,12 +102,8 @@ func (s *sessions) revoke(v string) {
 	s.revoked[v] = exp
 }
 
-// authorized reports whether r carries the token as a bearer token (for
-// scripts) or a valid session cookie (for the browser).
-func (s *sessions) authorized(r *http.Request) bool {
-	if token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return s.tokenOK(strings.TrimSpace(token))
-	}
+// cookieOK reports whether r carries a valid session cookie.
+func (s *sessions) cookieOK(r *http.Request) bool {
 	c, err := r.Cookie(CookieName)
 	return err == nil && s.valid(c.Value)
 }

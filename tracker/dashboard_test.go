@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -359,5 +360,43 @@ func TestDashboardHistoryBounded(t *testing.T) {
 	clk.Set(clk.Now().Add(time.Second))
 	if e := history()[0]; e["sequence"] != float64(historyShown+4) || e["change"] != "newer build" || e["rollout"] != nil {
 		t.Errorf("newest entry after the rollout reached everyone: %v", e)
+	}
+}
+
+// TestStatsTokenGuesses checks that /api/stats counts wrong tokens by the
+// client address (X-Forwarded-For behind a trusted proxy) and that a
+// short token is warned about at start.
+func TestStatsTokenGuesses(t *testing.T) {
+	f := newFixture(t)
+	f.writeACL()
+	logs := &logBuffer{}
+	cfg := f.config(t)
+	cfg.StatsToken, cfg.TrustProxy, cfg.Log = "tok", true, zerolog.New(logs)
+	_, base := startServer(t, cfg)
+	if !strings.Contains(logs.String(), "stats token is short") {
+		t.Errorf("no warning about a 3-character stats token in the log:\n%s", logs.String())
+	}
+	stats := func(addr, token string) *http.Response {
+		resp, _ := do(t, http.DefaultClient, "GET", base+StatsPath, nil, "Authorization", "Bearer "+token, "X-Forwarded-For", addr)
+		return resp
+	}
+	for i := range 10 {
+		if resp := stats("198.51.100.7", fmt.Sprint("guess", i)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %s, want 401", i+1, resp.Status)
+		}
+	}
+	if resp := stats("198.51.100.7", "tok"); resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the right token after 10 wrong ones from one address: %s, want 429 with Retry-After", resp.Status)
+	}
+	if resp := stats("198.51.100.8", "tok"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the right token from another address: %s, want 200", resp.Status)
+	}
+
+	logs = &logBuffer{}
+	cfg = f.config(t)
+	cfg.StatsToken, cfg.Log = strings.Repeat("k", MinStatsToken), zerolog.New(logs)
+	startServer(t, cfg)
+	if strings.Contains(logs.String(), "stats token is short") {
+		t.Errorf("a %d-character token is warned about:\n%s", MinStatsToken, logs.String())
 	}
 }

@@ -165,10 +165,17 @@ type Server struct {
 	closed    atomic.Bool
 }
 
+// MinStatsToken is the shortest stats token started without a warning.
+const MinStatsToken = 32
+
 // logSettings says which settings change what devices are offered.
 func (cfg *Config) logSettings(public string) {
 	if cfg.MinACLVersion > 0 {
 		cfg.Log.Info().Int64("min_acl_version", cfg.MinACLVersion).Msg("acl.json older than the pinned version is refused")
+	}
+	if n := len(cfg.StatsToken); n > 0 && n < MinStatsToken {
+		cfg.Log.Warn().Int("characters", n).Msgf("the stats token is short enough to be guessed from many addresses; "+
+			"use %d random characters or more (openssl rand -base64 32)", MinStatsToken)
 	}
 	if public == "" {
 		cfg.Log.Warn().Msg("public_url is not set: the download URLs in update answers are derived from each request's Host and X-Forwarded-Proto, " +
@@ -241,7 +248,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("tracker: read the tracker state: %w", err)
 	}
 	s.src = newDashboardSource(s)
-	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now})
+	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now, ClientAddr: s.clientAddr})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
 	}

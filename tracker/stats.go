@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
+	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/state"
 )
@@ -78,7 +80,14 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errorf(codeForbidden, "stats are disabled on this tracker: start it with a stats token (deploy serve stats_token=<secret>)"))
 		return
 	}
-	if !s.dash.Authorized(r) {
+	ok, wait := s.dash.Authorize(r)
+	if wait > 0 {
+		msg, secs := dashboard.RetryIn(wait)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.writeError(w, r, errorf(codeRateLimited, "%s", msg))
+		return
+	}
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="deploy tracker"`)
 		s.writeError(w, r, errorf(codeUnauthorized, "missing or wrong stats token: send \"Authorization: Bearer <token>\" with the tracker's stats token"))
 		return
