@@ -155,6 +155,22 @@ func errorParts(err error) (msg, hint string) {
 	if errors.As(err, &he) {
 		hint = he.hint
 	}
+	var ie *publish.InvalidationError
+	if errors.As(err, &ie) {
+		m, _ := errorParts(ie.Err)
+		var api smithy.APIError
+		if errors.As(ie.Err, &api) {
+			switch api.ErrorCode() {
+			case "NoSuchDistribution":
+				m = "the CloudFront distribution in distribution= does not exist"
+			case "AccessDenied":
+				m = "AWS denied the invalidation"
+			}
+		}
+		return fmt.Sprintf("channel %s changed in the store, but the CDN invalidation of its latest.json failed: %s", ie.Channel, m),
+			"devices see the change within 60 s anyway, when their cached latest.json expires. Running the command again invalidates nothing, since nothing changes; " +
+				"for the next time, check distribution= (the distribution's id, E...) and that your AWS credentials allow cloudfront:CreateInvalidation"
+	}
 	if m, h, ok := explainAWS(err); ok {
 		return m, h
 	}

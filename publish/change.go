@@ -197,10 +197,23 @@ func (p *Publisher) purge(ctx context.Context, app, channel string) (bool, error
 		return false, nil
 	}
 	if err := p.Invalidator.Invalidate(ctx, []string{p.cdnPath(manifest.LatestKey(app, channel))}); err != nil {
-		return false, fmt.Errorf("changed channel %s, but the CDN invalidation failed (devices see it within 60 s anyway): %w", channel, err)
+		return false, &InvalidationError{Channel: channel, Err: err}
 	}
 	return true, nil
 }
+
+// InvalidationError reports a channel that changed in the store when the
+// CDN invalidation of its latest.json then failed.
+type InvalidationError struct {
+	Channel string
+	Err     error
+}
+
+func (e *InvalidationError) Error() string {
+	return fmt.Sprintf("changed channel %s, but the CDN invalidation failed (devices see it within 60 s anyway): %v", e.Channel, e.Err)
+}
+
+func (e *InvalidationError) Unwrap() error { return e.Err }
 
 // clonePointer copies l deeply enough that an edit of the copy leaves l
 // alone.
