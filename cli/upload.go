@@ -99,6 +99,11 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	if res != nil && !res.NotifyAppReady && res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
 		log.Warn().Msg("no .js file calls notifyAppReady(): the Capgo plugin will roll this build back after appReadyTimeout (10 s); call CapacitorUpdater.notifyAppReady() when your app starts")
 	}
+	if res != nil && res.Replaced != "" && !res.DryRun {
+		log.Warn().Msgf("channel %s's latest.json did not verify (%s), so this upload replaced it and its history starts over; "+
+			"what it held (a staged rollout, native fallbacks, self_assign) could not be trusted and was not kept: "+
+			"set it again with deploy channel set app=%s channel=%s (see deploy channel set --help)", res.Channel, res.Replaced, res.App, res.Channel)
+	}
 	if res == nil {
 		return err
 	}

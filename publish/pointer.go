@@ -51,6 +51,7 @@ type current struct {
 	exists   bool   // some object is at the key
 	parsed   bool   // its payload could be read
 	verified bool   // it verifies against the ACL, expiry aside
+	problem  error  // why it does not verify, when it exists and does not
 }
 
 // pointer returns the verified pointer, or nil.
@@ -117,16 +118,20 @@ func (p *Publisher) readCurrent(ctx context.Context, acl *manifest.ACL, app, cha
 		if err != nil {
 			return nil, err
 		}
-		return &current{key: key, etag: info.ETag, exists: true}, nil
+		return &current{key: key, etag: info.ETag, exists: true, problem: fmt.Errorf("it is over the %d bytes devices read", manifest.MaxLatestSize)}, nil
 	case err != nil:
 		return nil, err
 	}
 	cur := &current{key: key, data: data, etag: info.ETag, exists: true}
 	// Checked at the zero time, so an expired pointer still counts as the
 	// channel's current build.
-	if l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel}); err == nil {
+	l, err := acl.VerifyLatest(data, manifest.Expect{App: app, Channel: channel})
+	if err == nil {
 		cur.Latest, cur.parsed, cur.verified = *l, true, true
-	} else if env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize); err == nil {
+		return cur, nil
+	}
+	cur.problem = err
+	if env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize); err == nil {
 		cur.parsed = json.Unmarshal(env.Payload, &cur.Latest) == nil
 	}
 	return cur, nil

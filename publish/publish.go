@@ -135,9 +135,14 @@ type Result struct {
 	// NewFiles counts the file objects this upload wrote; the others were
 	// in the store already. NewFileBytes is their bytes and the file
 	// manifest's when new, NewBytes those and the bundle's when new.
-	NewFiles     int   `json:"new_files"`
-	NewFileBytes int64 `json:"new_file_bytes"`
-	NewBytes     int64 `json:"new_bytes"`
+	// Replaced says why the channel's latest.json did not verify, when
+	// the upload replaced such a pointer: what it held (a candidate,
+	// fallbacks, self_assign) could not be trusted and was not carried
+	// over, and the channel's history starts over.
+	Replaced     string `json:"replaced_unverified,omitempty"`
+	NewFiles     int    `json:"new_files"`
+	NewFileBytes int64  `json:"new_file_bytes"`
+	NewBytes     int64  `json:"new_bytes"`
 	// Invalidated reports that the CDN's copy of latest.json was purged.
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
@@ -252,6 +257,9 @@ func (p *Publisher) record(ctx context.Context, acl *manifest.ACL, req Request, 
 	ref, cur, err := p.reuse(ctx, acl, req, b)
 	if err != nil || ref != nil {
 		return deref(ref), err
+	}
+	if cur.exists && !cur.verified {
+		res.Replaced = cur.problem.Error()
 	}
 	if req.Version != "" {
 		if err := p.checkVersionFree(ctx, acl, req.App, req.Version, b.SHA256); err != nil {

@@ -356,6 +356,9 @@ func TestUploadReplacesAGarbageLatest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("upload over a %d-byte garbage latest.json: %v", len(junk), err)
 		}
+		if res.Replaced == "" {
+			t.Errorf("upload over a %d-byte garbage latest.json does not say it replaced it", len(junk))
+		}
 		l := f.verifyChannel(t, "retailer", "production")
 		if l.Build.Number != res.Number {
 			t.Fatalf("latest points at build %d, want %d", l.Build.Number, res.Number)
