@@ -78,7 +78,7 @@ func runHistory(ctx context.Context, o *historyOptions) error {
 	if h.Deleted {
 		fmt.Fprintf(o.io.Out, "channel %s of %s was deleted after sequence %d; devices on it keep their build\n", o.Channel, o.App, h.Entries[0].Sequence)
 	}
-	printHistory(o.io.Out, rows)
+	printHistory(o.io.Out, rows, h.Below)
 	if gap == nil {
 		fmt.Fprintf(o.io.Out, "chain OK: %d pointers, each linked to the one before\n", len(h.Chain))
 	}
@@ -141,7 +141,9 @@ func changeOf(prev, l *manifest.Latest) string {
 	return strings.Join(parts, "; ")
 }
 
-func printHistory(w interface{ Write([]byte) (int, error) }, rows []historyRow) {
+// printHistory prints rows; those under below (a gap's) could not be
+// followed on the chain.
+func printHistory(w interface{ Write([]byte) (int, error) }, rows []historyRow, below int64) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tDATE\tBY\tCHANGE\tNOTES")
 	for _, r := range rows {
@@ -150,7 +152,10 @@ func printHistory(w interface{ Write([]byte) (int, error) }, rows []historyRow) 
 			continue
 		}
 		change := r.Change
-		if !r.Served {
+		switch {
+		case !r.Served && r.Sequence < below:
+			change += " (past the gap: not checked against the chain)"
+		case !r.Served:
 			change += " (never served: not on the chain)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Sequence, r.Issued.Local().Format(time.DateTime), r.By, change, firstLine(r.Notes))

@@ -121,7 +121,7 @@ func describe(l *manifest.Latest) string {
 		for _, f := range l.Fallbacks {
 			ns = append(ns, buildName(f))
 		}
-		s += "; for older native versions: " + strings.Join(ns, ", ")
+		s += "; for native versions outside its range: " + strings.Join(ns, ", ")
 	}
 	return s
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 
 	"github.com/cartona/deploy/manifest"
@@ -35,6 +36,9 @@ type History struct {
 	// Gap, if not empty, says where the chain breaks: a missing or
 	// altered entry, or a chain that starts over.
 	Gap string `json:"gap,omitempty"`
+	// Below is, with a gap, the sequence the chain could not be followed
+	// past: entries under it are not known to have been served or not.
+	Below int64 `json:"-"`
 	// Deleted reports a channel without latest.json (deploy channel
 	// delete): its chain is read from its newest entry.
 	Deleted bool `json:"deleted,omitempty"`
@@ -100,12 +104,12 @@ func (h *History) chain(acl *manifest.ACL, app, channel string, latest []byte) {
 	}
 	l, err := acl.VerifyHistory(app, channel, [][]byte{latest})
 	if err != nil {
-		h.Gap = fmt.Sprintf("latest.json does not verify (%v)", err)
+		h.Gap, h.Below = fmt.Sprintf("latest.json does not verify (%v)", err), math.MaxInt64
 		return
 	}
 	e := bySeq[l[0].Sequence]
 	if e == nil || !bytes.Equal(e.data, latest) {
-		h.Gap = fmt.Sprintf("latest.json (sequence %d) is not in the history", l[0].Sequence)
+		h.Gap, h.Below = fmt.Sprintf("latest.json (sequence %d) is not in the history", l[0].Sequence), math.MaxInt64
 		return
 	}
 	var served [][]byte
@@ -116,13 +120,13 @@ func (h *History) chain(acl *manifest.ACL, app, channel string, latest []byte) {
 		link := linkOf(e.Pointer)
 		if link == nil {
 			if oldest := h.Entries[len(h.Entries)-1].Sequence; oldest < e.Sequence {
-				h.Gap = fmt.Sprintf("the chain starts over at sequence %d (its latest.json was unreadable before); older entries are not linked", e.Sequence)
+				h.Gap, h.Below = fmt.Sprintf("the chain starts over at sequence %d (its latest.json was unreadable before); older entries are not linked", e.Sequence), e.Sequence
 			}
 			break
 		}
 		prev := bySeq[link.Sequence]
 		if prev == nil || prev.Pointer == nil || manifest.LinkTo(link.Sequence, prev.data) != *link {
-			h.Gap = fmt.Sprintf("sequence %d links to sequence %d, which is missing from the history, altered or does not verify", e.Sequence, link.Sequence)
+			h.Gap, h.Below = fmt.Sprintf("sequence %d links to sequence %d, which is missing from the history, altered or does not verify", e.Sequence, link.Sequence), e.Sequence
 			break
 		}
 		e = prev
