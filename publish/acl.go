@@ -67,7 +67,12 @@ func InitACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, users 
 // If change reports no change (false), nothing is written. An ACL at
 // [manifest.MaxSequence] is refused rather than wrapped.
 func UpdateACL(ctx context.Context, s store.Store, root ed25519.PrivateKey, change func(*manifest.ACL) (bool, error)) (*manifest.ACL, bool, error) {
-	return updateACL(ctx, s, manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}, []ed25519.PrivateKey{root}, change)
+	acl, changed, err := updateACL(ctx, s, manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}, []ed25519.PrivateKey{root}, change)
+	if manifest.RuleOf(err) == manifest.RuleACLUntrusted {
+		// The root checked against is the signing root, not root_key=.
+		err = fmt.Errorf("%s is not signed by the root key you sign with (%w); after a root rotation, pass the new root's key file with root_key_file=", s.Location(manifest.ACLKey), &manifest.Error{Rule: manifest.RuleACLUntrusted, Detail: "root " + manifest.FormatPublicKey(manifest.Public(root)) + " is not among its signers"})
+	}
+	return acl, changed, err
 }
 
 // ResignACL moves the ACL to other root keys: it reads the ACL, verifies it
