@@ -3,6 +3,7 @@ package tracker
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -157,6 +158,34 @@ func TestRateLimits(t *testing.T) {
 	}
 	if resp, _ := do(t, nil, "GET", base+"/healthz", nil); resp.StatusCode != 200 {
 		t.Errorf("healthz is not rate limited: %s", resp.Status)
+	}
+}
+
+// TestStatsEventsSpendTheAddressBudget sends batches of stats events with
+// a new device id each, from one address: each event spends the
+// address's budget, not only each request.
+func TestStatsEventsSpendTheAddressBudget(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1")
+	cfg := f.config(t)
+	cfg.Limits = Limits{DeviceRate: -1, AddrRate: 1, AddrBurst: 100}
+	_, base := startServer(t, cfg)
+	batch := func(n, from int) []byte {
+		evs := make([]map[string]string, n)
+		for i := range evs {
+			evs[i] = map[string]string{"action": "set", "app_id": "retailer", "device_id": fmt.Sprintf("00000000-0000-4000-8000-%012d", from+i), "version_name": "1"}
+		}
+		return mustJSON(t, evs)
+	}
+	if resp, body := do(t, nil, "POST", base+"/capgo/retailer/stats", batch(60, 0)); resp.StatusCode != 200 {
+		t.Fatalf("60 events within a budget of 100: %s %s", resp.Status, body)
+	}
+	resp, body := do(t, nil, "POST", base+"/capgo/retailer/stats", batch(60, 60))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("60 more events with 40 left of the budget: %s %s, want 429 with Retry-After", resp.Status, body)
+	}
+	if resp, body := do(t, nil, "POST", base+"/capgo/retailer/stats", batch(30, 120)); resp.StatusCode != 200 {
+		t.Errorf("30 events with 40 left: %s %s", resp.Status, body)
 	}
 }
 

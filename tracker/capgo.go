@@ -218,6 +218,13 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The request took one token of the address's budget; each further
+	// event takes one more, so that batches do not multiply what one
+	// address may store.
+	if ok, wait := s.addrs.allowN(s.clientAddr(r), s.now(), float64(len(reqs)-1)); !ok {
+		s.tooMany(w, r, wait, "address", "too many events from this address")
+		return
+	}
 	evs, ignored, invalid := s.capgoEvents(app, reqs)
 	if len(evs) == 0 && invalid != nil {
 		s.writeError(w, r, invalid)

@@ -45,7 +45,13 @@ func newLimiter(rate float64, burst int, maxKeys int) *limiter {
 // allow takes a token for key. If none is left it returns false and how
 // long until one is.
 func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
-	if l == nil || l.rate <= 0 {
+	return l.allowN(key, now, 1)
+}
+
+// allowN takes n tokens for key, or none if fewer are left: it then
+// returns false and how long until n are (the burst at most).
+func (l *limiter) allowN(key string, now time.Time, n float64) (bool, time.Duration) {
+	if l == nil || l.rate <= 0 || n <= 0 {
 		return true, 0
 	}
 	h := maphash.String(l.seed, key)
@@ -63,12 +69,13 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
 		b.last = t
 	}
-	if b.tokens < 1 {
+	n = math.Min(n, l.burst)
+	if b.tokens < n {
 		sh.buckets[h] = b
-		wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+		wait := time.Duration((n - b.tokens) / l.rate * float64(time.Second))
 		return false, wait
 	}
-	b.tokens--
+	b.tokens -= n
 	sh.buckets[h] = b
 	return true, 0
 }
