@@ -124,14 +124,17 @@ func (s testSource) Channels(_ context.Context, app string) ([]Channel, error) {
 
 func (s testSource) History(_ context.Context, app, channel string) ([]Entry, error) {
 	stable, cand := Build{ID: "shop-7", Number: 7, Version: "3.1.0"}, Build{ID: "shop-8", Number: 8, Version: "3.2.0"}
-	if channel != "production" {
-		return []Entry{}, nil
+	switch channel {
+	case "beta": // the halt of its rollout, signed by a tracker's halt key
+		return []Entry{{Sequence: 12, Issued: s.now, By: "tracker-eu", Build: &cand, Verified: true, Change: ChangeHalt, Notes: "crash on start"}}, nil
+	case "production":
+		return []Entry{
+			{Sequence: 40, Issued: s.now.Add(-time.Hour), By: "amal", Build: &stable, Verified: true,
+				Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}, Change: ChangePause, Notes: "support asked"},
+			{Sequence: 39, Verified: false, Problem: "it fails verification (bad_signature)"},
+		}, nil
 	}
-	return []Entry{
-		{Sequence: 40, Issued: s.now.Add(-time.Hour), By: "amal", Build: &stable, Verified: true,
-			Rollout: &Rollout{ID: "r-25", Candidate: cand, Percent: 25, State: Paused, Why: "waiting for support"}, Change: ChangePause, Notes: "support asked"},
-		{Sequence: 39, Verified: false, Problem: "it fails verification (bad_signature)"},
-	}, nil
+	return []Entry{}, nil
 }
 
 func (s testSource) Counters(_ context.Context, app string) ([]Counters, error) {
@@ -153,7 +156,7 @@ func (s testSource) Adoption(_ context.Context, app string, bucket time.Duration
 }
 
 // TestRolloutInBrowser shows staged rollouts (running, paused and halted,
-// with why) and an unverified history entry in headless Chromium.
+// with why), a halt and an unverified history entry in headless Chromium.
 func TestRolloutInBrowser(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	src := testSource{now: now}
@@ -174,7 +177,9 @@ func TestRolloutInBrowser(t *testing.T) {
 			"series": []map[string]any{{"version": "3.2.0", "build_id": "shop-8", "last": 30}}}},
 		"builds": 1,
 		"history": map[string]any{
-			"beta": []any{},
+			"beta": []map[string]any{
+				{"sequence": 12, "change": "halt", "by": "tracker-eu", "version": "3.2.0", "notes": "crash on start", "issued": now, "verified": true},
+			},
 			"production": []map[string]any{
 				{"sequence": 40, "change": "pause", "by": "amal", "version": "3.1.0", "notes": "support asked", "issued": now.Add(-time.Hour), "verified": true,
 					"rollout": map[string]any{"version": "3.2.0", "percent": 25, "state": "paused"}},

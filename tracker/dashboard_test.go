@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -16,10 +17,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cartona/deploy/dashboard"
 	"github.com/cartona/deploy/internal/browsertest"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/state"
+	"github.com/cartona/deploy/store"
 	"github.com/cartona/deploy/store/file"
 )
 
@@ -41,11 +44,13 @@ type dashboardSeed struct {
 	published time.Time // when the uploads signed their pointers
 	pub       *publish.Publisher
 	at        *time.Time // the publisher's clock
+	halter    ed25519.PrivateKey
 }
 
 const (
 	dashToken  = "dashboard-test-token-7f3a"
 	dashSigner = "release-bot"
+	dashHalter = "tracker-eu" // holds the halt key: can_halt only
 )
 
 func seedDashboard(t *testing.T) *dashboardSeed {
@@ -55,16 +60,18 @@ func seedDashboard(t *testing.T) *dashboardSeed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, user := newKey(t), newKey(t)
+	root, user, halter := newKey(t), newKey(t), newKey(t)
 	trust := manifest.Trust{Roots: []ed25519.PublicKey{manifest.Public(root)}}
 	users := []manifest.User{{Name: dashSigner, Keys: []string{manifest.FormatPublicKey(manifest.Public(user))},
-		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}}}
+		Grants: map[string]manifest.Grant{manifest.AllApps: {CanUpload: true}}},
+		{Name: dashHalter, Keys: []string{manifest.FormatPublicKey(manifest.Public(halter))},
+			Grants: map[string]manifest.Grant{manifest.AllApps: {CanHalt: true}}}}
 	if _, err := publish.InitACL(ctx, st, root, users); err != nil {
 		t.Fatal(err)
 	}
 	published := time.Now().UTC().Truncate(time.Second).Add(-5 * time.Hour)
 	at := published
-	seed := &dashboardSeed{store: st, dir: dir, trust: trust, published: published, at: &at}
+	seed := &dashboardSeed{store: st, dir: dir, trust: trust, published: published, at: &at, halter: halter}
 	seed.pub = &publish.Publisher{Store: st, Key: user, Trust: trust, Now: func() time.Time { return *seed.at }}
 	for _, r := range []publish.Request{
 		{App: "shop", Channel: "production", Version: "1.0.0", Notes: "first release"},
@@ -91,6 +98,35 @@ func (s *dashboardSeed) release(t *testing.T, at time.Time, channel, notes strin
 	*s.at = at
 	if _, err := s.pub.Change(context.Background(), "shop", channel, publish.Noted(notes, time.Time{}, edit), false); err != nil {
 		t.Fatalf("%s on %s: %v", notes, channel, err)
+	}
+}
+
+// halt signs, with the seed's halt key, a halt of the candidate of a shop
+// channel's pointer at time at, as a tracker does (docs/format.md, "Halt"),
+// and stores it as the channel's next history entry and latest.json.
+func (s *dashboardSeed) halt(t *testing.T, channel string, at time.Time, reason string) {
+	ctx := context.Background()
+	key := manifest.LatestKey("shop", channel)
+	data, _, err := store.ReadSmall(ctx, s.store, key, manifest.MaxLatestSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := decode[manifest.Latest](t, env.Payload)
+	h := manifest.Halt{App: "shop", Channel: channel, Sequence: l.Sequence + 1, Issued: at, Reason: reason,
+		Pointer: *env, Previous: manifest.LinkTo(l.Sequence, data)}
+	signed, err := manifest.Sign(manifest.TypeHalt, h, s.halter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := signed.Marshal()
+	for _, k := range []string{manifest.HistoryKey("shop", channel, h.Sequence), key} {
+		if _, err := s.store.Put(ctx, k, bytes.NewReader(out), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -399,4 +435,53 @@ func TestStatsTokenGuesses(t *testing.T) {
 	if strings.Contains(logs.String(), "stats token is short") {
 		t.Errorf("a %d-character token is warned about:\n%s", MinStatsToken, logs.String())
 	}
+}
+
+// TestDashboardHistoryHalt: a halt in a channel's history is the halt's
+// entry: signed by the user holding the halt key, when and why the halt
+// was signed, not who signed the pointer it halted, when, with what notes.
+// So is a halt shown alone, on a channel without history entries.
+func TestDashboardHistoryHalt(t *testing.T) {
+	seed := seedDashboard(t)
+	clk := &clock{t: time.Now().UTC()}
+	base := startDashboardTracker(t, seed, clk)
+	rolled, halted := seed.published.Add(time.Hour), seed.published.Add(2*time.Hour)
+	seed.release(t, rolled, "production", "search to a tenth", publish.Rollout(seed.buildRef(t, 2), 10))
+	seed.halt(t, "production", halted, "search crashes on start")
+	history := func() []dashboard.Entry {
+		t.Helper()
+		resp, body := do(t, nil, "GET", base+"/api/apps/shop/channels/production/history", nil, "Authorization", "Bearer "+dashToken)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("history: %s %s", resp.Status, body)
+		}
+		return decode[struct{ Entries []dashboard.Entry }](t, body).Entries
+	}
+	check := func(e dashboard.Entry, seq int64, change, by string, issued time.Time, notes string) {
+		t.Helper()
+		if e.Sequence != seq || e.Change != change || e.By != by || !e.Issued.Equal(issued) || e.Notes != notes || !e.Verified {
+			t.Errorf("entry %+v;\nwant sequence %d, change %q, by %q, issued %s, notes %q, verified",
+				e, seq, change, by, issued.Format(time.RFC3339), notes)
+		}
+	}
+	got := history()
+	if len(got) != 3 {
+		t.Fatalf("%d entries, want 3", len(got))
+	}
+	check(got[0], 3, dashboard.ChangeHalt, dashHalter, halted, "search crashes on start")
+	check(got[1], 2, dashboard.ChangeRollout, dashSigner, rolled, "search to a tenth")
+	if got[0].Rollout != nil || got[1].Rollout == nil {
+		t.Errorf("rollouts %v and %v, want none after the halt, one before", got[0].Rollout, got[1].Rollout)
+	}
+
+	// Without history entries, the channel shows its current pointer: the
+	// halt.
+	if err := os.RemoveAll(filepath.Join(seed.dir, filepath.FromSlash(manifest.HistoryPrefix("shop", "production")))); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(clk.Now().Add(time.Second))
+	got = history()
+	if len(got) != 1 {
+		t.Fatalf("%d entries without history entries, want the current pointer", len(got))
+	}
+	check(got[0], 3, "", dashHalter, halted, "search crashes on start")
 }

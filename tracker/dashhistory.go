@@ -92,14 +92,7 @@ func (d *dashboardSource) historyEntry(acl *manifest.ACL, app, channel string, s
 		e.Problem = fmt.Sprintf("it fails verification (%s)", ruleOf(err))
 		return e, nil
 	}
-	b := dashboardBuild(l.Build)
-	e.Verified, e.Issued, e.Build, e.Notes, e.By = true, l.Issued, &b, l.Notes, l.By
-	if e.By == "" {
-		e.By = signer(acl, data, app)
-	}
-	if l.Halted != nil && e.Notes == "" {
-		e.Notes = l.Halted.Reason
-	}
+	e = verifiedEntry(acl, data, l)
 	if c := l.Candidate; c != nil {
 		e.Rollout = &dashboard.Rollout{ID: c.Rollout, Candidate: dashboardBuild(c.Build), Percent: float64(c.Percent),
 			State: map[bool]string{true: dashboard.Paused, false: dashboard.Running}[c.Paused]}
@@ -161,23 +154,46 @@ func (d *dashboardSource) currentPointer(app, channel string) ([]dashboard.Entry
 	if err != nil {
 		return []dashboard.Entry{}, nil // Channels says why it is not served
 	}
-	b := dashboardBuild(rel.pointer.Build)
-	e := dashboard.Entry{Sequence: rel.pointer.Sequence, Issued: rel.pointer.Issued, By: signer(rel.acl, rel.data, app),
-		Build: &b, Rollout: d.rollout(rel), Notes: rel.pointer.Notes, Verified: true}
-	if b, _, err := d.s.man.verifiedBuild(app, rel.pointer.Build.Number); err == nil && e.Notes == "" {
-		e.Notes = b.Notes
+	e := verifiedEntry(rel.acl, rel.data, rel.pointer)
+	e.Rollout = d.rollout(rel)
+	if e.Notes == "" && rel.pointer.Halted == nil {
+		if b, _, err := d.s.man.verifiedBuild(app, rel.pointer.Build.Number); err == nil {
+			e.Notes = b.Notes
+		}
 	}
 	return []dashboard.Entry{e}, nil
 }
 
-// signer is the ACL user whose key signed the verified pointer data.
-func signer(acl *manifest.ACL, data []byte, app string) string {
-	env, err := manifest.ParseEnvelope(data, manifest.TypeLatest, manifest.MaxLatestSize)
+// verifiedEntry is the entry of l, verified from data against acl: who
+// signed it, when, its stable build and its notes. A halt's entry is the
+// halt's: the user whose can_halt key signed it, when, and its reason; the
+// halted pointer's uploader, time and notes are the entry before it.
+func verifiedEntry(acl *manifest.ACL, data []byte, l *manifest.Latest) dashboard.Entry {
+	b := dashboardBuild(l.Build)
+	e := dashboard.Entry{Sequence: l.Sequence, Issued: l.Issued, By: l.By, Build: &b, Notes: l.Notes, Verified: true}
+	switch {
+	case l.Halted != nil:
+		e.Issued, e.By, e.Notes = l.Halted.Issued, signer(acl, data, manifest.TypeHalt, l.App), l.Halted.Reason
+	case e.By == "":
+		e.By = signer(acl, data, manifest.TypeLatest, l.App)
+	}
+	return e
+}
+
+// signer is the ACL user whose key signed the verified envelope data, a
+// pointer (typ manifest.TypeLatest) or a halt (manifest.TypeHalt), with
+// the grant its type needs: can_upload or can_halt for app.
+func signer(acl *manifest.ACL, data []byte, typ, app string) string {
+	env, err := manifest.ParseEnvelope(data, typ, manifest.MaxLatestSize)
 	if err != nil {
 		return ""
 	}
+	holder := acl.Uploader
+	if typ == manifest.TypeHalt {
+		holder = acl.Halter
+	}
 	for _, k := range env.SignedBy(acl.Keys()) {
-		if name := acl.Uploader(k, app); name != "" {
+		if name := holder(k, app); name != "" {
 			return name
 		}
 	}
