@@ -110,6 +110,7 @@ func (h *health) watchRelease(rel *release) {
 		return
 	}
 	h.watched[key] = watch{app: rel.app, channel: rel.channel, candidate: *c}
+	h.s.metrics.rollout(rel.app, rel.channel)
 	if r, ok := h.halted[rolloutKey(rel.app, rel.channel, c.Rollout)]; ok {
 		// An uploader published a new pointer that keeps the halted rollout
 		// as candidate: the tracker does not offer it, and devices reading

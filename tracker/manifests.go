@@ -149,9 +149,9 @@ func (m *manifests) fetchRelease(app, channel string) (*release, error) {
 	m.mu.RUnlock()
 	l, acl, err := m.trust.VerifyLatest(aclData, data, exp)
 	if err != nil {
-		return nil, m.refuse(err, "latest", "the manifest of channel %q of app %q", channel, app)
+		return nil, m.refuse(err, kindLatest, "the manifest of channel %q of app %q", channel, app)
 	}
-	m.metrics.manifest("latest", "")
+	m.metrics.manifest(kindLatest, "")
 	rel, err := newRelease(l, aclData, data)
 	if err != nil {
 		return nil, &appError{Code: codeInternal, Message: "encode release", Err: err}
@@ -205,9 +205,9 @@ func (m *manifests) verifiedBuild(app string, n int64) (*manifest.Build, *manife
 		err = &manifest.Error{Rule: manifest.RuleMalformed, Detail: fmt.Sprintf("build record %s names build %s", id, b.ID)}
 	}
 	if err != nil {
-		return nil, nil, m.refuse(err, "build", "the build record of %s", id)
+		return nil, nil, m.refuse(err, kindBuild, "the build record of %s", id)
 	}
-	m.metrics.manifest("build", "")
+	m.metrics.manifest(kindBuild, "")
 	return b, acl, nil
 }
 
@@ -223,7 +223,7 @@ func (m *manifests) verifiedACL() (*manifest.ACL, error) {
 	m.mu.RUnlock()
 	acl, err := m.trust.VerifyACL(data, minACL)
 	if err != nil {
-		return nil, m.refuse(err, "acl", "acl.json")
+		return nil, m.refuse(err, kindACL, "acl.json")
 	}
 	return acl, nil
 }
@@ -253,9 +253,9 @@ func (m *manifests) raise(aclVersion int64, channel string, seq int64) error {
 	m.mu.Unlock()
 	switch {
 	case got[state.ACLFloor] > aclVersion:
-		return m.refuse(&manifest.Error{Rule: manifest.RuleACLRollback, Detail: fmt.Sprintf("ACL version %d is older than version %d verified before", aclVersion, got[state.ACLFloor])}, "acl", "acl.json")
+		return m.refuse(&manifest.Error{Rule: manifest.RuleACLRollback, Detail: fmt.Sprintf("ACL version %d is older than version %d verified before", aclVersion, got[state.ACLFloor])}, kindACL, "acl.json")
 	case channel != "" && got[channel] > seq:
-		return m.refuse(&manifest.Error{Rule: manifest.RuleRollback, Detail: fmt.Sprintf("sequence %d is lower than sequence %d verified before", seq, got[channel])}, "latest", "the manifest of channel %q", channel)
+		return m.refuse(&manifest.Error{Rule: manifest.RuleRollback, Detail: fmt.Sprintf("sequence %d is lower than sequence %d verified before", seq, got[channel])}, kindLatest, "the manifest of channel %q", channel)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cartona/deploy/manifest"
 )
 
 // Metrics are the tracker's Prometheus collectors, on a registry of their
@@ -16,6 +18,12 @@ import (
 // event store's commits); otherwise New makes one. Every label takes its
 // values from a fixed set (route patterns, status codes, rules), never
 // from request data, so the number of series stays bounded.
+//
+// A series whose labels are known up front (kinds and rules of manifests,
+// limits, caches) is there at 0 from the start, so that alerts using
+// absent() or rate() see it before its first increment. Requests appear
+// per route and status once answered, and rollout halts per app and
+// channel once the tracker serves a staged rollout there.
 //
 // The methods are safe for concurrent use and do nothing on a nil
 // *Metrics.
@@ -69,8 +77,47 @@ func NewMetrics() *Metrics {
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.latency, m.verified, m.refused, m.cache, m.rateLimited,
 		m.ingested, m.commitFailed, m.commitSize, m.commitTime, m.halts)
+	for _, kind := range []string{kindLatest, kindBuild} {
+		m.verified.WithLabelValues(kind)
+	}
+	for kind, rules := range refusable {
+		for _, rule := range rules {
+			m.refused.WithLabelValues(kind, string(rule))
+		}
+	}
+	for _, limit := range []string{limitDevice, limitAddress} {
+		m.rateLimited.WithLabelValues(limit)
+	}
 	return m
 }
+
+// The kinds of manifests the tracker verifies, as the manifest metrics
+// label them.
+const (
+	kindACL    = "acl"    // acl.json
+	kindLatest = "latest" // a channel's latest.json, with the ACL it rests on
+	kindBuild  = "build"  // a build record
+)
+
+// refusable are the rules a manifest of each kind can break, in the order
+// they are checked: each has its series of manifests_refused_total from
+// the start. A latest.json is verified with the ACL, so it can break the
+// ACL's rules too. A rule not listed here appears once broken.
+var refusable = map[string][]manifest.Rule{
+	kindACL: {manifest.RuleTooLarge, manifest.RuleMalformed, manifest.RuleUnsigned, manifest.RuleBadSignature,
+		manifest.RuleACLUntrusted, manifest.RuleACLRollback},
+	kindLatest: {manifest.RuleTooLarge, manifest.RuleMalformed, manifest.RuleUnsigned, manifest.RuleACLUntrusted,
+		manifest.RuleACLRollback, manifest.RuleBadSignature, manifest.RuleUntrustedKey, manifest.RuleAppMismatch,
+		manifest.RuleChannelMismatch, manifest.RuleNotGranted, manifest.RuleRollback, manifest.RuleExpired},
+	kindBuild: {manifest.RuleTooLarge, manifest.RuleMalformed, manifest.RuleUnsigned, manifest.RuleBadSignature,
+		manifest.RuleUntrustedKey, manifest.RuleAppMismatch, manifest.RuleNotGranted},
+}
+
+// The rate limits, as rate_limited_total labels them.
+const (
+	limitDevice  = "device"  // requests per device
+	limitAddress = "address" // requests per client address
+)
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
@@ -100,6 +147,16 @@ func (m *Metrics) Halted(app, channel string) {
 		return
 	}
 	m.halts.WithLabelValues(app, channel).Inc()
+}
+
+// rollout makes the halt series of a channel the tracker serves a staged
+// rollout on, at 0 until its first halt, so that increase() sees that
+// one. app and channel must be names from a verified manifest.
+func (m *Metrics) rollout(app, channel string) {
+	if m == nil {
+		return
+	}
+	m.halts.WithLabelValues(app, channel)
 }
 
 // request records an answered request. route is a pattern of the mux.

@@ -143,6 +143,55 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsFromStart: the first scrape of a fresh tracker has every
+// series whose labels are known up front, at 0, so that alerts using
+// absent() or rate() see them before anything happens: manifests verified
+// and refused by kind and rule, rate-limited requests by limit, cache
+// lookups and the event store's commits. A channel's rollout halts are
+// there at 0 once the tracker serves a staged rollout on it.
+func TestMetricsFromStart(t *testing.T) {
+	fl := newFleet(t, 10)
+	c := serialClient()
+	s := scrape(t, c, fl.base+"/metrics")
+	var want []string
+	for kind, rules := range map[string][]string{
+		"acl":    {"too_large", "malformed", "unsigned", "bad_signature", "acl_untrusted", "acl_rollback"},
+		"latest": {"too_large", "malformed", "unsigned", "acl_untrusted", "acl_rollback", "bad_signature", "untrusted_key", "app_mismatch", "channel_mismatch", "not_granted", "rollback", "expired"},
+		"build":  {"too_large", "malformed", "unsigned", "bad_signature", "untrusted_key", "app_mismatch", "not_granted"},
+	} {
+		for _, rule := range rules {
+			want = append(want, fmt.Sprintf(`deploy_tracker_manifests_refused_total{kind=%q,rule=%q}`, kind, rule))
+		}
+	}
+	for _, kind := range []string{"latest", "build"} {
+		want = append(want, fmt.Sprintf(`deploy_tracker_manifests_verified_total{kind=%q}`, kind))
+	}
+	for _, cache := range []string{"acl", "latest", "build"} {
+		for _, result := range []string{"hit", "miss"} {
+			want = append(want, fmt.Sprintf(`deploy_tracker_cache_requests_total{cache=%q,result=%q}`, cache, result))
+		}
+	}
+	want = append(want,
+		`deploy_tracker_rate_limited_total{limit="device"}`,
+		`deploy_tracker_rate_limited_total{limit="address"}`,
+		`deploy_tracker_events_ingested_total{}`,
+		`deploy_tracker_event_commit_failures_total{}`,
+		`deploy_tracker_event_commit_batch_events_count{}`,
+		`deploy_tracker_event_commit_duration_seconds_count{}`,
+	)
+	for _, key := range want {
+		if v, ok := s[key]; !ok || v != 0 {
+			t.Errorf("fresh tracker: %s is %v (present %v), want present at 0", key, v, ok)
+		}
+	}
+
+	halts := `deploy_tracker_rollout_halts_total{app="retailer",channel="production"}`
+	fl.seedVersion(t, fl.devices[0]) // the tracker reads the channel and its rollout
+	if v, ok := scrape(t, c, fl.base+"/metrics")[halts]; !ok || v != 0 {
+		t.Errorf("serving a staged rollout: %s is %v (present %v), want present at 0", halts, v, ok)
+	}
+}
+
 // TestMetricsRateLimitedAddress: an address over its limit is counted
 // under its own limit, and under the route it asked for, although the mux
 // never saw the request.

@@ -78,7 +78,7 @@ func (s *Server) limitAddrs(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.Path; p != "/healthz" && p != "/readyz" && p != "/metrics" {
 			if ok, wait := s.addrs.allow(s.clientAddr(r), s.now()); !ok {
-				s.tooMany(w, r, wait, "address", "too many requests from this address")
+				s.tooMany(w, r, wait, limitAddress, "too many requests from this address")
 				return
 			}
 		}
@@ -90,7 +90,7 @@ func (s *Server) limitAddrs(next http.Handler) http.Handler {
 func (s *Server) allowDevice(w http.ResponseWriter, r *http.Request, device string) bool {
 	ok, wait := s.devices.allow(device, s.now())
 	if !ok {
-		s.tooMany(w, r, wait, "device", "too many requests from this device")
+		s.tooMany(w, r, wait, limitDevice, "too many requests from this device")
 	}
 	return ok
 }
