@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -67,6 +68,11 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, http.StatusServiceUnavailable, errorResponse{"unavailable", "the dashboard's data cannot be read right now; try again later"})
 }
 
+// APITime is t as the API answers times, as docs/api.md shows them: UTC,
+// in whole seconds (RFC 3339 without a fraction once encoded). A fraction
+// is cut off, also of a signed time; a zero time stays zero.
+func APITime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
 // handleApps answers GET /api/apps.
 func (d *Dashboard) handleApps(w http.ResponseWriter, r *http.Request) {
 	apps, err := d.src.Apps(r.Context())
@@ -110,7 +116,11 @@ func (d *Dashboard) handleApp(w http.ResponseWriter, r *http.Request) {
 	for i, c := range counters {
 		builds[i] = BuildCounters{Counters: c, FailureRate: rate(c.Failures, c.Installs+c.Failures), RollbackRate: rate(c.Rollbacks, c.Installs)}
 	}
-	writeJSON(w, http.StatusOK, App{App: app, Generated: d.now().UTC(), Channels: nonNil(channels), Builds: builds})
+	channels = slices.Clone(channels) // the Source's may be shared
+	for i := range channels {
+		channels[i].Issued, channels[i].Expires = APITime(channels[i].Issued), APITime(channels[i].Expires)
+	}
+	writeJSON(w, http.StatusOK, App{App: app, Generated: APITime(d.now()), Channels: nonNil(channels), Builds: builds})
 }
 
 func rate(n, of int64) *float64 {
@@ -128,6 +138,10 @@ func (d *Dashboard) handleHistory(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.fail(w, r, err)
 		return
+	}
+	entries = slices.Clone(entries) // the Source's may be shared
+	for i := range entries {
+		entries[i].Issued = APITime(entries[i].Issued)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"app": app, "channel": channel, "entries": nonNil(entries)})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -398,5 +399,62 @@ func TestHaltWhenFailuresReachAnotherTracker(t *testing.T) {
 			t.Fatal("2 failures in 25 devices, over 5 %, stored by another tracker: the candidate is still offered after 5 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAPITimes: every time the operators' API answers is RFC 3339 in UTC
+// in whole seconds, as docs/api.md shows them, though the tracker's clock
+// and the signed pointers (issued, expires) carry fractions of a second:
+// when each answer was generated, when a rollout was halted, a channel's
+// pointer, the history and the adoption buckets.
+func TestAPITimes(t *testing.T) {
+	fl := newFleet(t, 100, func(c *Config) {
+		c.Halt.MinDevices = 1
+		c.Now = func() time.Time { return time.Now().Truncate(time.Second).Add(123456789) }
+	})
+	cur := fl.f.get(manifest.LatestKey(fl.app, fl.channel))
+	fl.f.put(manifest.HistoryKey(fl.app, fl.channel, 3), cur) // the pointer the halt follows, issued with a fraction
+	fl.capgoVersion(t, fl.devices[0])                         // the tracker watches the candidate once it serves it
+	if resp, body := do(t, nil, "GET", fl.base+"/build/download/complete?id="+fl.cand.ID+"&device="+fl.devices[0], nil); resp.StatusCode != 200 {
+		t.Fatalf("complete: %s %s", resp.Status, body)
+	}
+	fl.reportFailures(t, fl.devices[:1], "unzip_fail")
+	fl.haltedInStore(t)
+
+	whole := regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$`)
+	seen := map[string]bool{}
+	var walk func(path string, key string, v any)
+	walk = func(path, key string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				walk(path+"."+k, k, x)
+			}
+		case []any:
+			for i, x := range v {
+				walk(fmt.Sprintf("%s[%d]", path, i), key, x)
+			}
+		case string:
+			if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+				return
+			}
+			seen[key] = true
+			if !whole.MatchString(v) {
+				t.Errorf("%s is %q, want RFC 3339 in UTC in whole seconds", path, v)
+			}
+		}
+	}
+	for _, path := range []string{"/api/stats", "/api/stats?app=" + fl.app, "/api/apps/" + fl.app,
+		"/api/apps/" + fl.app + "/channels/" + fl.channel + "/history", "/api/apps/" + fl.app + "/adoption"} {
+		resp, body := do(t, nil, "GET", fl.base+path, nil, "Authorization", "Bearer tok")
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %s %s", path, resp.Status, body)
+		}
+		walk(path, "", decode[any](t, body))
+	}
+	for _, key := range []string{"generated", "halted_at", "issued", "expires", "times"} {
+		if !seen[key] {
+			t.Errorf("no answer had a time in %q", key)
+		}
 	}
 }

@@ -53,7 +53,7 @@ func (s *Server) rolloutOf(rel *release) *RolloutHealth {
 		ro.State = dashboard.Paused
 	}
 	if r, ok := s.health.halt(rel.app, rel.channel, c.Rollout); ok {
-		at := r.At
+		at := dashboard.APITime(r.At)
 		ro.Reason, ro.HaltedAt = r.Reason, &at
 	}
 	if inStore || ro.HaltedAt != nil {

@@ -18,7 +18,7 @@ const StatsPath = "/api/stats"
 // Stats is the answer of GET /api/stats: per build, what devices did.
 type Stats struct {
 	App       string       `json:"app,omitempty"` // empty: every app
-	Generated time.Time    `json:"generated"`
+	Generated time.Time    `json:"generated"`     // in whole seconds, as every time of the API
 	Builds    []BuildStats `json:"builds"`
 	// Rollouts are the staged rollouts of the app's channels (only when
 	// one app is asked for).
@@ -105,7 +105,7 @@ func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &appError{Code: codeUnavailable, Message: "stats cannot be read right now; try again later", Err: err})
 		return
 	}
-	st := Stats{App: app, Generated: s.now().UTC(), Builds: builds}
+	st := Stats{App: app, Generated: dashboard.APITime(s.now()), Builds: builds}
 	if app != "" {
 		if st.Rollouts, err = s.rollouts(r.Context(), app); err != nil {
 			s.writeError(w, r, &appError{Code: codeUnavailable, Message: "rollouts cannot be read right now; try again later", Err: err})
