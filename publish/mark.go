@@ -24,7 +24,8 @@ type marks struct {
 }
 
 // mark returns what a prune keeps: the builds that a channel's pointer
-// names, that a history entry within OlderThan names, the newest Keep,
+// names, that each channel would roll back to, that a history entry within
+// OlderThan names, the newest Keep,
 // those recorded within OlderThan or Grace, and for each of them its
 // record, bundle, file manifest and files. Pointers are read whether they
 // verify or not: keeping too much is safe.
@@ -60,25 +61,38 @@ func (p *Publisher) mark(ctx context.Context, opt PruneOptions, now time.Time, o
 	return m, nil
 }
 
-// markPointers marks the builds of every channel's latest.json and, when
-// recent is set, of its history entries for which recent is true.
+// markPointers marks the builds of every channel's latest.json, the build
+// each channel would roll back to, and, when recent is set, the builds of
+// its history entries for which recent is true.
 func (p *Publisher) markPointers(ctx context.Context, app string, m *marks, recent func(store.Info) bool) error {
 	infos, err := p.Store.List(ctx, manifest.ChannelsPrefix(app))
 	if err != nil {
 		return err
 	}
+	history := map[string][]int64{} // sequences by channel
 	for _, in := range infos {
-		if _, _, ok := manifest.ParseLatestKey(in.Key); !ok && (recent == nil || !isHistoryKey(app, in.Key) || !recent(in)) {
+		if channel, seq, ok := historyEntry(app, in.Key); ok {
+			history[channel] = append(history[channel], seq)
+		}
+	}
+	for _, in := range infos {
+		_, channel, latest := manifest.ParseLatestKey(in.Key)
+		if !latest && (recent == nil || !isHistoryKey(app, in.Key) || !recent(in)) {
 			continue
 		}
-		data, _, err := store.ReadSmall(ctx, p.Store, in.Key, manifest.MaxLatestSize)
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
-			continue // gone, or refused by every device
-		}
+		data, err := p.readPointer(ctx, in.Key)
 		if err != nil {
 			return err
 		}
-		for _, ref := range pointerRefs(data) {
+		refs := pointerRefs(data)
+		if latest && len(refs) > 0 {
+			prev, err := p.rollbackRef(ctx, app, channel, refs[0], history[channel])
+			if err != nil {
+				return err
+			}
+			refs = append(refs, prev...)
+		}
+		for _, ref := range refs {
 			if err := p.markRef(ctx, app, ref, m); err != nil {
 				return err
 			}
@@ -87,11 +101,45 @@ func (p *Publisher) markPointers(ctx context.Context, app string, m *marks, rece
 	return nil
 }
 
+// readPointer reads a pointer's bytes: nil when it is gone, or too large
+// for any device.
+func (p *Publisher) readPointer(ctx context.Context, key string) ([]byte, error) {
+	data, _, err := store.ReadSmall(ctx, p.Store, key, manifest.MaxLatestSize)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrTooLarge) {
+		return nil, nil
+	}
+	return data, err
+}
+
+// rollbackRef returns the build `deploy rollback` would go back to on a
+// channel whose stable build is cur: the stable build of its newest
+// history entry that has another. Entries are read newest first, without
+// verification (keeping too much is safe), until one is found.
+func (p *Publisher) rollbackRef(ctx context.Context, app, channel string, cur manifest.BuildRef, seqs []int64) ([]manifest.BuildRef, error) {
+	slices.Sort(seqs)
+	for _, seq := range slices.Backward(seqs) {
+		data, err := p.readPointer(ctx, manifest.HistoryKey(app, channel, seq))
+		if err != nil {
+			return nil, err
+		}
+		if refs := pointerRefs(data); len(refs) > 0 && refs[0].ID != cur.ID {
+			return refs[:1], nil
+		}
+	}
+	return nil, nil
+}
+
+// historyEntry parses key as a history entry of one of app's channels.
+func historyEntry(app, key string) (channel string, seq int64, ok bool) {
+	channel, _, _ = strings.Cut(strings.TrimPrefix(key, manifest.ChannelsPrefix(app)), "/")
+	seq, ok = manifest.ParseHistoryKey(app, channel, key)
+	return channel, seq, ok
+}
+
 // isHistoryKey reports whether key is a history entry of one of app's
 // channels.
 func isHistoryKey(app, key string) bool {
-	channel, _, _ := strings.Cut(strings.TrimPrefix(key, manifest.ChannelsPrefix(app)), "/")
-	_, ok := manifest.ParseHistoryKey(app, channel, key)
+	_, _, ok := historyEntry(app, key)
 	return ok
 }
 

@@ -136,6 +136,42 @@ func testPruneKeeps(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
+// TestPruneKeepsTheRollbackTarget keeps the build a channel would roll
+// back to, however many newer builds other channels have.
+func TestPruneKeepsTheRollbackTarget(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	f.upload(t, "production", version(1))
+	f.upload(t, "production", version(2))
+	for n := 3; n <= 5; n++ {
+		f.upload(t, "beta", version(n))
+	}
+	res := f.prune(t, publish.PruneOptions{Keep: 2, Grace: -1})
+	if !slices.Equal(res.Builds, []int64{3}) || !slices.Equal(res.Kept, []int64{1, 2, 4, 5}) {
+		t.Fatalf("removed builds %v and kept %v, want 3 and 1, 2, 4, 5", res.Builds, res.Kept)
+	}
+	f.checkDownloads(t, 1)
+	ctx := context.Background()
+	p := f.publisher()
+	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := publish.RollbackTarget(h.Chain)
+	if err != nil || target.Number != 1 {
+		t.Fatalf("rollback target %d (%v), want build 1", target.Number, err)
+	}
+	if _, err := p.Change(ctx, "retailer", "production", publish.Rollback(&target), false); err != nil {
+		t.Fatalf("rollback after the prune: %v", err)
+	}
+	if got, _ := f.readBuild(t, "retailer", "production"); got.Number != 1 {
+		t.Fatalf("production serves build %d after the rollback, want 1", got.Number)
+	}
+}
+
 func TestPruneRefusesKeepZero(t *testing.T) {
 	f := newFixture(t, fileStore(t))
 	if _, err := f.publisher().Prune(context.Background(), publish.PruneOptions{App: "retailer"}); err == nil || !strings.Contains(err.Error(), "keep at least 1") {
@@ -244,8 +280,8 @@ func TestPruneSparesWhatARunningUploadLeased(t *testing.T) {
 		if err := <-uploaded; err != nil {
 			t.Fatal(err)
 		}
-		if pr.Spared == 0 || !slices.Equal(pr.Builds, []int64{1, 2}) {
-			t.Fatalf("prune removed builds %v and spared %d objects; want 1, 2 and build 1's files spared", pr.Builds, pr.Spared)
+		if pr.Spared == 0 || !slices.Equal(pr.Builds, []int64{1}) {
+			t.Fatalf("prune removed builds %v and spared %d objects; want 1 (2 is the rollback target) and build 1's files spared", pr.Builds, pr.Spared)
 		}
 		f.checkDownloads(t, res.Number)
 	})
@@ -385,7 +421,7 @@ func TestHeldBuildIsSpared(t *testing.T) {
 	f := newFixture(t, fileStore(t))
 	ctx := context.Background()
 	refs := map[int64]manifest.BuildRef{}
-	for n := 1; n <= 3; n++ {
+	for n := 1; n <= 4; n++ { // build 3 is the rollback target, kept
 		f.upload(t, "production", version(n))
 		refs[int64(n)] = f.verifyChannel(t, "retailer", "production").Build
 	}

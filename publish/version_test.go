@@ -88,10 +88,11 @@ func TestPruneClaimsTheVersionsItRemoves(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.upload(t, "production", version(3))
+		f.upload(t, "production", version(4)) // build 3 is the rollback target, kept
 		// As an older deploy left it: no claims.
 		infos, err := f.store.List(ctx, manifest.VersionsPrefix("retailer"))
-		if err != nil || len(infos) != 3 {
-			t.Fatalf("claims = %d, %v; want 3", len(infos), err)
+		if err != nil || len(infos) != 4 {
+			t.Fatalf("claims = %d, %v; want 4", len(infos), err)
 		}
 		for _, in := range infos {
 			if err := f.store.Delete(ctx, in.Key); err != nil {
