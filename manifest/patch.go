@@ -76,6 +76,14 @@ func MakeFilesPatch(app string, base, target []byte) ([]byte, error) {
 	return out, nil
 }
 
+// PatchPays reports whether a patch is worth storing and fetching instead
+// of the file manifest of targetSize bytes it makes: at most half its
+// size, or any patch to a manifest under 16 KiB, where either costs a
+// device little. A large build that changes most of its files gets none.
+func PatchPays(patch []byte, targetSize int64) bool {
+	return int64(len(patch)) <= targetSize/2 || targetSize < 16<<10
+}
+
 // pieces yields data split before each entryStart, with the offset of each
 // piece.
 func pieces(data []byte) func(yield func(int64, []byte) bool) {

@@ -91,13 +91,18 @@ func (p *Publisher) patchBases(ctx context.Context, acl *manifest.ACL, app, chan
 }
 
 // makePatch returns the patch from ref's file manifest to files', or nil
-// when that manifest is gone or does not match ref.
+// when that manifest is gone or does not match ref, or when the patch
+// would not pay (see [manifest.PatchPays]).
 func (p *Publisher) makePatch(ctx context.Context, app string, ref manifest.BuildRef, files *Files) ([]byte, error) {
 	base, err := p.readFileManifest(ctx, app, ref)
 	if base == nil || err != nil {
 		return nil, err
 	}
-	return manifest.MakeFilesPatch(app, base, files.data)
+	patch, err := manifest.MakeFilesPatch(app, base, files.data)
+	if err != nil || !manifest.PatchPays(patch, files.Size) {
+		return nil, err
+	}
+	return patch, nil
 }
 
 // readFileManifest returns the bytes of ref's file manifest, or nil when

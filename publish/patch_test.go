@@ -3,6 +3,7 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,5 +108,32 @@ func TestPatchesAreLeasedAtOnce(t *testing.T) {
 	leaseWrites(3)
 	if three := leaseWrites(4); three != one {
 		t.Fatalf("an upload with 3 patches wrote its lease %d times, one with 1 patch %d times", three, one)
+	}
+}
+
+// TestNoPatchThatDoesNotPay uploads a build whose every file changed: the
+// patch would be about as large as the manifest it makes, so none is
+// written, and the upload counts none.
+func TestNoPatchThatDoesNotPay(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	tree := func(n int) map[string]string {
+		files := map[string]string{"index.html": "notifyAppReady()"}
+		for i := range 200 { // a manifest over 16 KiB
+			files[fmt.Sprintf("js/chunk-%03d.js", i)] = fmt.Sprintf("build %d chunk %d", n, i)
+		}
+		return files
+	}
+	first := f.upload(t, "production", tree(1))
+	ref1, _ := f.readBuild(t, "retailer", "production")
+	res := f.upload(t, "production", tree(2))
+	ref2, _ := f.readBuild(t, "retailer", "production")
+	if first.Number == res.Number {
+		t.Fatal("the second tree was not a new build")
+	}
+	if _, err := f.store.Stat(context.Background(), manifest.FilesPatchKey("retailer", ref1.FilesSHA256, ref2.FilesSHA256)); err == nil {
+		t.Fatal("a patch was written for a build whose every file changed")
+	}
+	if res.NewBytes != res.Size+res.NewFileBytes {
+		t.Fatalf("new bytes %d, want the bundle's %d and the files' %d only", res.NewBytes, res.Size, res.NewFileBytes)
 	}
 }

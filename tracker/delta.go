@@ -343,6 +343,9 @@ func (s *Server) filesPatch(ctx context.Context, app, from string, ref manifest.
 			s.log.Error().Err(err).Str("manifest", from).Msg("no file manifest patch")
 			return nil, nil
 		}
+		if !manifest.PatchPays(patch, int64(len(set.raw))) {
+			return nil, nil
+		}
 		return patch, nil
 	})
 	return patch
