@@ -55,7 +55,8 @@ func (e *env) newPublisher(ctx context.Context, st store.Store, key ed25519.Priv
 	if err != nil {
 		return nil, err
 	}
-	p := &publish.Publisher{Store: st, Key: key, Trust: trust}
+	log := e.log()
+	p := &publish.Publisher{Store: st, Key: key, Trust: trust, Waiting: func(why string) { log.Warn().Msg(why) }}
 	if distribution != "" {
 		if p.Invalidator, err = invalidator(ctx, distribution); err != nil {
 			return nil, err

@@ -112,6 +112,14 @@ func (p *Publisher) waitPrune(ctx context.Context, app string, keys []string) er
 		// A doomed list that names our objects, or one we cannot read.
 		if until.IsZero() {
 			until = time.Now().Add(pruneWindow)
+			if p.Waiting != nil {
+				started := "at an unknown time"
+				if doomed != nil {
+					started = "at " + doomed.Started.Local().Format(time.DateTime)
+				}
+				p.Waiting(fmt.Sprintf("waiting for the prune of %s that started %s (%s) to finish deleting objects this command needs; "+
+					"if that prune died, this goes on at %s", app, started, p.Store.Location(pruneKey(app)), until.Local().Format(time.TimeOnly)))
+			}
 		}
 		if time.Now().After(until) {
 			return nil // that prune has stopped deleting

@@ -236,11 +236,29 @@ func TestUploadWaitsForAPruneThatDoomedItsObjects(t *testing.T) {
 			t.Fatalf("the prune ended (%v) before deleting a build record", err)
 		}
 		uploaded := make(chan *publish.Result, 1)
-		go func() { uploaded <- f.upload(t, "production", version(1)) }() // build 1's objects again
+		waits := make(chan string, 1)
+		up := f.publisher()
+		up.Waiting = func(why string) { waits <- why }
+		dir := writeTree(t, version(1)) // build 1's objects again
+		go func() {
+			res, err := up.Upload(context.Background(), publish.Request{App: "retailer", Channel: "production", Dir: dir})
+			if err != nil {
+				t.Error(err)
+			}
+			uploaded <- res
+		}()
 		select {
 		case res := <-uploaded:
-			t.Fatalf("the upload finished (build %d) while the prune was deleting its objects", res.Number)
+			t.Fatalf("the upload finished (%v) while the prune was deleting its objects", res)
 		case <-time.After(500 * time.Millisecond):
+		}
+		select {
+		case why := <-waits:
+			if !strings.Contains(why, "waiting for the prune of retailer that started at ") {
+				t.Errorf("the upload says %q as it waits", why)
+			}
+		default:
+			t.Error("the upload waits without saying so")
 		}
 		close(resume)
 		if err := <-pruned; err != nil {

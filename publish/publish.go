@@ -47,6 +47,9 @@ type Publisher struct {
 	TempDir string
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
+	// Waiting, if set, is told why a command waits, once per wait: for a
+	// running prune that is about to delete objects it needs.
+	Waiting func(why string)
 }
 
 // Request is one upload. [Request.Check] lists the limits of its fields.
