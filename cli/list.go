@@ -170,13 +170,15 @@ func runListPermissions(ctx context.Context, opts *listPermissionsOptions) error
 		User      string   `json:"username"`
 		App       string   `json:"app"`
 		CanUpload bool     `json:"can_upload"`
+		CanHalt   bool     `json:"can_halt"`
 		Keys      []string `json:"keys"`
 	}
 	rows := []row{}
 	for _, u := range acl.Users {
 		for _, a := range sortedKeys(u.Grants) {
 			if opts.App == "" || a == opts.App || a == manifest.AllApps {
-				rows = append(rows, row{u.Name, a, u.Grants[a].CanUpload, u.Keys})
+				g := u.Grants[a]
+				rows = append(rows, row{u.Name, a, g.CanUpload, g.CanHalt, u.Keys})
 			}
 		}
 	}
@@ -184,9 +186,9 @@ func runListPermissions(ctx context.Context, opts *listPermissionsOptions) error
 		return writeJSON(opts.io.Out, map[string]any{"acl_version": acl.Version, "permissions": rows})
 	}
 	tw := tabwriter.NewWriter(opts.io.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tAPP\tCAN_UPLOAD\tKEYS")
+	fmt.Fprintln(tw, "USERNAME\tAPP\tCAN_UPLOAD\tCAN_HALT\tKEYS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", r.User, r.App, b2i(r.CanUpload), strings.Join(r.Keys, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.User, r.App, b2i(r.CanUpload), b2i(r.CanHalt), strings.Join(r.Keys, ","))
 	}
 	fmt.Fprintf(tw, "(ACL version %d)\n", acl.Version)
 	return tw.Flush()
