@@ -86,7 +86,7 @@ func (e *env) login(cmd *cobra.Command) error {
 	}
 	hasACL, err := e.checkStore(cmd.Context(), cfg)
 	if err != nil {
-		return err
+		return withOtherProfiles(err, cfg.profile)
 	}
 	if err := e.checkURLs(cmd.Context(), cfg, hasACL); err != nil {
 		return err
@@ -107,6 +107,27 @@ func (e *env) login(cmd *cobra.Command) error {
 	pub := manifest.FormatPublicKey(manifest.Public(key))
 	return e.result(map[string]any{"profile": cfg.profile, "user_config": userConfigPath(), "public_key": pub},
 		fmt.Sprintf("saved profile %q to %s\nyour public key (give it to your administrator): %s\n", cfg.profile, userConfigPath(), pub))
+}
+
+// withOtherProfiles adds to err, when the user config has profiles other
+// than profile, that login changes only the one it names.
+func withOtherProfiles(err error, profile string) error {
+	uc, rerr := readUserConfig()
+	if rerr != nil {
+		return err
+	}
+	var others []string
+	for name := range uc.Profiles {
+		if name != profile {
+			others = append(others, name)
+		}
+	}
+	if len(others) == 0 {
+		return err
+	}
+	slices.Sort(others)
+	return withHint(err, fmt.Sprintf("this login checks and saves profile %q; to change another one, name it: deploy login profile=%s ... (your profiles: %s)",
+		profile, others[0], strings.Join(others, ", ")))
 }
 
 // checkStore lists the store, so a missing bucket, wrong credentials or a
