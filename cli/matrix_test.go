@@ -259,6 +259,9 @@ func onTerminal(t *testing.T, env []string, typing func(tty io.Writer), args ...
 	timer := time.AfterFunc(30*time.Second, func() { c.Process.Kill() })
 	err = c.Wait()
 	timer.Stop()
+	// Read to the end before closing: what deploy printed last may still
+	// be on its way, and the read ends once deploy's side is closed.
+	out := <-done
 	tty.Close()
-	return string(<-done), err
+	return string(out), err
 }
