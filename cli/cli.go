@@ -150,18 +150,27 @@ func seedArgs(c *cobra.Command, args []string) error {
 
 // unexpectedArg is the error for a, an argument of c that is no key=value
 // parameter. A command of c typed after the parameters (deploy rollout
-// app=shop pause) is told where it goes.
+// app=shop pause) is told where it goes. The error never quotes a private
+// key's text.
 func unexpectedArg(c *cobra.Command, args []string, a string) error {
 	for _, sub := range c.Commands() {
 		if sub.Name() == a {
 			fixed := []string{sub.CommandPath()}
 			for _, x := range args {
-				if x != a {
+				switch k, _, _ := strings.Cut(x, "="); {
+				case holdsKey(x) && seedArg.MatchString(x):
+					fixed = append(fixed, k+"=...")
+				case holdsKey(x):
+					fixed = append(fixed, "...")
+				case x != a:
 					fixed = append(fixed, shellQuote(x))
 				}
 			}
 			return usageError{fmt.Errorf("%q is a command of %s: it goes before the parameters, as in `%s`", a, c.CommandPath(), strings.Join(fixed, " "))}
 		}
+	}
+	if holdsKey(a) {
+		return usageError{fmt.Errorf("unexpected argument holding the text of a private key (not shown): parameters are key=value or --key value, and a key file is passed by its path; run `%s --help`", c.CommandPath())}
 	}
 	return usageError{fmt.Errorf("unexpected argument %q: parameters are key=value or --key value; run `%s --help`", a, c.CommandPath())}
 }
@@ -373,11 +382,16 @@ func (e *env) logger(verbose bool) zerolog.Logger {
 	return zerolog.New(w).Level(lvl)
 }
 
-// flagError rewords pflag's errors without Go internals.
+// flagError rewords pflag's errors without Go internals, and without a
+// private key's text that pflag would quote.
 func flagError(c *cobra.Command, err error) error {
 	var ve *pflag.InvalidValueError
 	if errors.As(err, &ve) {
 		return valueError(ve.GetFlag(), ve.GetValue())
+	}
+	if holdsKey(err.Error()) {
+		return usageError{withHint(errors.New("an argument holds the text of a private key (not shown); parameters are key=value or --key value"),
+			fmt.Sprintf("pass a key file by its path; run `%s --help` for the parameters", c.CommandPath()))}
 	}
 	return usageError{withHint(err, fmt.Sprintf("run `%s --help` for the parameters", c.CommandPath()))}
 }
@@ -392,5 +406,14 @@ func valueError(f *pflag.Flag, value string) error {
 	if want == "" {
 		want = "a " + f.Value.Type()
 	}
-	return usageError{fmt.Errorf("%s=%q is not valid: %s takes %s", f.Name, value, f.Name, want)}
+	return usageError{fmt.Errorf("%s=%s is not valid: %s takes %s", f.Name, quoteValue(value), f.Name, want)}
+}
+
+// quoteValue quotes a value for a message, unless it holds a private key:
+// a message never shows one.
+func quoteValue(v string) string {
+	if holdsKey(v) {
+		return "(the text of a private key, not shown)"
+	}
+	return strconv.Quote(v)
 }

@@ -95,12 +95,51 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 		return nil, err
 	}
 	e.cfg = &config{v: v, profile: name, env: e, cmd: cmd, project: project, projectPath: projectPath, prof: prof}
+	if err := e.cfg.checkKeyFiles(); err != nil {
+		return nil, err
+	}
 	for _, flags := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
 		if err := e.cfg.checkTypes(flags); err != nil {
 			return nil, err
 		}
 	}
 	return e.cfg, nil
+}
+
+// holdsKey reports whether s holds a PEM private key, or a line of one.
+func holdsKey(s string) bool {
+	return strings.Contains(s, "-----BEGIN") || strings.Contains(s, "PRIVATE KEY")
+}
+
+// keyText reports whether v, the value of a key file parameter, is the
+// text of a key rather than a path: a CI secret holding the key, passed
+// where the path of a file holding it belongs.
+func keyText(v string) bool { return holdsKey(v) || strings.ContainsAny(v, "\r\n") }
+
+// checkKeyFiles refuses a key file parameter of the command whose value
+// is the text of a key. Taken as a path, it would create a new key in
+// folders named after the key and print that path; so it is refused before
+// anything is read or written, and the message never shows the value.
+func (c *config) checkKeyFiles() error {
+	var err error
+	c.cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if err == nil && params[f.Name].keyFile && keyText(c.str(f.Name)) {
+			err = keyTextError(f.Name, c.source(f.Name))
+		}
+	})
+	return err
+}
+
+// keyTextError says that the key file parameter name, whose value came
+// from source, holds a key's text, and how to pass a key file instead.
+func keyTextError(name, source string) error {
+	from := ""
+	if source != "default" {
+		from = ", from " + source + ","
+	}
+	return usageError{withHint(
+		fmt.Errorf("%s%s holds the text of a private key, not the path of a key file; nothing was read or written", name, from),
+		fmt.Sprintf("write the key to a file with mode 0600 (umask 077 && printf '%%s\\n' \"$KEY\" > deploy.key) and pass its path: %s=deploy.key or DEPLOY_%s=deploy.key; docs/ci.md shows how", name, strings.ToUpper(name)))}
 }
 
 // checkTypes refuses a boolean or duration parameter whose value, from the
@@ -117,11 +156,11 @@ func (c *config) checkTypes(flags *pflag.FlagSet) error {
 		switch f.Value.Type() {
 		case "bool":
 			if _, perr := strconv.ParseBool(s); perr != nil {
-				err = usageError{fmt.Errorf("%s=%q is not a boolean; use true or false", f.Name, s)}
+				err = usageError{fmt.Errorf("%s=%s is not a boolean; use true or false", f.Name, quoteValue(s))}
 			}
 		case "duration":
 			if _, perr := time.ParseDuration(s); perr != nil {
-				err = usageError{fmt.Errorf("%s=%q is not a duration; use a number with a unit, such as 30s, 5m or 24h", f.Name, s)}
+				err = usageError{fmt.Errorf("%s=%s is not a duration; use a number with a unit, such as 30s, 5m or 24h", f.Name, quoteValue(s))}
 			}
 		}
 	})

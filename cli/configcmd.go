@@ -17,8 +17,8 @@ func newConfig(e *env) *cobra.Command {
 		Long: `Print every configuration key with its value and where that value comes
 from: the command line, a DEPLOY_<NAME> environment variable, the project file
 (package.json's "deploy" object or deploy.yaml, found in this folder or the
-nearest parent holding one), the user profile, or the default. Tokens are
-masked. Keys that no command takes are errors everywhere, with a suggestion.`,
+nearest parent holding one), the user profile, or the default. Tokens, and
+private keys given where a key file's path belongs, are masked. Keys that no command takes are errors everywhere, with a suggestion.`,
 		Example: "  deploy config\n  deploy config profile=retailer --json",
 		RunE:    func(c *cobra.Command, _ []string) error { return e.showConfig(c) },
 	}
@@ -45,8 +45,11 @@ func (e *env) showConfig(cmd *cobra.Command) error {
 		if src == "default" {
 			val = defaults[k]
 		}
-		if strings.Contains(k, "token") && val != "" {
+		switch {
+		case strings.Contains(k, "token") && val != "":
 			val = "(set)"
+		case holdsKey(val), params[k].keyFile && keyText(val):
+			val = "(hidden: the text of a private key)"
 		}
 		entries = append(entries, configEntry{k, val, src})
 	}

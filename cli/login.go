@@ -76,6 +76,9 @@ func (e *env) login(cmd *cobra.Command) error {
 			}
 		}
 	}
+	if err := cfg.checkKeyFiles(); err != nil { // again, for what was typed at a prompt
+		return err
+	}
 	if err := manifest.CheckName("user", cfg.str("username")); err != nil {
 		return usageError{err}
 	}

@@ -29,6 +29,9 @@ type param struct {
 	def  func() any // string, bool, int or time.Duration; nil: the zero value
 	// global parameters are the root's persistent flags, declared in cli.go.
 	global bool
+	// keyFile parameters name a private key file: their value is a path,
+	// never the key's text (see checkKeyFiles).
+	keyFile bool
 }
 
 var params = map[string]param{
@@ -58,8 +61,8 @@ var params = map[string]param{
 
 	"store":         {help: "store URL: file:///path (default " + defaultStoreURL() + ") or s3://bucket/prefix?region=..."},
 	"root_key":      {help: "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)"},
-	"root_key_file": {help: "the administrator's root private key", def: func() any { return defaultRootKeyFile() }},
-	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return defaultKeyFile() }},
+	"root_key_file": {help: "the administrator's root private key", def: func() any { return defaultRootKeyFile() }, keyFile: true},
+	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return defaultKeyFile() }, keyFile: true},
 
 	"file":       {help: "the YAML ACL file (acl export: default stdout)"},
 	"dry_run":    {help: "only show what would be signed and written; write nothing"},
@@ -68,7 +71,7 @@ var params = map[string]param{
 	"key":        {help: "the user's public key (ed25519:...), needed for a new user"},
 	"root":       {help: "show the root public key"},
 
-	"new_root_key_file": {help: "the new root private key (mode 0600) that signs the ACL from now on"},
+	"new_root_key_file": {help: "the new root private key (mode 0600) that signs the ACL from now on", keyFile: true},
 	"keep_old_root":     {help: "also sign with root_key_file, so verifiers pinning only the old root still trust the ACL"},
 
 	"addr":            {help: "listen address", def: func() any { return ":8080" }},
@@ -88,7 +91,7 @@ var params = map[string]param{
 
 	"halt_percent":     {help: "halt a staged rollout when more than this percentage of its devices report a failure (default 5)"},
 	"halt_min_devices": {help: "...once at least this many devices got the candidate (default 20)"},
-	"halt_key_file":    {help: "the tracker's own key, granted only can_halt, that signs the halts it writes to the store"},
+	"halt_key_file":    {help: "the tracker's own key, granted only can_halt, that signs the halts it writes to the store", keyFile: true},
 	"retry_limit":      {help: "set_fail, checksum_fail or unzip_fail reports after which a device is no longer offered a build (default 3)"},
 }
 
@@ -227,6 +230,9 @@ func (e *env) setup(c *cobra.Command, opts any) error {
 		}
 	}
 	if err := cfg.require(required...); err != nil {
+		return err
+	}
+	if err := cfg.checkKeyFiles(); err != nil { // again, for what was typed at a prompt
 		return err
 	}
 	for _, fd := range fs {

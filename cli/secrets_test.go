@@ -1,0 +1,167 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cartona/deploy/manifest"
+)
+
+// privateKeyText is the PEM text of a new private key, as a CI secret holds it,
+// and its base64 body, which no output may show.
+func privateKeyText(t *testing.T) (pem, body string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret.key")
+	if _, err := manifest.GenerateKey(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem = strings.TrimSpace(string(b))
+	return pem, strings.Split(pem, "\n")[1]
+}
+
+// listing is what dir holds, folders and files, at any depth.
+func listing(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if err == nil && p != dir {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+// A private key's text where the path of a key file belongs (a CI secret
+// in DEPLOY_KEY_FILE rather than DEPLOY_SIGNING_KEY) is refused before
+// anything is read or written, and never printed: taken as a path, it
+// named a new key after the old one and printed it in the CI log.
+func TestKeyTextIsNoKeyFile(t *testing.T) {
+	pem, body := privateKeyText(t)
+	// store and rootKeyFile stand for the parameters of each case's own folder.
+	const store, rootKeyFile = "<store>", "<root_key_file>"
+	// refused runs args with env and the project file deploy.yaml (if
+	// any) in a folder of its own, and checks that deploy refused them,
+	// printed no key, wrote nothing and, if advise, said what to do.
+	refused := func(t *testing.T, env map[string]string, project string, args []string, advise bool) {
+		dir, where := userSetup(t)
+		args = slices.Clone(args)
+		for i, a := range args {
+			args[i] = strings.NewReplacer(store, where[0], rootKeyFile, where[2]).Replace(a)
+		}
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		if project != "" {
+			if err := os.WriteFile("deploy.yaml", []byte(project), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := listing(t, dir)
+		status, out, errOut := run(t, args)
+		home := os.Getenv("HOME") // run's own
+		if status != exitUsage {
+			t.Errorf("exit %d, want %d (usage)\nstdout %q\nstderr %q", status, exitUsage, out, errOut)
+		}
+		for _, o := range []string{out, errOut} {
+			if strings.Contains(o, body) || strings.Contains(o, "-----") {
+				t.Errorf("printed the key:\n%s", o)
+			}
+		}
+		if msg := out + errOut; advise && (!strings.Contains(msg, "0600") || !strings.Contains(msg, "docs/ci.md")) {
+			t.Errorf("the message does not say what to do:\nstdout %q\nstderr %q", out, errOut)
+		}
+		if after := listing(t, dir); !slices.Equal(before, after) {
+			t.Errorf("wrote in the working folder: before %v, after %v", before, after)
+		}
+		if made := listing(t, home); len(made) > 0 {
+			t.Errorf("wrote %v in the home folder", made)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		project string // deploy.yaml
+		args    []string
+	}{
+		{"upload, DEPLOY_KEY_FILE", map[string]string{"DEPLOY_KEY_FILE": pem}, "", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
+		{"keys show, DEPLOY_KEY_FILE", map[string]string{"DEPLOY_KEY_FILE": pem}, "", []string{"keys", "show"}},
+		{"keys show, key_file=", nil, "", []string{"keys", "show", "key_file=" + pem}},
+		{"keys show, --key_file", nil, "", []string{"keys", "show", "--key_file", pem}},
+		{"keys generate, key_file=", nil, "", []string{"keys", "generate", "key_file=" + pem}},
+		{"keys show root=1, one line of it", nil, "", []string{"keys", "show", "root=1", "root_key_file=-----BEGIN PRIVATE KEY-----"}},
+		{"init, DEPLOY_ROOT_KEY_FILE", map[string]string{"DEPLOY_ROOT_KEY_FILE": pem}, "", []string{"init", store}},
+		{"upload, --json", map[string]string{"DEPLOY_ROOT_KEY_FILE": pem}, "", []string{"upload", "app=demo", "dir=www", store, "--json"}},
+		{"serve, halt_key_file=", nil, "", []string{"serve", "addr=127.0.0.1:0", store, "halt_key_file=" + pem}},
+		{"acl resign, new_root_key_file=", nil, "", []string{"acl", "resign", store, rootKeyFile, "new_root_key_file=" + pem}},
+		{"login, DEPLOY_KEY_FILE", map[string]string{"DEPLOY_KEY_FILE": pem}, "", []string{"login", "profile=ci", store}},
+		{"upload, deploy.yaml", nil, "key_file: |\n  " + strings.ReplaceAll(pem, "\n", "\n  ") + "\n", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { refused(t, tc.env, tc.project, tc.args, true) })
+	}
+	// Nor is a key echoed in the message about a stray argument.
+	for name, args := range map[string][]string{
+		"a stray argument":         {"keys", "show", pem},
+		"a misspelt parameter":     {"keys", "show", "key-file=" + pem},
+		"a command after the key":  {"rollout", "app=demo", "key_file=" + pem, "pause"},
+		"a command before the key": {"rollout", "app=demo", "pause", "key " + pem},
+		"a boolean":                {"upload", "--dry_run=" + pem},
+	} {
+		t.Run(name, func(t *testing.T) { refused(t, nil, "", args, false) })
+	}
+
+	// deploy config shows where such a value comes from, not the value.
+	isolate(t)
+	t.Setenv("DEPLOY_KEY_FILE", pem)
+	t.Setenv("DEPLOY_ROOT_KEY_FILE", pem)
+	t.Setenv("DEPLOY_HALT_KEY_FILE", pem)
+	t.Setenv("DEPLOY_ROOT_KEY", pem)
+	status, out, errOut := run(t, []string{"config"})
+	if status != exitOK || strings.Contains(out+errOut, body) || strings.Contains(out+errOut, "-----") {
+		t.Fatalf("deploy config: exit %d\n%s%s", status, out, errOut)
+	}
+	for _, k := range []string{"key_file", "root_key_file", "halt_key_file", "root_key"} {
+		if !strings.Contains(out, "environment DEPLOY_"+strings.ToUpper(k)) {
+			t.Errorf("deploy config does not say where %s comes from:\n%s", k, out)
+		}
+	}
+	status, out, _ = run(t, []string{"config", "--json"})
+	var doc struct{ Values map[string]configEntry }
+	if err := json.Unmarshal([]byte(out), &doc); status != exitOK || err != nil {
+		t.Fatalf("deploy config --json: exit %d, %v\n%s", status, err, out)
+	}
+	if v := doc.Values["key_file"]; strings.Contains(out, body) || v.Value == "" || v.Source != "environment DEPLOY_KEY_FILE" {
+		t.Errorf("deploy config --json: key_file = %+v\n%s", v, out)
+	}
+}
+
+// A key's text typed at deploy login's key_file prompt is refused too,
+// before anything is saved.
+func TestKeyTextTypedAtAPrompt(t *testing.T) {
+	dir, _ := userSetup(t)
+	t.Setenv("CI", "")
+	home := filepath.Join(dir, "home")
+	out, err := onTerminal(t, []string{"HOME=" + home}, func(tty io.Writer) {
+		time.Sleep(300 * time.Millisecond) // the first prompt is up
+		io.WriteString(tty, strings.Repeat("\n", len(loginFields)-1)+"-----BEGIN PRIVATE KEY-----\n")
+	}, "login", "profile=ci")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(out, "key_file holds the text of a private key") {
+		t.Errorf("deploy login, key text at the key_file prompt: %v\n%s", err, out)
+	}
+	if made := listing(t, home); len(made) > 0 {
+		t.Errorf("deploy login wrote %v", made)
+	}
+}
