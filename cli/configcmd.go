@@ -17,8 +17,9 @@ func newConfig(e *env) *cobra.Command {
 		Long: `Print every configuration key with its value and where that value comes
 from: the command line, a DEPLOY_<NAME> environment variable, the project file
 (package.json's "deploy" object or deploy.yaml, found in this folder or the
-nearest parent holding one), the user profile, or the default. Tokens, and
-private keys given where a key file's path belongs, are masked. Keys that no command takes are errors everywhere, with a suggestion.`,
+nearest parent holding one), the user profile, or the default. Tokens,
+database passwords and private keys are masked. Keys that no command takes
+are errors everywhere, with a suggestion.`,
 		Example: "  deploy config\n  deploy config profile=retailer --json",
 		RunE:    func(c *cobra.Command, _ []string) error { return e.showConfig(c) },
 	}
@@ -50,6 +51,8 @@ func (e *env) showConfig(cmd *cobra.Command) error {
 			val = "(set)"
 		case holdsKey(val), params[k].keyFile && keyText(val):
 			val = "(hidden: the text of a private key)"
+		case k == "db":
+			val = redactDB(val)
 		}
 		entries = append(entries, configEntry{k, val, src})
 	}

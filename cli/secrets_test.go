@@ -3,10 +3,13 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -163,5 +166,73 @@ func TestKeyTextTypedAtAPrompt(t *testing.T) {
 	}
 	if made := listing(t, home); len(made) > 0 {
 		t.Errorf("deploy login wrote %v", made)
+	}
+}
+
+// A database password, in a postgres:// URL's user info or its password
+// parameter, or in a key=value string, is shown masked wherever the db
+// value is, as stats_token is.
+func TestDBPasswordIsMasked(t *testing.T) {
+	_, where := userSetup(t)
+	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
+		t.Fatalf("upload: exit %d\n%s", status, errOut)
+	}
+	secret := regexp.MustCompile(`SECRET|P%40SS|P@SS`)
+	for _, db := range []string{
+		"postgres://u:USERSECRET@h/d?password=QUERYSECRET&sslmode=disable",
+		"postgresql://u:P%40SS@h/d",
+		"postgres://u@h/d?sslmode=disable&password=P%40SS",
+		"host=h user=u password=KVSECRET dbname=d",
+		"host=h user=u password='KV SECRET' dbname=d",
+	} {
+		t.Setenv("DEPLOY_DB", db)
+		for _, args := range [][]string{{"config"}, {"config", "--json"}} {
+			status, out, errOut := run(t, args)
+			if status != exitOK || secret.MatchString(out+errOut) || !strings.Contains(out, "xxxxx") {
+				t.Errorf("DEPLOY_DB=%s deploy %q: exit %d\n%s%s", db, args, status, out, errOut)
+			}
+		}
+	}
+	t.Setenv("DEPLOY_DB", "")
+	for _, db := range []string{
+		"postgres://u@127.0.0.1:1/d?password=SECRET",
+		"postgres://u:SECRET@127.0.0.1:1/d?sslmode=bogus",
+		"postgres://u@127.0.0.1:1/d?password=SECRET&sslmode=bogus",
+		"postgres://u@127.0.0.1:1/d?sslmode=bogus&password=P%40SS",
+		"postgres://u:SECRET@127.0.0.1:1/d%zz",
+		"mysql://u:SECRET@127.0.0.1:1/d?password=SECRET",
+	} {
+		for _, json := range []string{"--json=0", "--json"} {
+			args := with(where, "serve", "addr=127.0.0.1:0", "db="+db, json)
+			status, out, errOut := run(t, args)
+			if status == exitOK || secret.MatchString(out+errOut) || !strings.Contains(out+errOut, "db") {
+				t.Errorf("deploy serve db=%s %s: exit %d\n%s%s", db, json, status, out, errOut)
+			}
+		}
+	}
+}
+
+// redactDB masks every password a db value can hold, and changes
+// nothing else; an error quoting one shows it masked.
+func TestRedactDB(t *testing.T) {
+	for raw, want := range map[string]string{
+		"postgres://u:pw@h:5432/d?sslmode=disable":        "postgres://u:xxxxx@h:5432/d?sslmode=disable",
+		"postgres://u@h/d?sslmode=disable&password=p%40s": "postgres://u@h/d?sslmode=disable&password=xxxxx",
+		"postgres://u@h/d":                     "postgres://u@h/d",
+		"postgres://u:p@h/d%zz?password=q&x=1": "postgres://u:xxxxx@h/d%zz?password=xxxxx&x=1",
+		"host=h password=pw user=u":            "host=h password=xxxxx user=u",
+		`host=h password = 'p w\' x' user=u`:   "host=h password = xxxxx user=u",
+		"sqlite:///var/lib/my state/events.db": "sqlite:///var/lib/my state/events.db",
+		"/var/lib/deploy/events.db":            "/var/lib/deploy/events.db",
+	} {
+		if got := redactDB(raw); got != want {
+			t.Errorf("redactDB(%q) = %q, want %q", raw, got, want)
+		}
+	}
+	raw := "postgres://u:p%40ss@h/d?password=q%26r"
+	u, _ := url.Parse(raw)
+	err := redactedError{fmt.Errorf("cannot parse %s: user u, password p@ss or q&r", raw), passwords(raw, u)}
+	if got := err.Error(); regexp.MustCompile(`p@ss|p%40ss|q&r|q%26r`).MatchString(got) {
+		t.Errorf("redactedError = %q", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/cartona/deploy/state"
@@ -17,14 +18,15 @@ func defaultStateURL() string {
 }
 
 // OpenState opens the tracker state at raw: sqlite:///path, a bare path
-// (an SQLite file, as older settings name it) or postgres://...
+// (an SQLite file, as older settings name it) or postgres://... Its errors
+// never show a password.
 func OpenState(ctx context.Context, raw string, opts state.Options) (state.State, error) {
 	if !strings.Contains(raw, "://") {
 		return sqlite.Open(raw, opts)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, usageError{fmt.Errorf("db %q is not a URL: %v; use sqlite:///path or postgres://user@host/database", raw, err)}
+		return nil, usageError{fmt.Errorf("db %q is not a URL; use sqlite:///path or postgres://user@host/database, with %%-escapes in its parts", redactDB(raw))}
 	}
 	switch u.Scheme {
 	case "sqlite":
@@ -36,18 +38,99 @@ func OpenState(ctx context.Context, raw string, opts state.Options) (state.State
 	case "postgres", "postgresql":
 		db, err := postgres.Open(ctx, raw, opts)
 		if err != nil {
-			return nil, fmt.Errorf("db %s: %w", redact(u), err)
+			return nil, redactedError{fmt.Errorf("db %s: %w", redactDB(raw), err), passwords(raw, u)}
 		}
 		return db, nil
 	default:
-		return nil, usageError{fmt.Errorf("unknown db scheme %q in %q; use sqlite:///path or postgres://user@host/database", u.Scheme, redact(u))}
+		return nil, usageError{fmt.Errorf("unknown db scheme %q in %q; use sqlite:///path or postgres://user@host/database", u.Scheme, redactDB(raw))}
 	}
 }
 
-// redact hides a password in a database URL.
-func redact(u *url.URL) string {
-	if _, ok := u.User.Password(); ok {
-		return u.Redacted()
+// The password of a db value, however it is written, is shown as this.
+const masked = "xxxxx"
+
+var (
+	// kvPassword is the password of a key=value connection string, quoted
+	// or not.
+	kvPassword = regexp.MustCompile(`(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']*)`)
+	// urlPassword is the password in a URL's user info, or its password
+	// parameter, for a URL that does not parse.
+	urlPassword = regexp.MustCompile(`(://[^:@/?#]*:)[^@/?#]*(@)|([?&]password=)[^&#]*()`)
+)
+
+// redactDB is the db value raw with its passwords masked: a URL's, in its
+// user info or its password parameter, or a key=value string's. It is
+// what `deploy config` and messages show of a db value.
+func redactDB(raw string) string {
+	if !strings.Contains(raw, "://") {
+		return kvPassword.ReplaceAllString(raw, "${1}"+masked)
 	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return urlPassword.ReplaceAllString(raw, "${1}${3}"+masked+"${2}")
+	}
+	changed := false
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), masked)
+		changed = true
+	}
+	params := strings.Split(u.RawQuery, "&")
+	for i, p := range params {
+		if k, _, _ := strings.Cut(p, "="); unescape(k) == "password" {
+			params[i] = k + "=" + masked
+			changed = true
+		}
+	}
+	if !changed {
+		return raw // as written
+	}
+	u.RawQuery = strings.Join(params, "&")
 	return u.String()
 }
+
+// passwords are the passwords of the db URL raw, as written and
+// unescaped: what an error from the database driver may quote.
+func passwords(raw string, u *url.URL) []string {
+	var out []string
+	add := func(written string) {
+		for _, s := range []string{written, unescape(written)} {
+			if s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	if _, ok := u.User.Password(); ok {
+		if m := urlPassword.FindStringSubmatch(raw); m != nil && m[1] != "" {
+			add(strings.TrimSuffix(strings.TrimPrefix(m[0], m[1]), "@"))
+		}
+	}
+	for _, p := range strings.Split(u.RawQuery, "&") {
+		if k, v, _ := strings.Cut(p, "="); unescape(k) == "password" {
+			add(v)
+		}
+	}
+	return out
+}
+
+func unescape(s string) string {
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// redactedError is err with the given secrets masked in its message.
+type redactedError struct {
+	err     error
+	secrets []string
+}
+
+func (e redactedError) Error() string {
+	msg := e.err.Error()
+	for _, s := range e.secrets {
+		msg = strings.ReplaceAll(msg, s, masked)
+	}
+	return msg
+}
+
+func (e redactedError) Unwrap() error { return e.err }
