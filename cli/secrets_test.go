@@ -236,3 +236,27 @@ func TestRedactDB(t *testing.T) {
 		t.Errorf("redactedError = %q", got)
 	}
 }
+
+// A libpq key=value connection string is refused, naming the URL form,
+// where it was taken as the path of an SQLite file to create.
+func TestDBKeyValueIsRefused(t *testing.T) {
+	dir, where := userSetup(t)
+	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
+		t.Fatalf("upload: exit %d\n%s", status, errOut)
+	}
+	before := listing(t, dir)
+	for _, db := range []string{
+		"host=127.0.0.1 port=1 user=u password=KVSECRET dbname=d",
+		"dbname=d",
+	} {
+		for _, args := range [][]string{with(where, "serve", "addr=127.0.0.1:0", "db="+db), with(where, "serve", "addr=127.0.0.1:0", "db="+db, "--json")} {
+			status, out, errOut := run(t, args)
+			if status != exitUsage || strings.Contains(out+errOut, "KVSECRET") || !strings.Contains(out+errOut, "db=postgres://") {
+				t.Errorf("deploy %q: exit %d, want %d (usage) and the URL form\n%s%s", args, status, exitUsage, out, errOut)
+			}
+		}
+	}
+	if after := listing(t, dir); !slices.Equal(before, after) {
+		t.Errorf("wrote in the working folder: before %v, after %v", before, after)
+	}
+}

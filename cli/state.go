@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -22,6 +23,10 @@ func defaultStateURL() string {
 // never show a password.
 func OpenState(ctx context.Context, raw string, opts state.Options) (state.State, error) {
 	if !strings.Contains(raw, "://") {
+		if strings.Contains(raw, "=") { // host=... dbname=..., no file name
+			return nil, usageError{withHint(errors.New("db is a key=value connection string (host=... dbname=...), which deploy does not read; it takes a URL"),
+				"write it as db=postgres://USER:PASSWORD@HOST:PORT/DATABASE, with %-escapes for special characters (@ as %40), or sqlite:///path for an SQLite file")}
+		}
 		return sqlite.Open(raw, opts)
 	}
 	u, err := url.Parse(raw)
