@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,16 @@ func Open(path string, opts state.Options) (*DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("SQLite database path %q contains '?' or '#'; choose another path", path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	// The database holds device ids: its folders, and the file itself, are
+	// its owner's only. SQLite gives the -wal and -shm files the mode of
+	// the database file, so creating that one 0600 before SQLite opens it
+	// (which would create it 0644) is enough.
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("state database: %w", err)
+	}
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close() // an empty file is an empty database
+	} else if !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("state database: %w", err)
 	}
 	d, err := open(path, opts)

@@ -3,7 +3,10 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"io/fs"
+	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -114,5 +117,39 @@ func TestMigrateFromVersion3(t *testing.T) {
 	}
 	if err := db.SetChannel(ctx, "shop", "d1", "beta"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrivateModes checks that the database, which holds device ids, and
+// its -wal and -shm files are readable by their owner only, as are the
+// folders Open creates for it.
+func TestPrivateModes(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no Unix modes")
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "var", "deploy", "events.db")
+	db, err := sqlite.Open(path, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ev := state.Event{App: "shop", Device: "1f2e3d4c-0000-4000-8000-000000000001", Action: "download_complete", Version: "1.0.0", TS: 1, Source: "capgo"}
+	if err := db.Record(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]fs.FileMode{
+		filepath.Join(dir, "var"):           fs.ModeDir | 0o700,
+		filepath.Join(dir, "var", "deploy"): fs.ModeDir | 0o700,
+		path:                                0o600,
+		path + "-wal":                       0o600,
+		path + "-shm":                       0o600,
+	} {
+		fi, err := os.Stat(name)
+		if err != nil {
+			t.Error(err)
+		} else if fi.Mode() != want {
+			t.Errorf("%s has mode %v, want %v", name, fi.Mode(), want)
+		}
 	}
 }
