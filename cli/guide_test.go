@@ -329,3 +329,72 @@ func TestReadmeRequirements(t *testing.T) {
 		t.Error("found no apt_install in .ci/run")
 	}
 }
+
+// TestParameterTable checks the README's table of parameters against the
+// command tree: each command a row names takes each parameter of the row
+// (a command that groups others, such as channel, through one of them).
+// Uses written in words ("all", "every release command") are not checked.
+func TestParameterTable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := string(readme)
+	start := strings.Index(table, "| parameter | used by | meaning |")
+	if start < 0 {
+		t.Fatal("README.md has no table of parameters")
+	}
+	table = table[start:]
+	table = table[:strings.Index(table, "\n\n")]
+	root := newRoot("v0", discard)
+	var takes func(c *cobra.Command, param string) bool
+	takes = func(c *cobra.Command, param string) bool {
+		if runs(c) {
+			return lookupFlag(c, param) != nil
+		}
+		for _, sub := range c.Commands() {
+			if takes(sub, param) {
+				return true
+			}
+		}
+		return false
+	}
+	checked := 0
+	for _, row := range strings.Split(table, "\n")[2:] {
+		cells := strings.Split(row, " | ")
+		if len(cells) < 3 {
+			t.Fatalf("README.md: a row of the table of parameters has %d cells: %s", len(cells), row)
+		}
+		var names []string
+		for _, m := range inlineCode.FindAllStringSubmatch(cells[0], -1) {
+			names = append(names, m[1])
+		}
+		for _, part := range strings.Split(cells[1], ";") {
+			if strings.ContainsAny(part, "`") || regexp.MustCompile(`\b(all|every|profiles)\b`).MatchString(part) {
+				continue
+			}
+			for _, item := range strings.Split(part, ",") {
+				item = strings.TrimSpace(regexp.MustCompile(`\(.*?\)`).ReplaceAllString(item, ""))
+				cmd := root
+				for _, w := range strings.Fields(item) {
+					if cmd = findSub(cmd, w); cmd == nil {
+						break
+					}
+				}
+				if cmd == nil {
+					t.Errorf("README.md: the table of parameters names %q, which is no command", item)
+					continue
+				}
+				for _, name := range names {
+					checked++
+					if !takes(cmd, name) {
+						t.Errorf("README.md: the table of parameters says %s takes %s; it does not", cmd.CommandPath(), name)
+					}
+				}
+			}
+		}
+	}
+	if checked < 30 {
+		t.Errorf("checked only %d uses of parameters; is the table read right?", checked)
+	}
+}
