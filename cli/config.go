@@ -120,11 +120,23 @@ func keyText(v string) bool { return holdsKey(v) || strings.ContainsAny(v, "\r\n
 // is the text of a key. Taken as a path, it would create a new key in
 // folders named after the key and print that path; so it is refused before
 // anything is read or written, and the message never shows the value.
+// A path starting with ~/, which shells expand only in some places (not
+// after = in zsh, nor in a config file), is taken in the home folder.
 func (c *config) checkKeyFiles() error {
 	var err error
 	c.cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err == nil && params[f.Name].keyFile && keyText(c.str(f.Name)) {
+		if err != nil || !params[f.Name].keyFile {
+			return
+		}
+		v := c.str(f.Name)
+		if keyText(v) {
 			err = keyTextError(f.Name, c.source(f.Name))
+			return
+		}
+		if rest, ok := strings.CutPrefix(v, "~/"); ok {
+			if home, herr := os.UserHomeDir(); herr == nil {
+				c.v.Set(f.Name, filepath.Join(home, rest))
+			}
 		}
 	})
 	return err
