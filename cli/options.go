@@ -13,6 +13,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/tracker"
 )
 
@@ -89,10 +90,10 @@ var params = map[string]param{
 	"older_than": {help: "prune only builds recorded longer ago than this, and keep those that channel history names within it (0: any age, no history)"},
 	"grace":      {help: "prune nothing written less than this ago", def: func() any { return publish.DefaultGrace }},
 
-	"halt_percent":     {help: "halt a staged rollout when more than this percentage of its devices report a failure (default 5)"},
-	"halt_min_devices": {help: "...once at least this many devices got the candidate (default 20)"},
+	"halt_percent":     {help: "halt a staged rollout when more than this percentage of its devices report a failure", def: func() any { return strconv.Itoa(tracker.DefaultHaltPercent) }},
+	"halt_min_devices": {help: "...once at least this many devices got the candidate", def: func() any { return strconv.Itoa(tracker.DefaultHaltMinDevices) }},
 	"halt_key_file":    {help: "the tracker's own key, granted only can_halt, that signs the halts it writes to the store", keyFile: true},
-	"retry_limit":      {help: "set_fail, checksum_fail or unzip_fail reports after which a device is no longer offered a build (default 3)"},
+	"retry_limit":      {help: "set_fail, checksum_fail or unzip_fail reports after which a device is no longer offered a build", def: func() any { return strconv.Itoa(state.DefaultRetryLimit) }},
 }
 
 // field is one tagged field of an options struct.

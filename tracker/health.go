@@ -20,9 +20,11 @@ import (
 // before it is no longer offered is state.Options.RetryLimit.)
 type HaltPolicy struct {
 	// Percent: a candidate is halted once more than this share of the
-	// devices that got it reported a failure [5]. Negative: never.
+	// devices that got it reported a failure [DefaultHaltPercent].
+	// Negative: never.
 	Percent float64
-	// MinDevices: ...and at least this many devices got it [20].
+	// MinDevices: ...and at least this many devices got it
+	// [DefaultHaltMinDevices].
 	MinDevices int64
 	// Key signs the halt the tracker writes to the store as the channel's
 	// latest.json, so that devices reading the CDN stop too. The ACL must
@@ -31,12 +33,18 @@ type HaltPolicy struct {
 	Key ed25519.PrivateKey
 }
 
+// The HaltPolicy of a tracker that sets none.
+const (
+	DefaultHaltPercent    = 5
+	DefaultHaltMinDevices = 20
+)
+
 func (p HaltPolicy) withDefaults() HaltPolicy {
 	if p.Percent == 0 {
-		p.Percent = 5
+		p.Percent = DefaultHaltPercent
 	}
 	if p.MinDevices <= 0 {
-		p.MinDevices = 20
+		p.MinDevices = DefaultHaltMinDevices
 	}
 	return p
 }
