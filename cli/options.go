@@ -75,7 +75,7 @@ var params = map[string]param{
 	"new_root_key_file": {help: "the new root private key (mode 0600) that signs the ACL from now on", keyFile: true},
 	"keep_old_root":     {help: "also sign with root_key_file, so verifiers pinning only the old root still trust the ACL"},
 
-	"addr":            {help: "listen address", def: func() any { return ":8080" }},
+	"addr":            {help: "listen address: :8080 is every interface, 127.0.0.1:8080 this machine only", def: func() any { return ":8080" }},
 	"public_url":      {help: "the tracker's URL as devices reach it (default: from each request's Host)"},
 	"db":              {help: "where events, device failures and floors live: sqlite:///path, or postgres://... shared by several trackers", def: func() any { return defaultStateURL() }},
 	"stats_token":     {help: "token of the API under /api/ (for deploy stats) and of the dashboard at /dashboard (serve: default both disabled)"},

@@ -64,7 +64,8 @@ only can_halt), writes a signed halt as the channel's latest.json so that
 devices reading the CDN stop too. A device that reports set_fail,
 checksum_fail or unzip_fail retry_limit times (default 3) for a build is no
 longer offered it.`,
-		Example: "  deploy serve addr=:8080 store=s3://live-bucket/prod?region=eu-west-1 cdn=https://d123.cloudfront.net root_key=ed25519:... stats_token=$STATS_TOKEN",
+		Example: "  export DEPLOY_STATS_TOKEN=...   # from the environment, not the command line, which ps shows\n" +
+			"  deploy serve addr=:8080 store='s3://live-bucket/prod?region=eu-west-1' cdn=https://d123.cloudfront.net root_key=ed25519:...",
 	}, &serveOptions{env: e}, runServe)
 }
 
@@ -187,7 +188,7 @@ func NewCmdStats(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:     "stats app=NAME [tracker=URL] [stats_token=TOKEN]",
 		Short:   "Show per-build download statistics from the tracker",
-		Example: "  deploy stats app=retailer tracker=https://updates.example.com stats_token=$STATS_TOKEN",
+		Example: "  DEPLOY_STATS_TOKEN=... deploy stats app=retailer tracker=https://updates.example.com",
 	}, &statsOptions{env: e}, runStats)
 }
 
