@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // TestBadInput checks that bad requests get the right 4xx with a JSON
@@ -220,5 +222,27 @@ func TestAppendJSONString(t *testing.T) {
 		if !strings.ContainsAny(s, "\t\x01") && string(got) != string(want) {
 			t.Errorf("%q: %s, encoding/json writes %s", s, got, want)
 		}
+	}
+}
+
+// TestAccessLogHidesSecrets sends a token in a URL: the access log keeps
+// the other parameters and never the token.
+func TestAccessLogHidesSecrets(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1")
+	logs := &logBuffer{}
+	cfg := f.config(t)
+	cfg.Log = zerolog.New(logs)
+	_, base := startServer(t, cfg)
+	do(t, nil, "GET", base+"/dashboard/signin?token=hunter2-secret&Password=p%40ss&app=retailer", nil)
+	do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA+"&stats_token=tok-secret", nil)
+	got := logs.String()
+	for _, secret := range []string{"hunter2", "p%40ss", "tok-secret"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("the access log holds %q:\n%s", secret, got)
+		}
+	}
+	if !strings.Contains(got, `token=REDACTED&Password=REDACTED&app=retailer`) || !strings.Contains(got, "device="+deviceA) {
+		t.Errorf("the access log lost the other parameters:\n%s", got)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +226,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		}
 		ev.Str("method", r.Method).
 			Str("path", r.URL.Path).
-			Str("query", truncate(r.URL.RawQuery, 256)).
+			Str("query", truncate(redactQuery(r.URL.RawQuery), 256)).
 			Int("status", sw.status).
 			Int64("bytes", sw.bytes).
 			Dur("duration", took).
@@ -232,6 +234,25 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			Str("ua", truncate(r.UserAgent(), 128)).
 			Msg("request")
 	})
+}
+
+// secretParams are query parameters that the access log never shows: a
+// client that put a token in a URL must not get it into the logs too.
+var secretParams = []string{"token", "stats_token", "password", "secret", "key"}
+
+// redactQuery returns raw with the values of secretParams replaced.
+func redactQuery(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	parts := strings.Split(raw, "&")
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil && slices.Contains(secretParams, strings.ToLower(n)) {
+			parts[i] = name + "=REDACTED"
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 // route is the mux pattern that answers r, such as "GET /build/latest":
