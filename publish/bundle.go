@@ -56,7 +56,8 @@ type Content struct {
 func (b *Bundle) Remove() error { return os.Remove(b.Path) }
 
 // ErrBadBuild is wrapped by every error about the content of a web build
-// folder: missing, empty, without index.html, or with unsafe names.
+// folder: missing, empty, without index.html, with unsafe names, or
+// holding a private key.
 var ErrBadBuild = errors.New("bad web build")
 
 // Every entry has the same fixed modification time, 2000-01-01 00:00:00, as
@@ -127,6 +128,61 @@ func zipTree(dir, tmpDir string, progress func(done, total int64), each func(Con
 func CheckBuild(dir string) error {
 	_, err := checkBuild(dir)
 	return err
+}
+
+// CheckKeysOutside refuses, with [PrivateKeyError], a key file that is
+// inside the build folder dir or would be created there. The zip refuses
+// any private key it finds in a build; a caller that loads or creates
+// keys before zipping (key_file=) calls this first, so that such a key is
+// refused before anything is written. Empty names are skipped.
+func CheckKeysOutside(dir string, keyFiles ...string) error {
+	root, err := checkBuild(dir)
+	if err != nil {
+		return err
+	}
+	for _, k := range keyFiles {
+		if k == "" {
+			continue
+		}
+		p, err := realPath(k)
+		if err != nil {
+			return err
+		}
+		if rel, ok := within(root, p); ok {
+			return PrivateKeyError(rel)
+		}
+	}
+	return nil
+}
+
+// within returns the slash-separated name of p inside the folder root,
+// and whether p is inside it; both are real paths.
+func within(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
+}
+
+// realPath is the absolute path of name with symlinks resolved, as far as
+// it exists.
+func realPath(name string) (string, error) {
+	p, err := filepath.Abs(name)
+	if err != nil {
+		return "", err
+	}
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest), nil
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest), nil
+		}
+		rest, p = filepath.Join(filepath.Base(p), rest), parent
+	}
 }
 
 // checkBuild is CheckBuild, returning the folder's real path.
@@ -251,7 +307,7 @@ func (c *collector) stat(p, name string, d fs.DirEntry) (fs.FileInfo, error) {
 		if terr != nil || err != nil {
 			return nil, fmt.Errorf("%w: %s is a broken symlink; remove it or copy the file in", ErrBadBuild, name)
 		}
-		if r, _ := filepath.Rel(c.root, target); r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) || filepath.IsAbs(r) {
+		if _, ok := within(c.root, target); !ok {
 			return nil, fmt.Errorf("%w: %s is a symlink to %s, outside the folder; copy the file in instead", ErrBadBuild, name, target)
 		}
 		if info.IsDir() {
@@ -527,12 +583,12 @@ func (j *job) compressErr(tmpDir string) error {
 		fw.Reset(sink)
 	}
 	defer flaters[lv].Put(fw)
-	crc, sum := crc32.NewIEEE(), sha256.New()
-	dst := io.MultiWriter(fw, crc, sum)
+	crc, sum, key := crc32.NewIEEE(), sha256.New(), &keySniffer{}
+	dst := io.MultiWriter(fw, crc, sum, key)
 	var scan *scanWriter
 	if strings.HasSuffix(j.e.name, ".js") {
 		scan = &scanWriter{}
-		dst = io.MultiWriter(fw, crc, sum, scan)
+		dst = io.MultiWriter(fw, crc, sum, key, scan)
 	}
 	var n int64
 	if j.e.size <= keepLimit {
@@ -542,6 +598,9 @@ func (j *job) compressErr(tmpDir string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: read %s: %v", ErrBadBuild, j.e.name, err)
+	}
+	if key.isKey() {
+		return PrivateKeyError(j.e.name)
 	}
 	if err := fw.Close(); err != nil {
 		return err
@@ -631,6 +690,59 @@ func (s *scanWriter) Write(p []byte) (int, error) {
 		s.tail = append(s.tail, p...)
 	}
 	return len(p), nil
+}
+
+// PrivateKeyError is the refusal of a build that holds a private key at
+// name: a build is public, and its files immutable once stored. It wraps
+// [ErrBadBuild].
+func PrivateKeyError(name string) error {
+	return fmt.Errorf("%w: %s is a private key: every device, and anyone who can read the store, would get it; move it out of the web build folder (keep your signing key outside it, and pass key_file= where it is), then upload again; nothing was published", ErrBadBuild, name)
+}
+
+// keySniffer tells, from the bytes of a file as they are zipped, whether
+// the file is a PEM private key: after optional whitespace, its first line
+// starts with "-----BEGIN" and contains "PRIVATE KEY" (PKCS#8 as deploy
+// writes keys, and the RSA, EC, OpenSSH and encrypted forms). It stops
+// looking as soon as the first line cannot be such a label, so it costs
+// nothing past a file's first bytes.
+type keySniffer struct {
+	line []byte // the first line so far, whitespace before it skipped
+	done bool   // the first line is complete, or cannot be a label
+}
+
+const (
+	pemBegin = "-----BEGIN"
+	// maxLabelLine bounds the first line looked at; the longest PEM
+	// private key label, "-----BEGIN ENCRYPTED PRIVATE KEY-----", is 37
+	// bytes.
+	maxLabelLine = 128
+)
+
+func (s *keySniffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.done {
+		return n, nil
+	}
+	if len(s.line) == 0 {
+		if p = bytes.TrimLeft(p, " \t\r\n\v\f"); len(p) == 0 {
+			return n, nil
+		}
+	}
+	if end := bytes.IndexByte(p, '\n'); end >= 0 {
+		p, s.done = p[:end], true
+	}
+	s.line = append(s.line, p[:min(len(p), maxLabelLine-len(s.line))]...)
+	k := min(len(s.line), len(pemBegin))
+	if len(s.line) == maxLabelLine || string(s.line[:k]) != pemBegin[:k] {
+		s.done = true
+	}
+	return n, nil
+}
+
+// isKey reports whether the bytes written start a PEM private key; it is
+// asked once the whole file is written.
+func (s *keySniffer) isKey() bool {
+	return bytes.HasPrefix(s.line, []byte(pemBegin)) && bytes.Contains(s.line, []byte("PRIVATE KEY"))
 }
 
 type countWriter struct {
