@@ -79,6 +79,11 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	if err := publish.CheckBuild(opts.Dir); err != nil {
 		return err
 	}
+	// A key file in the build would be published with it: refused before
+	// it is loaded or created (the zip refuses any other private key).
+	if err := publish.CheckKeysOutside(opts.Dir, opts.KeyFile, opts.RootKeyFile); err != nil {
+		return err
+	}
 	log := opts.log()
 	bar := newProgress(opts.io.Err)
 	req := publish.Request{
