@@ -346,3 +346,24 @@ func sha256Hex(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
+
+// BenchmarkVerify times `deploy verify` of a channel whose build is an
+// Ionic-shaped tree (1,500 files) in a local store, end to end: process
+// start, ACL and latest.json, the zip, and the file manifest with every
+// file object.
+func BenchmarkVerify(b *testing.B) {
+	bin := buildDeploy(b)
+	tree, work := b.TempDir(), b.TempDir()
+	ionicTree(b, tree)
+	env := []string{"HOME=" + work, "CI=true"}
+	storeArg := "store=file://" + filepath.Join(work, "store")
+	run(b, tree, env, bin, "upload", "app=bench", "dir=.", storeArg)
+	var total, cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		u := run(b, tree, env, bin, "verify", "app=bench", storeArg)
+		total, cpu = total+u.wall, cpu+u.cpu
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "verify-ms/op")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "verify-cpu-ms/op")
+}
