@@ -58,6 +58,12 @@
 // [UpdateACL] changes it through the same retry helper. [ListBuilds] lists
 // an app's verified build records, skipping a bad one with a warning.
 //
+// # Checking files
+//
+// [CheckFiles] checks the file manifests of builds and every file object
+// they name as a device that downloads files would; a failure is a
+// [FileError] naming the build, the file and the rule.
+//
 // Keys of the store come from manifest (layout.go); the store itself is
 // package store.
 package publish
