@@ -41,7 +41,7 @@ var exitCodes = []struct {
 	{exitFailure, "failure", "the command failed (the message says why)"},
 	{exitUsage, "usage", "bad command line or configuration: unknown command or parameter, bad value, missing parameter, unknown configuration key"},
 	{exitNotGranted, "not_granted", "not allowed: the ACL grants no upload, or AWS refused the credentials or denied access"},
-	{exitVerify, "verification_failed", "a signature, the ACL, a latest.json or a bundle failed verification"},
+	{exitVerify, "verification_failed", "a signature, the ACL, a latest.json, a bundle, a file manifest or a file object failed verification"},
 	{exitPartial, "partial", "the main step succeeded but a follow-up failed: published, but the CloudFront invalidation failed"},
 	{exitUnavailable, "unavailable", "the store, the network, AWS or the tracker could not be reached, or a store does not exist"},
 	{exitInternal, "internal", "a bug in deploy (as sysexits EX_SOFTWARE): an internal error, never a stack trace; the message says where to report it"},

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/store"
 )
 
@@ -31,11 +32,14 @@ type verifyOptions struct {
 func NewCmdVerify(e *env) *cobra.Command {
 	return newCommand(e, &cobra.Command{
 		Use:   "verify app=NAME [channel=production]",
-		Short: "Check a channel exactly as a device would, bundle included",
+		Short: "Check a channel exactly as a device would, bundle and files included",
 		Long: `Check a channel's latest.json exactly as a device would: the ACL against the
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what this machine saw before; then download the bundle and check its
-size and sha256 (those of a rollout's candidate and of fallback builds too).
+size and sha256, and the file manifest against its signed digest with every
+file object it names (size and sha256 of the content, Brotli forms
+decoded): those of the stable build, a rollout's candidate and fallback
+builds. The first file that fails is named with its rule.
 With device= and/or native=, also show the build that device would get.`,
 		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json\n  deploy verify app=retailer device=6f1c0e2a native=2.1.0",
 	}, &verifyOptions{env: e}, runVerify)
@@ -77,7 +81,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if data, err := os.ReadFile(seenPath()); err == nil {
 		json.Unmarshal(data, &states)
 	}
-	l, acl, err := opts.check(ctx, st, trust, states[id])
+	l, acl, files, err := opts.check(ctx, st, trust, states[id])
 	if err != nil {
 		return err
 	}
@@ -91,14 +95,14 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 		sel = &s
 	}
 	if opts.JSON {
-		doc := map[string]any{"ok": true, "acl_version": acl.Version, "latest": l}
+		doc := map[string]any{"ok": true, "acl_version": acl.Version, "latest": l, "files_verified": files.Files}
 		if sel != nil {
 			doc["selected"] = map[string]any{"build": sel.Build, "reason": sel.Reason, "detail": sel.Detail}
 		}
 		return writeJSON(opts.io.Out, doc)
 	}
-	fmt.Fprintf(opts.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), expires %s\n",
-		opts.App, opts.Channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, l.Expires.Format(time.DateOnly))
+	fmt.Fprintf(opts.io.Out, "OK %s %s: build %d (version %s), sequence %d, ACL version %d, bundle %s verified (%s, sha256 %s), %s, expires %s\n",
+		opts.App, opts.Channel, l.Build.Number, l.Build.Version, l.Sequence, acl.Version, l.Build.Bundle, humanBytes(l.Build.Size), l.Build.SHA256, filesVerified(files), l.Expires.Format(time.DateOnly))
 	if l.Candidate != nil || l.Halted != nil || len(l.Fallbacks) > 0 {
 		fmt.Fprintf(opts.io.Out, "  serves %s\n", describe(l))
 	}
@@ -124,13 +128,23 @@ func printSelection(w io.Writer, device, native string, s manifest.Selection) {
 	fmt.Fprintf(w, "  %s gets build %d (%s)\n", who, s.Build.Number, s.Reason)
 }
 
-// check verifies the channel's latest.json and its bundle as a device
-// would, refusing anything older than last.
-func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, error) {
+// filesVerified says in the OK line how many files were checked.
+func filesVerified(files publish.FilesChecked) string {
+	if files.Manifests == 0 {
+		return "no file manifest (an older build: devices get the zip)"
+	}
+	return fmt.Sprintf("%d files verified", files.Files)
+}
+
+// check verifies the channel's latest.json, then the bundle and the files
+// of each build it serves, as a device would, refusing anything older
+// than last.
+func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, publish.FilesChecked, error) {
+	var files publish.FilesChecked
 	app, channel := opts.App, opts.Channel
 	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
 	if err != nil {
-		return nil, nil, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
+		return nil, nil, files, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
 	}
 	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
 	if err != nil {
@@ -138,11 +152,11 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 		if history, lerr := st.List(ctx, manifest.HistoryPrefix(app, channel)); lerr == nil && len(history) > 0 {
 			hint = fmt.Sprintf("channel %s of %s was deleted; its history stays (`deploy history app=%s channel=%s`), and its name is not used again", channel, app, app, channel)
 		}
-		return nil, nil, notFound(err, hint)
+		return nil, nil, files, notFound(err, hint)
 	}
 	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
 	if err != nil {
-		return nil, nil, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
+		return nil, nil, files, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
 	}
 	refs := append([]manifest.BuildRef{l.Build}, l.Fallbacks...)
 	if l.Candidate != nil {
@@ -150,10 +164,32 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 	}
 	for _, ref := range refs {
 		if err := checkBundle(ctx, st, ref); err != nil {
-			return nil, nil, err
+			return nil, nil, files, err
 		}
 	}
-	return l, acl, nil
+	files, err = publish.CheckFiles(ctx, st, app, refs)
+	if err != nil {
+		return nil, nil, files, filesRejected(err)
+	}
+	return l, acl, files, nil
+}
+
+// filesRejected is the failure of a file manifest or file object: with
+// --json, its rule, build and file are in "result".
+func filesRejected(err error) error {
+	var fe *publish.FileError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	res := map[string]any{"ok": false, "rule": manifest.RuleOf(err), "build": fe.Build.Number, "key": fe.Key}
+	if fe.File != "" {
+		res["file"] = fe.File
+	}
+	hint := "the store's copy was changed outside deploy, and devices that download files would refuse it; delete the object, then upload a new build of the app: an upload writes the file objects the store lacks"
+	if fe.File == "" {
+		hint = "the store's copy was changed outside deploy; upload a new build of the app, which writes a file manifest of its own"
+	}
+	return withHint(resultError{fmt.Errorf("REJECTED: %w", err), res}, hint)
 }
 
 // checkBundle downloads a build's bundle and checks its size and sha256.
