@@ -157,7 +157,7 @@ func runChannelCreate(ctx context.Context, o *channelCreateOptions) error {
 	if res == nil {
 		return err
 	}
-	return o.printChange(res, err)
+	return o.changed(res, err)
 }
 
 type channelSetOptions struct {

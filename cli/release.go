@@ -65,11 +65,21 @@ func (e *env) newPublisher(ctx context.Context, st store.Store, key ed25519.Priv
 	return p, nil
 }
 
-// change runs edit on the channel and prints what it did.
+// change runs edit on the channel and reports what it did.
 func (o *releaseOptions) change(ctx context.Context, p *publish.Publisher, channel string, edit publish.Edit) error {
 	res, err := p.Change(ctx, o.App, channel, publish.Noted(o.Notes, time.Time{}, edit), o.DryRun)
 	if res == nil {
 		return err
+	}
+	return o.changed(res, err)
+}
+
+// changed records the sequence a change signed as this user's floor for
+// the channel (see seen), then prints the result; err, if any, came after
+// the main step (the CDN purge).
+func (o *releaseOptions) changed(res *publish.ChangeResult, err error) error {
+	if res.Written {
+		o.rememberSigned(o.URL(), res.App, res.Channel, res.After.Sequence)
 	}
 	return o.printChange(res, err)
 }

@@ -101,6 +101,9 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	}
 	res, err := p.Upload(ctx, req)
 	bar.clear()
+	if res != nil && !res.DryRun && (res.Outcome == publish.Published || res.Outcome == publish.Renewed) {
+		opts.rememberSigned(opts.URL(), res.App, res.Channel, res.Sequence)
+	}
 	if res != nil && !res.NotifyAppReady && res.Outcome != publish.Unchanged && res.Outcome != publish.Renewed {
 		log.Warn().Msg("no .js file calls notifyAppReady(): the Capgo plugin will roll this build back after appReadyTimeout (10 s); call CapacitorUpdater.notifyAppReady() when your app starts")
 	}

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -35,7 +32,9 @@ func NewCmdVerify(e *env) *cobra.Command {
 		Short: "Check a channel exactly as a device would, bundle and files included",
 		Long: `Check a channel's latest.json exactly as a device would: the ACL against the
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
-below what this machine saw before; then download the bundle and check its
+below what you verified or signed before (seen.json in your configuration
+folder: upload and the release commands record the sequence they sign);
+then download the bundle and check its
 size and sha256, and the file manifest against its signed digest with every
 file object it names (size and sha256 of the content, Brotli forms
 decoded): those of the stable build, a rollout's candidate and fallback
@@ -43,25 +42,6 @@ builds. The first file that fails is named with its rule.
 With device= and/or native=, also show the build that device would get.`,
 		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json\n  deploy verify app=retailer device=6f1c0e2a native=2.1.0",
 	}, &verifyOptions{env: e}, runVerify)
-}
-
-// seen is the anti-rollback state of `deploy verify`, per store, app and
-// channel: the highest ACL version and sequence verified before.
-type seen struct {
-	ACLVersion int64 `json:"acl_version"`
-	Sequence   int64 `json:"sequence"`
-}
-
-func seenPath() string { return filepath.Join(configDir(), "seen.json") }
-
-// seenID names a channel in seen.json: by the store's identity, so that
-// every spelling of one store's URL shares one memory.
-func (opts *verifyOptions) seenID() (string, error) {
-	loc, err := parseStore(opts.URL())
-	if err != nil {
-		return "", err
-	}
-	return loc.identity() + " " + opts.App + "/" + opts.Channel, nil
 }
 
 func runVerify(ctx context.Context, opts *verifyOptions) error {
@@ -73,22 +53,15 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	id, err := opts.seenID()
+	id, err := seenID(opts.URL(), opts.App, opts.Channel)
 	if err != nil {
 		return err
 	}
-	states := map[string]seen{}
-	if data, err := os.ReadFile(seenPath()); err == nil {
-		json.Unmarshal(data, &states)
-	}
-	l, acl, files, err := opts.check(ctx, st, trust, states[id])
+	l, acl, files, err := opts.check(ctx, st, trust, readSeen()[id])
 	if err != nil {
 		return err
 	}
-	states[id] = seen{ACLVersion: acl.Version, Sequence: l.Sequence}
-	if data, err := json.MarshalIndent(states, "", "  "); err == nil {
-		writeFileAtomic(seenPath(), data, 0o600)
-	}
+	raiseSeen(id, seen{ACLVersion: acl.Version, Sequence: l.Sequence}) // a floor not written only protects less
 	var sel *manifest.Selection
 	if opts.Device != "" || opts.Native != "" {
 		s := l.Select(opts.Native, opts.Device)

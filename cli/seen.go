@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cartona/deploy/internal/lockfile"
+)
+
+// seen is this user's anti-rollback floor for one channel of one store,
+// kept in seen.json: the highest ACL version and sequence that `deploy
+// verify` accepted, or that a command of this user signed (an upload, a
+// release command). verify refuses anything older, so a latest.json put
+// back by someone who can write to the store is refused even when verify
+// never saw the pointer that replaced it.
+type seen struct {
+	ACLVersion int64 `json:"acl_version"`
+	Sequence   int64 `json:"sequence"`
+}
+
+func seenPath() string { return filepath.Join(configDir(), "seen.json") }
+
+// seenID names a channel in seen.json: by the store's identity, so that
+// every spelling of one store's URL shares one floor.
+func seenID(storeURL, app, channel string) (string, error) {
+	loc, err := parseStore(storeURL)
+	if err != nil {
+		return "", err
+	}
+	return loc.identity() + " " + app + "/" + channel, nil
+}
+
+// readSeen returns every channel's floor; none when seen.json is missing
+// or unreadable.
+func readSeen() map[string]seen {
+	states := map[string]seen{}
+	if data, err := os.ReadFile(seenPath()); err == nil {
+		json.Unmarshal(data, &states)
+	}
+	return states
+}
+
+// raiseSeen raises the floor of channel id to s, field by field, never
+// lowering it. It holds a lock while it reads and writes seen.json, so
+// that commands run at once lose none of each other's floors.
+func raiseSeen(id string, s seen) error {
+	if err := os.MkdirAll(configDir(), 0o700); err != nil {
+		return err
+	}
+	unlock, err := lockfile.Lock(seenPath() + ".lock")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	states := readSeen()
+	old := states[id]
+	states[id] = seen{ACLVersion: max(old.ACLVersion, s.ACLVersion), Sequence: max(old.Sequence, s.Sequence)}
+	if states[id] == old {
+		return nil
+	}
+	data, err := json.MarshalIndent(states, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(seenPath(), data, 0o600)
+}
+
+// rememberSigned raises this user's floor for a channel to the sequence
+// of the latest.json a command just signed and wrote there. Failing to
+// does not fail the command, which has written: it warns, and verify
+// then trusts only what it saw itself.
+func (e *env) rememberSigned(storeURL, app, channel string, sequence int64) {
+	id, err := seenID(storeURL, app, channel)
+	if err == nil {
+		err = raiseSeen(id, seen{Sequence: sequence})
+	}
+	if err != nil {
+		log := e.log()
+		log.Warn().Msg(fmt.Sprintf("could not record sequence %d of %s %s in %s (%v): `deploy verify` will refuse a pointer older than it only once it has seen it", sequence, app, channel, seenPath(), err))
+	}
+}
