@@ -106,6 +106,9 @@ func filesVerified(files publish.FilesChecked) string {
 	if files.Manifests == 0 {
 		return "no file manifest (an older build: devices get the zip)"
 	}
+	if files.Files == 1 {
+		return "1 file verified"
+	}
 	return fmt.Sprintf("%d files verified", files.Files)
 }
 
