@@ -34,11 +34,11 @@ func NewCmdVerify(e *env) *cobra.Command {
 pinned root key, the signer's grant, app, channel, expiry, and no rollback
 below what you verified or signed before (seen.json in your configuration
 folder: upload and the release commands record the sequence they sign);
-then download the bundle and check its
-size and sha256, and the file manifest against its signed digest with every
-file object it names (size and sha256 of the content, Brotli forms
-decoded): those of the stable build, a rollout's candidate and fallback
-builds. The first file that fails is named with its rule.
+then download the bundle and check its size and sha256, and the file
+manifest against its signed digest with every file object it names (size
+and sha256 of the content, Brotli forms decoded): those of the stable
+build, a rollout's candidate and fallback builds. The first file that
+fails is named with its rule.
 With device= and/or native=, also show the build that device would get.`,
 		Example: "  deploy verify app=retailer\n  deploy verify app=retailer channel=beta --json\n  deploy verify app=retailer device=6f1c0e2a native=2.1.0",
 	}, &verifyOptions{env: e}, runVerify)
@@ -57,9 +57,13 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	l, acl, files, err := opts.check(ctx, st, trust, readSeen()[id])
+	l, acl, err := opts.check(ctx, st, trust, readSeen()[id])
 	if err != nil {
 		return err
+	}
+	files, err := publish.CheckFiles(ctx, st, opts.App, served(l))
+	if err != nil {
+		return filesRejected(err)
 	}
 	raiseSeen(id, seen{ACLVersion: acl.Version, Sequence: l.Sequence}) // a floor not written only protects less
 	var sel *manifest.Selection
@@ -112,15 +116,13 @@ func filesVerified(files publish.FilesChecked) string {
 	return fmt.Sprintf("%d files verified", files.Files)
 }
 
-// check verifies the channel's latest.json, then the bundle and the files
-// of each build it serves, as a device would, refusing anything older
-// than last.
-func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, publish.FilesChecked, error) {
-	var files publish.FilesChecked
+// check verifies the channel's latest.json and the bundle of each build
+// it serves as a device would, refusing anything older than last.
+func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, error) {
 	app, channel := opts.App, opts.Channel
 	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
 	if err != nil {
-		return nil, nil, files, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
+		return nil, nil, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
 	}
 	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
 	if err != nil {
@@ -128,26 +130,28 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 		if history, lerr := st.List(ctx, manifest.HistoryPrefix(app, channel)); lerr == nil && len(history) > 0 {
 			hint = fmt.Sprintf("channel %s of %s was deleted; its history stays (`deploy history app=%s channel=%s`), and its name is not used again", channel, app, app, channel)
 		}
-		return nil, nil, files, notFound(err, hint)
+		return nil, nil, notFound(err, hint)
 	}
 	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
 	if err != nil {
-		return nil, nil, files, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
+		return nil, nil, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
 	}
+	for _, ref := range served(l) {
+		if err := checkBundle(ctx, st, ref); err != nil {
+			return nil, nil, err
+		}
+	}
+	return l, acl, nil
+}
+
+// served returns the builds a pointer offers: stable, fallbacks,
+// candidate.
+func served(l *manifest.Latest) []manifest.BuildRef {
 	refs := append([]manifest.BuildRef{l.Build}, l.Fallbacks...)
 	if l.Candidate != nil {
 		refs = append(refs, l.Candidate.Build)
 	}
-	for _, ref := range refs {
-		if err := checkBundle(ctx, st, ref); err != nil {
-			return nil, nil, files, err
-		}
-	}
-	files, err = publish.CheckFiles(ctx, st, app, refs)
-	if err != nil {
-		return nil, nil, files, filesRejected(err)
-	}
-	return l, acl, files, nil
+	return refs
 }
 
 // filesRejected is the failure of a file manifest or file object: with
