@@ -706,8 +706,9 @@ func PrivateKeyError(name string) error {
 // looking as soon as the first line cannot be such a label, so it costs
 // nothing past a file's first bytes.
 type keySniffer struct {
-	line []byte // the first line so far, whitespace before it skipped
-	done bool   // the first line is complete, or cannot be a label
+	line [maxLabelLine]byte // the first line so far, whitespace before it skipped
+	n    int                // bytes of line used
+	done bool               // the first line is complete, or cannot be a label
 }
 
 const (
@@ -723,17 +724,18 @@ func (s *keySniffer) Write(p []byte) (int, error) {
 	if s.done {
 		return n, nil
 	}
-	if len(s.line) == 0 {
+	if s.n == 0 {
 		if p = bytes.TrimLeft(p, " \t\r\n\v\f"); len(p) == 0 {
 			return n, nil
 		}
 	}
+	p = p[:min(len(p), maxLabelLine-s.n)]
 	if end := bytes.IndexByte(p, '\n'); end >= 0 {
 		p, s.done = p[:end], true
 	}
-	s.line = append(s.line, p[:min(len(p), maxLabelLine-len(s.line))]...)
-	k := min(len(s.line), len(pemBegin))
-	if len(s.line) == maxLabelLine || string(s.line[:k]) != pemBegin[:k] {
+	s.n += copy(s.line[s.n:], p)
+	k := min(s.n, len(pemBegin))
+	if s.n == maxLabelLine || string(s.line[:k]) != pemBegin[:k] {
 		s.done = true
 	}
 	return n, nil
@@ -742,7 +744,8 @@ func (s *keySniffer) Write(p []byte) (int, error) {
 // isKey reports whether the bytes written start a PEM private key; it is
 // asked once the whole file is written.
 func (s *keySniffer) isKey() bool {
-	return bytes.HasPrefix(s.line, []byte(pemBegin)) && bytes.Contains(s.line, []byte("PRIVATE KEY"))
+	line := s.line[:s.n]
+	return bytes.HasPrefix(line, []byte(pemBegin)) && bytes.Contains(line, []byte("PRIVATE KEY"))
 }
 
 type countWriter struct {
