@@ -160,6 +160,7 @@ func params(dir string, store func(*testscript.Env) string) testscript.Params {
 			"mode":          fileMode,
 			"storeget":      storeGet,
 			"storeput":      storePut,
+			"storedel":      storeDel,
 			"storekeys":     storeKeys,
 			"forge-latest":  forgeLatest,
 			"forge-acl":     forgeACL,
@@ -303,6 +304,11 @@ func storePut(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	_, err = openStore(ts).Put(context.Background(), args[1], bytes.NewReader(data), store.PutOptions{})
 	ts.Check(err)
+}
+
+// storedel KEY deletes KEY from $STORE.
+func storeDel(ts *testscript.TestScript, neg bool, args []string) {
+	ts.Check(openStore(ts).Delete(context.Background(), args[0]))
 }
 
 // forge-latest KEYFILE APP CHANNEL signs, with KEYFILE, a latest.json for

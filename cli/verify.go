@@ -175,6 +175,10 @@ func filesRejected(err error) error {
 // checkBundle downloads a build's bundle and checks its size and sha256.
 func checkBundle(ctx context.Context, st store.Store, ref manifest.BuildRef) error {
 	rc, _, err := st.Get(ctx, ref.Bundle)
+	if errors.Is(err, fs.ErrNotExist) { // devices that download the zip fail: a verdict, not an outage
+		return withHint(fmt.Errorf("REJECTED: build %d: %w", ref.Number, &manifest.Error{Rule: manifest.RuleBundleMismatch, Detail: "its bundle " + ref.Bundle + " is missing from the store"}),
+			"something deleted it outside deploy (a prune keeps every bundle a channel serves); move the channel to a build whose bundle is there: deploy rollback, or upload a new build")
+	}
 	if err != nil {
 		return fmt.Errorf("REJECTED: bundle %s of build %d: %w", ref.Bundle, ref.Number, err)
 	}
