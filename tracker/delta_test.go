@@ -14,7 +14,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -630,18 +629,8 @@ func TestDeltaPluginSimulationS3(t *testing.T) {
 		t.Errorf("second upload wrote %d file objects, %d bytes of them (first: %d); want 2 files and under a tenth", second.NewFiles, second.NewFileBytes, first.NewFileBytes)
 	}
 	t.Logf("S3 uploads: first wrote %d bytes, the one-line change %d bytes (%d file objects, %d bytes of them)", first.NewBytes, second.NewBytes, second.NewFiles, second.NewFileBytes)
-	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc, _, err := st.Get(r.Context(), strings.TrimPrefix(r.URL.Path, "/"))
-		if err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		defer rc.Close()
-		io.Copy(w, rc)
-	}))
-	t.Cleanup(cdn.Close)
 	cfg := f.config(t)
-	cfg.Store, cfg.CDN = st, cdn.URL
+	cfg.Store, cfg.CDN = st, cdnOf(t, st)
 	_, tracker := startServer(t, cfg)
 
 	d := &pluginDevice{t: t, id: deviceA, plugin: "7.0.38", platform: "ios", version: "1.0.0", tree: treeBytes(v1)}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,11 +22,13 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/state/sqlite"
 	"github.com/cartona/deploy/store"
 	"github.com/cartona/deploy/store/file"
+	"github.com/cartona/deploy/store/s3"
 )
 
 // fixture is a file store with an ACL signed by a root key and a user key
@@ -147,6 +150,41 @@ func (f *fixture) pointer(l manifest.Latest) {
 	now := time.Now().UTC()
 	l.Sequence, l.Issued, l.Expires = f.seq[k], now, now.Add(24*time.Hour)
 	f.put(manifest.LatestKey(l.App, l.Channel), f.sign(manifest.TypeLatest, l, f.user))
+}
+
+// onS3 copies every object of the fixture's store into a fresh bucket of
+// a real S3 server (versitygw) and returns that bucket as a store.
+func (f *fixture) onS3(t testing.TB) store.Store {
+	t.Helper()
+	srv := s3test.Start(t)
+	st := s3.New(srv.Client(), srv.Bucket, "deploy")
+	ctx := context.Background()
+	infos, err := f.store.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range infos {
+		if _, err := st.Put(ctx, info.Key, bytes.NewReader(f.get(info.Key)), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// cdnOf serves the objects of st under their keys, as a CDN in front of
+// the store does, until the test ends, and returns its base URL.
+func cdnOf(t testing.TB, st store.Store) string {
+	cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc, _, err := st.Get(r.Context(), strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer rc.Close()
+		io.Copy(w, rc)
+	}))
+	t.Cleanup(cdn.Close)
+	return cdn.URL
 }
 
 // config is a tracker configuration over the fixture's store with a fresh
