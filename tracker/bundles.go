@@ -125,10 +125,8 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, b *buildInf
 		s.bundleUnavailable(w, r, b, err)
 		return
 	}
-	if info.Size != b.ref.Size {
+	if !s.sizeMatches(w, r, b, info) {
 		rc.Close()
-		s.log.Error().Str("key", b.ref.Bundle).Int64("size", info.Size).Int64("want", b.ref.Size).Msg("bundle size differs from its manifest")
-		s.bundleMismatch(w, r, b)
 		return
 	}
 	v := versionOf(b, info)
@@ -161,6 +159,39 @@ func (s *Server) serveBundle(w http.ResponseWriter, r *http.Request, b *buildInf
 	default:
 		s.serveStream(w, r, b, rc, v)
 	}
+}
+
+// checkStored reports whether the bundle object in the store now matches
+// b's sha256 and size, and answers the request itself when it does not, as
+// serveBundle would. The tracker checks before it sends a device to the
+// CDN, which serves whatever object the store holds. It costs one Stat:
+// the object is read and hashed only for a version (ETag, size,
+// modification time) that has no verdict yet, once however many devices
+// ask at the same time.
+func (s *Server) checkStored(w http.ResponseWriter, r *http.Request, b *buildInfo) bool {
+	ctx := r.Context()
+	info, err := s.cfg.Store.Stat(ctx, b.ref.Bundle)
+	if err != nil {
+		s.bundleUnavailable(w, r, b, err)
+		return false
+	}
+	if !s.sizeMatches(w, r, b, info) {
+		return false
+	}
+	v := versionOf(b, info)
+	ok, err := s.bundles.check(ctx, v, func() (bool, error) { return s.hashObject(ctx, v, b) })
+	return s.bundleVerified(w, r, b, ok, err)
+}
+
+// sizeMatches reports whether a stored bundle has its manifest's size,
+// and answers the request itself when it has not.
+func (s *Server) sizeMatches(w http.ResponseWriter, r *http.Request, b *buildInfo, info store.Info) bool {
+	if info.Size == b.ref.Size {
+		return true
+	}
+	s.log.Error().Str("key", b.ref.Bundle).Int64("size", info.Size).Int64("want", b.ref.Size).Msg("bundle size differs from its manifest")
+	s.bundleMismatch(w, r, b)
+	return false
 }
 
 // serveStream sends a large bundle whose reader cannot seek (S3), and

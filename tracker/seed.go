@@ -82,7 +82,10 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 
 // handleDownload answers GET /build/download?id=&device=: a 302 to the
 // bundle on the CDN, or the bundle itself (with Range support) when no CDN
-// is configured. Only builds named by verified manifests are served.
+// is configured. Only builds named by verified manifests are served, and
+// only while the store's bundle matches their sha256 and size: devices
+// whose plugin checks a CRC32 or nothing would install whatever the CDN
+// gives them.
 func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	b, device, ok := s.buildDevice(w, r)
 	if !ok {
@@ -98,6 +101,9 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.cdn != "" {
+		if !s.checkStored(w, r, b) {
+			return
+		}
 		w.Header().Set("Location", s.cdn+"/"+b.ref.Bundle)
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusFound)

@@ -360,3 +360,72 @@ func TestStreamedBundleCutOffOnMismatch(t *testing.T) {
 		t.Errorf("after the cut-off download: %s, want 404", resp.Status)
 	}
 }
+
+// TestCDNRedirectChecksBundle replaces a bundle in the store with other
+// bytes of the same size, as someone with write access to the store alone
+// could, after the tracker redirected a download of it to the CDN: no
+// device is sent to the CDN for bytes that do not match the manifest,
+// while an unchanged bundle is redirected with one read of it in all.
+func TestCDNRedirectChecksBundle(t *testing.T) {
+	for _, kind := range []string{"file", "s3"} {
+		t.Run(kind, func(t *testing.T) {
+			f := newFixture(t)
+			ref := f.publish("retailer", "production", "1")
+			var st store.Store = f.store
+			if kind == "s3" {
+				st = f.onS3(t)
+			}
+			cdn := cdnOf(t, st)
+			replace := func(data []byte) {
+				t.Helper()
+				if _, err := st.Put(context.Background(), ref.Bundle, bytes.NewReader(data), store.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := func() (string, *streamingStore) {
+				cs := &streamingStore{Store: st}
+				cfg := f.config(t)
+				cfg.Store, cfg.CDN = cs, cdn
+				_, base := startServer(t, cfg)
+				return base + "/build/download?id=" + ref.ID + "&device=" + deviceA, cs
+			}
+			redirected := func(dl string) {
+				t.Helper()
+				resp, body := do(t, noRedirects, "GET", dl, nil)
+				if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != cdn+"/"+ref.Bundle {
+					t.Fatalf("download: %s Location %q %s, want 302 to the CDN", resp.Status, resp.Header.Get("Location"), abbrev(string(body)))
+				}
+			}
+			refused := func(dl string) {
+				t.Helper()
+				resp, body := do(t, noRedirects, "GET", dl, nil)
+				if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" ||
+					decode[ErrorResponse](t, body).Error != codeNotServable || !bytes.Contains(body, []byte("does not match its manifest")) {
+					t.Fatalf("replaced bundle: %s Location %q %s, want 404 not_servable and no redirect", resp.Status, resp.Header.Get("Location"), abbrev(string(body)))
+				}
+			}
+
+			dl, cs := start()
+			for range 3 {
+				redirected(dl)
+			}
+			if n := cs.bundleGets.Load(); n != 1 {
+				t.Errorf("three redirects of an unchanged bundle read it %d times, want 1", n)
+			}
+			resp, good := do(t, nil, "GET", dl, nil) // the device follows the redirect
+			if sum := sha256.Sum256(good); resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != ref.SHA256 {
+				t.Fatalf("download through the CDN: %s, %d bytes that do not match the manifest", resp.Status, len(good))
+			}
+			evil := bytes.Clone(good)
+			evil[len(evil)/2] ^= 0xff
+			replace(evil)
+			refused(dl)
+			refused(dl)
+			fresh, _ := start() // a tracker that never saw the bundle
+			refused(fresh)
+			replace(good)
+			redirected(dl)
+			redirected(fresh)
+		})
+	}
+}
