@@ -32,7 +32,8 @@ const (
 	tmpDir   = ".tmp"
 	lockFile = ".lock"
 	// Objects up to this size get an ETag from their content (like S3's MD5);
-	// larger ones, which are immutable bundles, from their size and mtime.
+	// larger ones, which are immutable bundles, from their file's metadata
+	// (see statETag).
 	hashedETagLimit = 1 << 20
 )
 
@@ -155,6 +156,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 			}
 			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
+		// Unlinked now, not on return: that changes the file's ctime, so
+		// the ETag below would not be the one Stat gives.
+		os.Remove(tmp)
 	} else {
 		unlock, err := lockfile.Lock(filepath.Join(s.Root, lockFile))
 		if err != nil {
@@ -275,7 +279,22 @@ func contentETag(data []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// statETag is the ETag of an object over hashedETagLimit, made without
+// reading it. Size and modification time alone would not do: whoever can
+// write the file can rewrite it with as many bytes and set its mtime back
+// (touch -r), and a reader that trusts the ETag (the tracker caches a
+// bundle's hash check per ETag) would take the new bytes for the old. So it
+// also holds the inode number, which a replaced file changes, and the
+// change time (ctime), which every write, rename or touch moves to the
+// current time and nothing sets back. Two changes within one tick of a
+// coarse file-time clock (a few milliseconds; kernels since Linux 6.13 give
+// a finer time to a change after a read of the ctime) may share a ctime.
+// Where the system gives neither (Windows, Plan 9, WebAssembly), the ETag
+// is size and mtime only.
 func statETag(fi fs.FileInfo) string {
+	if ino, ctime, ok := fileChange(fi); ok {
+		return fmt.Sprintf("%x-%x-%x-%x", fi.Size(), fi.ModTime().UnixNano(), ino, ctime)
+	}
 	return fmt.Sprintf("%x-%x", fi.Size(), fi.ModTime().UnixNano())
 }
 

@@ -1,7 +1,9 @@
 package file_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"io/fs"
@@ -127,5 +129,92 @@ func TestOpenSweepsStaleTemporaryFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(fresh); err != nil {
 		t.Fatalf("a running writer's temporary file was removed: %v", err)
+	}
+}
+
+// TestLargeObjectETag: the ETag of an object over 1 MiB, which is not a
+// hash of its bytes, changes when the file is rewritten in place with as
+// many bytes and its modification time set back (touch -r), or replaced
+// by another file of the same size and times; and it holds still while
+// the file does, so compare-and-swap works on it.
+func TestLargeObjectETag(t *testing.T) {
+	root := t.TempDir()
+	s, err := file.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const key = "apps/a/bundles/big.zip"
+	path := filepath.Join(root, filepath.FromSlash(key))
+	data := make([]byte, 2<<20)
+	rand.Read(data)
+	stat := func() store.Info {
+		t.Helper()
+		info, err := s.Stat(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+
+	first, err := s.Put(ctx, key, bytes.NewReader(data), store.PutOptions{CreateOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stat(); got.ETag != first.ETag || got.Size != int64(len(data)) {
+		t.Fatalf("Stat after a create-only Put = %+v, want ETag %q", got, first.ETag)
+	}
+	data[0] ^= 0xff
+	second, err := s.Put(ctx, key, bytes.NewReader(data), store.PutOptions{IfMatch: first.ETag})
+	if err != nil {
+		t.Fatalf("compare-and-swap with the current ETag: %v", err)
+	}
+	if second.ETag == first.ETag || stat().ETag != second.ETag {
+		t.Fatalf("ETags: first %q, second %q, Stat %q", first.ETag, second.ETag, stat().ETag)
+	}
+	if _, err := s.Put(ctx, key, bytes.NewReader(data), store.PutOptions{IfMatch: first.ETag}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("compare-and-swap with a stale ETag: %v, want a conflict", err)
+	}
+
+	// Rewritten later, as an attacker would, not in the clock tick of the
+	// last write (see statETag).
+	time.Sleep(20 * time.Millisecond)
+	before := stat()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fh.WriteAt([]byte{^data[len(data)/2]}, int64(len(data)/2)); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	inPlace := stat()
+	if inPlace.Size != before.Size || !inPlace.ModTime.Equal(before.ModTime) {
+		t.Fatalf("the rewrite changed size or modification time: %+v, before %+v", inPlace, before)
+	}
+	if inPlace.ETag == before.ETag {
+		t.Errorf("rewritten in place with its modification time set back: ETag %q unchanged", inPlace.ETag)
+	}
+
+	time.Sleep(20 * time.Millisecond)
+	other := filepath.Join(root, "other")
+	if err := os.WriteFile(other, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(other, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+	if replaced := stat(); replaced.ETag == inPlace.ETag || !replaced.ModTime.Equal(before.ModTime) {
+		t.Errorf("replaced by a file of the same size and times: ETag %q, before %q", replaced.ETag, inPlace.ETag)
 	}
 }
