@@ -429,3 +429,54 @@ func TestCDNRedirectChecksBundle(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeBundleRewrittenWithItsTimes rewrites a bundle of over 1 MiB in
+// place, after a first good download, with as many other bytes, and sets
+// its modification time back: the tracker must see a new object version,
+// hash it again and refuse it, whether it serves bundles or redirects to
+// the CDN.
+func TestLargeBundleRewrittenWithItsTimes(t *testing.T) {
+	for _, withCDN := range []bool{false, true} {
+		t.Run(map[bool]string{false: "served", true: "cdn"}[withCDN], func(t *testing.T) {
+			f := newFixture(t)
+			noise := make([]byte, 3<<20)
+			rand.Read(noise)
+			ref := f.publishZip("retailer", "production", "big", makeZip(t, map[string]string{"index.html": "<html>", "assets/noise.bin": string(noise)}))
+			cfg := f.config(t)
+			if withCDN {
+				cfg.CDN = cdnOf(t, f.store)
+			}
+			_, base := startServer(t, cfg)
+			dl := base + "/build/download?id=" + ref.ID + "&device=" + deviceA
+			resp, good := do(t, noRedirects, "GET", dl, nil)
+			if withCDN && resp.StatusCode != http.StatusFound || !withCDN && (resp.StatusCode != 200 || int64(len(good)) != ref.Size) {
+				t.Fatalf("first download: %s, %d bytes", resp.Status, len(good))
+			}
+
+			time.Sleep(20 * time.Millisecond) // later than the publish, as an attacker would be
+			path := filepath.Join(f.dir, filepath.FromSlash(ref.Bundle))
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fh, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evil := f.get(ref.Bundle)
+			evil[len(evil)/2] ^= 0xff
+			if _, err := fh.WriteAt(evil[len(evil)/2:len(evil)/2+1], int64(len(evil)/2)); err != nil {
+				t.Fatal(err)
+			}
+			fh.Close()
+			if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+				t.Fatal(err)
+			}
+
+			resp, body := do(t, noRedirects, "GET", dl, nil)
+			if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" || !bytes.Contains(body, []byte("does not match its manifest")) {
+				t.Fatalf("rewritten bundle: %s Location %q, %d bytes", resp.Status, resp.Header.Get("Location"), len(body))
+			}
+		})
+	}
+}
