@@ -83,10 +83,11 @@
 // refused, also after a restart. With an empty database it trusts the
 // first root-signed acl.json it reads, however old, unless
 // Config.MinACLVersion pins the lowest version it accepts. It serves or
-// redirects only bundles of builds that a verified manifest named, and
-// serves a bundle itself only once its bytes match the manifest's sha256
-// (hashed once per object version: key, size, modification time, ETag). Verified results are
-// cached for Config.CacheTTL; concurrent misses share one store read.
+// redirects only bundles of builds that a verified manifest named, and only
+// while the store's object matches the manifest's sha256 and size: hashed
+// once per object version (key, size, modification time, ETag), which a
+// redirect to the CDN reads with one Stat. Verified results are cached for
+// Config.CacheTTL; concurrent misses share one store read.
 //
 // Download URLs in answers start with Config.PublicURL; without it they
 // are derived from each request, and New logs a warning.

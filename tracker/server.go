@@ -34,7 +34,8 @@ type Config struct {
 	Trust manifest.Trust
 	// CDN is the public base URL that serves the store's keys, such as
 	// "https://d123.cloudfront.net". Downloads are redirected to
-	// CDN + "/" + bundle key. Empty: the tracker serves bundles itself.
+	// CDN + "/" + bundle key once the store's object is checked against
+	// the build's sha256. Empty: the tracker serves bundles itself.
 	CDN string
 	// PublicURL is the tracker's base URL as devices reach it, used in the
 	// download URLs it answers. Empty: derived from each request's Host and
