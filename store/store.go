@@ -20,6 +20,8 @@ import (
 //   - a missing key is reported as an error that wraps fs.ErrNotExist;
 //   - a create-only Put on a key that exists wraps fs.ErrExist;
 //   - a compare-and-swap Put whose IfMatch no longer matches wraps ErrConflict;
+//   - a missing bucket (S3) wraps ErrNoBucket, never fs.ErrNotExist: the
+//     whole store is missing, not one key;
 //   - every other error is wrapped with the backend and operation as prefix,
 //     such as "s3: get apps/x/latest.json: ...".
 type Store interface {
@@ -104,6 +106,11 @@ type Info struct {
 // ErrConflict reports that a compare-and-swap Put lost a race: the object
 // changed since its ETag was read. Re-read and try again.
 var ErrConflict = errors.New("object changed since it was read")
+
+// ErrNoBucket reports that the bucket a store lives in does not exist, as
+// when store= names a bucket with a typo. Unlike a missing key, nothing
+// can work until the store URL or the bucket is fixed.
+var ErrNoBucket = errors.New("the bucket does not exist")
 
 // ErrTooLarge reports that an object is over the size a reader accepts.
 var ErrTooLarge = errors.New("object is over the size limit")

@@ -179,7 +179,8 @@ func (s *Store) key(key string) (string, error) {
 	return s.prefix + key, nil
 }
 
-// Get opens the object at key. A missing key wraps fs.ErrNotExist.
+// Get opens the object at key. A missing key wraps fs.ErrNotExist, a
+// missing bucket store.ErrNoBucket.
 func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
@@ -187,7 +188,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Info,
 	}
 	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return nil, store.Info{}, fmt.Errorf("s3: get %s: %w", key, notExist(err))
+		return nil, store.Info{}, fmt.Errorf("s3: get %s: %w", key, storeError(err))
 	}
 	info := store.Info{
 		Key:     key,
@@ -198,7 +199,9 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, store.Info,
 	return out.Body, info, nil
 }
 
-// Stat returns the Info of key. A missing key wraps fs.ErrNotExist.
+// Stat returns the Info of key. A missing key wraps fs.ErrNotExist, a
+// missing bucket store.ErrNoBucket; telling them apart costs a listing
+// when the key is missing (see headNotFound).
 func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	k, err := s.key(key)
 	if err != nil {
@@ -206,7 +209,11 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &k})
 	if err != nil {
-		return store.Info{}, fmt.Errorf("s3: stat %s: %w", key, notExist(err))
+		err = storeError(err)
+		if errors.Is(err, fs.ErrNotExist) {
+			err = s.headNotFound(ctx, k, err)
+		}
+		return store.Info{}, fmt.Errorf("s3: stat %s: %w", key, err)
 	}
 	return store.Info{
 		Key:     key,
@@ -279,7 +286,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.Info, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("s3: list %s: %w", prefix, err)
+			return nil, fmt.Errorf("s3: list %s: %w", prefix, storeError(err))
 		}
 		for _, obj := range page.Contents {
 			key := strings.TrimPrefix(aws.ToString(obj.Key), s.prefix)
@@ -306,24 +313,44 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
-	if err != nil && !errors.Is(notExist(err), fs.ErrNotExist) {
+	if err = storeError(err); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("s3: delete %s: %w", key, err)
 	}
 	return nil
 }
 
-// notExist adds fs.ErrNotExist to the chain of a "no such key" error. A
-// missing bucket (NoSuchBucket) is not a missing key; HeadObject has no body
-// and so no error code to tell them apart, and answers NotFound for both.
-func notExist(err error) error {
-	if code, status := errorCode(err); code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code == "") {
+// storeError adds to err's chain what the store's error contract names:
+// store.ErrNoBucket for a missing bucket, fs.ErrNotExist for a missing key.
+// A missing bucket has its own code (NoSuchBucket), except in answers to
+// HEAD, which have no body: Stat tells the two apart (headNotFound).
+func storeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	switch code, status := errorCode(err); {
+	case code == "NoSuchBucket":
+		return fmt.Errorf("%w: %w", store.ErrNoBucket, err)
+	case code == "NoSuchKey" || code == "NotFound" || (status == http.StatusNotFound && code == ""):
 		return fmt.Errorf("%w: %w", fs.ErrNotExist, err)
 	}
 	return err
 }
 
+// headNotFound tells what a HEAD of object key answered 404 for, with
+// err: HEAD answers a bare 404 for a missing key and for a missing
+// bucket alike, so it lists key, which names a missing bucket. When the
+// listing fails otherwise (a role without s3:ListBucket), the key is taken
+// as missing, as before the listing.
+func (s *Store) headNotFound(ctx context.Context, key string, err error) error {
+	_, lerr := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &key, MaxKeys: aws.Int32(1)})
+	if lerr = storeError(lerr); errors.Is(lerr, store.ErrNoBucket) {
+		return lerr
+	}
+	return err
+}
+
 // putError maps a refused conditional write to fs.ErrExist or
-// store.ErrConflict.
+// store.ErrConflict, and a missing bucket to store.ErrNoBucket.
 func putError(err error, opt store.PutOptions) error {
 	code, status := errorCode(err)
 	// 412 when the condition fails; 409 when a concurrent conditional write
@@ -331,6 +358,8 @@ func putError(err error, opt store.PutOptions) error {
 	refused := status == http.StatusPreconditionFailed || code == "PreconditionFailed" ||
 		status == http.StatusConflict || code == "ConditionalRequestConflict"
 	switch {
+	case code == "NoSuchBucket":
+		return storeError(err)
 	case opt.CreateOnly && refused:
 		return fmt.Errorf("%w: %w", fs.ErrExist, err)
 	case opt.IfMatch != "" && (refused || code == "NoSuchKey"):

@@ -167,12 +167,32 @@ func TestErrorMapping(t *testing.T) {
 		t.Fatalf("CAS on a missing key: %v, want store.ErrConflict", err)
 	}
 
-	// A missing bucket is not a missing key.
+	// A missing bucket is not a missing key, for any operation: HeadObject
+	// answers both with a bare 404.
 	nb := *srv
 	nb.Bucket = "no-such-bucket"
-	_, _, err = open(t, &nb, "").Get(ctx, "k")
-	if err == nil || errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "s3: get k: ") {
-		t.Fatalf("Get from a missing bucket: %v, want an error that is not fs.ErrNotExist", err)
+	missing := open(t, &nb, "p")
+	_, _, err = missing.Get(ctx, "k")
+	checkNoBucket(t, "Get", "s3: get k: ", err)
+	_, err = missing.Stat(ctx, "acl.json")
+	checkNoBucket(t, "Stat", "s3: stat acl.json: ", err)
+	_, err = missing.List(ctx, "apps/")
+	checkNoBucket(t, "List", "s3: list apps/: ", err)
+	_, err = missing.Put(ctx, "k", strings.NewReader("v"), store.PutOptions{CreateOnly: true, Size: 1})
+	checkNoBucket(t, "Put", "s3: put k: ", err)
+	err = missing.Delete(ctx, "k")
+	checkNoBucket(t, "Delete", "s3: delete k: ", err)
+
+	// In a bucket that exists, a missing key is still only that.
+	if _, err := s.Stat(ctx, "acl.json"); !errors.Is(err, fs.ErrNotExist) || errors.Is(err, store.ErrNoBucket) {
+		t.Fatalf("Stat of a missing key: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func checkNoBucket(t *testing.T, op, prefix string, err error) {
+	t.Helper()
+	if !errors.Is(err, store.ErrNoBucket) || errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), prefix) {
+		t.Errorf("%s in a missing bucket: %v, want an error that starts %q and wraps store.ErrNoBucket, not fs.ErrNotExist", op, err, prefix)
 	}
 }
 
