@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,9 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/cartona/deploy/internal/s3test"
+	"github.com/cartona/deploy/store/s3"
 )
 
 // serialClient sends every request on one keep-alive connection. The
@@ -295,4 +299,43 @@ func TestReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitStatus("/readyz", 503)
+}
+
+// TestReadyMissingBucket: an S3 store whose bucket does not exist is not
+// ready, though S3 answers its HEAD of acl.json with the same bare 404 as
+// for a store that is only not initialised; the answer says what is wrong.
+func TestReadyMissingBucket(t *testing.T) {
+	f := newFixture(t)
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	open := func(bucket string) *s3.Store {
+		t.Helper()
+		nb := *srv
+		nb.Bucket = bucket
+		u, err := url.Parse(nb.URL("prod"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := s3.Open(t.Context(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, tt := range []struct {
+		bucket string
+		status int
+		says   string
+	}{
+		{srv.Bucket, http.StatusOK, "ready"}, // no acl.json: reachable, only not initialised
+		{"no-such-bucket", http.StatusServiceUnavailable, "bucket does not exist"},
+	} {
+		cfg := f.config(t)
+		cfg.Store = open(tt.bucket)
+		_, base := startServer(t, cfg)
+		resp, body := do(t, nil, "GET", base+"/readyz", nil)
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.says) {
+			t.Errorf("bucket %s: /readyz answered %d %s, want %d and %q", tt.bucket, resp.StatusCode, body, tt.status, tt.says)
+		}
+	}
 }

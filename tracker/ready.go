@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cartona/deploy/manifest"
+	"github.com/cartona/deploy/store"
 )
 
 // readyTimeout bounds each readiness check of the store and the database.
@@ -27,7 +28,8 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkReady pings the tracker state, then asks the store for acl.json:
-// a store without one is reachable, just not initialised.
+// a store without one is reachable, just not initialised, but a bucket
+// that does not exist is a store= that can never serve.
 func (s *Server) checkReady() (struct{}, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
@@ -35,7 +37,11 @@ func (s *Server) checkReady() (struct{}, error) {
 		s.log.Error().Err(err).Msg("not ready: the tracker state cannot be used")
 		return struct{}{}, errorf(codeUnavailable, "not ready: the tracker state (SQLite or PostgreSQL) cannot be used right now")
 	}
-	if _, err := s.cfg.Store.Stat(ctx, manifest.ACLKey); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch _, err := s.cfg.Store.Stat(ctx, manifest.ACLKey); {
+	case errors.Is(err, store.ErrNoBucket):
+		s.log.Error().Err(err).Str("store", s.cfg.Store.Location("")).Msg("not ready: the store's bucket does not exist")
+		return struct{}{}, errorf(codeUnavailable, "not ready: the update store's bucket does not exist; check the bucket in the tracker's store=")
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		s.log.Error().Err(err).Msg("not ready: the store cannot be read")
 		return struct{}{}, errorf(codeUnavailable, "not ready: the update store cannot be read right now")
 	}
