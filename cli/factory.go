@@ -49,10 +49,17 @@ func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if e.st, err = loc.open(ctx, create); err != nil {
+	st, err := loc.open(ctx, create)
+	if err != nil {
 		return nil, err
 	}
-	return e.st, nil
+	if !create {
+		if err := loc.exists(ctx, st); err != nil {
+			return nil, err
+		}
+	}
+	e.st = st
+	return st, nil
 }
 
 // pinned returns the pinned root keys (see storeOptions.rootTrust), once.

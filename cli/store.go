@@ -128,6 +128,26 @@ func (l location) open(ctx context.Context, create bool) (store.Store, error) {
 	return &file.Store{Root: l.dir}, nil
 }
 
+// exists checks that the store l names, opened as st, is there, for the
+// commands that never create one. open checked a local folder already. An
+// S3 store has no folder: it is there when its bucket is and `deploy init`
+// wrote acl.json under its prefix, so a typo in either is reported here,
+// naming the store, as a missing folder is. Any other failure is left to
+// the command: a store that cannot be reached right now may well exist.
+func (l location) exists(ctx context.Context, st store.Store) error {
+	if l.s3 == nil {
+		return nil
+	}
+	where := strings.TrimSuffix(st.Location(""), "/")
+	switch _, err := st.Stat(ctx, manifest.ACLKey); {
+	case errors.Is(err, store.ErrNoBucket):
+		return unavailableError{fmt.Errorf("no store at %s: the bucket %s does not exist; check the bucket in store=, or create the bucket", where, l.s3.Host)}
+	case errors.Is(err, fs.ErrNotExist):
+		return unavailableError{fmt.Errorf("no store at %s: it has no %s; check the bucket and prefix in store=, or create the store with `deploy init`", where, manifest.ACLKey)}
+	}
+	return nil
+}
+
 // identity names the store the same however its URL is spelled: a local
 // folder by its clean absolute path (symbolic links resolved), S3 by its
 // endpoint, bucket and clean prefix.

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/cartona/deploy/internal/s3test"
 )
 
 // One store, however its URL is spelled, has one identity; other stores
@@ -56,5 +59,49 @@ func TestParseStore(t *testing.T) {
 		if _, err := parseStore(raw); err == nil {
 			t.Errorf("parseStore(%q) accepted an unknown scheme or a relative path", raw)
 		}
+	}
+}
+
+// TestMissingS3Store: commands that need a store refuse an S3 store that
+// is not there as they refuse a missing folder: exit 6, naming the bucket
+// and prefix, saying what is missing. A prefix with a typo has no
+// acl.json; a bucket with one does not exist. The tracker does not start.
+func TestMissingS3Store(t *testing.T) {
+	srv := s3test.Start(t)
+	isolate(t)
+	srv.Setenv(t)
+	status, rootKey, errOut := run(t, []string{"keys", "show", "key_file=" + filepath.Join(t.TempDir(), "k.key")})
+	if status != exitOK {
+		t.Fatalf("keys show: %d %s", status, errOut)
+	}
+	rootKey = strings.TrimSpace(rootKey)
+	noBucket := *srv
+	noBucket.Bucket = "no-such-bucket-here"
+	cases := []struct {
+		name, store, says string
+	}{
+		{"wrong prefix", srv.URL("nope"), "no store at s3://" + srv.Bucket + "/nope: it has no acl.json; check the bucket and prefix in store=, or create the store with `deploy init`"},
+		{"missing bucket", noBucket.URL("prod"), "no store at s3://no-such-bucket-here/prod: the bucket no-such-bucket-here does not exist; check the bucket in store=, or create the bucket"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{
+				{"verify", "app=shop"},
+				{"list", "builds", "app=shop"},
+				{"history", "app=shop"},
+				{"prune", "app=shop"},
+				{"serve", "addr=127.0.0.1:0", "db=sqlite://" + filepath.Join(t.TempDir(), "events.db")},
+			} {
+				args = append(args, "store="+c.store, "root_key="+rootKey)
+				status, _, errOut := run(t, args)
+				if status != exitUnavailable || !strings.Contains(errOut, c.says) {
+					t.Errorf("deploy %s: status %d, stderr:\n%s\nwant status %d and %q", args[0], status, errOut, exitUnavailable, c.says)
+				}
+			}
+			status, out, _ := run(t, []string{"verify", "app=shop", "store=" + c.store, "root_key=" + rootKey, "--json"})
+			if status != exitUnavailable || !strings.Contains(out, `"code": "unavailable"`) {
+				t.Errorf("verify --json: status %d, stdout:\n%s", status, out)
+			}
+		})
 	}
 }
