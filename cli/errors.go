@@ -129,6 +129,8 @@ func exitStatus(err error) int {
 		return exitNotGranted
 	case rule != "":
 		return exitVerify
+	case errors.Is(err, publish.ErrNoACL): // as for a store that does not exist
+		return exitUnavailable
 	}
 	if _, _, ok := explainAWS(err); ok {
 		return exitStatusAWS(err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,5 +104,21 @@ func TestMissingS3Store(t *testing.T) {
 				t.Errorf("verify --json: status %d, stdout:\n%s", status, out)
 			}
 		})
+	}
+
+	// An upload creates no store either, and names the one it found no
+	// ACL in.
+	www := t.TempDir()
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>notifyAppReady</html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ store, says string }{
+		{srv.URL("nope"), "s3://" + srv.Bucket + "/nope/acl.json does not exist: the store has no ACL; check store=, or have an administrator create the store with `deploy init`"},
+		{noBucket.URL("prod"), "the S3 bucket does not exist"},
+	} {
+		status, _, errOut := run(t, []string{"upload", "app=shop", "dir=" + www, "store=" + c.store, "root_key=" + rootKey, "key_file=" + filepath.Join(t.TempDir(), "u.key")})
+		if status != exitUnavailable || !strings.Contains(errOut, c.says) {
+			t.Errorf("upload to %s: status %d, stderr:\n%s\nwant status %d and %q", c.store, status, errOut, exitUnavailable, c.says)
+		}
 	}
 }

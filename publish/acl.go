@@ -16,15 +16,17 @@ import (
 	"github.com/cartona/deploy/store"
 )
 
-// ErrNoACL reports a store without acl.json: nobody may publish yet.
-var ErrNoACL = errors.New("the store has no ACL; an administrator runs `deploy init` first")
+// ErrNoACL reports a store without acl.json: nobody may publish yet, or
+// the store URL names the wrong place. ReadACL's error wraps it and names
+// the store.
+var ErrNoACL = errors.New("the store has no ACL")
 
 // ReadACL reads acl.json and verifies it against trust. It returns the ACL
 // and the ETag to pass to a compare-and-swap write.
 func ReadACL(ctx context.Context, s store.Store, trust manifest.Trust) (*manifest.ACL, string, error) {
 	data, info, err := store.ReadSmall(ctx, s, manifest.ACLKey, manifest.MaxACLSize)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, "", ErrNoACL
+		return nil, "", fmt.Errorf("%s does not exist: %w; check store=, or have an administrator create the store with `deploy init`", s.Location(manifest.ACLKey), ErrNoACL)
 	}
 	if err != nil {
 		return nil, "", err
