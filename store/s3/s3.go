@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -52,6 +53,9 @@ const (
 	// Larger objects go in parts of this size, this many at a time.
 	partSize    = 8 << 20
 	concurrency = 4
+	// abortTimeout bounds aborting a failed multipart upload, which runs
+	// after the caller's context may have ended.
+	abortTimeout = 5 * time.Second
 )
 
 // Store is a store.Store in an S3 bucket, under a key prefix.
@@ -162,6 +166,9 @@ func New(client *s3.Client, bucket, prefix string) *Store {
 	uploader := manager.NewUploader(client, func(u *manager.Uploader) {
 		u.PartSize = partSize
 		u.Concurrency = concurrency
+		// Its own abort uses the upload's context, which is over when the
+		// upload was cancelled: Put aborts instead (see abort).
+		u.LeavePartsOnError = true
 	})
 	return &Store{client: client, uploader: uploader, bucket: bucket, prefix: prefix}
 }
@@ -224,8 +231,9 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 }
 
 // Put streams r to key. S3 makes an object visible only once it is
-// complete; a failed upload leaves nothing behind (an incomplete multipart
-// upload is aborted).
+// complete; a failed upload leaves nothing behind: an incomplete multipart
+// upload is aborted, also when ctx is cancelled (see abort). Only a process
+// killed mid-upload leaves one.
 //
 // A refused create-only write wraps fs.ErrExist; a refused compare-and-swap
 // write, or one whose object was deleted, wraps store.ErrConflict. The
@@ -259,9 +267,26 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 	}
 	out, err := s.uploader.Upload(ctx, in, small...)
 	if err != nil {
+		s.abort(ctx, k, err)
 		return store.Info{}, fmt.Errorf("s3: put %s: %w", key, putError(err, opt))
 	}
 	return store.Info{Key: key, Size: body.n, ETag: aws.ToString(out.ETag)}, nil
+}
+
+// abort aborts the multipart upload to object key that the failed upload
+// err left, if any, so that its parts are not kept (and billed). The
+// upload's context may be what failed it (Ctrl-C, SIGTERM, a deadline), so
+// the abort gets a fresh one, bounded by abortTimeout. An abort that fails
+// leaves the upload to `deploy prune` or the bucket's lifecycle rule.
+func (s *Store) abort(ctx context.Context, key string, err error) {
+	var failed manager.MultiUploadFailure
+	if !errors.As(err, &failed) || failed.UploadID() == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	id := failed.UploadID()
+	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
 }
 
 // countingReader counts the bytes read through it.

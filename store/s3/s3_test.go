@@ -154,6 +154,48 @@ func TestMultipartFailedReader(t *testing.T) {
 	}
 }
 
+// TestMultipartCancelled checks that a multipart upload cancelled midway
+// (Ctrl-C, SIGTERM, a deadline) is aborted, though its context is over.
+func TestMultipartCancelled(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const size = 64 << 20
+	r := &cancellingReader{r: io.LimitReader(rand.NewChaCha8([32]byte{}), size), after: 20 << 20, cancel: cancel}
+	_, err := s.Put(ctx, "apps/a/bundles/big.zip", r, store.PutOptions{Size: size})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Put: %v, want context.Canceled", err)
+	}
+	if r.n >= size {
+		t.Fatalf("the upload read all %d bytes: it was not cancelled midway", r.n)
+	}
+	if _, err := s.Stat(context.Background(), "apps/a/bundles/big.zip"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Stat after a cancelled Put: %v, want fs.ErrNotExist", err)
+	}
+	if n := multipartUploads(t, srv); n != 0 {
+		t.Errorf("%d multipart uploads left behind by the cancelled Put, want 0", n)
+	}
+}
+
+// cancellingReader calls cancel once after bytes have been read.
+type cancellingReader struct {
+	r      io.Reader
+	n      int64
+	after  int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
+
 func TestErrorMapping(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.Setenv(t)
