@@ -79,6 +79,27 @@ type direct struct{ Store }
 func (direct) Commit(context.Context) error { return nil }
 func (direct) Close() error                 { return nil }
 
+// A Multipart store writes large objects in parts (S3 multipart uploads).
+// A write whose process dies before it completes or aborts leaves an
+// incomplete upload behind: never visible to Get or List, but stored (and,
+// on S3, billed) until it is aborted.
+type Multipart interface {
+	// Uploads lists the incomplete uploads to keys that start with
+	// prefix, with the bytes of their parts, sorted by key.
+	Uploads(ctx context.Context, prefix string) ([]Upload, error)
+	// AbortUpload removes an incomplete upload and its parts. Aborting
+	// one that has completed or been aborted already is not an error.
+	AbortUpload(ctx context.Context, u Upload) error
+}
+
+// Upload is an incomplete upload of a Multipart store.
+type Upload struct {
+	Key     string
+	ID      string // the store's id of the upload
+	Size    int64  // bytes in the parts uploaded so far
+	Started time.Time
+}
+
 // PutOptions control a Put.
 type PutOptions struct {
 	// CreateOnly fails with fs.ErrExist if the key already exists

@@ -66,7 +66,10 @@ type Store struct {
 	prefix   string // "" or ends with "/"
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Multipart = (*Store)(nil)
+)
 
 // Open returns the store named by an s3:// URL (see the package
 // documentation). Configuration errors name the offending part of the URL.
@@ -233,7 +236,7 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 // Put streams r to key. S3 makes an object visible only once it is
 // complete; a failed upload leaves nothing behind: an incomplete multipart
 // upload is aborted, also when ctx is cancelled (see abort). Only a process
-// killed mid-upload leaves one.
+// killed mid-upload leaves one, which Uploads lists.
 //
 // A refused create-only write wraps fs.ErrExist; a refused compare-and-swap
 // write, or one whose object was deleted, wraps store.ErrConflict. The
@@ -267,16 +270,16 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 	}
 	out, err := s.uploader.Upload(ctx, in, small...)
 	if err != nil {
-		s.abort(ctx, k, err)
+		s.abort(ctx, key, err)
 		return store.Info{}, fmt.Errorf("s3: put %s: %w", key, putError(err, opt))
 	}
 	return store.Info{Key: key, Size: body.n, ETag: aws.ToString(out.ETag)}, nil
 }
 
-// abort aborts the multipart upload to object key that the failed upload
-// err left, if any, so that its parts are not kept (and billed). The
-// upload's context may be what failed it (Ctrl-C, SIGTERM, a deadline), so
-// the abort gets a fresh one, bounded by abortTimeout. An abort that fails
+// abort aborts the multipart upload to key that the failed upload err
+// left, if any, so that its parts are not kept (and billed). The upload's
+// context may be what failed it (Ctrl-C, SIGTERM, a deadline), so the
+// abort gets a fresh one, bounded by abortTimeout. An abort that fails
 // leaves the upload to `deploy prune` or the bucket's lifecycle rule.
 func (s *Store) abort(ctx context.Context, key string, err error) {
 	var failed manager.MultiUploadFailure
@@ -285,8 +288,7 @@ func (s *Store) abort(ctx context.Context, key string, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
-	id := failed.UploadID()
-	s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &key, UploadId: &id})
+	s.AbortUpload(ctx, store.Upload{Key: key, ID: failed.UploadID()})
 }
 
 // countingReader counts the bytes read through it.
@@ -340,6 +342,77 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &k})
 	if err = storeError(err); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("s3: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Uploads lists the incomplete multipart uploads to keys that start with
+// prefix, sorted by key, with the bytes of the parts each holds. An
+// upload that completes or is aborted while they are listed is left out.
+func (s *Store) Uploads(ctx context.Context, prefix string) ([]store.Upload, error) {
+	full := s.prefix + prefix
+	var ups []store.Upload
+	p := s3.NewListMultipartUploadsPaginator(s.client, &s3.ListMultipartUploadsInput{Bucket: &s.bucket, Prefix: &full})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3: list incomplete uploads %s: %w", prefix, storeError(err))
+		}
+		for _, u := range page.Uploads {
+			key := strings.TrimPrefix(aws.ToString(u.Key), s.prefix)
+			if store.CheckKey(key) != nil {
+				continue
+			}
+			ups = append(ups, store.Upload{Key: key, ID: aws.ToString(u.UploadId), Started: aws.ToTime(u.Initiated)})
+		}
+	}
+	kept := ups[:0]
+	for _, u := range ups {
+		size, err := s.partsSize(ctx, u)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		u.Size = size
+		kept = append(kept, u)
+	}
+	slices.SortStableFunc(kept, func(a, b store.Upload) int { return strings.Compare(a.Key, b.Key) })
+	return kept, nil
+}
+
+// partsSize adds up the sizes of an incomplete upload's parts. An upload
+// that is gone wraps fs.ErrNotExist.
+func (s *Store) partsSize(ctx context.Context, u store.Upload) (int64, error) {
+	k := s.prefix + u.Key
+	var size int64
+	p := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: &s.bucket, Key: &k, UploadId: &u.ID})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if code, _ := errorCode(err); code == "NoSuchUpload" {
+			return 0, fmt.Errorf("s3: list parts of %s: %w: %w", u.Key, fs.ErrNotExist, err)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("s3: list parts of %s: %w", u.Key, storeError(err))
+		}
+		for _, part := range page.Parts {
+			size += aws.ToInt64(part.Size)
+		}
+	}
+	return size, nil
+}
+
+// AbortUpload aborts an incomplete multipart upload. One that is gone
+// (completed or aborted) is not an error.
+func (s *Store) AbortUpload(ctx context.Context, u store.Upload) error {
+	k, err := s.key(u.Key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &k, UploadId: &u.ID})
+	if code, _ := errorCode(err); err != nil && code != "NoSuchUpload" {
+		return fmt.Errorf("s3: abort the upload to %s: %w", u.Key, storeError(err))
 	}
 	return nil
 }

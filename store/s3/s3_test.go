@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -194,6 +195,65 @@ func (c *cancellingReader) Read(p []byte) (int, error) {
 		c.cancel()
 	}
 	return n, err
+}
+
+// TestUploads lists the incomplete uploads under a prefix, with the bytes
+// of their parts, and aborts them.
+func TestUploads(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	s := open(t, srv, "p")
+	ctx := context.Background()
+	before := time.Now().Add(-time.Minute)
+	startUpload(t, srv, "p/apps/b/bundles/x.zip", 3<<20, 2<<20)
+	want := startUpload(t, srv, "p/apps/a/bundles/y.zip", 1<<20, 1<<20)
+	startUpload(t, srv, "other/apps/a/bundles/z.zip", 1)
+	if _, err := s.Put(ctx, "apps/a/bundles/done.zip", strings.NewReader("done"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ups, err := s.Uploads(ctx, "apps/a/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups) != 1 || ups[0].Key != "apps/a/bundles/y.zip" || ups[0].ID != want || ups[0].Size != 2<<20 || ups[0].Started.Before(before) {
+		t.Fatalf("Uploads(apps/a/) = %+v, want only apps/a/bundles/y.zip (%s), 2 MiB", ups, want)
+	}
+	if all, err := s.Uploads(ctx, ""); err != nil || len(all) != 2 || all[0].Key != "apps/a/bundles/y.zip" || all[1].Size != 5<<20 {
+		t.Fatalf("Uploads() = %+v, %v, want the two under p/, sorted, with their sizes", all, err)
+	}
+
+	for range 2 { // aborting one that is gone is not an error
+		if err := s.AbortUpload(ctx, ups[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ups, err := s.Uploads(ctx, "apps/a/"); err != nil || len(ups) != 0 {
+		t.Fatalf("Uploads after AbortUpload = %+v, %v, want none", ups, err)
+	}
+	if n := multipartUploads(t, srv); n != 2 {
+		t.Errorf("%d multipart uploads in the bucket, want the 2 not aborted", n)
+	}
+}
+
+// startUpload starts a multipart upload to key (a key in the bucket, not
+// the store), uploads parts of the given sizes, and returns its id.
+func startUpload(t *testing.T, srv *s3test.Server, key string, parts ...int) string {
+	t.Helper()
+	ctx := context.Background()
+	out, err := srv.Client().CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &srv.Bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, size := range parts {
+		if _, err := srv.Client().UploadPart(ctx, &awss3.UploadPartInput{
+			Bucket: &srv.Bucket, Key: &key, UploadId: out.UploadId, PartNumber: aws.Int32(int32(i + 1)),
+			Body: bytes.NewReader(make([]byte, size)), ContentLength: aws.Int64(int64(size)),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return aws.ToString(out.UploadId)
 }
 
 func TestErrorMapping(t *testing.T) {
