@@ -88,7 +88,7 @@ var params = map[string]param{
 
 	"keep":       {help: "how many of the newest builds prune keeps, whatever else", def: func() any { return 10 }},
 	"older_than": {help: "prune only builds recorded longer ago than this, and keep those that channel history names within it (0: any age, no history)"},
-	"grace":      {help: "prune nothing written less than this ago", def: func() any { return publish.DefaultGrace }},
+	"grace":      {help: "prune nothing written, or started, less than this ago", def: func() any { return publish.DefaultGrace }},
 
 	"halt_percent":     {help: "halt a staged rollout when more than this percentage of its devices report a failure", def: func() any { return strconv.Itoa(tracker.DefaultHaltPercent) }},
 	"halt_min_devices": {help: "...once at least this many devices got the candidate", def: func() any { return strconv.Itoa(tracker.DefaultHaltMinDevices) }},

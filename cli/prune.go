@@ -32,6 +32,8 @@ func NewCmdPrune(e *env) *cobra.Command {
 (with the patches that make them) that no channel points at (stable, candidate or fallback), that are not
 among the newest keep builds, and, with older_than, that were recorded
 longer ago and that no channel history entry of that period names.
+On S3, it also aborts the incomplete multipart uploads that uploads killed
+mid-way left under the app, once older than grace (default 1h).
 Uploads running at the same time keep what they are about to use.
 dry_run=1 lists what would go and how many bytes, removing nothing.`,
 		Example: "  deploy prune app=retailer keep=10 dry_run=1\n  deploy prune app=retailer keep=5 older_than=720h",
@@ -74,18 +76,37 @@ func printPrune(w io.Writer, res *publish.PruneResult) {
 	for i, n := range res.Builds {
 		builds[i] = fmt.Sprint(n)
 	}
-	if len(res.Items) == 0 {
-		fmt.Fprintf(w, "%s: nothing to remove\n", res.App)
-	} else {
+	switch {
+	case len(res.Items) > 0:
 		fmt.Fprintf(w, "%s %d objects of %s (%s)", verb, len(res.Items), res.App, humanBytes(res.Bytes))
 		if len(builds) > 0 {
 			fmt.Fprintf(w, ", builds %s", strings.Join(builds, ", "))
 		}
 		fmt.Fprintln(w)
+	case len(res.Uploads) == 0:
+		fmt.Fprintf(w, "%s: nothing to remove\n", res.App)
+	}
+	if len(res.Uploads) > 0 {
+		abort := "aborted"
+		if res.DryRun {
+			abort = "would abort"
+		}
+		var size int64
+		for _, u := range res.Uploads {
+			size += u.Size
+		}
+		what := "incomplete uploads"
+		if len(res.Uploads) == 1 {
+			what = "incomplete upload"
+		}
+		fmt.Fprintf(w, "%s %d %s of %s (%s), left by interrupted uploads\n", abort, len(res.Uploads), what, res.App, humanBytes(size))
 	}
 	if res.DryRun {
 		for _, it := range res.Items {
 			fmt.Fprintf(w, "  %s  %s\n", it.Key, humanBytes(it.Size))
+		}
+		for _, u := range res.Uploads {
+			fmt.Fprintf(w, "  %s  %s  (incomplete upload started %s)\n", u.Key, humanBytes(u.Size), u.Started.Format(time.RFC3339))
 		}
 	}
 	if res.Spared > 0 {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cartona/deploy/publish"
 )
 
 // userSetup isolates the test and returns the parameters that keep every
@@ -169,10 +171,45 @@ func TestPruneJSONHasArrays(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("prune --json: %v\n%s", err, out)
 	}
-	for _, k := range []string{"builds", "objects"} {
+	for _, k := range []string{"builds", "objects", "incomplete_uploads"} {
 		if _, ok := doc[k].([]any); !ok {
 			t.Errorf("prune --json %s = %v, want an array", k, doc[k])
 		}
+	}
+}
+
+// prune reports the incomplete uploads it aborts, or would abort, apart
+// from the objects it removes.
+func TestPrintPruneUploads(t *testing.T) {
+	started := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	res := &publish.PruneResult{App: "demo", Items: []publish.PrunedObject{}, Builds: []int64{}, Uploads: []publish.PrunedUpload{
+		{Key: "apps/demo/bundles/a.zip", Size: 3 << 20, Started: started},
+		{Key: "apps/demo/bundles/b.zip", Size: 1 << 20, Started: started},
+	}}
+	var out strings.Builder
+	printPrune(&out, res)
+	if got, want := out.String(), "aborted 2 incomplete uploads of demo (4.0 MB), left by interrupted uploads\n"; got != want {
+		t.Errorf("prune printed %q, want %q", got, want)
+	}
+	res.Uploads = res.Uploads[:1]
+	out.Reset()
+	printPrune(&out, res)
+	if got, want := out.String(), "aborted 1 incomplete upload of demo (3.0 MB), left by interrupted uploads\n"; got != want {
+		t.Errorf("prune printed %q, want %q", got, want)
+	}
+	res.DryRun = true
+	out.Reset()
+	printPrune(&out, res)
+	for _, want := range []string{
+		"would abort 1 incomplete upload of demo (3.0 MB)",
+		"  apps/demo/bundles/a.zip  3.0 MB  (incomplete upload started 2026-03-01T12:00:00Z)\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry run printed:\n%s\nwant %q", out.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), "nothing to remove") {
+		t.Errorf("dry run printed:\n%s\nwith incomplete uploads to abort, not nothing to remove", out.String())
 	}
 }
 

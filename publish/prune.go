@@ -2,6 +2,7 @@ package publish
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,6 +46,14 @@ type PrunedObject struct {
 	Size int64  `json:"size"`
 }
 
+// PrunedUpload is an incomplete upload a prune aborted (or would abort):
+// the parts an interrupted upload left in the store (S3 multipart uploads).
+type PrunedUpload struct {
+	Key     string    `json:"key"`
+	Size    int64     `json:"size"`
+	Started time.Time `json:"started"`
+}
+
 // PruneResult is what a prune did.
 type PruneResult struct {
 	App    string         `json:"app"`
@@ -53,6 +62,9 @@ type PruneResult struct {
 	Kept   []int64        `json:"kept"`   // numbers of the build records kept
 	Items  []PrunedObject `json:"objects"`
 	Bytes  int64          `json:"bytes"`
+	// Uploads are the incomplete uploads aborted, whose bytes are not in
+	// Bytes.
+	Uploads []PrunedUpload `json:"incomplete_uploads"`
 	// Spared counts unreferenced objects left for a running upload.
 	Spared int `json:"spared"`
 	// Claimed lists the versions of removed build records whose claim
@@ -63,13 +75,17 @@ type PruneResult struct {
 }
 
 // Prune removes an app's bundles, file objects, file manifests (with the
-// patches that make them) and build records that nothing keeps (see [PruneOptions]). It never removes a
-// version claim ([VersionClaim]), and writes the missing claim of each
-// build record it removes, so that a version stays taken for good. It
-// writes the list of what it is about to remove at apps/<app>/prune.json,
-// spares what a concurrent upload's lease names, removes build records
-// first and the objects after, so that an interrupted prune leaves no
-// build without its files. Only one prune of an app runs at a time.
+// patches that make them) and build records that nothing keeps (see
+// [PruneOptions]), and aborts the incomplete uploads (on a
+// [store.Multipart] store) that interrupted uploads left under the app
+// and that no running upload's lease names, once older than the grace
+// period. It never removes a version claim ([VersionClaim]), and writes
+// the missing claim of each build record it removes, so that a version
+// stays taken for good. It writes the list of what it is about to remove
+// at apps/<app>/prune.json, spares what a concurrent upload's lease names,
+// removes build records first and the objects after, so that an
+// interrupted prune leaves no build without its files. Only one prune of
+// an app runs at a time.
 func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, error) {
 	if err := manifest.CheckName("app", opt.App); err != nil {
 		return nil, invalid(err)
@@ -100,14 +116,42 @@ func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, 
 			doomed[key] = in
 		}
 	}
+	// Uploads are listed before spare reads the leases: an upload writes
+	// its lease before it starts writing, so each one listed whose upload
+	// runs still has a lease that spare sees.
+	uploads, err := p.incomplete(ctx, opt.App, now.Add(-opt.Grace))
+	if err != nil {
+		return nil, err
+	}
 	if opt.DryRun {
-		if err := p.spare(ctx, opt.App, now, doomed, res); err != nil {
+		if err := p.spare(ctx, opt.App, now, doomed, uploads, res); err != nil {
 			return nil, err
 		}
 		res.report(doomed)
+		res.reportUploads(uploads)
 		return res, nil
 	}
-	return p.sweep(ctx, opt.App, now, doomed, res)
+	return p.sweep(ctx, opt.App, now, doomed, uploads, res)
+}
+
+// incomplete returns, by id, the incomplete uploads under the app that
+// started before cutoff, on a store that has them.
+func (p *Publisher) incomplete(ctx context.Context, app string, cutoff time.Time) (map[string]store.Upload, error) {
+	ups := map[string]store.Upload{}
+	mp, ok := p.Store.(store.Multipart)
+	if !ok {
+		return ups, nil
+	}
+	all, err := mp.Uploads(ctx, manifest.AppPrefix(app))
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range all {
+		if u.Started.Before(cutoff) {
+			ups[u.ID] = u
+		}
+	}
+	return ups, nil
 }
 
 // prunable lists the objects a prune may remove: the app's bundles, files,
@@ -127,15 +171,22 @@ func (p *Publisher) prunable(ctx context.Context, app string) (map[string]store.
 }
 
 // sweep writes the doomed list, spares what leases and current pointers
-// name, and removes the rest: build records first.
-func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed map[string]store.Info, res *PruneResult) (*PruneResult, error) {
+// name, and removes the rest: build records first, incomplete uploads
+// last.
+func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed map[string]store.Info, uploads map[string]store.Upload, res *PruneResult) (*PruneResult, error) {
 	started := time.Now()
 	if err := p.claimPrune(ctx, app, now, doomed); err != nil {
 		return nil, err
 	}
 	defer p.Store.Delete(context.WithoutCancel(ctx), pruneKey(app))
-	if err := p.spare(ctx, app, now, doomed, res); err != nil {
+	if err := p.spare(ctx, app, now, doomed, uploads, res); err != nil {
 		return nil, err
+	}
+	stopped := func() error {
+		if time.Since(started) > pruneWindow*8/10 {
+			return fmt.Errorf("the prune took over %s and stopped so as not to race uploads; run it again to remove the rest", pruneWindow*8/10)
+		}
+		return nil
 	}
 	records, rest := map[string]store.Info{}, map[string]store.Info{}
 	for key, in := range doomed {
@@ -152,8 +203,8 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 	removed := map[string]store.Info{}
 	for _, batch := range []map[string]store.Info{records, rest} {
 		err := forEach(ctx, batch, func(in store.Info) error {
-			if time.Since(started) > pruneWindow*8/10 {
-				return fmt.Errorf("the prune took over %s and stopped so as not to race uploads; run it again to remove the rest", pruneWindow*8/10)
+			if err := stopped(); err != nil {
+				return err
 			}
 			if err := p.Store.Delete(ctx, in.Key); err != nil {
 				return err
@@ -165,11 +216,26 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 		})
 		if err != nil {
 			res.report(removed)
+			res.reportUploads(nil)
 			return res, err
 		}
 	}
 	res.report(removed)
-	return res, nil
+	aborted := map[string]store.Upload{}
+	err := forEach(ctx, uploads, func(u store.Upload) error {
+		if err := stopped(); err != nil {
+			return err
+		}
+		if err := p.Store.(store.Multipart).AbortUpload(ctx, u); err != nil {
+			return err
+		}
+		mu.Lock()
+		aborted[u.ID] = u
+		mu.Unlock()
+		return nil
+	})
+	res.reportUploads(aborted)
+	return res, err
 }
 
 // keepVersions writes the claim of each record's version that has none
@@ -232,9 +298,10 @@ func (p *Publisher) claimPrune(ctx context.Context, app string, now time.Time, d
 }
 
 // spare takes out of doomed what a live lease names and what a channel's
-// pointer names now (a pointer may have moved since the mark), and
-// removes leases that have expired.
-func (p *Publisher) spare(ctx context.Context, app string, now time.Time, doomed map[string]store.Info, res *PruneResult) error {
+// pointer names now (a pointer may have moved since the mark), and out of
+// uploads those to a key a live lease names, and removes leases that have
+// expired.
+func (p *Publisher) spare(ctx context.Context, app string, now time.Time, doomed map[string]store.Info, uploads map[string]store.Upload, res *PruneResult) error {
 	infos, err := p.Store.List(ctx, leasesPrefix(app))
 	if err != nil {
 		return err
@@ -249,6 +316,7 @@ func (p *Publisher) spare(ctx context.Context, app string, now time.Time, doomed
 		}
 		if err == nil && l.Started.After(now.Add(-leaseTTL)) || err != nil && in.ModTime.After(now.Add(-leaseTTL)) {
 			res.Spared += spareKeys(doomed, l)
+			spareUploads(uploads, l)
 			continue
 		}
 		if !res.DryRun {
@@ -285,6 +353,34 @@ func spareKeys(doomed map[string]store.Info, l *coord) int {
 		delete(doomed, key)
 	}
 	return n - len(doomed)
+}
+
+// spareUploads removes from uploads those to a key the lease names, or
+// every one when the lease cannot be read.
+func spareUploads(uploads map[string]store.Upload, l *coord) {
+	var keys map[string]bool
+	if l != nil {
+		keys = make(map[string]bool, len(l.Keys))
+		for _, key := range l.Keys {
+			keys[key] = true
+		}
+	}
+	for id, u := range uploads {
+		if l == nil || keys[u.Key] {
+			delete(uploads, id)
+		}
+	}
+}
+
+// reportUploads fills in the incomplete uploads aborted, by key.
+func (r *PruneResult) reportUploads(aborted map[string]store.Upload) {
+	r.Uploads = []PrunedUpload{}
+	for _, u := range aborted {
+		r.Uploads = append(r.Uploads, PrunedUpload{Key: u.Key, Size: u.Size, Started: u.Started.UTC().Truncate(time.Second)})
+	}
+	slices.SortFunc(r.Uploads, func(a, b PrunedUpload) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), a.Started.Compare(b.Started))
+	})
 }
 
 // report fills in what was removed.

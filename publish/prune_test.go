@@ -1,18 +1,25 @@
 package publish_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cartona/deploy/internal/s3test"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 	"github.com/cartona/deploy/store"
+	"github.com/cartona/deploy/store/s3"
 )
 
 // version is a build tree whose files partly change with n.
@@ -458,4 +465,86 @@ func TestHeldBuildIsSpared(t *testing.T) {
 	if _, err := f.publisher().HoldBuild(ctx, "retailer", refs[2]); err == nil || !strings.Contains(err.Error(), "was pruned") {
 		t.Fatalf("holding a pruned build: %v", err)
 	}
+}
+
+// A prune aborts the incomplete uploads that interrupted uploads left
+// under the app (S3 multipart uploads, never listed as objects) once they
+// are older than the grace period, and reports them, but not those to a
+// key that a running upload's lease names, nor another app's.
+func TestPruneAbortsIncompleteUploads(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.Setenv(t)
+	u, err := url.Parse(srv.URL("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s3.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, st)
+	f.upload(t, "production", version(1))
+	ctx := context.Background()
+	start := func(key string, size int) {
+		t.Helper()
+		out, err := srv.Client().CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &srv.Bucket, Key: aws.String("p/" + key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Client().UploadPart(ctx, &awss3.UploadPartInput{Bucket: &srv.Bucket, Key: aws.String("p/" + key), UploadId: out.UploadId,
+			PartNumber: aws.Int32(1), Body: bytes.NewReader(make([]byte, size)), ContentLength: aws.Int64(int64(size))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("apps/retailer/bundles/left.zip", 3<<20)
+	start("apps/retailer/bundles/leased.zip", 1<<20)
+	start("apps/other/bundles/left.zip", 1<<20)
+	lease := fmt.Sprintf(`{"started":%q,"keys":["apps/retailer/bundles/leased.zip"]}`, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := st.Put(ctx, "apps/retailer/uploads/0123456789abcdef0123456789abcdef.json", strings.NewReader(lease), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	remaining := func() []string {
+		t.Helper()
+		out, err := srv.Client().ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: &srv.Bucket})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, u := range out.Uploads {
+			keys = append(keys, aws.ToString(u.Key))
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	prune := func(later time.Duration, dryRun bool) *publish.PruneResult {
+		t.Helper()
+		p := f.publisher()
+		p.Now = func() time.Time { return time.Now().Add(later) }
+		res, err := p.Prune(ctx, publish.PruneOptions{App: "retailer", Keep: 1, DryRun: dryRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	all := []string{"p/apps/other/bundles/left.zip", "p/apps/retailer/bundles/leased.zip", "p/apps/retailer/bundles/left.zip"}
+
+	if res := prune(0, false); len(res.Uploads) != 0 || !slices.Equal(remaining(), all) {
+		t.Fatalf("a prune within the grace period aborted %+v; left %v", res.Uploads, remaining())
+	}
+	// 90 minutes on: past the hour of grace, within the lease's 2 hours.
+	res := prune(90*time.Minute, true)
+	if len(res.Uploads) != 1 || res.Uploads[0].Key != "apps/retailer/bundles/left.zip" || res.Uploads[0].Size != 3<<20 || res.Uploads[0].Started.IsZero() {
+		t.Fatalf("dry run: would abort %+v, want apps/retailer/bundles/left.zip (3 MiB)", res.Uploads)
+	}
+	if !slices.Equal(remaining(), all) {
+		t.Fatalf("a dry run aborted uploads: left %v", remaining())
+	}
+	res = prune(90*time.Minute, false)
+	if len(res.Uploads) != 1 || res.Uploads[0].Key != "apps/retailer/bundles/left.zip" {
+		t.Fatalf("prune aborted %+v, want apps/retailer/bundles/left.zip", res.Uploads)
+	}
+	if got, want := remaining(), []string{"p/apps/other/bundles/left.zip", "p/apps/retailer/bundles/leased.zip"}; !slices.Equal(got, want) {
+		t.Fatalf("after the prune, incomplete uploads %v, want %v", got, want)
+	}
+	f.checkDownloads(t, 1)
 }
