@@ -52,6 +52,12 @@ func TestExplainAWS(t *testing.T) {
 		{"access denied", nil, func(*testing.T) error {
 			return &smithy.OperationError{ServiceID: "S3", OperationName: "ListObjectsV2", Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}
 		}, "AWS denied access to the S3 bucket", "s3:ListBucket", exitNotGranted},
+		{"access denied to delete", nil, func(*testing.T) error {
+			return &smithy.OperationError{ServiceID: "S3", OperationName: "DeleteObject", Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}
+		}, "AWS denied access to the S3 bucket", "give your AWS user or role s3:DeleteObject", exitNotGranted},
+		{"access denied to list incomplete uploads", nil, func(*testing.T) error {
+			return &smithy.OperationError{ServiceID: "S3", OperationName: "ListMultipartUploads", Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}}
+		}, "AWS denied access to the S3 bucket", "give your AWS user or role s3:ListBucketMultipartUploads", exitNotGranted},
 		{"wrong region", nil, func(*testing.T) error {
 			return &smithy.OperationError{ServiceID: "S3", OperationName: "ListObjectsV2", Err: &smithy.GenericAPIError{Code: "PermanentRedirect", Message: "The bucket you are attempting to access must be addressed using the specified endpoint."}}
 		}, "in another AWS region", "?region=REGION", exitUnavailable},

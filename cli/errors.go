@@ -252,6 +252,11 @@ func explainAWS(err error) (msg, hint string, ok bool) {
 		case "NoSuchBucket":
 			return "the S3 bucket does not exist", "check the bucket name in store=s3://BUCKET/prefix, or create the bucket", true
 		case "AccessDenied", "Forbidden", "AllAccessDisabled":
+			var op *smithy.OperationError
+			if errors.As(err, &op) && s3Permissions[op.OperationName] != "" {
+				return "AWS denied access to the S3 bucket", "give your AWS user or role " + s3Permissions[op.OperationName] +
+					` (the README's "S3 and CloudFront" has a policy for each role), or pick another profile with aws_profile=`, true
+			}
 			return "AWS denied access to the S3 bucket", "give your AWS user or role s3:GetObject, s3:PutObject and s3:ListBucket on the bucket, or pick another profile with aws_profile=", true
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
 			return "AWS refused your credentials (" + api.ErrorCode() + ")", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in again (aws sso login) for your profile", true
@@ -270,6 +275,21 @@ func explainAWS(err error) (msg, hint string, ok bool) {
 		return "no valid AWS region", "add ?region=REGION to the store URL, or set AWS_REGION", true
 	}
 	return "", "", false
+}
+
+// s3Permissions is the IAM action each S3 call of deploy needs.
+var s3Permissions = map[string]string{
+	"GetObject":               "s3:GetObject",
+	"HeadObject":              "s3:GetObject",
+	"PutObject":               "s3:PutObject",
+	"CreateMultipartUpload":   "s3:PutObject",
+	"UploadPart":              "s3:PutObject",
+	"CompleteMultipartUpload": "s3:PutObject",
+	"AbortMultipartUpload":    "s3:AbortMultipartUpload",
+	"DeleteObject":            "s3:DeleteObject",
+	"ListObjectsV2":           "s3:ListBucket",
+	"ListMultipartUploads":    "s3:ListBucketMultipartUploads",
+	"ListParts":               "s3:ListMultipartUploadParts",
 }
 
 // exitStatusAWS is the exit status of an AWS error explainAWS knows.
