@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"errors"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -89,4 +91,41 @@ func TestExplainAWS(t *testing.T) {
 			t.Errorf("login to a missing bucket: status %d\n%s%s", status, out, errOut)
 		}
 	})
+}
+
+// TestS3PoliciesDocumented checks the README's S3 policies against what
+// deploy calls: the uploaders' policy grants what uploads and release
+// commands need (their leases are deleted when they are done), and, with
+// the statements added for prune, every S3 permission deploy uses.
+func TestS3PoliciesDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## S3 and CloudFront\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	action := regexp.MustCompile(`"s3:[A-Za-z]+"`)
+	var uploaders string
+	all := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(section, -1) {
+		if strings.Contains(m[1], `"Version"`) && strings.Contains(m[1], "cloudfront:CreateInvalidation") {
+			uploaders = m[1]
+		}
+		for _, a := range action.FindAllString(m[1], -1) {
+			all[strings.Trim(a, `"`)] = true
+		}
+	}
+	if uploaders == "" {
+		t.Fatal(`no uploaders' policy in the README's "S3 and CloudFront"`)
+	}
+	for _, p := range []string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:ListBucket"} {
+		if !strings.Contains(uploaders, `"`+p+`"`) {
+			t.Errorf("the uploaders' policy does not grant %s", p)
+		}
+	}
+	for _, p := range s3Permissions {
+		if !all[p] {
+			t.Errorf(`no policy in the README's "S3 and CloudFront" grants %s`, p)
+		}
+	}
 }
