@@ -31,14 +31,20 @@ func (e *env) log() zerolog.Logger {
 
 // store opens the store, which must exist: read-only commands never
 // create one.
-func (e *env) store(ctx context.Context) (store.Store, error) { return e.openStore(ctx, false) }
+func (e *env) store(ctx context.Context) (store.Store, error) { return e.openStore(ctx, false, true) }
 
 // storeForWrite opens the store, creating a local folder if needed.
 func (e *env) storeForWrite(ctx context.Context) (store.Store, error) {
-	return e.openStore(ctx, true)
+	return e.openStore(ctx, true, false)
 }
 
-func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
+// storeToServe opens a store that must exist, with an ACL or not yet: a
+// tracker may start before `deploy init`, and serves nothing until then.
+func (e *env) storeToServe(ctx context.Context) (store.Store, error) {
+	return e.openStore(ctx, false, false)
+}
+
+func (e *env) openStore(ctx context.Context, create, needACL bool) (store.Store, error) {
 	if e.st != nil {
 		return e.st, nil
 	}
@@ -54,7 +60,7 @@ func (e *env) openStore(ctx context.Context, create bool) (store.Store, error) {
 		return nil, err
 	}
 	if !create {
-		if err := loc.exists(ctx, st); err != nil {
+		if err := loc.exists(ctx, st, needACL); err != nil {
 			return nil, err
 		}
 	}

@@ -70,7 +70,7 @@ longer offered it.`,
 }
 
 func runServe(ctx context.Context, opts *serveOptions) error {
-	st, err := opts.store(ctx)
+	st, err := opts.storeToServe(ctx)
 	if err != nil {
 		return err
 	}

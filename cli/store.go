@@ -129,12 +129,12 @@ func (l location) open(ctx context.Context, create bool) (store.Store, error) {
 }
 
 // exists checks that the store l names, opened as st, is there, for the
-// commands that never create one. open checked a local folder already. An
+// commands that never create one (with needACL, initialised too). open checked a local folder already. An
 // S3 store has no folder: it is there when its bucket is and `deploy init`
 // wrote acl.json under its prefix, so a typo in either is reported here,
 // naming the store, as a missing folder is. Any other failure is left to
 // the command: a store that cannot be reached right now may well exist.
-func (l location) exists(ctx context.Context, st store.Store) error {
+func (l location) exists(ctx context.Context, st store.Store, needACL bool) error {
 	if l.s3 == nil {
 		return nil
 	}
@@ -142,7 +142,7 @@ func (l location) exists(ctx context.Context, st store.Store) error {
 	switch _, err := st.Stat(ctx, manifest.ACLKey); {
 	case errors.Is(err, store.ErrNoBucket):
 		return unavailableError{fmt.Errorf("no store at %s: the bucket %s does not exist; check the bucket in store=, or create the bucket", where, l.s3.Host)}
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist) && needACL:
 		return unavailableError{fmt.Errorf("no store at %s: it has no %s; check the bucket and prefix in store=, or create the store with `deploy init`", where, manifest.ACLKey)}
 	}
 	return nil
