@@ -83,7 +83,9 @@ func (l *lease) add(ctx context.Context, app string, keys ...string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := l.p.Store.Put(ctx, l.key, bytes.NewReader(data), store.PutOptions{Size: int64(len(data)), ContentType: "application/json"}); err != nil {
+	// Transient: a lease matters only while its upload runs, which a crash
+	// of the machine ends too.
+	if _, err := l.p.Store.Put(ctx, l.key, bytes.NewReader(data), store.PutOptions{Size: int64(len(data)), ContentType: "application/json", Transient: true}); err != nil {
 		return err
 	}
 	l.renewed = time.Now()

@@ -114,6 +114,10 @@ type PutOptions struct {
 	// backend supports it (S3); the file backend ignores them.
 	ContentType  string
 	CacheControl string
+	// Transient marks an object that other processes must see but that
+	// need not survive a crash of the machine, such as an upload's lease:
+	// the file backend skips its syncs. The write is as atomic as any.
+	Transient bool
 }
 
 // Info describes a stored object.

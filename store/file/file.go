@@ -140,7 +140,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, fs.ErrExist)
 		}
 	}
-	tmp, info, err := s.writeTemp(ctx, key, r, true)
+	tmp, info, err := s.writeTemp(ctx, key, r, !opt.Transient)
 	if err != nil {
 		return store.Info{}, err
 	}
@@ -178,7 +178,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 			return store.Info{}, fmt.Errorf("file store: put %s: %w", key, err)
 		}
 	}
-	syncDir(filepath.Dir(p))
+	if !opt.Transient {
+		syncDir(filepath.Dir(p))
+	}
 	if info.Size > hashedETagLimit {
 		fi, err := os.Stat(p)
 		if err != nil {

@@ -80,6 +80,29 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Transient", func(t *testing.T) {
+		// A transient object reads back like any other, and its
+		// compare-and-swap works the same.
+		s := open(t)
+		ctx := context.Background()
+		info, err := s.Put(ctx, "leases/x.json", bytes.NewReader([]byte("one")), store.PutOptions{Transient: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, s, "leases/x.json"); got != "one" {
+			t.Fatalf("transient object = %q, want %q", got, "one")
+		}
+		if _, err := s.Put(ctx, "leases/x.json", bytes.NewReader([]byte("two")), store.PutOptions{Transient: true, IfMatch: "stale"}); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("transient Put with a stale ETag: err = %v, want ErrConflict", err)
+		}
+		if _, err := s.Put(ctx, "leases/x.json", bytes.NewReader([]byte("two")), store.PutOptions{Transient: true, IfMatch: info.ETag}); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, s, "leases/x.json"); got != "two" {
+			t.Fatalf("transient object = %q, want %q", got, "two")
+		}
+	})
+
 	t.Run("CompareAndSwap", func(t *testing.T) {
 		s := open(t)
 		ctx := context.Background()
