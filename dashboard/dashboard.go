@@ -43,6 +43,9 @@ type Config struct {
 	// ClientAddr is the address that wrong tokens are counted by; the
 	// request's remote host if nil.
 	ClientAddr func(*http.Request) string
+	// Held, if set, is told of each request held back for the wrong
+	// tokens its address sent.
+	Held func()
 	// Now returns the current time; time.Now if nil.
 	Now func() time.Time
 }
@@ -55,6 +58,7 @@ type Dashboard struct {
 	sessions *sessions
 	guard    *guard
 	addr     func(*http.Request) string
+	held     func()
 	assets   fs.FS
 	index    []byte
 	signin   *template.Template
@@ -84,7 +88,7 @@ func New(cfg Config) (*Dashboard, error) {
 		addr = remoteHost
 	}
 	return &Dashboard{
-		src: cfg.Source, log: cfg.Log, now: now, sessions: newSessions(cfg.Token, now), guard: newGuard(now), addr: addr,
+		src: cfg.Source, log: cfg.Log, now: now, sessions: newSessions(cfg.Token, now), guard: newGuard(now), addr: addr, held: cfg.Held,
 		assets: assets,
 		index:  index, signin: signin, disabled: cfg.Token == "",
 	}, nil
@@ -120,6 +124,9 @@ func (d *Dashboard) Authorize(r *http.Request) (ok bool, wait time.Duration) {
 func (d *Dashboard) try(r *http.Request, token string) (ok bool, wait time.Duration) {
 	addr := d.addr(r)
 	if wait := d.guard.wait(addr); wait > 0 {
+		if d.held != nil {
+			d.held()
+		}
 		return false, wait
 	}
 	if d.sessions.tokenOK(token) {

@@ -222,7 +222,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 	// event takes one more, so that batches do not multiply what one
 	// address may store.
 	if ok, wait := s.addrs.allowN(s.clientAddr(r), s.now(), float64(len(reqs)-1)); !ok {
-		s.tooMany(w, r, wait, "address", "too many events from this address")
+		s.tooMany(w, r, wait, limitAddress, "too many events from this address")
 		return
 	}
 	evs, ignored, invalid := s.capgoEvents(app, reqs)

@@ -427,6 +427,9 @@ func TestStatsTokenGuesses(t *testing.T) {
 	if resp := stats("198.51.100.8", "tok"); resp.StatusCode != http.StatusOK {
 		t.Errorf("the right token from another address: %s, want 200", resp.Status)
 	}
+	if got := scrape(t, http.DefaultClient, base+"/metrics")[`deploy_tracker_rate_limited_total{limit="token"}`]; got != 1 {
+		t.Errorf("rate_limited_total{limit=\"token\"} = %v, want 1", got)
+	}
 
 	logs = &logBuffer{}
 	cfg = f.config(t)

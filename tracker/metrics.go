@@ -85,7 +85,7 @@ func NewMetrics() *Metrics {
 			m.refused.WithLabelValues(kind, string(rule))
 		}
 	}
-	for _, limit := range []string{limitDevice, limitAddress} {
+	for _, limit := range []string{limitDevice, limitAddress, limitToken} {
 		m.rateLimited.WithLabelValues(limit)
 	}
 	return m
@@ -117,6 +117,7 @@ var refusable = map[string][]manifest.Rule{
 const (
 	limitDevice  = "device"  // requests per device
 	limitAddress = "address" // requests per client address
+	limitToken   = "token"   // wrong stats tokens per client address
 )
 
 // Handler serves the metrics in the Prometheus text format.

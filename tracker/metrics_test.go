@@ -178,6 +178,7 @@ func TestMetricsFromStart(t *testing.T) {
 	want = append(want,
 		`deploy_tracker_rate_limited_total{limit="device"}`,
 		`deploy_tracker_rate_limited_total{limit="address"}`,
+		`deploy_tracker_rate_limited_total{limit="token"}`,
 		`deploy_tracker_events_ingested_total{}`,
 		`deploy_tracker_event_commit_failures_total{}`,
 		`deploy_tracker_event_commit_batch_events_count{}`,

@@ -249,7 +249,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("tracker: read the tracker state: %w", err)
 	}
 	s.src = newDashboardSource(s)
-	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now, ClientAddr: s.clientAddr})
+	s.dash, err = dashboard.New(dashboard.Config{Source: s.src, Token: cfg.StatsToken, Log: cfg.Log, Now: now, ClientAddr: s.clientAddr,
+		Held: func() { s.metrics.limited(limitToken) }})
 	if err != nil {
 		return nil, fmt.Errorf("tracker: dashboard: %w", err)
 	}
