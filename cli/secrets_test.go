@@ -224,6 +224,11 @@ func TestRedactDB(t *testing.T) {
 		`host=h password = 'p w\' x' user=u`:   "host=h password = xxxxx user=u",
 		"sqlite:///var/lib/my state/events.db": "sqlite:///var/lib/my state/events.db",
 		"/var/lib/deploy/events.db":            "/var/lib/deploy/events.db",
+		// Passwords that break parsing, or parse into the host.
+		"postgres://deploy:s3cr#t@db.example.com/deploy": "postgres://deploy:xxxxx@db.example.com/deploy",
+		"postgres://deploy:s3cr/t@db.example.com/deploy": "postgres://deploy:xxxxx@db.example.com/deploy",
+		"postgres://deploy:s3cr?t@db.example.com/deploy": "postgres://deploy:xxxxx@db.example.com/deploy",
+		"postgres://deploy:12#34@db.example.com/deploy":  "postgres://deploy:xxxxx@db.example.com/deploy",
 	} {
 		if got := redactDB(raw); got != want {
 			t.Errorf("redactDB(%q) = %q, want %q", raw, got, want)

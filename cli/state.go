@@ -58,39 +58,36 @@ var (
 	// kvPassword is the password of a key=value connection string, quoted
 	// or not.
 	kvPassword = regexp.MustCompile(`(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']*)`)
-	// urlPassword is the password in a URL's user info, or its password
-	// parameter, for a URL that does not parse.
-	urlPassword = regexp.MustCompile(`(://[^:@/?#]*:)[^@/?#]*(@)|([?&]password=)[^&#]*()`)
+	// queryPassword is a URL's password parameter.
+	queryPassword = regexp.MustCompile(`([?&]password=)[^&#]*`)
 )
 
 // redactDB is the db value raw with its passwords masked: a URL's, in its
 // user info or its password parameter, or a key=value string's. It is
-// what `deploy config` and messages show of a db value.
+// what `deploy config` and messages show of a db value. A URL is masked
+// as written, parsed or not: a password with an unescaped #, / or ?
+// breaks parsing, or parses into the host.
 func redactDB(raw string) string {
-	if !strings.Contains(raw, "://") {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
 		return kvPassword.ReplaceAllString(raw, "${1}"+masked)
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return urlPassword.ReplaceAllString(raw, "${1}${3}"+masked+"${2}")
+	if user, _, pw := userInfoPassword(rest); pw != "" {
+		rest = user + ":" + masked + rest[strings.LastIndexByte(rest, '@'):]
 	}
-	changed := false
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), masked)
-		changed = true
+	return scheme + "://" + queryPassword.ReplaceAllString(rest, "${1}"+masked)
+}
+
+// userInfoPassword splits the part of a URL after :// at its user info:
+// everything up to the last @, which holds user:password. pw is empty
+// when there is no password.
+func userInfoPassword(rest string) (user, host, pw string) {
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return "", rest, ""
 	}
-	params := strings.Split(u.RawQuery, "&")
-	for i, p := range params {
-		if k, _, _ := strings.Cut(p, "="); unescape(k) == "password" {
-			params[i] = k + "=" + masked
-			changed = true
-		}
-	}
-	if !changed {
-		return raw // as written
-	}
-	u.RawQuery = strings.Join(params, "&")
-	return u.String()
+	user, pw, _ = strings.Cut(rest[:at], ":")
+	return user, rest[at+1:], pw
 }
 
 // passwords are the passwords of the db URL raw, as written and
@@ -104,14 +101,16 @@ func passwords(raw string, u *url.URL) []string {
 			}
 		}
 	}
-	if _, ok := u.User.Password(); ok {
-		if m := urlPassword.FindStringSubmatch(raw); m != nil && m[1] != "" {
-			add(strings.TrimSuffix(strings.TrimPrefix(m[0], m[1]), "@"))
+	if _, rest, ok := strings.Cut(raw, "://"); ok {
+		if _, _, pw := userInfoPassword(rest); pw != "" {
+			add(pw)
 		}
 	}
-	for _, p := range strings.Split(u.RawQuery, "&") {
-		if k, v, _ := strings.Cut(p, "="); unescape(k) == "password" {
-			add(v)
+	if u != nil {
+		for _, p := range strings.Split(u.RawQuery, "&") {
+			if k, v, _ := strings.Cut(p, "="); unescape(k) == "password" {
+				add(v)
+			}
 		}
 	}
 	return out
