@@ -123,16 +123,16 @@ func (d *Dashboard) Authorize(r *http.Request) (ok bool, wait time.Duration) {
 // when wrong.
 func (d *Dashboard) try(r *http.Request, token string) (ok bool, wait time.Duration) {
 	addr := d.addr(r)
-	if wait := d.guard.wait(addr); wait > 0 {
+	if ok, wait := d.guard.take(addr); !ok {
 		if d.held != nil {
 			d.held()
 		}
 		return false, wait
 	}
 	if d.sessions.tokenOK(token) {
+		d.guard.giveBack(addr)
 		return true, 0
 	}
-	d.guard.failed(addr)
 	return false, 0
 }
 

@@ -318,16 +318,56 @@ func TestWrongTokensWait(t *testing.T) {
 func TestGuardForgets(t *testing.T) {
 	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
 	g := newGuard(func() time.Time { return now })
+	for range guessBurst {
+		g.take("198.51.100.1") // held back from here on
+	}
 	for i := range maxGuessers + 5 {
-		g.failed(fmt.Sprintf("addr-%d", i))
-		if i == 0 {
-			now = now.Add(guessEvery) // the first one's try comes back
+		g.take(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255))
+	}
+	if len(g.tries) >= maxGuessers {
+		t.Errorf("%d addresses remembered, want under %d", len(g.tries), maxGuessers)
+	}
+}
+
+// TestGuardCountsIPv6ByPrefix: the addresses of one /64 share their tries,
+// another /64 has its own.
+func TestGuardCountsIPv6ByPrefix(t *testing.T) {
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	g := newGuard(func() time.Time { return now })
+	for i := range guessBurst {
+		if ok, _ := g.take(fmt.Sprintf("2001:db8:1:2::%x", i+1)); !ok {
+			t.Fatalf("try %d of the /64 held back", i+1)
 		}
 	}
-	if len(g.tries) > maxGuessers {
-		t.Errorf("%d addresses remembered, want at most %d", len(g.tries), maxGuessers)
+	if ok, _ := g.take("2001:db8:1:2:ffff::1"); ok {
+		t.Error("another address of the same /64 gets a try past the burst")
 	}
-	if _, ok := g.tries["addr-0"]; ok {
-		t.Error("an address whose tries all came back is still remembered")
+	if ok, _ := g.take("2001:db8:1:3::1"); !ok {
+		t.Error("another /64 is held back")
+	}
+}
+
+// TestGuardIsAtomic takes tries from one address at once: no more than the
+// burst get through, however the requests interleave.
+func TestGuardIsAtomic(t *testing.T) {
+	now := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	g := newGuard(func() time.Time { return now })
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	passed := 0
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, _ := g.take("192.0.2.9"); ok {
+				mu.Lock()
+				passed++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if passed != guessBurst {
+		t.Errorf("%d of 100 concurrent tries got through, want %d", passed, guessBurst)
 	}
 }

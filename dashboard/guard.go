@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -18,7 +19,10 @@ const (
 )
 
 // guard counts the wrong tokens each client address presents, as a bucket
-// of tries that refills over time. A right token costs nothing.
+// of tries that refills over time. A try is taken before a token is
+// compared and given back when it was right, so requests at the same time
+// from one address cannot all slip through before their failures count.
+// IPv6 addresses count by their /64, which one client usually holds whole.
 type guard struct {
 	now func() time.Time
 
@@ -35,36 +39,40 @@ func newGuard(now func() time.Time) *guard {
 	return &guard{now: now, tries: map[string]*bucket{}}
 }
 
-// wait is how long addr must wait before its next try: 0 when it has one.
-func (g *guard) wait(addr string) time.Duration {
+// take takes one of addr's tries, or, when it has none, returns how long
+// until it has.
+func (g *guard) take(addr string) (ok bool, wait time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b := g.refill(addr)
-	if b == nil || b.left >= 1 {
-		return 0
-	}
-	return time.Duration((1 - b.left) * float64(guessEvery))
-}
-
-// failed spends one of addr's tries.
-func (g *guard) failed(addr string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.refill(addr)
+	key := guessKey(addr)
+	b := g.refill(key)
 	if b == nil {
 		if len(g.tries) >= maxGuessers {
 			g.forget()
 		}
 		b = &bucket{left: guessBurst, at: g.now()}
-		g.tries[addr] = b
+		g.tries[key] = b
 	}
-	b.left = max(b.left-1, 0)
+	if b.left < 1 {
+		return false, time.Duration((1 - b.left) * float64(guessEvery))
+	}
+	b.left--
+	return true, 0
 }
 
-// refill brings addr's bucket up to now and returns it, nil if addr has
-// no spent tries.
-func (g *guard) refill(addr string) *bucket {
-	b := g.tries[addr]
+// giveBack returns the try taken for a right token.
+func (g *guard) giveBack(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b := g.refill(guessKey(addr)); b != nil {
+		b.left = min(b.left+1, guessBurst)
+	}
+}
+
+// refill brings key's bucket up to now and returns it, nil if key has
+// none.
+func (g *guard) refill(key string) *bucket {
+	b := g.tries[key]
 	if b == nil {
 		return nil
 	}
@@ -74,16 +82,32 @@ func (g *guard) refill(addr string) *bucket {
 	return b
 }
 
-// forget drops the addresses whose tries have all come back, or, if none
-// has, every address: a flood of addresses must not grow memory.
+// forget drops the addresses whose tries have all come back, then, if
+// that is not enough, arbitrary ones until a quarter of the room is free:
+// a flood of addresses must not grow memory, and each forgotten one gets
+// at most guessBurst tries more.
 func (g *guard) forget() {
 	now := g.now()
-	for addr, b := range g.tries {
+	for key, b := range g.tries {
 		if b.left+float64(now.Sub(b.at))/float64(guessEvery) >= guessBurst {
-			delete(g.tries, addr)
+			delete(g.tries, key)
 		}
 	}
-	if len(g.tries) >= maxGuessers {
-		clear(g.tries)
+	for key := range g.tries {
+		if len(g.tries) < maxGuessers*3/4 {
+			break
+		}
+		delete(g.tries, key)
 	}
+}
+
+// guessKey is what addr's tries are counted by: an IPv4 address, or an
+// IPv6 address's /64.
+func guessKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || ip.Unmap().Is4() {
+		return addr
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
 }
