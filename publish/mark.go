@@ -85,8 +85,8 @@ func (p *Publisher) markPointers(ctx context.Context, app string, m *marks, rece
 			return err
 		}
 		refs := pointerRefs(data)
-		if latest && len(refs) > 0 {
-			prev, err := p.rollbackRef(ctx, app, channel, refs[0], history[channel])
+		if latest {
+			prev, err := p.rollbackRef(ctx, app, channel, data, len(history[channel]))
 			if err != nil {
 				return err
 			}
@@ -112,21 +112,54 @@ func (p *Publisher) readPointer(ctx context.Context, key string) ([]byte, error)
 }
 
 // rollbackRef returns the build `deploy rollback` would go back to on a
-// channel whose stable build is cur: the stable build of its newest
-// history entry that has another. Entries are read newest first, without
-// verification (keeping too much is safe), until one is found.
-func (p *Publisher) rollbackRef(ctx context.Context, app, channel string, cur manifest.BuildRef, seqs []int64) ([]manifest.BuildRef, error) {
-	slices.Sort(seqs)
-	for _, seq := range slices.Backward(seqs) {
-		data, err := p.readPointer(ctx, manifest.HistoryKey(app, channel, seq))
+// channel whose latest.json is latest: following the links from it, as a
+// rollback follows the served chain, the first stable build that differs.
+// Pointers are read without verification (keeping too much is safe), at
+// most entries of them; a gap ends the walk.
+func (p *Publisher) rollbackRef(ctx context.Context, app, channel string, latest []byte, entries int) ([]manifest.BuildRef, error) {
+	cur, link, ok := pointerLink(latest)
+	for ; ok && link != nil && entries > 0; entries-- {
+		data, err := p.readPointer(ctx, manifest.HistoryKey(app, channel, link.Sequence))
 		if err != nil {
 			return nil, err
 		}
-		if refs := pointerRefs(data); len(refs) > 0 && refs[0].ID != cur.ID {
-			return refs[:1], nil
+		b, prev, found := pointerLink(data)
+		if found && b.ID != cur.ID {
+			return []manifest.BuildRef{b}, nil
 		}
+		if prev != nil && prev.Sequence >= link.Sequence {
+			break // links only go back
+		}
+		ok, link = found, prev
 	}
 	return nil, nil
+}
+
+// pointerLink returns the stable build of a pointer or halt and its link
+// to the pointer before it (for a halt, the halted pointer), read without
+// verification; ok is false for anything else.
+func pointerLink(data []byte) (stable manifest.BuildRef, prev *manifest.Link, ok bool) {
+	var env manifest.Envelope
+	if json.Unmarshal(data, &env) != nil {
+		return stable, nil, false
+	}
+	switch env.PayloadType {
+	case manifest.TypeHalt:
+		var h manifest.Halt
+		if json.Unmarshal(env.Payload, &h) != nil {
+			return stable, nil, false
+		}
+		inner, _ := json.Marshal(h.Pointer)
+		stable, _, ok = pointerLink(inner)
+		return stable, &h.Previous, ok
+	case manifest.TypeLatest:
+		var l manifest.Latest
+		if json.Unmarshal(env.Payload, &l) != nil {
+			return stable, nil, false
+		}
+		return l.Build, l.Previous, true
+	}
+	return stable, nil, false
 }
 
 // historyEntry parses key as a history entry of one of app's channels.

@@ -548,3 +548,42 @@ func TestPruneAbortsIncompleteUploads(t *testing.T) {
 	}
 	f.checkDownloads(t, 1)
 }
+
+// An orphan history entry (never served) naming another build must not
+// take the place of the build deploy rollback goes back to.
+func TestPruneRollbackTargetPastAnOrphan(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	f.upload(t, "production", version(1)) // build 1, seq 1
+	f.upload(t, "production", version(2)) // build 2, seq 2
+	f.upload(t, "beta", version(3))       // build 3
+	orphan := *f.pointer(t, "production")
+	orphan.Sequence, orphan.Build, orphan.Previous = 3, f.pointer(t, "beta").Build, &manifest.Link{Sequence: 2, SHA256: strings.Repeat("0", 64)}
+	env, err := manifest.Sign(manifest.TypeLatest, orphan, f.user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Put(ctx, manifest.HistoryKey("retailer", "production", 3), bytes.NewReader(env.Marshal()), store.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.upload(t, "production", version(4)) // build 4, seq 4, linked to 2
+	res := f.prune(t, publish.PruneOptions{Keep: 1, Grace: -1})
+	if !slices.Contains(res.Kept, 2) {
+		t.Errorf("kept builds %v, want 2, the build production rolls back to", res.Kept)
+	}
+	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := publish.RollbackTarget(h.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.publisher().ReadBuild(ctx, "retailer", target.Number); err != nil {
+		t.Errorf("rollback target build %d after the prune: %v", target.Number, err)
+	}
+}
