@@ -120,8 +120,9 @@ func (p *Publisher) Prune(ctx context.Context, opt PruneOptions) (*PruneResult, 
 	// its lease before it starts writing, so each one listed whose upload
 	// runs still has a lease that spare sees.
 	uploads, err := p.incomplete(ctx, opt.App, now.Add(-opt.Grace))
-	if err != nil {
-		return nil, err
+	if err != nil { // the objects can still go; the uploads wait for a later prune
+		res.Warnings = append(res.Warnings, fmt.Sprintf("incomplete uploads were not listed, so none was aborted (%v); give the prune's credentials s3:ListBucketMultipartUploads and s3:AbortMultipartUpload, or let a lifecycle rule abort them", err))
+		uploads = map[string]store.Upload{}
 	}
 	if opt.DryRun {
 		if err := p.spare(ctx, opt.App, now, doomed, uploads, res); err != nil {
@@ -227,7 +228,10 @@ func (p *Publisher) sweep(ctx context.Context, app string, now time.Time, doomed
 			return err
 		}
 		if err := p.Store.(store.Multipart).AbortUpload(ctx, u); err != nil {
-			return err
+			mu.Lock() // a later prune tries again
+			res.Warnings = append(res.Warnings, fmt.Sprintf("incomplete upload %s was not aborted: %v", u.Key, err))
+			mu.Unlock()
+			return nil
 		}
 		mu.Lock()
 		aborted[u.ID] = u

@@ -3,6 +3,7 @@ package publish_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -585,5 +586,38 @@ func TestPruneRollbackTargetPastAnOrphan(t *testing.T) {
 	}
 	if _, err := f.publisher().ReadBuild(ctx, "retailer", target.Number); err != nil {
 		t.Errorf("rollback target build %d after the prune: %v", target.Number, err)
+	}
+}
+
+// deniedUploads is a store whose incomplete uploads cannot be listed or
+// aborted, as with credentials from before prune needed those calls.
+type deniedUploads struct{ store.Store }
+
+func (deniedUploads) Uploads(context.Context, string) ([]store.Upload, error) {
+	return nil, errors.New("access denied")
+}
+
+func (deniedUploads) AbortUpload(context.Context, store.Upload) error {
+	return errors.New("access denied")
+}
+
+// A prune whose credentials may not list incomplete uploads still removes
+// what it may, and says what it left.
+func TestPruneWithoutMultipartRights(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	for n := 1; n <= 4; n++ {
+		f.upload(t, "production", version(n))
+	}
+	p := f.publisher()
+	p.Store = deniedUploads{f.store}
+	res, err := p.Prune(context.Background(), publish.PruneOptions{App: "retailer", Keep: 1, Grace: -1})
+	if err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+	if !slices.Equal(res.Builds, []int64{1, 2}) {
+		t.Errorf("removed builds %v, want 1, 2", res.Builds)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "s3:ListBucketMultipartUploads") {
+		t.Errorf("warnings %q, want one naming the permission", res.Warnings)
 	}
 }
