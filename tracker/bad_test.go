@@ -191,6 +191,27 @@ func TestStatsEventsSpendTheAddressBudget(t *testing.T) {
 	}
 }
 
+// TestBatchOverTheBurstIsCharged sends a batch of more events than the
+// address's burst: it passes once, and its cost holds back what follows
+// until it is paid off.
+func TestBatchOverTheBurstIsCharged(t *testing.T) {
+	l := newLimiter(10, 20, 1000)
+	now := time.Unix(1700000000, 0)
+	if ok, _ := l.allow("a", now); !ok {
+		t.Fatal("the request itself is refused")
+	}
+	if ok, _ := l.allowN("a", now, 59); !ok {
+		t.Fatal("a batch of 60 events on a full bucket of 20 is refused, and would be forever")
+	}
+	// 20 - 60 = -40 tokens: 4 s to get back to 0, a 5th for the next request.
+	if ok, wait := l.allow("a", now.Add(4*time.Second)); ok || wait != 100*time.Millisecond {
+		t.Errorf("a request 4 s after: allowed %v, wait %v; want refused, 100ms", ok, wait)
+	}
+	if ok, _ := l.allow("a", now.Add(4100*time.Millisecond)); !ok {
+		t.Error("a request once the debt is paid is refused")
+	}
+}
+
 func TestLimiterIsBounded(t *testing.T) {
 	l := newLimiter(1, 1, 16*64)
 	now := time.Unix(1700000000, 0)

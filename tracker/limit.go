@@ -48,8 +48,10 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return l.allowN(key, now, 1)
 }
 
-// allowN takes n tokens for key, or none if fewer are left: it then
-// returns false and how long until n are (the burst at most).
+// allowN takes n more tokens for key after the one its request took, or
+// none if fewer are left: it then returns false and how long until n are.
+// n over what the bucket can hold then is taken from a bucket as full as
+// it gets, which goes into debt: what comes later waits for it.
 func (l *limiter) allowN(key string, now time.Time, n float64) (bool, time.Duration) {
 	if l == nil || l.rate <= 0 || n <= 0 {
 		return true, 0
@@ -69,10 +71,9 @@ func (l *limiter) allowN(key string, now time.Time, n float64) (bool, time.Durat
 		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
 		b.last = t
 	}
-	n = math.Min(n, l.burst)
-	if b.tokens < n {
+	if need := math.Min(n, math.Max(l.burst-1, 0)); b.tokens < need {
 		sh.buckets[h] = b
-		wait := time.Duration((n - b.tokens) / l.rate * float64(time.Second))
+		wait := time.Duration((need - b.tokens) / l.rate * float64(time.Second))
 		return false, wait
 	}
 	b.tokens -= n
