@@ -2,7 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -32,14 +34,23 @@ func seenID(storeURL, app, channel string) (string, error) {
 	return loc.identity() + " " + app + "/" + channel, nil
 }
 
-// readSeen returns every channel's floor; none when seen.json is missing
-// or unreadable.
-func readSeen() map[string]seen {
+// readSeen returns every channel's floor; none when seen.json is missing.
+// A seen.json that cannot be read is an error: going on without the floors
+// would accept what they refuse, and writing would drop them.
+func readSeen() (map[string]seen, error) {
 	states := map[string]seen{}
-	if data, err := os.ReadFile(seenPath()); err == nil {
-		json.Unmarshal(data, &states)
+	data, err := os.ReadFile(seenPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return states, nil
 	}
-	return states
+	if err == nil {
+		err = json.Unmarshal(data, &states)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s, where deploy keeps the newest ACL version and sequence it saw of each channel, cannot be read (%v); "+
+			"restore it from a backup, or delete it to start from what the store holds now (older pointers put back before then go unnoticed)", seenPath(), err)
+	}
+	return states, nil
 }
 
 // raiseSeen raises the floor of channel id to s, field by field, never
@@ -54,7 +65,10 @@ func raiseSeen(id string, s seen) error {
 		return err
 	}
 	defer unlock()
-	states := readSeen()
+	states, err := readSeen()
+	if err != nil {
+		return err
+	}
 	old := states[id]
 	states[id] = seen{ACLVersion: max(old.ACLVersion, s.ACLVersion), Sequence: max(old.Sequence, s.Sequence)}
 	if states[id] == old {

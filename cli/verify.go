@@ -57,7 +57,11 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	l, acl, err := opts.check(ctx, st, trust, readSeen()[id])
+	floors, err := readSeen()
+	if err != nil {
+		return err
+	}
+	l, acl, err := opts.check(ctx, st, trust, floors[id])
 	if err != nil {
 		return err
 	}
