@@ -75,7 +75,7 @@ func (l *Latest) Select(native, device string) Selection {
 	return Selection{Reason: SelectNone, Detail: fmt.Sprintf("no build of channel %s runs on native version %q; update the app from its store", l.Channel, native)}
 }
 
-var nativeRE = regexp.MustCompile(`^([0-9]{1,9}(?:\.[0-9]{1,9})*)([-+].*)?$`)
+var nativeRE = regexp.MustCompile(`^([0-9]{1,9}(?:\.[0-9]{1,9})*)([-+][^\n]*)?$`)
 
 // NativeFits reports whether a build runs on a device's native version
 // (docs/format.md, "Native versions"): min_native <= native <= max_native,

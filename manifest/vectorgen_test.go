@@ -481,6 +481,7 @@ func (g *gen) releaseVectors() {
 		{"native_fewer_numbers", VecDev{"2", out, manifest.SelectStable, 7}, nil},
 		{"native_prerelease_below_min", VecDev{"2.0.0-beta.1", out, manifest.SelectNone, 0}, nil},
 		{"native_build_metadata", VecDev{"2.0.0+45", out, manifest.SelectStable, 7}, nil},
+		{"native_newline_in_suffix", VecDev{"2.0.0+\n", out, manifest.SelectNone, 0}, nil},
 		{"native_fallback", VecDev{"1.5", out, manifest.SelectFallback, 6}, nil},
 		{"native_max_inclusive", VecDev{"1.19.9", out, manifest.SelectFallback, 6}, nil},
 		{"native_above_max", VecDev{"1.19.10", out, manifest.SelectNone, 0}, nil},

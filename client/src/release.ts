@@ -70,7 +70,9 @@ export async function selectBuild(l: Latest, native: string, device: string): Pr
   };
 }
 
-const NATIVE = /^([0-9]{1,9}(?:\.[0-9]{1,9})*)([-+].*)?$/s;
+// The suffix is any characters but a newline, as docs/format.md spells it
+// (and Go's "." reads it): not "." here, which refuses \r, U+2028 and U+2029 too.
+const NATIVE = /^([0-9]{1,9}(?:\.[0-9]{1,9})*)([-+][^\n]*)?$/;
 
 /**
  * Whether a build runs on a native version: min_native <= native <=
