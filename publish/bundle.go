@@ -700,52 +700,94 @@ func PrivateKeyError(name string) error {
 }
 
 // keySniffer tells, from the bytes of a file as they are zipped, whether
-// the file is a PEM private key: after optional whitespace, its first line
-// starts with "-----BEGIN" and contains "PRIVATE KEY" (PKCS#8 as deploy
-// writes keys, and the RSA, EC, OpenSSH and encrypted forms). It stops
-// looking as soon as the first line cannot be such a label, so it costs
-// nothing past a file's first bytes.
+// the file holds a PEM private key: a line in its first keyScanLimit bytes
+// that starts (after spaces, tabs or a UTF-8 byte order mark) with
+// "-----BEGIN" and contains "PRIVATE KEY". That covers PKCS#8 as deploy
+// writes keys, the RSA, EC, OpenSSH and encrypted forms, and files that
+// hold a key after something else (a certificate, openssl's "Bag
+// Attributes"). Only line starts are compared, so it costs little past a
+// file's first bytes and nothing past keyScanLimit.
 type keySniffer struct {
-	line [maxLabelLine]byte // the first line so far, whitespace before it skipped
-	n    int                // bytes of line used
-	done bool               // the first line is complete, or cannot be a label
+	line     [maxLabelLine]byte // the start of the current line
+	n        int                // bytes of line used
+	skipping bool               // the current line cannot be a label: skip to its end
+	seen     int                // bytes looked at
+	found    bool
 }
 
 const (
 	pemBegin = "-----BEGIN"
-	// maxLabelLine bounds the first line looked at; the longest PEM
+	bom      = "\xef\xbb\xbf"
+	// maxLabelLine bounds the start of a line looked at; the longest PEM
 	// private key label, "-----BEGIN ENCRYPTED PRIVATE KEY-----", is 37
 	// bytes.
 	maxLabelLine = 128
+	// keyScanLimit bounds the bytes of a file looked at: PEM files are a
+	// few KiB.
+	keyScanLimit = 64 << 10
 )
 
 func (s *keySniffer) Write(p []byte) (int, error) {
 	n := len(p)
-	if s.done {
-		return n, nil
-	}
-	if s.n == 0 {
-		if p = bytes.TrimLeft(p, " \t\r\n\v\f"); len(p) == 0 {
-			return n, nil
+	for len(p) > 0 && !s.found && s.seen < keyScanLimit {
+		if s.skipping {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				s.seen += len(p)
+				break
+			}
+			s.seen += i + 1
+			p, s.skipping, s.n = p[i+1:], false, 0
+			continue
 		}
-	}
-	p = p[:min(len(p), maxLabelLine-s.n)]
-	if end := bytes.IndexByte(p, '\n'); end >= 0 {
-		p, s.done = p[:end], true
-	}
-	s.n += copy(s.line[s.n:], p)
-	k := min(s.n, len(pemBegin))
-	if s.n == maxLabelLine || string(s.line[:k]) != pemBegin[:k] {
-		s.done = true
+		c := p[0]
+		p = p[1:]
+		s.seen++
+		switch {
+		case c == '\n':
+			s.endLine()
+		case s.n == 0 && (c == ' ' || c == '\t' || c == '\r'):
+		default:
+			s.line[s.n] = c
+			s.n++
+			if s.n == maxLabelLine {
+				s.endLine()
+				s.skipping = true
+			} else if !s.mayBeLabel() {
+				s.skipping = true
+			}
+		}
 	}
 	return n, nil
 }
 
-// isKey reports whether the bytes written start a PEM private key; it is
-// asked once the whole file is written.
-func (s *keySniffer) isKey() bool {
+// mayBeLabel reports whether the line so far can still start a label.
+func (s *keySniffer) mayBeLabel() bool {
 	line := s.line[:s.n]
-	return bytes.HasPrefix(line, []byte(pemBegin)) && bytes.Contains(line, []byte("PRIVATE KEY"))
+	if len(line) < len(bom) && bytes.HasPrefix([]byte(bom), line) {
+		return true
+	}
+	line = bytes.TrimPrefix(line, []byte(bom))
+	k := min(len(line), len(pemBegin))
+	return string(line[:k]) == pemBegin[:k]
+}
+
+// endLine checks the line collected, and starts the next.
+func (s *keySniffer) endLine() {
+	line := bytes.TrimPrefix(s.line[:s.n], []byte(bom))
+	if bytes.HasPrefix(line, []byte(pemBegin)) && bytes.Contains(line, []byte("PRIVATE KEY")) {
+		s.found = true
+	}
+	s.n = 0
+}
+
+// isKey reports whether the file holds a PEM private key; it is asked once
+// the whole file is written.
+func (s *keySniffer) isKey() bool {
+	if !s.skipping && s.n > 0 {
+		s.endLine() // a last line without a newline
+	}
+	return s.found
 }
 
 type countWriter struct {

@@ -33,6 +33,10 @@ func TestZipRefusesPrivateKeys(t *testing.T) {
 		"no newline":          "-----BEGIN PRIVATE KEY-----",
 		"large":               pemKey + big,
 		"large, after spaces": strings.Repeat(" ", 40<<10) + pemKey + big,
+		"on the second line":  "keys:\n-----BEGIN PRIVATE KEY-----\n",
+		"byte order mark":     "\ufeff" + pemKey,
+		"openssl pkcs12":      "Bag Attributes\n    localKeyID: 01 00 00 00\nKey Attributes: <No Attributes>\n" + pemKey,
+		"after a certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" + pemKey,
 	}
 	for name, content := range refused {
 		t.Run(name, func(t *testing.T) {
@@ -47,7 +51,6 @@ func TestZipRefusesPrivateKeys(t *testing.T) {
 		"public key":           "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n",
 		"certificate":          "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
 		"mentioned in code":    "const header = '-----BEGIN PRIVATE KEY-----';\n",
-		"on the second line":   "keys:\n-----BEGIN PRIVATE KEY-----\n",
 		"label on line two":    "-----BEGIN\nPRIVATE KEY-----\n",
 		"empty":                "",
 		"only whitespace":      " \n\t",
