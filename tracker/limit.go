@@ -45,7 +45,7 @@ func newLimiter(rate float64, burst int, maxKeys int) *limiter {
 // allow takes a token for key. If none is left it returns false and how
 // long until one is.
 func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
-	return l.allowN(key, now, 1)
+	return l.take(key, now, 1, 1)
 }
 
 // allowN takes n more tokens for key after the one its request took, or
@@ -53,6 +53,14 @@ func (l *limiter) allow(key string, now time.Time) (bool, time.Duration) {
 // n over what the bucket can hold then is taken from a bucket as full as
 // it gets, which goes into debt: what comes later waits for it.
 func (l *limiter) allowN(key string, now time.Time, n float64) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	return l.take(key, now, n, math.Min(n, math.Max(l.burst-1, 0)))
+}
+
+// take takes n tokens for key if it has need, which is n or less.
+func (l *limiter) take(key string, now time.Time, n, need float64) (bool, time.Duration) {
 	if l == nil || l.rate <= 0 || n <= 0 {
 		return true, 0
 	}
@@ -71,7 +79,7 @@ func (l *limiter) allowN(key string, now time.Time, n float64) (bool, time.Durat
 		b.tokens = math.Min(l.burst, b.tokens+float64(t-b.last)/1e9*l.rate)
 		b.last = t
 	}
-	if need := math.Min(n, math.Max(l.burst-1, 0)); b.tokens < need {
+	if b.tokens < need {
 		sh.buckets[h] = b
 		wait := time.Duration((need - b.tokens) / l.rate * float64(time.Second))
 		return false, wait
