@@ -144,6 +144,24 @@ func testPruneKeeps(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
+// rollbackTarget is the build `deploy rollback` goes back to on channel.
+func (f *fixture) rollbackTarget(t *testing.T, channel string) manifest.BuildRef {
+	t.Helper()
+	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(context.Background(), f.store, acl, "retailer", channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := publish.RollbackTarget(h.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
+
 // TestPruneKeepsTheRollbackTarget keeps the build a channel would roll
 // back to, however many newer builds other channels have.
 func TestPruneKeepsTheRollbackTarget(t *testing.T) {
@@ -160,17 +178,9 @@ func TestPruneKeepsTheRollbackTarget(t *testing.T) {
 	f.checkDownloads(t, 1)
 	ctx := context.Background()
 	p := f.publisher()
-	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := publish.RollbackTarget(h.Chain)
-	if err != nil || target.Number != 1 {
-		t.Fatalf("rollback target %d (%v), want build 1", target.Number, err)
+	target := f.rollbackTarget(t, "production")
+	if target.Number != 1 {
+		t.Fatalf("rollback target %d, want build 1", target.Number)
 	}
 	if _, err := p.Change(ctx, "retailer", "production", publish.Rollback(&target), false); err != nil {
 		t.Fatalf("rollback after the prune: %v", err)
@@ -572,18 +582,7 @@ func TestPruneRollbackTargetPastAnOrphan(t *testing.T) {
 	if !slices.Contains(res.Kept, 2) {
 		t.Errorf("kept builds %v, want 2, the build production rolls back to", res.Kept)
 	}
-	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
-	if err != nil {
-		t.Fatal(err)
-	}
-	target, err := publish.RollbackTarget(h.Chain)
-	if err != nil {
-		t.Fatal(err)
-	}
+	target := f.rollbackTarget(t, "production")
 	if _, err := f.publisher().ReadBuild(ctx, "retailer", target.Number); err != nil {
 		t.Errorf("rollback target build %d after the prune: %v", target.Number, err)
 	}
