@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,8 +115,19 @@ func holdsKey(s string) bool {
 
 // keyText reports whether v, the value of a key file parameter, is the
 // text of a key rather than a path: a CI secret holding the key, passed
-// where the path of a file holding it belongs.
-func keyText(v string) bool { return holdsKey(v) || strings.ContainsAny(v, "\r\n") }
+// where the path of a file holding it belongs, with or without the PEM
+// lines around its base64.
+func keyText(v string) bool {
+	if holdsKey(v) || strings.ContainsAny(v, "\r\n") {
+		return true
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+	if err != nil {
+		return false
+	}
+	_, err = x509.ParsePKCS8PrivateKey(der)
+	return err == nil
+}
 
 // checkKeyFiles refuses a key file parameter of the command whose value
 // is the text of a key. Taken as a path, it would create a new key in

@@ -47,7 +47,7 @@ root_key and an app's configuration take. Private keys are never printed.`,
 }
 
 func runKeysShow(_ context.Context, opts *keysShowOptions) error {
-	load := func() (ed25519.PrivateKey, error) { return opts.userKey(true, opts.io.Err) }
+	load := func() (ed25519.PrivateKey, error) { return opts.keyOrNew(opts.io.Err) }
 	if opts.Root {
 		load = opts.rootKey
 	}

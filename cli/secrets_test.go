@@ -110,6 +110,8 @@ func TestKeyTextIsNoKeyFile(t *testing.T) {
 		{"serve, halt_key_file=", nil, "", []string{"serve", "addr=127.0.0.1:0", store, "halt_key_file=" + pem}},
 		{"acl resign, new_root_key_file=", nil, "", []string{"acl", "resign", store, rootKeyFile, "new_root_key_file=" + pem}},
 		{"login, DEPLOY_KEY_FILE", map[string]string{"DEPLOY_KEY_FILE": pem}, "", []string{"login", "profile=ci", store}},
+		{"upload, DEPLOY_KEY_FILE, the base64 only", map[string]string{"DEPLOY_KEY_FILE": body}, "", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
+		{"keys show, key_file=, the base64 only", nil, "", []string{"keys", "show", "key_file=" + body}},
 		{"upload, deploy.yaml", nil, "key_file: |\n  " + strings.ReplaceAll(pem, "\n", "\n  ") + "\n", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { refused(t, tc.env, tc.project, tc.args, true) })

@@ -178,16 +178,28 @@ func OpenStore(ctx context.Context, raw string) (store.Store, error) {
 	return loc.open(ctx, true)
 }
 
-// userKey loads the user's signing key, creating it if missing when create
-// is set; it says on w when it made one.
+// userKey loads the user's signing key. When create is set it makes a
+// missing key, saying so on w, but only at the default path: a key_file
+// the user named that does not exist is a typo more often than a wish for
+// a new key, which `deploy keys generate` makes.
 func (o *storeOptions) userKey(create bool, w io.Writer) (ed25519.PrivateKey, error) {
-	if !create {
+	named := o.KeyFile != defaultKeyFile()
+	if !create || named {
 		k, err := manifest.LoadKey(o.KeyFile)
+		if errors.Is(err, fs.ErrNotExist) && named {
+			return nil, usageError{fmt.Errorf("no signing key at %s (key_file); check the path, or create a key there with `deploy keys generate key_file=%s`", o.KeyFile, o.KeyFile)}
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("no signing key at %s; create one with `deploy keys generate`", o.KeyFile)
 		}
 		return k, err
 	}
+	return o.keyOrNew(w)
+}
+
+// keyOrNew loads the signing key at key_file, creating it if missing and
+// saying so on w.
+func (o *storeOptions) keyOrNew(w io.Writer) (ed25519.PrivateKey, error) {
 	k, created, err := manifest.LoadOrGenerateKey(o.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", o.KeyFile, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cartona/deploy/internal/s3test"
+	"github.com/cartona/deploy/manifest"
 )
 
 // One store, however its URL is spelled, has one identity; other stores
@@ -117,11 +118,15 @@ func TestMissingS3Store(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("<html>notifyAppReady</html>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	userKey := filepath.Join(t.TempDir(), "u.key")
+	if _, err := manifest.GenerateKey(userKey); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct{ store, says string }{
 		{srv.URL("nope"), "s3://" + srv.Bucket + "/nope/acl.json does not exist: the store has no ACL; check store=, or have an administrator create the store with `deploy init`"},
 		{noBucket.URL("prod"), "the S3 bucket does not exist"},
 	} {
-		status, _, errOut := run(t, []string{"upload", "app=shop", "dir=" + www, "store=" + c.store, "root_key=" + rootKey, "key_file=" + filepath.Join(t.TempDir(), "u.key")})
+		status, _, errOut := run(t, []string{"upload", "app=shop", "dir=" + www, "store=" + c.store, "root_key=" + rootKey, "key_file=" + userKey})
 		if status != exitUnavailable || !strings.Contains(errOut, c.says) {
 			t.Errorf("upload to %s: status %d, stderr:\n%s\nwant status %d and %q", c.store, status, errOut, exitUnavailable, c.says)
 		}

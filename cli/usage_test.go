@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
 )
 
@@ -29,6 +30,11 @@ func userSetup(t *testing.T) (dir string, where []string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile("www/index.html", []byte("<html><script>CapacitorUpdater.notifyAppReady()</script>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An upload creates a key only at the default path, which each run's
+	// fresh home changes: the user's key is made here.
+	if _, err := manifest.GenerateKey(dir + "/user.key"); err != nil {
 		t.Fatal(err)
 	}
 	return dir, []string{"store=file://" + dir + "/store", "key_file=" + dir + "/user.key", "root_key_file=" + dir + "/root.key"}
@@ -68,7 +74,7 @@ func TestMistakesAreUsageErrors(t *testing.T) {
 		if status != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("deploy %q: exit %d, stderr %q; want %d and %q", tc.args, status, errOut, exitUsage, tc.want)
 		}
-		for _, name := range []string{"store", "user.key", "root.key", "relative"} {
+		for _, name := range []string{"store", "root.key", "relative"} {
 			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 				t.Fatalf("deploy %q created %s before refusing", tc.args, name)
 			}

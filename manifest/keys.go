@@ -157,6 +157,9 @@ func LoadKey(path string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a key file", path)
+	}
 	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%s has mode %04o: %w; run `chmod 600 %s`", path, fi.Mode().Perm(), ErrKeyPermissions, path)
 	}

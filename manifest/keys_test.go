@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/cartona/deploy/manifest"
@@ -36,6 +37,10 @@ func TestKeyFiles(t *testing.T) {
 		if _, err := manifest.LoadKey(path); !errors.Is(err, manifest.ErrKeyPermissions) {
 			t.Fatalf("LoadKey of a 0644 file: %v, want ErrKeyPermissions", err)
 		}
+	}
+	dir := t.TempDir()
+	if _, err := manifest.LoadKey(dir); err == nil || !strings.Contains(err.Error(), "is a folder") || strings.Contains(err.Error(), "chmod") {
+		t.Fatalf("LoadKey of a folder: %v, want one saying it is a folder, not advising chmod", err)
 	}
 	text := manifest.FormatPublicKey(manifest.Public(k))
 	pub, err := manifest.ParsePublicKey(text)
