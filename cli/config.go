@@ -241,6 +241,10 @@ func knownKeys(root *cobra.Command) map[string]bool {
 func checkKeys(m map[string]any, known map[string]bool, where string) error {
 	for _, k := range sortedKeys(m) {
 		if known[k] {
+			switch m[k].(type) {
+			case map[string]any, []any:
+				return usageError{fmt.Errorf("%s: %s must be one value (text, a number or true/false), not %s", where, k, yamlKind(m[k]))}
+			}
 			continue
 		}
 		msg := fmt.Errorf("%s: unknown key %q", where, k)
@@ -437,17 +441,18 @@ func readDeployYAML(path string) (map[string]any, error) {
 	}
 	m := map[string]any{}
 	if err := yaml.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s: %s; fix the YAML", path, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, usageError{fmt.Errorf("%s: %s; fix the YAML", path, yamlMessage(err))}
 	}
 	return stringify(m), nil
 }
 
-// stringify turns JSON numbers and booleans into the strings flags take.
+// stringify turns numbers and booleans into the strings flags take; lists
+// and mappings are kept for checkKeys to refuse.
 func stringify(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		switch v := v.(type) {
-		case string:
+		case string, map[string]any, []any:
 			out[k] = v
 		case nil:
 		default:
@@ -455,6 +460,47 @@ func stringify(m map[string]any) map[string]any {
 		}
 	}
 	return out
+}
+
+// yamlKind names the kind of a decoded YAML or JSON value that is not a
+// single value.
+func yamlKind(v any) string {
+	if _, ok := v.([]any); ok {
+		return "a list"
+	}
+	return "a mapping of keys"
+}
+
+// yamlTypeError matches a YAML type error's line, as yaml.v3 writes it:
+// "line 3: cannot unmarshal !!seq into map[string]interface {}".
+var yamlTypeError = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+).* into (.*)$`)
+
+// yamlMessage is a YAML decoding error in the user's terms: the line and
+// what it holds where key: value pairs or one value belong, without Go's
+// type names.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return strings.TrimPrefix(err.Error(), "yaml: ")
+	}
+	kinds := map[string]string{"seq": "a list", "map": "a mapping of keys", "str": "text", "int": "a number", "float": "a number", "bool": "true or false", "null": "nothing"}
+	var msgs []string
+	for _, e := range te.Errors {
+		m := yamlTypeError.FindStringSubmatch(e)
+		if m == nil {
+			msgs = append(msgs, e)
+			continue
+		}
+		found, want := kinds[m[2]], "key: value pairs"
+		if found == "" {
+			found = "a " + m[2]
+		}
+		if !strings.HasPrefix(m[3], "map[") && !strings.Contains(m[3], ".") {
+			want = "one value"
+		}
+		msgs = append(msgs, fmt.Sprintf("line %s holds %s where %s belong", m[1], found, want))
+	}
+	return strings.Join(msgs, "; ")
 }
 
 // configDir is where keys and the user config live: $XDG_CONFIG_HOME/deploy
@@ -502,7 +548,7 @@ func readUserConfig() (*userConfig, error) {
 		return nil, err
 	}
 	if err := yaml.Unmarshal(data, uc); err != nil {
-		return nil, fmt.Errorf("%s: %w; fix it or run `deploy login` again", userConfigPath(), err)
+		return nil, usageError{fmt.Errorf("%s: %s; fix it or run `deploy login` again", userConfigPath(), yamlMessage(err))}
 	}
 	return uc, nil
 }
