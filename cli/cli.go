@@ -203,7 +203,7 @@ func applySeedArgs(c *cobra.Command, args []string) error {
 			return unexpectedArg(c, args, a)
 		}
 		if c.Flags().Lookup(m[1]) == nil {
-			return usageError{fmt.Errorf("unknown parameter %q; run `%s --help` for the parameters", m[1], c.CommandPath())}
+			return unknownParam(c, m[1])
 		}
 		if err := c.Flags().Set(m[1], m[2]); err != nil {
 			return valueError(c.Flags().Lookup(m[1]), m[2])
@@ -212,10 +212,26 @@ func applySeedArgs(c *cobra.Command, args []string) error {
 	return checkNotEmpty(c)
 }
 
+// unknownParam refuses a key=value argument naming no parameter of c,
+// suggesting the nearest one.
+func unknownParam(c *cobra.Command, name string) error {
+	var names []string
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		if !f.Hidden {
+			names = append(names, f.Name)
+		}
+	})
+	err := fmt.Errorf("unknown parameter %q", name)
+	if near := closest(name, names); near != "" {
+		return usageError{withHint(err, fmt.Sprintf("did you mean %s=? `%s --help` lists the parameters", near, c.CommandPath()))}
+	}
+	return usageError{withHint(err, fmt.Sprintf("`%s --help` lists the parameters", c.CommandPath()))}
+}
+
 // notEmpty are the parameters that an empty value never fits: given
 // empty (channel=$UNSET in a script), they are refused rather than taken
 // as left out.
-var notEmpty = []string{"app", "channel", "dir", "store", "key_file", "root_key_file", "username", "build", "from", "to", "file", "new_root_key_file", "db", "addr"}
+var notEmpty = []string{"app", "channel", "version", "dir", "store", "key_file", "root_key_file", "username", "build", "from", "to", "file", "new_root_key_file", "db", "addr"}
 
 // checkNotEmpty refuses a parameter of notEmpty given on the command line
 // with an empty value.

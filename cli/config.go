@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -71,6 +72,7 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 		return nil, bindErr
 	}
 	known := knownKeys(cmd.Root())
+	warnEnvTypos(e.io.Err, known)
 	project, projectPath, err := projectConfig()
 	if err != nil {
 		return nil, err
@@ -98,6 +100,9 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 	}
 	e.cfg = &config{v: v, profile: name, env: e, cmd: cmd, project: project, projectPath: projectPath, prof: prof}
 	if err := e.cfg.checkKeyFiles(); err != nil {
+		return nil, err
+	}
+	if err := e.cfg.checkRootKey(); err != nil {
 		return nil, err
 	}
 	for _, flags := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
@@ -153,6 +158,15 @@ func (c *config) checkKeyFiles() error {
 		}
 	})
 	return err
+}
+
+// checkRootKey refuses a root_key that is not a list of public keys
+// before anything is read.
+func (c *config) checkRootKey() error {
+	if c.cmd.Flags().Lookup("root_key") == nil {
+		return nil
+	}
+	return c.stores().checkRootKey()
 }
 
 // keyTextError says that the key file parameter name, whose value came
@@ -235,6 +249,25 @@ func knownKeys(root *cobra.Command) map[string]bool {
 	delete(known, "help")
 	delete(known, "version")
 	return known
+}
+
+// warnEnvTypos warns of a DEPLOY_ variable that names no setting but is
+// a letter or two from one (one for a short name): DEPLOY_CHANEL would otherwise be ignored
+// without a word. Others, such as another tool's DEPLOY_ENV, are left
+// alone.
+func warnEnvTypos(w io.Writer, known map[string]bool) {
+	names := sortedKeys(known)
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		key, ok := strings.CutPrefix(name, "DEPLOY_")
+		if !ok || value == "" || known[strings.ToLower(key)] {
+			continue
+		}
+		key = strings.ToLower(key)
+		if near := closest(key, names); near != "" && (len(key) >= 6 || editDistance(key, near) == 1) {
+			fmt.Fprintf(w, "warning: %s is no deploy setting and is ignored; did you mean DEPLOY_%s?\n", name, strings.ToUpper(near))
+		}
+	}
 }
 
 // checkKeys refuses keys that no command takes, suggesting the closest.
