@@ -198,6 +198,9 @@ func (p *Publisher) changePointer(ctx context.Context, app, channel string, edit
 	if err != nil || next == nil {
 		return pointerChange{cur.pointer(), false}, err
 	}
+	// An edit of a halted channel's pointer starts from the pointer the
+	// halt wraps; what it signs is a pointer, never the halt.
+	next.Halted = nil
 	next.App, next.Channel, next.Previous, next.By = app, channel, cur.link(), acl.Uploader(manifest.Public(p.Key), app)
 	signed, err := p.claimSequence(ctx, acl, cur, *next)
 	switch {

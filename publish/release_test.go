@@ -438,6 +438,27 @@ func TestReleaseAfterAHalt(t *testing.T) {
 	}
 }
 
+// An edit of the pointer a halt wraps (a new rollout) follows the halt
+// in one write, and says it wrote: it once carried the halt's link along,
+// lost its own claim as an orphan, and then found its own pointer there
+// and reported nothing written.
+func TestRolloutAfterAHaltSaysItWrote(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	p := f.publisher()
+	for _, edit := range []publish.Edit{publish.Promote(ref(1)), publish.Rollout(ref(2), 10)} {
+		if _, _, err := p.UpdatePointer(ctx, "retailer", "production", edit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.halt(t, "production", "set_fail on 9 of 40 devices")
+	res, err := p.Change(ctx, "retailer", "production", publish.Rollout(f.stored(t, 3), 20), false)
+	if err != nil || !res.Written || res.After.Sequence != 4 || res.After.Previous.Sequence != 3 || res.After.Candidate == nil || res.After.Candidate.Build.Number != 3 {
+		t.Fatalf("a rollout after a halt: %+v, %v", res, err)
+	}
+	f.verifyHistory(t, "production", 4)
+}
+
 func TestHistoryReportsAGap(t *testing.T) {
 	f := newFixture(t, fileStore(t))
 	ctx := context.Background()
