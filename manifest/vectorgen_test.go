@@ -110,6 +110,7 @@ func makeVectors(t *testing.T) []Vector {
 	g.ed25519Vectors()
 	g.ed25519StrictVectors()
 	g.releaseVectors()
+	g.absentValueVectors()
 	g.haltVectors()
 	g.historyVectors()
 	g.filesVectors()
@@ -548,6 +549,68 @@ func (g *gen) releaseVectors() {
 			})
 		})
 	}
+}
+
+// absentValueVectors pin that an optional field written with the value it
+// takes when absent ("", 0, false, an empty array or object) is read as if
+// it were left out: every rule that asks whether a field is present sees
+// it absent.
+func (g *gen) absentValueVectors() {
+	ref := func(n int64, fields string) string {
+		sha := `"` + g.sha + `"`
+		return fmt.Sprintf(`{"id":"retailer-%d","number":%d,"version":"1.4.%d","bundle":"apps/retailer/bundles/%s.zip","sha256":%s,"size":40%s}`, n, n, n, g.sha, sha, fields)
+	}
+	digest := `"` + strings.Repeat("cd", 32) + `"`
+	out := deviceIn("r8", 10, false)
+	cases := []struct {
+		name, desc, verdict, payload string
+		dev                          *VecDev
+	}{
+		{"by", `"by": "" is no by: the signer's grant alone decides`, "ok", g.latestText("by", `""`), nil},
+		{"min_native", `"min_native": "" is no lower bound: the build fits any native version, even one that does not parse`, "ok",
+			g.latestText("build", ref(7, `,"min_native":""`)), &VecDev{"beta", out, manifest.SelectStable, 7}},
+		{"max_native", `"max_native": "" is no upper bound`, "ok",
+			g.latestText("build", ref(7, `,"min_native":"1.0.0","max_native":""`)), &VecDev{"999999999", out, manifest.SelectStable, 7}},
+		{"min_native_with_max", `"min_native": "" with a max_native: bounded above only`, "ok",
+			g.latestText("build", ref(7, `,"min_native":"","max_native":"2.0"`)), &VecDev{"0.1", out, manifest.SelectStable, 7}},
+		{"min_native_with_max_above", `"min_native": "" with a max_native: a native version above it fits nothing`, "ok",
+			g.latestText("build", ref(7, `,"min_native":"","max_native":"2.0"`)), &VecDev{"2.0.1", out, manifest.SelectNone, 0}},
+		{"crc32", `"crc32": "" is no CRC-32`, "ok", g.latestText("build", ref(7, `,"crc32":""`)), nil},
+		{"files", `"files_sha256": "" and "files_size": 0 are no file manifest`, "ok",
+			g.latestText("build", ref(7, `,"files_sha256":"","files_size":0`)), nil},
+		{"files_size", `"files_size": 0 alone is no file manifest`, "ok", g.latestText("build", ref(7, `,"files_size":0`)), nil},
+		{"files_sha256", `"files_sha256": "" alone is no file manifest`, "ok", g.latestText("build", ref(7, `,"files_sha256":""`)), nil},
+		{"files_size_with_digest", `"files_size": 0 next to a files_sha256: a digest without its size`, "malformed",
+			g.latestText("build", ref(7, `,"files_sha256":`+digest+`,"files_size":0`)), nil},
+		{"files_sha256_with_size", `"files_sha256": "" next to a files_size: a size without its digest`, "malformed",
+			g.latestText("build", ref(7, `,"files_sha256":"","files_size":100`)), nil},
+		{"fallbacks", `"fallbacks": [] is no fallback`, "ok", g.latestText("fallbacks", `[]`), &VecDev{"0.9", out, manifest.SelectNone, 0}},
+		{"fallback_max_native", `a fallback with "max_native": "" is bounded below only`, "ok",
+			g.latestText("build", ref(7, `,"min_native":"2.0"`), "fallbacks", `[`+ref(6, `,"min_native":"1.0","max_native":""`)+`]`), &VecDev{"1.5", out, manifest.SelectFallback, 6}},
+		{"paused", `"paused": false is not paused`, "ok",
+			g.latestText("candidate", `{"build":`+ref(8, `,"min_native":""`)+`,"percent":100,"rollout":"r8","paused":false}`), &VecDev{"2.0", out, manifest.SelectCandidate, 8}},
+		{"settings", `"settings": {} and "notes": "" are the defaults`, "ok", g.latestText("settings", `{}`, "notes", `""`), nil},
+		{"self_assign", `"self_assign": false is the default`, "ok", g.latestText("settings", `{"self_assign":false}`), nil},
+	}
+	for _, c := range cases {
+		g.add(g.base("absent_value_"+c.name, c.desc, c.verdict), func(v *Vector) {
+			v.Latest = g.raw(manifest.TypeLatest, c.payload, g.alice)
+			v.Device = c.dev
+		})
+	}
+	g.add(g.base("absent_value_files_then_manifest", `a file manifest served for a build with "files_sha256": "" and "files_size": 0, which names none`, "files_mismatch"), func(v *Vector) {
+		v.Latest = g.raw(manifest.TypeLatest, g.latestText("build", ref(7, `,"files_sha256":"","files_size":0`)), g.alice)
+		v.FilesManifest = `{"app":"retailer","files":[]}`
+	})
+	var h manifest.Halt
+	var env manifest.Envelope
+	json.Unmarshal([]byte(g.halt(g.pointer(func(*manifest.Latest) {}), 5, nil, g.tracker)), &env)
+	json.Unmarshal(env.Payload, &h)
+	payload, _ := json.Marshal(h)
+	g.add(g.base("absent_value_halt_reason", `a halt with "reason": ""`, "ok"), func(v *Vector) {
+		v.Latest = g.raw(manifest.TypeHalt, strings.Replace(string(payload), `"reason":"2 of 20 devices failed"`, `"reason":""`, 1), g.tracker)
+		v.Result = &VecRes{Sequence: 6, Build: 7}
+	})
 }
 
 // halt wraps the envelope inner (of sequence seq) in a halt signed by keys,
