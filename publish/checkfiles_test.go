@@ -46,6 +46,10 @@ func TestCheckFiles(t *testing.T) {
 		{"other bytes, Brotli", func(t *testing.T, f *fixture, ref manifest.BuildRef, files map[string]manifest.FileEntry) {
 			f.put(t, fileKey(files["main.js"]), brotliOf(strings.Replace(js, "42", "43", 1)+"notifyAppReady()"))
 		}, manifest.RuleFilesMismatch, "file copy.js ("}, // the first entry naming the object
+		{"Brotli form longer than its size", func(t *testing.T, f *fixture, ref manifest.BuildRef, files map[string]manifest.FileEntry) {
+			// The content, then 16 MiB more: read up to size+1 bytes only.
+			f.put(t, fileKey(files["main.js"]), brotliOf(js+"notifyAppReady()"+strings.Repeat("\x00", 16<<20)))
+		}, manifest.RuleFilesMismatch, "file copy.js ("},
 		{"not Brotli", func(t *testing.T, f *fixture, ref manifest.BuildRef, files map[string]manifest.FileEntry) {
 			f.put(t, fileKey(files["main.js"]), js)
 		}, manifest.RuleFilesMismatch, "does not decode"},

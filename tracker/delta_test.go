@@ -413,6 +413,19 @@ func TestDeltaRefused(t *testing.T) {
 				}
 			}
 		}, "files_mismatch"},
+		{"Brotli form longer than its size", func(f *fixture, ref manifest.BuildRef) {
+			var m manifest.FileManifest
+			json.Unmarshal(f.get(manifest.FileManifestKey("retailer", ref.FilesSHA256)), &m)
+			for _, e := range m.Files {
+				if e.Encoding == manifest.EncodingBrotli {
+					// The content, then 16 MiB more: read up to size+1 bytes only.
+					content := ionicTree(20)[e.Name] + strings.Repeat("\x00", 16<<20)
+					f.put(manifest.FileKey("retailer", e.SHA256, e.Encoding), brotliBytes(t, []byte(content)))
+					return
+				}
+			}
+			t.Fatal("no file is stored Brotli-compressed")
+		}, "files_mismatch"},
 		{"manifest whose digest is not the signed one", func(f *fixture, ref manifest.BuildRef) {
 			// A manifest listing other content, stored under its own
 			// digest, with the signed build naming the original: a
