@@ -254,6 +254,8 @@ func (g *gen) strictVectors() {
 		{"key_duplicate_unknown", "malformed", g.latestText("extra", `{"a":1,"a":1}`)},
 		{"unknown_fields_ignored", "ok", g.latestText("extra", `{"nested":[1,2.5e3,"x",true,{}]}`)},
 		{"unknown_field_other_case_of_nothing", "ok", g.latestText("Extra", `1`)},
+		{"unknown_field_other_case_of_nested_field", "ok", g.latestText("SHA256", `1`)},
+		{"unknown_field_other_case_in_unknown_object", "ok", g.latestText("extra", `{"App":1}`)},
 		{"null_optional_field", "malformed", strings.Replace(g.latestText(), `"1.0.0"`, `null`, 1)},
 		{"null_unknown_field", "malformed", g.latestText("extra", `null`)},
 		{"null_payload", "malformed", "null"},
