@@ -138,8 +138,8 @@ type channelCreateOptions struct {
 }
 
 func runChannelCreate(ctx context.Context, o *channelCreateOptions) error {
-	if (o.From == "") == (o.Build == "") {
-		return usageError{fmt.Errorf("name the build the channel starts with: build=N or from=CHANNEL (its stable build), not both")}
+	if err := oneOf("the build the channel starts with", "build=N", o.Build, "from=CHANNEL (its stable build)", o.From); err != nil {
+		return err
 	}
 	if err := manifest.CheckName("channel", o.Channel); err != nil {
 		return usageError{err}

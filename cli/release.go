@@ -188,6 +188,31 @@ func parsePercent(name, s string) (int64, error) {
 	return n, nil
 }
 
+// parseRollout reads the rollout= of an upload or a promote: 1 to 99, or
+// 0 when it is not given.
+func parseRollout(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(s, "%"), 10, 64)
+	if err != nil || n < 1 || n > 99 {
+		return 0, usageError{fmt.Errorf("rollout=%q: give the percentage of devices that get the build first, 1 to 99, or leave rollout out to release it to every device", s)}
+	}
+	return n, nil
+}
+
+// oneOf refuses a command given both or neither of two parameters that
+// name the same thing, such as from= and build=.
+func oneOf(what, a, aVal, b, bVal string) error {
+	switch {
+	case aVal == "" && bVal == "":
+		return usageError{fmt.Errorf("name %s: %s or %s", what, a, b)}
+	case aVal != "" && bVal != "":
+		return usageError{fmt.Errorf("name %s with %s or with %s, not both", what, a, b)}
+	}
+	return nil
+}
+
 type promoteOptions struct {
 	releaseOptions
 	From      string `param:"from"`
@@ -218,8 +243,12 @@ writes nothing. The first production release is
 }
 
 func runPromote(ctx context.Context, o *promoteOptions) error {
-	if (o.From == "") == (o.Build == "") {
-		return usageError{fmt.Errorf("name what to promote: from=CHANNEL (its stable build) or build=N, not both")}
+	if err := oneOf("what to promote", "from=CHANNEL (its stable build)", o.From, "build=N", o.Build); err != nil {
+		return err
+	}
+	percent, err := parseRollout(o.Rollout)
+	if err != nil {
+		return err
 	}
 	p, err := o.publisher(ctx)
 	if err != nil {
@@ -230,11 +259,7 @@ func runPromote(ctx context.Context, o *promoteOptions) error {
 		return err
 	}
 	edit := publish.Promote(ref)
-	if o.Rollout != "" {
-		percent, err := parsePercent("rollout", o.Rollout)
-		if err != nil {
-			return err
-		}
+	if percent > 0 {
 		edit = publish.Rollout(ref, percent)
 	}
 	return o.change(ctx, p, o.To, edit)

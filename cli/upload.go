@@ -10,7 +10,6 @@ import (
 	"math"
 	"os/exec"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,13 +65,9 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 	if err := publish.CheckNativeRange(opts.MinNative, opts.MaxNative); err != nil {
 		return usageError{err}
 	}
-	var percent int64
-	if opts.Rollout != "" {
-		n, err := strconv.ParseInt(strings.TrimSuffix(opts.Rollout, "%"), 10, 64)
-		if err != nil || n < 1 || n > 99 {
-			return usageError{fmt.Errorf("rollout=%q: give the percentage of devices that get the build first, 1 to 99, or leave rollout out to publish to every device", opts.Rollout)}
-		}
-		percent = n
+	percent, err := parseRollout(opts.Rollout)
+	if err != nil {
+		return err
 	}
 	// Before anything is created (keys, a local store, its ACL): a folder
 	// that is no web build, such as dir=/tmp, fails here without a walk.

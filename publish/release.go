@@ -191,9 +191,9 @@ func candidateOf(cur *manifest.Latest) (*manifest.Candidate, error) {
 	case cur == nil:
 		return nil, noChannel("change")
 	case cur.Halted != nil:
-		return nil, refuse("the channel's candidate was halted (%s); fix the build and start a new rollout with `deploy rollout build=N percent=P`, or roll back", cur.Halted.Reason)
+		return nil, refuse("the channel's candidate was halted (%s); fix the build and start a new rollout with `deploy rollout app=%s channel=%s build=N percent=P`, or roll back", cur.Halted.Reason, cur.App, cur.Channel)
 	case cur.Candidate == nil:
-		return nil, refuse("the channel has no rollout in progress; start one with `deploy rollout build=N percent=P`")
+		return nil, refuse("the channel has no rollout in progress; start one with `deploy rollout app=%s channel=%s build=N percent=P`", cur.App, cur.Channel)
 	}
 	return cur.Candidate, nil
 }
