@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -148,11 +152,30 @@ func changeLines(changes []manifest.ACLChange) []string {
 func readACLFile(path string) (*manifest.ACLFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, usageError{withHint(fmt.Errorf("cannot read file=%s: %s", path, readProblem(err)), "name the YAML ACL file; `deploy acl export file=acl.yaml` writes the current one")}
 	}
 	f, err := manifest.ParseACLFile(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w; compare it with `deploy acl export`", path, err)
+		if len(bytes.TrimSpace(data)) == 0 {
+			return nil, usageError{fmt.Errorf("%s: %w", path, err)}
+		}
+		return nil, usageError{fmt.Errorf("%s: %w; compare it with `deploy acl export`", path, err)}
 	}
 	return f, nil
+}
+
+// readProblem says why a file could not be read, without the system call.
+func readProblem(err error) string {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, syscall.EISDIR):
+		return "it is a folder"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	case errors.As(err, &pe):
+		return pe.Err.Error()
+	}
+	return err.Error()
 }

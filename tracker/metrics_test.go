@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -242,8 +243,8 @@ func TestPrivateMetrics(t *testing.T) {
 		}
 	})
 	c := serialClient()
-	if resp, _ := do(t, c, "GET", base+"/metrics", nil); resp.StatusCode != http.StatusNotFound {
-		t.Errorf("/metrics on the devices' address: %d, want 404", resp.StatusCode)
+	if resp, body := do(t, c, "GET", base+"/metrics", nil); resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte("docs/api.md lists the tracker's routes")) {
+		t.Errorf("/metrics on the devices' address: %d %s, want 404 naming where the routes are listed", resp.StatusCode, body)
 	}
 	do(t, c, "GET", base+"/healthz", nil) // answered once the 404 is counted
 	s := scrape(t, c, "http://"+ln.Addr().String()+"/metrics")

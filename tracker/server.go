@@ -334,7 +334,7 @@ func (s *Server) routes() *http.ServeMux {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; see the tracker's routes in `go doc github.com/cartona/deploy/tracker`", abbrev(r.URL.Path)))
+	s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; docs/api.md lists the tracker's routes", abbrev(r.URL.Path)))
 }
 
 // Handler returns the tracker's HTTP handler, with its access log, CORS,
