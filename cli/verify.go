@@ -138,7 +138,7 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 	}
 	l, acl, err := trust.VerifyLatest(aclData, latestData, manifest.Expect{App: app, Channel: channel, MinACLVersion: last.ACLVersion, MinSequence: last.Sequence, Now: time.Now()})
 	if err != nil {
-		return nil, nil, fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err)
+		return nil, nil, withHint(fmt.Errorf("REJECTED %s: %w", st.Location(manifest.LatestKey(app, channel)), err), rejectedHint(app, channel, manifest.RuleOf(err)))
 	}
 	for _, ref := range served(l) {
 		if err := checkBundle(ctx, st, ref); err != nil {
@@ -146,6 +146,20 @@ func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust mani
 		}
 	}
 	return l, acl, nil
+}
+
+// rejectedHint is what to do about a channel's latest.json that failed
+// verification by rule.
+func rejectedHint(app, channel string, rule manifest.Rule) string {
+	switch rule {
+	case manifest.RuleExpired:
+		return fmt.Sprintf("devices stopped taking updates from it; sign it again: `deploy upload` of the build the channel serves renews it, or `deploy promote app=%s build=N to=%s`", app, channel)
+	case manifest.RuleRollback, manifest.RuleACLRollback:
+		return "it is older than one this machine verified before (seen.json): the store was restored from a backup, or an old copy was put back; devices that saw the newer one refuse it too. Publish again to move the channel past it"
+	case manifest.RuleACLUntrusted:
+		return "the ACL is not signed by the root key you pin: check root_key, or ask your administrator"
+	}
+	return fmt.Sprintf("devices refuse it and keep the build they run. If deploy did not write it, find out who can write to the store; `deploy promote app=%s build=N to=%s` or a new upload replaces it", app, channel)
 }
 
 // served returns the builds a pointer offers: stable, fallbacks,

@@ -214,7 +214,12 @@ var (
 
 // decodeNode stores n in v, whose type says what n must be.
 func decodeNode(n node, v reflect.Value, path string) error {
-	want := func(what string) error { return fmt.Errorf("%s: want %s", strings.TrimPrefix(path, "."), what) }
+	want := func(what string) error {
+		if path == "" {
+			return fmt.Errorf("the document: want %s", what)
+		}
+		return fmt.Errorf("%s: want %s", strings.TrimPrefix(path, "."), what)
+	}
 	switch {
 	case v.Type() == timeType:
 		t, err := parseTime(n)
