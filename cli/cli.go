@@ -4,6 +4,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -262,6 +263,16 @@ func withSeedArgs(c *cobra.Command, e *env) {
 	}
 }
 
+func init() {
+	cobra.AddTemplateFunc("versionText", func(c *cobra.Command) string {
+		if on, _ := c.Flags().GetBool("json"); on {
+			b, _ := json.MarshalIndent(map[string]string{"version": c.Version}, "", "  ")
+			return string(b)
+		}
+		return "deploy " + c.Version
+	})
+}
+
 func newRoot(version string, stdio IO) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "deploy",
@@ -281,7 +292,8 @@ for the exit statuses.`,
 		Version:           version,
 		PersistentPreRunE: applySeedArgs,
 	}
-	root.SetVersionTemplate("deploy {{.Version}}\n")
+	// --version --json prints what `deploy version --json` prints.
+	root.SetVersionTemplate("{{versionText .}}\n")
 	root.SetFlagErrorFunc(flagError)
 	root.PersistentFlags().String("profile", "", "user profile to use from the user config")
 	root.PersistentFlags().Bool("json", false, "print results, and errors, as JSON on stdout (--json, --json=true, --json 1, json=1)")

@@ -219,6 +219,12 @@ func TestVersionSame(t *testing.T) {
 	if a != b || a != "deploy v0\n" {
 		t.Errorf("deploy version printed %q, deploy --version %q", a, b)
 	}
+	_, a, _ = run(t, []string{"version", "--json"})
+	_, b, _ = run(t, []string{"--version", "--json"})
+	var doc struct{ Version string }
+	if err := json.Unmarshal([]byte(b), &doc); err != nil || a != b || doc.Version != "v0" {
+		t.Errorf("deploy version --json printed %q, deploy --version --json %q", a, b)
+	}
 }
 
 // TestExitCodesDocumented checks that the README's table lists every exit
