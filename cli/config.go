@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -105,6 +106,9 @@ func (e *env) load(cmd *cobra.Command) (*config, error) {
 	if err := e.cfg.checkRootKey(); err != nil {
 		return nil, err
 	}
+	if err := e.cfg.checkURLParams(); err != nil {
+		return nil, err
+	}
 	for _, flags := range []*pflag.FlagSet{cmd.Flags(), cmd.InheritedFlags()} {
 		if err := e.cfg.checkTypes(flags); err != nil {
 			return nil, err
@@ -167,6 +171,27 @@ func (c *config) checkRootKey() error {
 		return nil
 	}
 	return c.stores().checkRootKey()
+}
+
+// urlParams are the parameters whose value is an http(s) base URL.
+var urlParams = []string{"cdn", "tracker"}
+
+// checkURLParams refuses a URL parameter of the command that is not an
+// absolute http(s) URL, before anything is read or written.
+func (c *config) checkURLParams() error {
+	for _, name := range urlParams {
+		if c.cmd.Flags().Lookup(name) == nil {
+			continue
+		}
+		raw := c.str(name)
+		if raw == "" {
+			continue
+		}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usageError{withHint(fmt.Errorf("%s=%q is not an http(s) URL", name, raw), "write it in full, such as "+name+"=https://updates.example.com")}
+		}
+	}
+	return nil
 }
 
 // keyTextError says that the key file parameter name, whose value came

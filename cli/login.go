@@ -169,9 +169,6 @@ func (e *env) checkURLs(ctx context.Context, cfg *config, hasACL bool) error {
 		if raw == "" {
 			continue
 		}
-		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageError{withHint(fmt.Errorf("%s=%q is not an http(s) URL", c.key, raw), "write it in full, such as "+c.key+"=https://updates.example.com")}
-		}
 		status, err := httpStatus(ctx, client, raw+c.path)
 		if err != nil {
 			return unavailableError{withHint(fmt.Errorf("cannot reach %s=%s: %s", c.key, raw, netProblem(err)), "check the URL, and that it is reachable from here")}
