@@ -104,6 +104,9 @@ func (e *env) login(cmd *cobra.Command) error {
 			values[f.name] = v
 		}
 	}
+	if v := cfg.str("aws_profile"); v != "" { // saved when given, never asked for
+		values["aws_profile"] = v
+	}
 	if err := saveProfile(cfg.profile, values); err != nil {
 		return fmt.Errorf("save profile: %w", err)
 	}

@@ -61,6 +61,7 @@ var params = map[string]param{
 	"expires":      {help: "how long the channel's latest.json stays valid", def: func() any { return publish.DefaultExpiry }},
 
 	"store":         {help: "store URL: file:///path (default " + defaultStoreURL() + ") or s3://bucket/prefix?region=..."},
+	"aws_profile":   {help: "the AWS profile (of ~/.aws/config) for an S3 store and CloudFront (default: the SDK's, AWS_PROFILE)"},
 	"root_key":      {help: "pinned root public key(s), ed25519:..., comma-separated (default: the public half of root_key_file)"},
 	"root_key_file": {help: "the administrator's root private key", def: func() any { return defaultRootKeyFile() }, keyFile: true},
 	"key_file":      {help: "your signing key file (private, mode 0600)", def: func() any { return defaultKeyFile() }, keyFile: true},

@@ -28,6 +28,7 @@ type storeOptions struct {
 	RootKey     string `param:"root_key"`
 	RootKeyFile string `param:"root_key_file"`
 	KeyFile     string `param:"key_file"`
+	AWSProfile  string `param:"aws_profile"`
 }
 
 func (o *storeOptions) stores() *storeOptions { return o }
