@@ -45,6 +45,16 @@ func TestExplainAWS(t *testing.T) {
 			"the S3 bucket does not exist", "check the bucket name", exitUnavailable},
 		{"wrong secret", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong"}, func(t *testing.T) error { return list(t, srv.URL("x")) },
 			"AWS refused your credentials (SignatureDoesNotMatch)", "AWS_SECRET_ACCESS_KEY", exitNotGranted},
+		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "nosuchuser"}, func(t *testing.T) error { return list(t, srv.URL("x")) },
+			"AWS refused your credentials", "AWS_ACCESS_KEY_ID", exitNotGranted},
+		{"unknown access key, stat", map[string]string{"AWS_ACCESS_KEY_ID": "nosuchuser"}, func(t *testing.T) error {
+			st, err := OpenStore(ctx, srv.URL("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Stat(ctx, "acl.json")
+			return err
+		}, "AWS refused your credentials", "AWS_ACCESS_KEY_ID", exitNotGranted},
 		{"no credentials", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_PROFILE": "", "AWS_EC2_METADATA_DISABLED": "true",
 			"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}, func(t *testing.T) error { return list(t, srv.URL("x")) },
 			"no AWS credentials found", "aws_profile=", exitUnavailable},

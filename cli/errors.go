@@ -258,7 +258,7 @@ func explainAWS(err error) (msg, hint string, ok bool) {
 					` (the README's "S3 and CloudFront" has a policy for each role), or pick another profile with aws_profile=`, true
 			}
 			return "AWS denied access to the S3 bucket", "give your AWS user or role s3:GetObject, s3:PutObject and s3:ListBucket on the bucket, or pick another profile with aws_profile=", true
-		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "XAdminUserNotFound":
 			return "AWS refused your credentials (" + api.ErrorCode() + ")", "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or log in again (aws sso login) for your profile", true
 		case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
 			return "the S3 bucket is in another AWS region than the one used", "add the bucket's region to the store URL: s3://bucket/prefix?region=REGION", true
@@ -297,7 +297,7 @@ func exitStatusAWS(err error) int {
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		switch api.ErrorCode() {
-		case "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken":
+		case "AccessDenied", "Forbidden", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "XAdminUserNotFound":
 			return exitNotGranted
 		}
 	}

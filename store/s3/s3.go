@@ -32,6 +32,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -119,6 +120,10 @@ func Open(ctx context.Context, u *url.URL) (*Store, error) {
 	return New(client, u.Host, u.Path), nil
 }
 
+// regionRE matches a region name: lowercase letters, digits and dashes, as
+// AWS's (eu-west-1) and other S3 stores' (auto, garage) are.
+var regionRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
 // params are the settings an s3:// URL's query may carry.
 type params struct {
 	region, endpoint string
@@ -136,6 +141,9 @@ func parseParams(rawQuery string) (params, error) {
 		v := query.Get(name)
 		switch name {
 		case "region":
+			if !regionRE.MatchString(v) {
+				return p, fmt.Errorf("s3 store: region=%q is not an AWS region name; use, for example, region=eu-west-1", v)
+			}
 			p.region = v
 		case "endpoint":
 			e, err := url.Parse(v)
@@ -436,15 +444,24 @@ func storeError(err error) error {
 
 // headNotFound tells what a HEAD of object key answered 404 for, with
 // err: HEAD answers a bare 404 for a missing key and for a missing
-// bucket alike, so it lists key, which names a missing bucket. When the
-// listing fails otherwise (a role without s3:ListBucket), the key is taken
-// as missing, as before the listing.
+// bucket alike, so it lists key, which names a missing bucket, or
+// credentials the store refused (versitygw answers a HEAD by an unknown
+// user with a bare 404 too). When the listing fails otherwise (a role
+// without s3:ListBucket), the key is taken as missing, as before the
+// listing.
 func (s *Store) headNotFound(ctx context.Context, key string, err error) error {
 	_, lerr := s.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &key, MaxKeys: aws.Int32(1)})
-	if lerr = storeError(lerr); errors.Is(lerr, store.ErrNoBucket) {
+	code, _ := errorCode(lerr)
+	if lerr = storeError(lerr); errors.Is(lerr, store.ErrNoBucket) || refusedCredentials[code] {
 		return lerr
 	}
 	return err
+}
+
+// refusedCredentials are the error codes of credentials a store refused.
+var refusedCredentials = map[string]bool{
+	"InvalidAccessKeyId": true, "SignatureDoesNotMatch": true, "ExpiredToken": true,
+	"InvalidToken": true, "XAdminUserNotFound": true,
 }
 
 // putError maps a refused conditional write to fs.ErrExist or

@@ -385,6 +385,7 @@ func TestOpenErrors(t *testing.T) {
 		{"s3://key:secret@bucket/p?region=us-east-1", "credentials in the URL are not supported"},
 		{"s3://bucket/p", "no region for bucket bucket"},
 		{"s3://bucket/p?region=%zz", "bad URL query"},
+		{"s3://bucket/p?region=not a region", `region="not a region" is not an AWS region name`},
 	}
 	for _, tt := range tests {
 		u, err := url.Parse(tt.url)
