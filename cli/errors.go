@@ -15,6 +15,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/tracker"
 )
 
 // Exit statuses of deploy, documented in `deploy help exit-codes` and the
@@ -125,7 +126,7 @@ func exitStatus(err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
-	case errors.As(err, &ng), rule == manifest.RuleNotGranted:
+	case errors.As(err, &ng), rule == manifest.RuleNotGranted, errors.Is(err, tracker.ErrStatsRefused):
 		return exitNotGranted
 	case rule != "":
 		return exitVerify

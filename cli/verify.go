@@ -125,8 +125,11 @@ func filesVerified(files publish.FilesChecked) string {
 func (opts *verifyOptions) check(ctx context.Context, st store.Store, trust manifest.Trust, last seen) (*manifest.Latest, *manifest.ACL, error) {
 	app, channel := opts.App, opts.Channel
 	aclData, err := readKey(ctx, st, manifest.ACLKey, manifest.MaxACLSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%s does not exist: %w; check store=, or have an administrator create the store with `deploy init`", st.Location(manifest.ACLKey), publish.ErrNoACL)
+	}
 	if err != nil {
-		return nil, nil, notFound(err, "the store has no ACL; an administrator runs `deploy init`")
+		return nil, nil, err
 	}
 	latestData, err := readKey(ctx, st, manifest.LatestKey(app, channel), manifest.MaxLatestSize)
 	if err != nil {
