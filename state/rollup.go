@@ -18,6 +18,7 @@ const (
 	MarkFailed    = "failed"    // an update_fail: the build is not offered to the device again
 	MarkInstalled = "installed" // a download_complete or the plugin's set: the build is on the device
 	MarkBroken    = "broken"    // an Unhealthy action: counts against a rollout's candidate
+	MarkCohort    = "cohort"    // an event with a Group: the device counts toward a candidate's health
 )
 
 // RetryActions are the failures after which the plugin deletes a bundle
@@ -49,7 +50,8 @@ var RetrySQL = "action IN ('" + strings.Join(RetryActions, "', '") + "')"
 // Mark records that a device did something with a build, first in Hour.
 type Mark struct {
 	App, Version, Device, Kind string
-	Hour                       int64 // milliseconds since the epoch, a whole hour
+	Hour                       int64  // milliseconds since the epoch, a whole hour
+	Group                      string // of a cohort mark: Event.Group
 }
 
 // Delta is what a batch adds to the hourly counts of a build.
@@ -64,7 +66,8 @@ type Delta struct {
 // HourOf is the start of t's hour in milliseconds since the epoch.
 func HourOf(t time.Time) int64 { return t.UnixMilli() / 3_600_000 * 3_600_000 }
 
-// Marks returns the distinct marks of events received in hour.
+// Marks returns the distinct marks of events received in hour: one cohort
+// mark per device and build, of the first event with a Group.
 func Marks(stored []Event, hour int64) []Mark {
 	seen := map[Mark]bool{}
 	var out []Mark
@@ -75,7 +78,14 @@ func Marks(stored []Event, hour int64) []Mark {
 		}
 	}
 	for _, e := range stored {
-		m := Mark{App: e.App, Version: e.Version, Device: e.Device, Kind: MarkSeen, Hour: hour}
+		m := Mark{App: e.App, Version: e.Version, Device: e.Device, Kind: MarkCohort, Hour: hour}
+		if e.Group != "" && !seen[m] {
+			seen[m] = true
+			c := m
+			c.Group = e.Group
+			out = append(out, c)
+		}
+		m.Kind = MarkSeen
 		add(m)
 		switch e.Action {
 		case ActionDownloadComplete:

@@ -36,6 +36,12 @@ type Event struct {
 	Platform      string
 	PluginVersion string
 	Source        string // "seed" or "capgo"
+	// Group is the network (its /24 for IPv4, /64 for IPv6) of the client that sent the event
+	// when its device is in the cohort of a staged rollout whose candidate
+	// is Version, else "": the event then counts toward the candidate's
+	// health (Health), under the first group it came from. It is not kept
+	// in the raw event.
+	Group string
 }
 
 // ACLFloor is the floor of the ACL version; channel floors are named
@@ -101,10 +107,12 @@ type State interface {
 	Halt(ctx context.Context, h Halt) error
 	// Halts returns the halt decisions of app, oldest first.
 	Halts(ctx context.Context, app string) ([]Halt, error)
-	// Health counts, for a staged rollout's candidate, the devices with any
-	// event for version of app and those of them that reported a failure
-	// of it (an Unhealthy action). Pruning raw events keeps both.
-	Health(ctx context.Context, app, version string) (devices, failed int64, err error)
+	// Health counts, for a staged rollout's candidate, the devices whose
+	// events for version of app came with a Group, and those of them that
+	// reported a failure of it (an Unhealthy action), weighing each group
+	// as at most perGroup devices (no bound if perGroup <= 0): see
+	// RolloutCounts. Pruning raw events keeps both.
+	Health(ctx context.Context, app, version string, perGroup int64) (RolloutCounts, error)
 
 	// SetChannel stores the channel a device chose for app (the plugin's
 	// setChannel); "" forgets the choice.
@@ -148,6 +156,21 @@ type HourCounts struct {
 	BuildCounts
 	Installs int64
 	Hour     time.Time
+}
+
+// RolloutCounts are what a staged rollout's halt is decided on. Devices
+// count in the group (client network) their first counted event came
+// from; a group with n devices, f of them failed, adds min(n, perGroup)
+// to Devices and f·min(n, perGroup)/n to Failed: its failure rate, with
+// the weight of at most perGroup devices. So one network cannot outweigh
+// the others with device ids it makes up, however many it sends, and the
+// failure rate of a fleet behind few networks (a carrier NAT) is still
+// its own. With every group under perGroup, Devices and Failed are plain
+// counts.
+type RolloutCounts struct {
+	Reported int64   // devices counted, each group in full
+	Devices  int64   // devices counted, each group weighing at most perGroup
+	Failed   float64 // failed devices, each group's weighed as its devices are
 }
 
 // Halt is the decision to stop a staged rollout of a channel.

@@ -114,6 +114,7 @@ func (s *Server) handleCapgoUpdates(w http.ResponseWriter, r *http.Request) {
 	check := state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), OldVersion: string(req.VersionName),
 		Platform: truncate(string(req.Platform), maxShortLen), PluginVersion: truncate(string(req.PluginVersion), maxShortLen), Source: "capgo"}
+	check = s.health.tagged(r, check)
 	s.state.RecordCheck(check)
 	s.health.seen(r.Context(), check)
 	if string(req.VersionName) == b.Version {
@@ -240,6 +241,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(evs) > 0 {
+		s.health.tag(r, evs)
 		if err := s.record(r.Context(), evs...); err != nil {
 			s.writeError(w, r, err)
 			return

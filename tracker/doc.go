@@ -40,9 +40,11 @@
 // every start); a device whose candidate failed gets the build it would
 // run without the rollout.
 //
-// The tracker watches each candidate it serves: the devices with any event
-// for its version, and those that reported update_fail, set_fail,
-// checksum_fail, unzip_fail or app_crash* for it. Past the [HaltPolicy]
+// The tracker watches each candidate it serves: the devices of its cohort
+// with any event for its version, and those of them that reported
+// update_fail, set_fail, checksum_fail, unzip_fail or app_crash* for it,
+// each client network weighing as at most HaltPolicy.PerNetwork devices
+// with its own failure rate (state.RolloutCounts). Past the [HaltPolicy]
 // threshold it halts the rollout at once (no device gets the candidate from
 // the tracker), stores and logs the decision, shows it in /api/stats and on
 // the dashboard, and, with HaltPolicy.Key, writes a signed halt of the

@@ -5,7 +5,11 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"maps"
+	"math"
+	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +30,12 @@ type HaltPolicy struct {
 	// MinDevices: ...and at least this many devices got it
 	// [DefaultHaltMinDevices].
 	MinDevices int64
+	// PerNetwork: the devices of one client network (the /24 of an IPv4
+	// address, the /64 of an IPv6 one) that got the candidate weigh as at
+	// most this many, with their failure rate (state.RolloutCounts), so
+	// that device ids made up in one network cannot hide the failures of
+	// the others [DefaultHaltPerNetwork, and at least MinDevices].
+	PerNetwork int64
 	// Key signs the halt the tracker writes to the store as the channel's
 	// latest.json, so that devices reading the CDN stop too. The ACL must
 	// grant its user can_halt, and nothing else. Nil: the tracker stops
@@ -37,6 +47,7 @@ type HaltPolicy struct {
 const (
 	DefaultHaltPercent    = 5
 	DefaultHaltMinDevices = 20
+	DefaultHaltPerNetwork = 50
 )
 
 func (p HaltPolicy) withDefaults() HaltPolicy {
@@ -46,6 +57,12 @@ func (p HaltPolicy) withDefaults() HaltPolicy {
 	if p.MinDevices <= 0 {
 		p.MinDevices = DefaultHaltMinDevices
 	}
+	if p.PerNetwork <= 0 {
+		p.PerNetwork = DefaultHaltPerNetwork
+	}
+	// One network of devices can bring a rollout to MinDevices on its own,
+	// as before: a fleet behind one carrier NAT is still watched.
+	p.PerNetwork = max(p.PerNetwork, p.MinDevices)
 	return p
 }
 
@@ -226,6 +243,64 @@ func (h *health) seen(ctx context.Context, ev state.Event) {
 	}
 }
 
+// weighed writes a weighed count of devices: whole, or with one decimal.
+func weighed(n float64) string {
+	if n == math.Trunc(n) {
+		return strconv.FormatFloat(n, 'f', 0, 64)
+	}
+	return strconv.FormatFloat(n, 'f', 1, 64)
+}
+
+// tag sets the Group of the events whose device is in the cohort of a
+// candidate the tracker watches with the event's version: the network of
+// r's client, so that the event counts toward the candidate's health
+// (state.State.Health). Other events, such as those of device ids that no
+// cohort holds, do not count.
+func (h *health) tag(r *http.Request, evs []state.Event) {
+	group := ""
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for i := range evs {
+		ev := &evs[i]
+		for _, w := range h.watched {
+			if w.app == ev.App && w.candidate.Build.Version == ev.Version && manifest.InCohort(w.app, w.channel, &w.candidate, ev.Device) {
+				if group == "" {
+					group = addrGroup(h.s.clientAddr(r))
+				}
+				ev.Group = group
+				break
+			}
+		}
+	}
+}
+
+// tagged is ev, tagged.
+func (h *health) tagged(r *http.Request, ev state.Event) state.Event {
+	evs := []state.Event{ev}
+	h.tag(r, evs)
+	return evs[0]
+}
+
+// addrGroup is the network a client address counts in: its /24 for IPv4,
+// its /64 for IPv6 (where one subscriber often has a /64), else the
+// address as it is.
+func addrGroup(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap().WithZone("")
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return addr
+	}
+	return p.String()
+}
+
 func containsWatch(ws []watch, w watch) bool {
 	for _, x := range ws {
 		if x.app == w.app && x.channel == w.channel && x.candidate.Rollout == w.candidate.Rollout {
@@ -247,18 +322,21 @@ func (h *health) evaluate(w watch) {
 		h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), false)
 		return
 	}
-	devices, failed, err := h.s.state.Health(ctx, w.app, w.candidate.Build.Version)
+	c, err := h.s.state.Health(ctx, w.app, w.candidate.Build.Version, h.policy.PerNetwork)
 	if err != nil {
 		h.s.log.Error().Err(err).Str("app", w.app).Str("rollout", w.candidate.Rollout).Msg("candidate health not read")
 		return
 	}
-	over := float64(failed)*100 > h.policy.Percent*float64(devices)
-	h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), over && devices < h.policy.MinDevices)
-	if !over || devices < h.policy.MinDevices {
+	over := c.Failed*100 > h.policy.Percent*float64(c.Devices)
+	h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), over && c.Devices < h.policy.MinDevices)
+	if !over || c.Devices < h.policy.MinDevices {
 		return
 	}
-	reason := fmt.Sprintf("%d of %d devices reported a failure of build %s (version %s), over %g%%",
-		failed, devices, w.candidate.Build.ID, w.candidate.Build.Version, h.policy.Percent)
+	reason := fmt.Sprintf("%s of %d devices reported a failure of build %s (version %s), over %g%%",
+		weighed(c.Failed), c.Devices, w.candidate.Build.ID, w.candidate.Build.Version, h.policy.Percent)
+	if c.Reported > c.Devices {
+		reason += fmt.Sprintf(" (%d devices reported, networks with more than %d weighed as %d)", c.Reported, h.policy.PerNetwork, h.policy.PerNetwork)
+	}
 	h.decide(ctx, state.Halt{App: w.app, Channel: w.channel, Rollout: w.candidate.Rollout, Reason: reason, At: h.s.now().UTC()})
 }
 

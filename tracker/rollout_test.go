@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"regexp"
 	"strings"
@@ -198,7 +199,11 @@ func TestFleetRolloutAndHalt(t *testing.T) {
 		t.Error("the halt is not in the channel's history")
 	}
 
-	fl.wantDashboard(t, `"percent":50,"state":"halted","why":"40 of `)
+	// Every device here checks from one address, one network: its 40
+	// failures weigh as DefaultHaltPerNetwork devices with its rate.
+	weighed := 40 * DefaultHaltPerNetwork / float64(len(at50))
+	fl.wantDashboard(t, fmt.Sprintf(`"percent":50,"state":"halted","why":"%.1f of %d devices`, weighed, DefaultHaltPerNetwork),
+		fmt.Sprintf(`(%d devices reported`, len(at50)))
 
 	// An uploader who publishes the halted rollout again, unaware, gets it
 	// halted again in the store: a halt holds for its rollout id.
@@ -224,8 +229,9 @@ func TestFleetRolloutAndHalt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Rollouts) != 1 || st.Rollouts[0].State != dashboard.Halted || st.Rollouts[0].Failed != 40 || st.Rollouts[0].Reason == "" {
-		t.Errorf("stats rollouts = %+v, want the halted rollout with 40 failed devices", st.Rollouts)
+	if len(st.Rollouts) != 1 || st.Rollouts[0].State != dashboard.Halted || st.Rollouts[0].Failed != int64(math.Round(weighed)) ||
+		st.Rollouts[0].Reported != int64(len(at50)) || st.Rollouts[0].Reason == "" {
+		t.Errorf("stats rollouts = %+v, want the halted rollout with %d devices, 40 failed, weighed as %.1f", st.Rollouts, len(at50), weighed)
 	}
 }
 

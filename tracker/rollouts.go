@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/cartona/deploy/dashboard"
@@ -23,8 +24,14 @@ type RolloutHealth struct {
 	// Reason says why it is halted: the tracker's counts.
 	Reason   string     `json:"reason,omitempty"`
 	HaltedAt *time.Time `json:"halted_at,omitempty"`
-	Devices  int64      `json:"devices"` // devices that got the candidate or reported on it
-	Failed   int64      `json:"failed"`  // those of them that reported a failure
+	// Devices got the candidate (in its cohort, with events for it) and
+	// Failed are those of them that reported a failure, as the halt
+	// weighs them: a client network's devices as at most
+	// HaltPolicy.PerNetwork, with their failure rate (state.RolloutCounts;
+	// Failed is rounded). Reported counts each network in full.
+	Devices  int64 `json:"devices"`
+	Failed   int64 `json:"failed"`
+	Reported int64 `json:"reported"`
 	// InStore says whether the halt is in the store too, where devices
 	// reading latest.json from the CDN see it.
 	InStore bool `json:"in_store,omitempty"`
@@ -75,9 +82,11 @@ func (s *Server) rollouts(ctx context.Context, app string) ([]RolloutHealth, err
 			continue
 		}
 		if ro := s.rolloutOf(rel); ro != nil {
-			if ro.Devices, ro.Failed, err = s.state.Health(ctx, app, ro.Version); err != nil {
+			c, err := s.state.Health(ctx, app, ro.Version, s.health.policy.PerNetwork)
+			if err != nil {
 				return nil, err
 			}
+			ro.Devices, ro.Failed, ro.Reported = c.Devices, int64(math.Round(c.Failed)), c.Reported
 			out = append(out, *ro)
 		}
 	}

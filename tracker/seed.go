@@ -73,6 +73,7 @@ func (s *Server) handleLatest(w http.ResponseWriter, r *http.Request) {
 	b := o.build
 	check := state.Event{App: app, Device: device, Action: state.ActionCheck, Version: b.Version, Number: b.Number,
 		TS: s.now().Truncate(time.Minute).UnixMilli(), Source: "seed"}
+	check = s.health.tagged(r, check)
 	s.state.RecordCheck(check)
 	s.health.seen(r.Context(), check)
 	head := rel.seedHeads[b.Number]
@@ -93,8 +94,8 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodGet && fromStart(r.Header.Get("Range")) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		err := s.record(ctx, state.Event{App: b.app, Device: device, Action: state.ActionDownloadStart, Version: b.ref.Version,
-			Number: b.ref.Number, TS: s.now().UnixMilli(), Source: "seed"})
+		err := s.record(ctx, s.health.tagged(r, state.Event{App: b.app, Device: device, Action: state.ActionDownloadStart, Version: b.ref.Version,
+			Number: b.ref.Number, TS: s.now().UnixMilli(), Source: "seed"}))
 		cancel()
 		if err != nil { // the download matters more than its count
 			s.log.Warn().Err(err).Str("build", b.ref.ID).Msg("download_start not recorded")
@@ -121,8 +122,8 @@ func (s *Server) handleComplete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	err := s.record(r.Context(), state.Event{App: b.app, Device: device, Action: state.ActionDownloadComplete,
-		Version: b.ref.Version, Number: b.ref.Number, TS: 0, Source: "seed"})
+	err := s.record(r.Context(), s.health.tagged(r, state.Event{App: b.app, Device: device, Action: state.ActionDownloadComplete,
+		Version: b.ref.Version, Number: b.ref.Number, TS: 0, Source: "seed"}))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

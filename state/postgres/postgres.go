@@ -89,7 +89,7 @@ func (d *DB) Ping(ctx context.Context) error {
 
 // commitSQL stores a batch in one statement, so in one round trip and one
 // transaction: the events but checks ($1-$10), the marks of all of them
-// ($11-$14; a mark already there is skipped) and, in hourly, the counts of
+// ($11-$14 and $22, the group; a mark already there is skipped) and, in hourly, the counts of
 // the checks ($19-$21: app, version, number), of the events and of the
 // marks that were new. $15 is the receipt time, $16 its hour, and $17, $18
 // map the batch's actions to what they count (state.CountOf). Rows go in
@@ -101,8 +101,8 @@ const commitSQL = `WITH ev AS (
 		$7::text[], $8::text[], $9::text[], $10::text[])
 	ON CONFLICT DO NOTHING RETURNING app, version, action, number
 ), mk AS (
-	INSERT INTO marks (app, version, device, kind, hour)
-	SELECT *, $16::bigint FROM unnest($11::text[], $12::text[], $13::text[], $14::text[])
+	INSERT INTO marks (app, version, device, kind, grp, hour)
+	SELECT *, $16::bigint FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $22::text[])
 	ON CONFLICT DO NOTHING RETURNING app, version, kind
 )
 INSERT INTO hourly AS h (` + state.HourlyColumnsAt + `)
@@ -139,7 +139,7 @@ func (d *DB) commit(evs []state.Event) error {
 	slices.SortFunc(marks, func(a, b state.Mark) int {
 		return cmp.Or(cmp.Compare(a.App, b.App), cmp.Compare(a.Version, b.Version), cmp.Compare(a.Device, b.Device), cmp.Compare(a.Kind, b.Kind))
 	})
-	cols := make([][]any, 21)
+	cols := make([][]any, 22)
 	counts := map[string]bool{}
 	for _, e := range evs {
 		if e.Action == state.ActionCheck { // counted and marked, not kept (see state.State.RecordCheck)
@@ -158,6 +158,7 @@ func (d *DB) commit(evs []state.Event) error {
 		for i, v := range []any{m.App, m.Version, m.Device, m.Kind} {
 			cols[10+i] = append(cols[10+i], v)
 		}
+		cols[21] = append(cols[21], m.Group)
 	}
 	a := args(cols)
 	a[14], a[15] = received.UnixMilli(), hour

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,7 +168,8 @@ func TestFailuresFollowed(t *testing.T) {
 // TestMigrateFromFirstSchema opens a database that an earlier deploy left
 // at schema version 1, holding events: the later migrations run at start,
 // keep every row, and what they derive from old rows holds (three retries
-// of a build block the device; a floor stays a floor).
+// of a build block the device; a floor stays a floor; devices seen count
+// toward a candidate's health as before, each on its own).
 func TestMigrateFromFirstSchema(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.Database(t)
@@ -185,6 +187,7 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 		`CREATE TABLE schema_migrations (version bigint PRIMARY KEY, name text NOT NULL, applied timestamptz NOT NULL DEFAULT now())`,
 		`INSERT INTO schema_migrations (version, name) VALUES (1, 'migrations/0001_state.sql')`,
 		`INSERT INTO floors (name, version) VALUES ('acl', 7)`,
+		`INSERT INTO marks (app, version, device, kind, hour) VALUES ('a', '2.0.0', 'retried', 'seen', 0), ('a', '2.0.0', 'fine', 'seen', 0)`,
 	} {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -202,8 +205,11 @@ func TestMigrateFromFirstSchema(t *testing.T) {
 	defer s.Close()
 	rows, _ := conn.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
 	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil || len(versions) != 3 || versions[2] != 3 {
-		t.Fatalf("schema versions after the upgrade: %v (%v); want 1, 2, 3", versions, err)
+	if err != nil || !slices.Equal(versions, []int64{1, 2, 3, 4}) {
+		t.Fatalf("schema versions after the upgrade: %v (%v); want 1, 2, 3, 4", versions, err)
+	}
+	if c, err := s.Health(ctx, "a", "2.0.0", 1); err != nil || c != (state.RolloutCounts{Reported: 2, Devices: 2, Failed: 1}) {
+		t.Errorf("Health after the upgrade = %+v (%v); want 2 devices, 1 failed", c, err)
 	}
 	var events int
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events); err != nil || events != 4 {

@@ -2,15 +2,29 @@ package postgres
 
 import (
 	"context"
+	"math"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/cartona/deploy/state"
 )
 
-// Health implements state.State from the marks.
-func (d *DB) Health(ctx context.Context, app, version string) (devices, failed int64, err error) {
-	err = d.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind = 'seen'), count(*) FILTER (WHERE kind = 'broken')
-		FROM marks WHERE app = $1 AND version = $2`, app, version).Scan(&devices, &failed)
-	return devices, failed, err
+// Health implements state.State from the cohort and broken marks: devices
+// and failures per group (a cohort mark without one is a group of its
+// own), then the groups weighed.
+func (d *DB) Health(ctx context.Context, app, version string, perGroup int64) (state.RolloutCounts, error) {
+	if perGroup <= 0 {
+		perGroup = math.MaxInt64
+	}
+	var c state.RolloutCounts
+	err := d.pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0)::bigint, coalesce(sum(LEAST(n, $3)), 0)::bigint,
+		coalesce(sum(f * LEAST(n, $3)::float8 / n), 0)::float8
+		FROM (SELECT count(*) AS n, count(b.device) AS f FROM marks c
+			LEFT JOIN marks b ON b.app = c.app AND b.version = c.version AND b.device = c.device AND b.kind = 'broken'
+			WHERE c.app = $1 AND c.version = $2 AND c.kind = 'cohort'
+			GROUP BY CASE c.grp WHEN '' THEN 'device ' || c.device ELSE c.grp END) g`,
+		app, version, perGroup).Scan(&c.Reported, &c.Devices, &c.Failed)
+	return c, err
 }
 
 // SetChannel implements state.State.

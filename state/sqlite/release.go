@@ -3,13 +3,26 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"math"
+
+	"github.com/cartona/deploy/state"
 )
 
-// Health implements state.State from the marks.
-func (d *DB) Health(ctx context.Context, app, version string) (devices, failed int64, err error) {
-	err = d.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(kind = 'seen'), 0), COALESCE(SUM(kind = 'broken'), 0)
-		FROM marks WHERE app = ? AND version = ?`, app, version).Scan(&devices, &failed)
-	return devices, failed, err
+// Health implements state.State from the cohort and broken marks: devices
+// and failures per group (a cohort mark without one is a group of its
+// own), then the groups weighed.
+func (d *DB) Health(ctx context.Context, app, version string, perGroup int64) (state.RolloutCounts, error) {
+	if perGroup <= 0 {
+		perGroup = math.MaxInt64
+	}
+	var c state.RolloutCounts
+	err := d.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0), COALESCE(SUM(MIN(n, ?3)), 0), COALESCE(SUM(f * MIN(n, ?3) * 1.0 / n), 0)
+		FROM (SELECT COUNT(*) AS n, COUNT(b.device) AS f FROM marks c
+			LEFT JOIN marks b ON b.app = c.app AND b.version = c.version AND b.device = c.device AND b.kind = 'broken'
+			WHERE c.app = ?1 AND c.version = ?2 AND c.kind = 'cohort'
+			GROUP BY CASE c.grp WHEN '' THEN 'device ' || c.device ELSE c.grp END)`,
+		app, version, perGroup).Scan(&c.Reported, &c.Devices, &c.Failed)
+	return c, err
 }
 
 // SetChannel implements state.State.

@@ -3,8 +3,10 @@ package sqlite
 // Schema versions are PRAGMA user_version: 2 had events and floors; 3
 // adds the marks, the hourly counts (filled from the events) and halts; 4
 // the broken marks (filled from the events), an index of retry failures and
-// the channels devices chose.
-const schemaVersion = 4
+// the channels devices chose; 5 the client network of cohort marks, which
+// count toward a candidate's health (filled from the seen marks, each
+// device a network of its own, as they counted before).
+const schemaVersion = 5
 
 const schemaV2 = `
 CREATE TABLE IF NOT EXISTS events (
@@ -99,4 +101,11 @@ CREATE TABLE device_channels (
 	PRIMARY KEY (app, device)
 ) WITHOUT ROWID;
 PRAGMA user_version = 4;
+`
+
+const schemaV5 = `
+ALTER TABLE marks ADD COLUMN grp TEXT NOT NULL DEFAULT ''; -- of a cohort mark: the client's network, '' if not known
+INSERT OR IGNORE INTO marks (app, version, device, kind, hour)
+	SELECT app, version, device, 'cohort', hour FROM marks WHERE kind = 'seen';
+PRAGMA user_version = 5;
 `

@@ -39,7 +39,7 @@ const (
 	insertEvent = `INSERT OR IGNORE INTO events
 	(app, device, action, version, ts, number, old_version, platform, plugin_version, source, received)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	insertMark   = `INSERT OR IGNORE INTO marks (app, version, device, kind, hour) VALUES (?, ?, ?, ?, ?)`
+	insertMark   = `INSERT OR IGNORE INTO marks (app, version, device, kind, hour, grp) VALUES (?, ?, ?, ?, ?, ?)`
 	upsertHourly = `INSERT INTO hourly (app, version, hour, number, checks, downloads_started, downloads_completed,
 	downloads_failed, updates_failed, devices, installs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (app, hour, version) DO UPDATE SET number = max(number, excluded.number),
@@ -116,9 +116,12 @@ func (d *DB) prepare() error {
 		return fmt.Errorf("its schema version %d is newer than this deploy knows (%d); upgrade deploy", v, schemaVersion)
 	}
 	if v < schemaVersion {
-		migration := schemaV4
-		if v < 3 {
-			migration = schemaV2 + schemaV3 + schemaV4
+		migration := schemaV5
+		switch {
+		case v < 3:
+			migration = schemaV2 + schemaV3 + schemaV4 + schemaV5
+		case v < 4:
+			migration = schemaV4 + schemaV5
 		}
 		tx, err := d.w.Begin()
 		if err != nil {
@@ -188,7 +191,7 @@ func (d *DB) commit(evs []state.Event) error {
 	var marks []state.Mark
 	unstored := d.seen.Unstored(state.Marks(stored, hour))
 	for _, m := range unstored {
-		if ok, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour); err != nil {
+		if ok, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour, m.Group); err != nil {
 			return err
 		} else if ok {
 			marks = append(marks, m)
@@ -202,7 +205,7 @@ func (d *DB) commit(evs []state.Event) error {
 			return err
 		}
 		if n >= d.retryLimit {
-			if _, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour); err != nil {
+			if _, err := insert(mk, m.App, m.Version, m.Device, m.Kind, m.Hour, ""); err != nil {
 				return err
 			}
 			blocked = append(blocked, m)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Prune", func(t *testing.T) { testPrune(t, b) })
 	t.Run("Halts", func(t *testing.T) { testHalts(t, b) })
 	t.Run("Health", func(t *testing.T) { testHealth(t, b) })
+	t.Run("Dilution", func(t *testing.T) { testDilution(t, b) })
 	t.Run("Channels", func(t *testing.T) { testChannels(t, b) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, b) })
 	if b.Shared {
@@ -341,33 +343,92 @@ func testHalts(t *testing.T, b Backend) {
 	}
 }
 
-// testHealth: a candidate's devices and failures count each device once,
-// whatever it reported and however often, and survive pruning.
+// grouped is ev from a device in a rollout's cohort, sent from group.
+func grouped(app, device, action, version string, ts int64, group string) state.Event {
+	e := ev(app, device, action, version, ts)
+	e.Group = group
+	return e
+}
+
+func wantHealth(t *testing.T, s state.State, app, version string, perGroup int64, want state.RolloutCounts) {
+	t.Helper()
+	got, err := s.Health(context.Background(), app, version, perGroup)
+	if err != nil || got != want {
+		t.Fatalf("Health(%s, %s, %d) = %+v, %v; want %+v", app, version, perGroup, got, err, want)
+	}
+}
+
+// testHealth: a candidate's devices are those whose events came with a
+// group, each counted once in the group it first came from, and its
+// failures those of them that reported an Unhealthy action, whatever else
+// they reported and however often, before being counted or after; both
+// survive pruning and reopening.
 func testHealth(t *testing.T, b Backend) {
 	open, c := opener(t, b)
 	s := open()
 	ctx := context.Background()
+	const g1, g2 = "198.51.100.0/24", "2001:db8:1:2::/64"
 	record(t, s,
-		ev("shop", "d1", state.ActionCheck, "2.0.0", 1), ev("shop", "d2", state.ActionCheck, "2.0.0", 1),
-		ev("shop", "d3", "download_complete", "2.0.0", 1),
-		ev("shop", "d1", "set_fail", "2.0.0", 2), ev("shop", "d1", "set_fail", "2.0.0", 3), ev("shop", "d1", "unzip_fail", "2.0.0", 4),
-		ev("shop", "d2", "app_crash_native", "2.0.0", 2), ev("shop", "d4", "download_fail", "2.0.0", 2),
-		ev("shop", "d1", "set_fail", "1.0.0", 2), ev("other", "d1", "update_fail", "2.0.0", 2))
-	record(t, s, ev("shop", "d1", "set_fail", "2.0.0", 2)) // sent again
-	want := func(s state.State) {
-		t.Helper()
-		devices, failed, err := s.Health(ctx, "shop", "2.0.0")
-		if err != nil || devices != 4 || failed != 2 {
-			t.Fatalf("Health = %d devices, %d failed, %v; want 4 and 2", devices, failed, err)
-		}
+		ev("shop", "d1", "set_fail", "2.0.0", 1), // failed before it is counted
+		grouped("shop", "d1", state.ActionCheck, "2.0.0", 1, g1), grouped("shop", "d2", state.ActionCheck, "2.0.0", 1, g1),
+		grouped("shop", "d3", "download_complete", "2.0.0", 1, g2),
+		grouped("shop", "d1", "set_fail", "2.0.0", 3, g2), grouped("shop", "d1", "unzip_fail", "2.0.0", 4, g1),
+		grouped("shop", "d2", "app_crash_native", "2.0.0", 2, g1), grouped("shop", "d3", "download_fail", "2.0.0", 2, g2),
+		ev("shop", "d4", "update_fail", "2.0.0", 2), ev("shop", "d5", "download_complete", "2.0.0", 2), // never counted
+		grouped("shop", "d1", "set_fail", "1.0.0", 2, g1), grouped("other", "d1", "update_fail", "2.0.0", 2, g1))
+	s.RecordCheck(grouped("shop", "d6", state.ActionCheck, "2.0.0", 60_000, g2))
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
 	}
-	want(s)
+	record(t, s, grouped("shop", "d1", "set_fail", "2.0.0", 3, g2)) // sent again
+	want := state.RolloutCounts{Reported: 4, Devices: 4, Failed: 2}
+	wantHealth(t, s, "shop", "2.0.0", 0, want)
+	wantHealth(t, s, "shop", "2.0.0", 100, want)
+	// A group of 2 devices, both failed, and one of 2, none failed, each
+	// weighed as 1 device: 1 failed of 2.
+	wantHealth(t, s, "shop", "2.0.0", 1, state.RolloutCounts{Reported: 4, Devices: 2, Failed: 1})
+	wantHealth(t, s, "shop", "1.0.0", 0, state.RolloutCounts{Reported: 1, Devices: 1, Failed: 1})
+	wantHealth(t, s, "shop", "3.0.0", 0, state.RolloutCounts{})
+
 	c.set(start.Add(48 * time.Hour))
 	if _, err := s.Prune(ctx, start.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	want(open())
+	s = open()
+	wantHealth(t, s, "shop", "2.0.0", 0, want)
+	// A device counted stays in its first group; a device counted from
+	// another State, or after reopening, too.
+	record(t, s, grouped("shop", "d3", "update_fail", "2.0.0", 9, g1), grouped("shop", "d7", "set", "2.0.0", 9, g1))
+	wantHealth(t, s, "shop", "2.0.0", 0, state.RolloutCounts{Reported: 5, Devices: 5, Failed: 3})
+	// g1: d1, d2 (failed), d7; g2: d3 (failed), d6: weighed as 2 each,
+	// 2·2/3 + 1·2/2 failed.
+	got, err := s.Health(ctx, "shop", "2.0.0", 2)
+	if err != nil || got.Reported != 5 || got.Devices != 4 || math.Abs(got.Failed-(4.0/3+1)) > 1e-9 {
+		t.Fatalf("Health with 2 per group = %+v, %v; want 5 reported, 4 devices, %.3f failed", got, err, 4.0/3+1)
+	}
+}
+
+// testDilution: device ids made up in one group, however many, weigh as
+// perGroup devices: they cannot hide the failure rate of the devices in
+// other groups. Failures made up in one group likewise weigh as perGroup.
+func testDilution(t *testing.T, b Backend) {
+	open, _ := opener(t, b)
+	s := open()
+	var evs []state.Event
+	for i := range 29 { // real devices, each behind its own address, 12 failed
+		g := fmt.Sprintf("192.0.2.%d", i)
+		evs = append(evs, grouped("demo", fmt.Sprintf("real-%d", i), state.ActionCheck, "6.0.0", 1, fmt.Sprintf("10.%d.0.0/24", i)))
+		if i < 12 {
+			evs = append(evs, grouped("demo", fmt.Sprintf("real-%d", i), state.ActionUpdateFail, "6.0.0", 2, g))
+		}
+	}
+	for i := range 1000 {
+		evs = append(evs, grouped("demo", fmt.Sprintf("forged-%d", i), "set", "6.0.0", 1, "203.0.113.0/24"))
+	}
+	record(t, s, evs...)
+	wantHealth(t, s, "demo", "6.0.0", 0, state.RolloutCounts{Reported: 1029, Devices: 1029, Failed: 12})
+	wantHealth(t, s, "demo", "6.0.0", 20, state.RolloutCounts{Reported: 1029, Devices: 49, Failed: 12})
 }
 
 // testRetries: RetryLimit distinct retry failures of a device for a build
@@ -498,4 +559,11 @@ func testShared(t *testing.T, b Backend) {
 	record(t, s1, e)
 	record(t, s2, e)
 	wantCounts(t, stats(t, s2, "shop"), "shop/1.0.1", 1, state.Counts{DownloadsStarted: 1, UpdatesFailed: 1, Devices: 2})
+
+	// Health counts what every State stored, each device once, in the
+	// group it first came from through any of them.
+	record(t, s1, grouped("shop", "d3", state.ActionCheck, "2.0.0", 1, "g1"), grouped("shop", "d4", state.ActionCheck, "2.0.0", 1, "g1"))
+	record(t, s2, grouped("shop", "d3", state.ActionUpdateFail, "2.0.0", 2, "g2"), grouped("shop", "d5", "set", "2.0.0", 1, "g2"))
+	wantHealth(t, s1, "shop", "2.0.0", 1, state.RolloutCounts{Reported: 3, Devices: 2, Failed: 0.5})
+	wantHealth(t, s2, "shop", "2.0.0", 0, state.RolloutCounts{Reported: 3, Devices: 3, Failed: 1})
 }
