@@ -102,9 +102,10 @@ type State interface {
 	Prune(ctx context.Context, before time.Time) (int64, error)
 
 	// Halt records that a rollout of a channel is halted. The first
-	// decision for (app, channel, rollout) stays; recording it again is a
-	// no-op.
-	Halt(ctx context.Context, h Halt) error
+	// decision for (app, channel, rollout) stays; recording it again
+	// changes nothing. It returns the decision stored (At in milliseconds,
+	// as Halts returns it) and whether this call stored it.
+	Halt(ctx context.Context, h Halt) (stored Halt, first bool, err error)
 	// Halts returns the halt decisions of app, oldest first.
 	Halts(ctx context.Context, app string) ([]Halt, error)
 	// Health counts, for a staged rollout's candidate, the devices whose

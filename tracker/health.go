@@ -352,16 +352,32 @@ func (h *health) setPending(k string, pending bool) {
 }
 
 // decide halts a rollout: at once in memory, then durably, then in the
-// store (writeHalt).
+// store (writeHalt). When another tracker sharing the state recorded the
+// rollout's halt first, this tracker takes that decision (its time and
+// reason) and does not count it in rollout_halts_total: each halt counts
+// once, on the tracker that recorded it (or on each that decided it but
+// could not record it).
 func (h *health) decide(ctx context.Context, r state.Halt) {
+	k := rolloutKey(r.App, r.Channel, r.Rollout)
 	h.mu.Lock()
-	h.halted[rolloutKey(r.App, r.Channel, r.Rollout)] = r
+	h.halted[k] = r
 	h.mu.Unlock()
 	log := h.s.log.Warn().Str("app", r.App).Str("channel", r.Channel).Str("rollout", r.Rollout)
 	log.Msg("halting the staged rollout: " + r.Reason)
-	h.s.metrics.Halted(r.App, r.Channel)
-	if err := h.s.state.Halt(ctx, r); err != nil {
+	stored, first, err := h.s.state.Halt(ctx, r)
+	if err != nil {
 		h.s.log.Error().Err(err).Str("rollout", r.Rollout).Msg("halt not stored: it holds until the tracker restarts")
+		h.s.metrics.Halted(r.App, r.Channel)
+	} else {
+		if first {
+			h.s.metrics.Halted(r.App, r.Channel)
+		} else {
+			h.s.log.Info().Str("rollout", r.Rollout).Time("at", stored.At).Msg("the rollout's halt was recorded first by another tracker: " + stored.Reason)
+		}
+		h.mu.Lock()
+		h.halted[k] = stored
+		h.mu.Unlock()
+		r = stored
 	}
 	if h.policy.Key == nil {
 		h.s.log.Warn().Str("rollout", r.Rollout).Msg("no halt key (halt_key_file): devices that read latest.json from the CDN keep getting the candidate; " +

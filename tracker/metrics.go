@@ -72,7 +72,7 @@ func NewMetrics() *Metrics {
 			Help:    "Time of one group commit of the event store, failed ones included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}),
 		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rollout_halts_total",
-			Help: "Staged rollouts halted, by app and channel."}, []string{"app", "channel"}),
+			Help: "Staged rollouts halted, by app and channel: each halt once, on the tracker that recorded it."}, []string{"app", "channel"}),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.latency, m.verified, m.refused, m.cache, m.rateLimited,

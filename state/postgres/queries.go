@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -73,11 +74,26 @@ func (d *DB) Prune(ctx context.Context, before time.Time) (int64, error) {
 	return tag.RowsAffected(), err
 }
 
-// Halt implements state.State.
-func (d *DB) Halt(ctx context.Context, h state.Halt) error {
-	_, err := d.pool.Exec(ctx, `INSERT INTO halts (app, channel, rollout, reason, at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, h.App, h.Channel, h.Rollout, h.Reason, h.At.UnixMilli())
-	return err
+// Halt implements state.State in one statement: the row inserted, or the
+// one another tracker stored first.
+func (d *DB) Halt(ctx context.Context, h state.Halt) (state.Halt, bool, error) {
+	stored := state.Halt{App: h.App, Channel: h.Channel, Rollout: h.Rollout}
+	var at int64
+	var first bool
+	err := d.pool.QueryRow(ctx, `WITH ins AS (
+		INSERT INTO halts (app, channel, rollout, reason, at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT DO NOTHING RETURNING reason, at)
+	SELECT reason, at, true FROM ins
+	UNION ALL SELECT reason, at, false FROM halts WHERE app = $1 AND channel = $2 AND rollout = $3 AND NOT EXISTS (SELECT 1 FROM ins)`,
+		h.App, h.Channel, h.Rollout, h.Reason, h.At.UnixMilli()).Scan(&stored.Reason, &at, &first)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Another tracker's insert committed after this statement's
+		// snapshot: the next statement sees it.
+		err = d.pool.QueryRow(ctx, `SELECT reason, at FROM halts WHERE app = $1 AND channel = $2 AND rollout = $3`,
+			h.App, h.Channel, h.Rollout).Scan(&stored.Reason, &at)
+	}
+	stored.At = time.UnixMilli(at).UTC()
+	return stored, first, err
 }
 
 // Halts implements state.State.

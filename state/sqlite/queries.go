@@ -83,10 +83,22 @@ func (d *DB) Prune(ctx context.Context, before time.Time) (int64, error) {
 }
 
 // Halt implements state.State.
-func (d *DB) Halt(ctx context.Context, h state.Halt) error {
-	_, err := d.w.ExecContext(ctx, `INSERT OR IGNORE INTO halts (app, channel, rollout, reason, at) VALUES (?, ?, ?, ?, ?)`,
+func (d *DB) Halt(ctx context.Context, h state.Halt) (state.Halt, bool, error) {
+	res, err := d.w.ExecContext(ctx, `INSERT OR IGNORE INTO halts (app, channel, rollout, reason, at) VALUES (?, ?, ?, ?, ?)`,
 		h.App, h.Channel, h.Rollout, h.Reason, h.At.UnixMilli())
-	return err
+	if err != nil {
+		return state.Halt{}, false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return state.Halt{}, false, err
+	}
+	var at int64
+	stored := state.Halt{App: h.App, Channel: h.Channel, Rollout: h.Rollout}
+	err = d.w.QueryRowContext(ctx, `SELECT reason, at FROM halts WHERE app = ? AND channel = ? AND rollout = ?`,
+		h.App, h.Channel, h.Rollout).Scan(&stored.Reason, &at)
+	stored.At = time.UnixMilli(at).UTC()
+	return stored, n == 1, err
 }
 
 // Halts implements state.State.

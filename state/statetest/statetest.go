@@ -324,12 +324,21 @@ func testHalts(t *testing.T, b Backend) {
 	open, _ := opener(t, b)
 	s := open()
 	ctx := context.Background()
-	h1 := state.Halt{App: "shop", Channel: "production", Rollout: "r1", Reason: "crash rate", At: start}
+	h1 := state.Halt{App: "shop", Channel: "production", Rollout: "r1", Reason: "crash rate", At: start.Add(1234567891)}
 	h2 := state.Halt{App: "shop", Channel: "beta", Rollout: "r2", Reason: "manual", At: start.Add(time.Minute)}
-	for _, h := range []state.Halt{h1, h2, {App: "shop", Channel: "production", Rollout: "r1", Reason: "again", At: start.Add(time.Hour)},
-		{App: "other", Channel: "production", Rollout: "r1", Reason: "x", At: start}} {
-		if err := s.Halt(ctx, h); err != nil {
-			t.Fatal(err)
+	stored1 := h1
+	stored1.At = start.Add(1234 * time.Millisecond) // as stored: milliseconds
+	for _, c := range []struct {
+		h, want state.Halt
+		first   bool
+	}{
+		{h1, stored1, true}, {h2, h2, true},
+		{state.Halt{App: "shop", Channel: "production", Rollout: "r1", Reason: "again", At: start.Add(time.Hour)}, stored1, false},
+		{state.Halt{App: "other", Channel: "production", Rollout: "r1", Reason: "x", At: start}, state.Halt{App: "other", Channel: "production", Rollout: "r1", Reason: "x", At: start}, true},
+	} {
+		got, first, err := s.Halt(ctx, c.h)
+		if err != nil || got != c.want || first != c.first {
+			t.Fatalf("Halt(%+v) = %+v, %v, %v; want %+v, %v", c.h, got, first, err, c.want, c.first)
 		}
 	}
 	s.Close()
@@ -338,8 +347,11 @@ func testHalts(t *testing.T, b Backend) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, []state.Halt{h1, h2}) {
-		t.Fatalf("Halts = %+v, want %+v", got, []state.Halt{h1, h2})
+	if !slices.Equal(got, []state.Halt{stored1, h2}) {
+		t.Fatalf("Halts = %+v, want %+v", got, []state.Halt{stored1, h2})
+	}
+	if _, first, err := s.Halt(ctx, h2); err != nil || first {
+		t.Fatalf("Halt of a stored decision after reopening: first %v, %v; want false", first, err)
 	}
 }
 
@@ -566,4 +578,29 @@ func testShared(t *testing.T, b Backend) {
 	record(t, s2, grouped("shop", "d3", state.ActionUpdateFail, "2.0.0", 2, "g2"), grouped("shop", "d5", "set", "2.0.0", 1, "g2"))
 	wantHealth(t, s1, "shop", "2.0.0", 1, state.RolloutCounts{Reported: 3, Devices: 2, Failed: 0.5})
 	wantHealth(t, s2, "shop", "2.0.0", 0, state.RolloutCounts{Reported: 3, Devices: 3, Failed: 1})
+
+	// Halts decided at once through both States: one stores its decision,
+	// and both get that one.
+	h := state.Halt{App: "shop", Channel: "production", Rollout: "r9", At: start}
+	var wg sync.WaitGroup
+	var firsts atomic.Int64
+	halts := make([]state.Halt, 2)
+	for i, s := range []state.State{s1, s2} {
+		wg.Go(func() {
+			h := h
+			h.Reason, h.At = fmt.Sprintf("tracker %d", i), h.At.Add(time.Duration(i)*time.Second)
+			stored, first, err := s.Halt(ctx, h)
+			if err != nil {
+				t.Error(err)
+			}
+			if first {
+				firsts.Add(1)
+			}
+			halts[i] = stored
+		})
+	}
+	wg.Wait()
+	if firsts.Load() != 1 || halts[0] != halts[1] {
+		t.Fatalf("concurrent halts: %d stored first, got %+v; want 1 and the same decision for both", firsts.Load(), halts)
+	}
 }
