@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
@@ -59,6 +60,22 @@ func (b *Bundle) Remove() error { return os.Remove(b.Path) }
 // folder: missing, empty, without index.html, with unsafe names, or
 // holding a private key.
 var ErrBadBuild = errors.New("bad web build")
+
+// unreadable is the error of a file or folder of a build that cannot be
+// read: what is wrong with it and what to do, without the system call.
+func unreadable(err error) error {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%w: %v", ErrBadBuild, err)
+	}
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s cannot be read (permission denied); make it readable (chmod a+r) or move it out of the build folder", ErrBadBuild, pe.Path)
+	case errors.Is(err, syscall.ELOOP):
+		return fmt.Errorf("%w: %s is a symbolic link that loops; remove it, or point it at a file in the build folder", ErrBadBuild, pe.Path)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrBadBuild, pe.Path, pe.Err)
+}
 
 // Every entry has the same fixed modification time, 2000-01-01 00:00:00, as
 // an MS-DOS date and time, so that the same folder always gives the same
@@ -245,7 +262,7 @@ func buildRoot(dir string) (string, error) {
 		return "", fmt.Errorf("%w: folder %s does not exist; run your web build (for example `ionic build`) or pass dir=<folder>", ErrBadBuild, dir)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadBuild, err)
+		return "", unreadable(err)
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%w: %s is not a folder; pass dir=<the folder of your web build>", ErrBadBuild, dir)
@@ -263,7 +280,7 @@ type collector struct {
 // visit is the WalkDir function: it checks and records one path.
 func (c *collector) visit(p string, d fs.DirEntry, err error) error {
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadBuild, err)
+		return unreadable(err)
 	}
 	if p == c.root {
 		return nil
@@ -315,7 +332,7 @@ func (c *collector) stat(p, name string, d fs.DirEntry) (fs.FileInfo, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadBuild, err)
+		return nil, unreadable(err)
 	}
 	return info, nil
 }
@@ -560,7 +577,7 @@ func (j *job) compress(tmpDir string) {
 func (j *job) compressErr(tmpDir string) error {
 	f, err := os.Open(j.e.path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadBuild, err)
+		return unreadable(err)
 	}
 	defer f.Close()
 	var sink io.Writer
@@ -597,7 +614,7 @@ func (j *job) compressErr(tmpDir string) error {
 		n, err = bufcopy.Copy(dst, f)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: read %s: %v", ErrBadBuild, j.e.name, err)
+		return unreadable(err)
 	}
 	if key.isKey() {
 		return PrivateKeyError(j.e.name)
