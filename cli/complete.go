@@ -30,13 +30,8 @@ func (e *env) complete(cmd *cobra.Command, args []string, toComplete string) ([]
 	if f == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var values []string
-	switch {
-	case f.Value.Type() == "bool":
-		values = []string{"1", "0"}
-	case key == "app" || key == "channel":
-		values = e.storeNames(cmd, args, key)
-	case key == "dir" || key == "file" || strings.HasSuffix(key, "_file") || key == "db":
+	values := e.values(cmd, args, f)
+	if values == nil && pathParam(key) {
 		values = paths(val)
 	}
 	var out []string
@@ -50,6 +45,44 @@ func (e *env) complete(cmd *cobra.Command, args []string, toComplete string) ([]
 		d |= cobra.ShellCompDirectiveNoSpace // a folder: go on into it
 	}
 	return out, d
+}
+
+// completeFlags makes the --key form of c's parameters complete as the
+// key= form does; the shell completes the paths of dir, file and key files.
+func (e *env) completeFlags(c *cobra.Command) {
+	c.Flags().VisitAll(func(f *pflag.Flag) {
+		_ = c.RegisterFlagCompletionFunc(f.Name, func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			switch {
+			case f.Name == "dir":
+				return nil, cobra.ShellCompDirectiveFilterDirs
+			case pathParam(f.Name):
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			var out []string
+			for _, v := range e.values(cmd, args, f) {
+				if strings.HasPrefix(v, toComplete) {
+					out = append(out, v)
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		})
+	})
+}
+
+// values lists the values suggested for the parameter f, other than paths.
+func (e *env) values(cmd *cobra.Command, args []string, f *pflag.Flag) []string {
+	switch {
+	case f.Value.Type() == "bool":
+		return []string{"1", "0"}
+	case f.Name == "app" || f.Name == "channel":
+		return e.storeNames(cmd, args, f.Name)
+	}
+	return nil
+}
+
+// pathParam reports whether the parameter key names a file or folder.
+func pathParam(key string) bool {
+	return key == "dir" || key == "file" || strings.HasSuffix(key, "_file") || key == "db"
 }
 
 // paramNames lists the command's parameters as "key=" not given yet.

@@ -204,6 +204,7 @@ func checkNames(fs []field) error {
 // loaded, are filled into opts and handed to run.
 func newCommand[O any](e *env, c *cobra.Command, opts *O, run func(context.Context, *O) error) *cobra.Command {
 	declare(c, opts)
+	e.completeFlags(c)
 	c.RunE = func(c *cobra.Command, _ []string) error {
 		if err := e.setup(c, opts); err != nil {
 			return err
