@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -70,6 +74,14 @@ longer offered it.`,
 }
 
 func runServe(ctx context.Context, opts *serveOptions) error {
+	// Every parameter is checked before anything is opened or logged.
+	if err := opts.check(); err != nil {
+		return err
+	}
+	halt, retryLimit, err := opts.haltPolicy()
+	if err != nil {
+		return err
+	}
 	st, err := opts.storeToServe(ctx)
 	if err != nil {
 		return err
@@ -77,13 +89,6 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	trust, err := opts.pinned()
 	if err != nil {
 		return err
-	}
-	halt, retryLimit, err := opts.haltPolicy()
-	if err != nil {
-		return err
-	}
-	if opts.Retention < 0 {
-		return usageError{fmt.Errorf("retention=%s is negative; give how long raw events are kept, such as retention=720h, or leave it out to keep them all", opts.Retention)}
 	}
 	logs := tracker.NewLogWriter(opts.io.Err, 100*time.Millisecond)
 	defer logs.Close()
@@ -108,12 +113,16 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.io.Err, "listening on http://%s (store %s)\n", ln.Addr(), opts.URL())
+	var metricsLn net.Listener
 	if opts.MetricsAddr != "" {
-		if err := serveMetrics(ctx, opts, srv); err != nil {
+		if metricsLn, err = listen(opts.MetricsAddr, "metrics_addr"); err != nil {
 			ln.Close()
 			return err
 		}
+	}
+	fmt.Fprintf(opts.io.Err, "listening on http://%s (store %s)\n", ln.Addr(), opts.URL())
+	if metricsLn != nil {
+		serveMetrics(ctx, opts, srv, metricsLn)
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
@@ -121,26 +130,91 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	return srv.Close()
 }
 
-// serveMetrics serves the tracker's metrics on metrics_addr until ctx ends.
-// An error serving them later is logged: devices are still served.
-func serveMetrics(ctx context.Context, opts *serveOptions, srv *tracker.Server) error {
-	ln, err := listen(opts.MetricsAddr, "metrics_addr")
-	if err != nil {
+// check refuses the values of serve's parameters that no tracker can use,
+// as mistakes in the command line.
+func (opts *serveOptions) check() error {
+	if err := checkListenAddr("addr", opts.Addr, "8080"); err != nil {
 		return err
 	}
+	if opts.MetricsAddr != "" {
+		if err := checkListenAddr("metrics_addr", opts.MetricsAddr, "9090"); err != nil {
+			return err
+		}
+	}
+	if err := checkBaseURL("public_url", opts.PublicURL, "the URL devices reach the tracker at", "https://updates.example.com"); err != nil {
+		return err
+	}
+	if err := checkBaseURL("cdn", opts.CDN, "the public base URL that serves the store", "https://d123.cloudfront.net"); err != nil {
+		return err
+	}
+	if opts.MinACL < 0 {
+		return usageError{fmt.Errorf("min_acl_version=%d is negative; give 0 (no pin) or the ACL version that deploy init, grant, revoke or acl apply printed", opts.MinACL)}
+	}
+	if opts.Retention < 0 {
+		return usageError{fmt.Errorf("retention=%s is negative; give how long raw events are kept, such as retention=720h, or leave it out to keep them all", opts.Retention)}
+	}
+	return nil
+}
+
+// checkListenAddr refuses a listen address addr, of the parameter param,
+// that is not host:port with a port number or name; examplePort is a
+// port to show in the message.
+func checkListenAddr(param, addr, examplePort string) error {
+	_, port, err := net.SplitHostPort(addr)
+	why := ""
+	switch {
+	case err != nil && strings.Contains(addr, ":"):
+		why = "it is not host:port"
+	case err != nil || port == "":
+		why = "it has no port"
+	case strings.Trim(port, "0123456789") == "":
+		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+			return nil
+		}
+		why = "port " + port + " is out of range"
+	default:
+		if _, err := net.LookupPort("tcp", port); err == nil {
+			return nil // a service name, such as http
+		}
+		why = "port " + strconv.Quote(port) + " is not a number"
+	}
+	return usageError{fmt.Errorf("%s=%s is not a listen address: %s; give host:port with a port from 1 to 65535, such as %s=:%s (every interface) or %s=127.0.0.1:%s (this machine only)",
+		param, addr, why, param, examplePort, param, examplePort)}
+}
+
+// checkBaseURL refuses a value of the URL parameter param that is not an
+// absolute http(s) URL without query or fragment; what says what it is.
+func checkBaseURL(param, value, what, example string) error {
+	if value == "" {
+		return nil
+	}
+	u, err := url.Parse(value)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return usageError{fmt.Errorf("%s=%s is not an absolute http(s) URL; give %s, such as %s=%s", param, value, what, param, example)}
+	}
+	return nil
+}
+
+// serveMetrics serves the tracker's metrics on ln until ctx ends. An error
+// serving them later is logged: devices are still served.
+func serveMetrics(ctx context.Context, opts *serveOptions, srv *tracker.Server, ln net.Listener) {
 	fmt.Fprintf(opts.io.Err, "metrics on http://%s/metrics\n", ln.Addr())
 	go func() {
 		if err := srv.ServeMetrics(ctx, ln); err != nil {
 			fmt.Fprintf(opts.io.Err, "metrics: %v\n", err)
 		}
 	}()
-	return nil
 }
 
 // listen opens the TCP address addr of the parameter named param.
 func listen(addr, param string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, unavailableError{fmt.Errorf("cannot listen on %s: the address is in use, by another program or tracker; stop it, or pick another with %s=", addr, param)}
+	case errors.Is(err, syscall.EACCES):
+		return nil, unavailableError{fmt.Errorf("cannot listen on %s: permission denied (ports below 1024 need privileges); pick a port from 1024 up with %s=, behind a proxy", addr, param)}
+	case err != nil:
 		return nil, fmt.Errorf("listen on %s: %w; pick another with %s=", addr, err, param)
 	}
 	return ln, nil
@@ -168,7 +242,13 @@ func (opts *serveOptions) haltPolicy() (p tracker.HaltPolicy, retryLimit int, er
 		num("halt_min_devices", opts.HaltMinDevices, func(v float64) { p.MinDevices = int64(v) }),
 		num("retry_limit", opts.RetryLimit, func(v float64) { retryLimit = int(v) }))
 	if err == nil && opts.HaltKeyFile != "" {
-		if p.Key, err = manifest.LoadKey(opts.HaltKeyFile); err != nil {
+		p.Key, err = manifest.LoadKey(opts.HaltKeyFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			err = usageError{withHint(fmt.Errorf("no key at %s (halt_key_file)", opts.HaltKeyFile),
+				"create the tracker's key with `deploy keys generate key_file="+opts.HaltKeyFile+"` and grant it only can_halt in the ACL "+
+					"(README, \"Automatic halt\"); without halt_key_file, the tracker stops offering a failing candidate but writes no halt to the store")}
+		case err != nil:
 			err = fmt.Errorf("halt_key_file: %w", err)
 		}
 	}

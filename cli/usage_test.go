@@ -154,14 +154,43 @@ func TestDeletedChannelIsNamedAsDeleted(t *testing.T) {
 
 // Serve refuses values no tracker can use.
 func TestServeRefusesImpossibleValues(t *testing.T) {
-	_, where := userSetup(t)
+	dir, where := userSetup(t)
 	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
 		t.Fatalf("upload: exit %d\n%s", status, errOut)
 	}
-	for _, tc := range []struct{ param, want string }{{"halt_percent=200", "over 100"}, {"retention=-1h", "negative"}} {
+	for _, tc := range []struct{ param, want string }{
+		{"halt_percent=200", "over 100"},
+		{"retention=-1h", "negative"},
+		{"addr=:99999", "addr=:99999 is not a listen address: port 99999 is out of range; give host:port with a port from 1 to 65535"},
+		{"addr=bad", "addr=bad is not a listen address: it has no port; give host:port"},
+		{"addr=:http-ish", "addr=:http-ish is not a listen address"},
+		{"metrics_addr=bad", "metrics_addr=bad is not a listen address: it has no port; give host:port with a port from 1 to 65535, such as metrics_addr=:9090 (every interface) or metrics_addr=127.0.0.1:9090 (this machine only)"},
+		{"public_url=notaurl", "public_url=notaurl is not an absolute http(s) URL; give the URL devices reach the tracker at, such as public_url=https://updates.example.com"},
+		{"cdn=d123.cloudfront.net", "cdn=d123.cloudfront.net is not an absolute http(s) URL"},
+		{"min_acl_version=-1", "min_acl_version=-1 is negative"},
+		{"halt_key_file=" + dir + "/missing.key", "no key at " + dir + "/missing.key (halt_key_file)\nhint: create the tracker's key with `deploy keys generate key_file=" + dir + "/missing.key`"},
+	} {
 		status, _, errOut := run(t, with(where, "serve", "addr=127.0.0.1:0", tc.param))
 		if status != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("serve %s: exit %d, stderr %q; want %d and %q", tc.param, status, errOut, exitUsage, tc.want)
+		}
+		// Refused before anything is opened or said.
+		if strings.Contains(errOut, "listening") || strings.Contains(errOut, "public_url is not set") {
+			t.Errorf("serve %s printed a startup line before refusing it:\n%s", tc.param, errOut)
+		}
+	}
+
+	// A port in use is no mistake in the command line: unavailable, and
+	// the tracker says it listens only once both addresses are open.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, param := range []string{"addr=" + busy.Addr().String(), "metrics_addr=" + busy.Addr().String()} {
+		status, _, errOut := run(t, with(where, "serve", "addr=127.0.0.1:0", param))
+		if status != exitUnavailable || !strings.Contains(errOut, "pick another with "+strings.SplitN(param, "=", 2)[0]+"=") || strings.Contains(errOut, "listening on") {
+			t.Errorf("serve %s on a port in use: exit %d, stderr %q; want %d, the parameter named and no \"listening on\"", param, status, errOut, exitUnavailable)
 		}
 	}
 }
