@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/state/postgres"
@@ -42,6 +44,9 @@ func OpenState(ctx context.Context, raw string, opts state.Options) (state.State
 		return sqlite.Open(p, opts)
 	case "postgres", "postgresql":
 		db, err := postgres.Open(ctx, raw, opts)
+		if msg, ok := unreachableDB(err, u.Host); ok {
+			return nil, redactedError{unavailableError{errors.New(msg)}, passwords(raw, u)}
+		}
 		if err != nil {
 			return nil, redactedError{fmt.Errorf("db %s: %w", redactDB(raw), err), passwords(raw, u)}
 		}
@@ -49,6 +54,36 @@ func OpenState(ctx context.Context, raw string, opts state.Options) (state.State
 	default:
 		return nil, usageError{fmt.Errorf("unknown db scheme %q in %q; use sqlite:///path or postgres://user@host/database", u.Scheme, redactDB(raw))}
 	}
+}
+
+// unreachableDB says, in one line, why the database at host (as written in
+// db=) could not be reached, when err is such a network failure: which
+// host, and what to check.
+func unreachableDB(err error, host string) (string, bool) {
+	var (
+		dns *net.DNSError
+		op  *net.OpError
+		ne  net.Error
+	)
+	const check = "; check the host and port in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+	switch {
+	case err == nil:
+		return "", false
+	case errors.As(err, &dns):
+		return fmt.Sprintf("cannot reach the database: no host named %s was found; check the host in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE, and this machine's DNS", dns.Name), true
+	case !errors.As(err, &ne):
+		return "", false
+	}
+	if errors.As(err, &op) && op.Addr != nil {
+		host = op.Addr.String()
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("cannot reach the database at %s: the connection was refused%s, and that PostgreSQL runs there and accepts TCP connections", host, check), true
+	case ne.Timeout():
+		return fmt.Sprintf("cannot reach the database at %s: it did not answer in time%s, and the network and firewalls between", host, check), true
+	}
+	return fmt.Sprintf("cannot reach the database at %s: the connection failed%s, and the network", host, check), true
 }
 
 // The password of a db value, however it is written, is shown as this.

@@ -299,3 +299,27 @@ func TestCtrlCAtAPromptStops(t *testing.T) {
 		t.Errorf("Ctrl-C at a prompt left %v in the home folder", entries)
 	}
 }
+
+// A PostgreSQL database that cannot be reached is one line and exit 6:
+// which host, and what to check in db=; never its password.
+func TestServeUnreachableDatabase(t *testing.T) {
+	_, where := userSetup(t)
+	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
+		t.Fatalf("upload: exit %d\n%s", status, errOut)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	for _, tc := range []struct{ db, want string }{
+		{"postgres://deploy:S3CRET@nohost.invalid/events", "deploy: cannot reach the database: no host named nohost.invalid was found; check the host in db="},
+		{"postgres://deploy:S3CRET@" + refused + "/events?sslmode=prefer", "deploy: cannot reach the database at " + refused + ": the connection was refused; check the host and port in db="},
+	} {
+		status, out, errOut := run(t, with(where, "serve", "addr=127.0.0.1:0", "db="+tc.db))
+		if status != exitUnavailable || !strings.HasPrefix(errOut, tc.want) || strings.Count(errOut, "\n") != 1 || strings.Contains(out+errOut, "S3CRET") {
+			t.Errorf("serve db=%s: exit %d, stderr\n%s\nwant %d and one line starting %q", tc.db, status, errOut, exitUnavailable, tc.want)
+		}
+	}
+}
