@@ -173,22 +173,28 @@ func (c *config) checkRootKey() error {
 	return c.stores().checkRootKey()
 }
 
-// urlParams are the parameters whose value is an http(s) base URL.
-var urlParams = []string{"cdn", "tracker"}
+// urlParams are the parameters whose value is an absolute http(s) base
+// URL: what each names, and an example.
+var urlParams = map[string]struct{ what, example string }{
+	"cdn":        {"the public base URL that serves the store", "https://d123.cloudfront.net"},
+	"tracker":    {"the tracker's URL", "https://updates.example.com"},
+	"public_url": {"the URL devices reach the tracker at", "https://updates.example.com"},
+}
 
 // checkURLParams refuses a URL parameter of the command that is not an
-// absolute http(s) URL, before anything is read or written.
+// absolute http(s) URL without query or fragment, before anything is read
+// or written.
 func (c *config) checkURLParams() error {
-	for _, name := range urlParams {
+	for _, name := range sortedKeys(urlParams) {
 		if c.cmd.Flags().Lookup(name) == nil {
 			continue
 		}
-		raw := c.str(name)
+		raw, p := c.str(name), urlParams[name]
 		if raw == "" {
 			continue
 		}
-		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageError{withHint(fmt.Errorf("%s=%q is not an http(s) URL", name, raw), "write it in full, such as "+name+"=https://updates.example.com")}
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return usageError{fmt.Errorf("%s=%s is not an absolute http(s) URL; give %s, such as %s=%s", name, raw, p.what, name, p.example)}
 		}
 	}
 	return nil

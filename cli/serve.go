@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -141,12 +140,6 @@ func (opts *serveOptions) check() error {
 			return err
 		}
 	}
-	if err := checkBaseURL("public_url", opts.PublicURL, "the URL devices reach the tracker at", "https://updates.example.com"); err != nil {
-		return err
-	}
-	if err := checkBaseURL("cdn", opts.CDN, "the public base URL that serves the store", "https://d123.cloudfront.net"); err != nil {
-		return err
-	}
 	if opts.MinACL < 0 {
 		return usageError{fmt.Errorf("min_acl_version=%d is negative; give 0 (no pin) or the ACL version that deploy init, grant, revoke or acl apply printed", opts.MinACL)}
 	}
@@ -180,19 +173,6 @@ func checkListenAddr(param, addr, examplePort string) error {
 	}
 	return usageError{fmt.Errorf("%s=%s is not a listen address: %s; give host:port with a port from 1 to 65535, such as %s=:%s (every interface) or %s=127.0.0.1:%s (this machine only)",
 		param, addr, why, param, examplePort, param, examplePort)}
-}
-
-// checkBaseURL refuses a value of the URL parameter param that is not an
-// absolute http(s) URL without query or fragment; what says what it is.
-func checkBaseURL(param, value, what, example string) error {
-	if value == "" {
-		return nil
-	}
-	u, err := url.Parse(value)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return usageError{fmt.Errorf("%s=%s is not an absolute http(s) URL; give %s, such as %s=%s", param, value, what, param, example)}
-	}
-	return nil
 }
 
 // serveMetrics serves the tracker's metrics on ln until ctx ends. An error
