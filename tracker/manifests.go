@@ -21,6 +21,10 @@ import (
 // maxCacheKeys bounds each cache of store reads; keys come from requests.
 const maxCacheKeys = 10000
 
+// floorReadTimeout bounds the read of the floors at a cache refresh that
+// has none to raise.
+const floorReadTimeout = 2 * time.Second
+
 // release is a verified latest.json of one channel, ready to answer with.
 type release struct {
 	app, channel string
@@ -69,6 +73,7 @@ type manifests struct {
 	mu       sync.RWMutex
 	maxACL   int64
 	maxSeq   map[string]int64      // app "/" channel
+	recorded map[string]int64      // the floors known to be in db, by name
 	builds   map[string]*buildInfo // by build ID
 	versions map[string]*buildInfo // by app "/" version: the highest number
 }
@@ -87,10 +92,12 @@ func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now f
 		latest:   newTTLCache[*release](ttl, maxCacheKeys, now, metrics.cacheLookups("latest")),
 		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now, metrics.cacheLookups("build")),
 		maxSeq:   map[string]int64{},
+		recorded: map[string]int64{},
 		builds:   map[string]*buildInfo{},
 		versions: map[string]*buildInfo{},
 	}
 	for name, v := range floors {
+		m.recorded[name] = v
 		if name == state.ACLFloor {
 			m.maxACL = v
 		} else {
@@ -229,23 +236,57 @@ func (m *manifests) verifiedACL() (*manifest.ACL, error) {
 }
 
 // raise records a verified ACL version and, unless channel (app "/"
-// channel) is "", sequence: durably in the state first, then in memory. The
-// state answers the floors that other trackers sharing it raised, and a
-// manifest below them is refused as a rollback. A manifest is served only
-// once raise has succeeded; it runs once per cache refresh.
+// channel) is "", sequence, before the manifest is served: in memory, where
+// a lower one is refused from then on, and durably in the state, where a
+// restarted tracker, and every other tracker sharing the state, reads it.
+// The state answers the floors they raised (it only reads when none
+// rises): a manifest below them is refused as a rollback.
+//
+// A state that cannot be used right now does not stop the manifest from
+// being served. A floor that was recorded before (read at start or
+// answered by an earlier raise) needs nothing from the state; only what
+// other trackers raised meanwhile is not learnt until it answers again. A
+// floor above what is recorded is kept in memory and written again at the
+// next cache refresh; the manifest is served meanwhile. Refusing it would
+// keep devices on the previous pointer for as long as the database is
+// down, even when the new one is a publisher's rollback or halt, and what
+// the durable floor adds to the one in memory matters only to a tracker
+// started again, or to another tracker: one that cannot reach the database
+// does not start, and one that can writes the floor as soon as it verifies
+// the pointer. Only a pointer replayed into the store before that escapes
+// the floor.
 func (m *manifests) raise(aclVersion int64, channel string, seq int64) error {
 	up := map[string]int64{state.ACLFloor: aclVersion}
+	m.mu.Lock()
+	m.maxACL = max(m.maxACL, aclVersion)
+	rising := aclVersion > m.recorded[state.ACLFloor]
 	if channel != "" {
 		up[channel] = seq
+		m.maxSeq[channel] = max(m.maxSeq[channel], seq)
+		rising = rising || seq > m.recorded[channel]
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	m.mu.Unlock()
+	timeout := m.timeout
+	if !rising {
+		// Only reads: what a tracker learns from them can wait for the
+		// next refresh, the devices that wait for this one cannot.
+		timeout = min(timeout, floorReadTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	got, err := m.db.RaiseFloors(ctx, up)
 	if err != nil {
-		m.log.Error().Err(err).Msg("could not store the highest ACL version and sequence verified")
-		return &appError{Code: codeUnavailable, Message: "the tracker cannot record what it verified right now; try again later", Err: err}
+		if rising {
+			m.log.Warn().Err(err).Interface("floors", up).Msg("could not record the highest ACL version and sequence verified; serving them, and trying again at the next refresh")
+		} else {
+			m.log.Debug().Err(err).Msg("could not read the floors other trackers raised")
+		}
+		return nil
 	}
 	m.mu.Lock()
+	for name, v := range got {
+		m.recorded[name] = max(m.recorded[name], v)
+	}
 	m.maxACL = max(m.maxACL, got[state.ACLFloor])
 	if v, ok := got[channel]; ok {
 		m.maxSeq[channel] = max(m.maxSeq[channel], v)
