@@ -28,6 +28,8 @@ type Batcher struct {
 	commit   func([]Event) error
 	log      zerolog.Logger
 	onCommit func(events int, took time.Duration, err error)
+	now      func() time.Time
+	failing  failing // touched by the writer goroutine only
 
 	mu     sync.RWMutex // held shared by senders, exclusively by Close
 	closed bool
@@ -50,7 +52,7 @@ type request struct {
 // atomically; it is called from one goroutine at a time and must not keep
 // the slice.
 func NewBatcher(commit func([]Event) error, opts Options) *Batcher {
-	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[checkKey]struct{}{}}
+	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, now: opts.Clock(), queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[checkKey]struct{}{}}
 	go b.run()
 	return b
 }
@@ -170,14 +172,49 @@ func (b *Batcher) run() {
 			if b.onCommit != nil {
 				b.onCommit(len(evs), time.Since(start), err)
 			}
-			if err != nil {
-				b.log.Error().Err(err).Int("events", len(evs)).Msg("event commit failed")
-			}
+			b.logCommit(err, len(evs))
 		}
 		for _, r := range reqs {
 			if r.done != nil {
 				r.done <- err
 			}
+		}
+	}
+}
+
+// CommitLogInterval is how often at most the log says that event commits
+// are still failing: a database that is down fails every request's commit,
+// and one line per request would bury everything else in the log.
+const CommitLogInterval = 10 * time.Second
+
+// failing is what the log has been told of failing commits: since when
+// they fail, when the last line was written, and what failed since.
+type failing struct {
+	since, logged   time.Time // zero while commits succeed
+	commits, events int
+}
+
+// logCommit logs the first commit that fails, then at most one summary per
+// CommitLogInterval of the commits that failed since the last line, and
+// one line when a commit succeeds again.
+func (b *Batcher) logCommit(err error, events int) {
+	f, now := &b.failing, b.now()
+	switch {
+	case err == nil && f.since.IsZero():
+	case err == nil:
+		b.log.Info().Int("failed_commits", f.commits).Int("failed_events", f.events).Str("failing_for", now.Sub(f.since).Round(time.Second).String()).
+			Msg("event commits succeed again")
+		*f = failing{}
+	case f.since.IsZero():
+		b.log.Error().Err(err).Int("events", events).Msg("event commit failed")
+		*f = failing{since: now, logged: now}
+	default:
+		f.commits++
+		f.events += events
+		if now.Sub(f.logged) >= CommitLogInterval {
+			b.log.Error().Err(err).Int("failed_commits", f.commits).Int("failed_events", f.events).Str("failing_for", now.Sub(f.since).Round(time.Second).String()).
+				Msg("event commits still failing")
+			f.logged, f.commits, f.events = now, 0, 0
 		}
 	}
 }
