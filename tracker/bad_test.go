@@ -267,3 +267,23 @@ func TestAccessLogHidesSecrets(t *testing.T) {
 		t.Errorf("the access log lost the other parameters:\n%s", got)
 	}
 }
+
+// TestAccessLogDuration: a request line names the unit of its duration.
+func TestAccessLogDuration(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1")
+	logs := &logBuffer{}
+	cfg := f.config(t)
+	cfg.Log = zerolog.New(logs)
+	_, base := startServer(t, cfg)
+	do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if m := decode[map[string]any](t, []byte(l)); m["message"] == "request" {
+			line = m
+		}
+	}
+	if ms, ok := line["duration_ms"].(float64); !ok || ms <= 0 || ms > 10_000 || line["duration"] != nil {
+		t.Fatalf("request line %v: want duration_ms, the milliseconds taken, and no unitless duration", line)
+	}
+}

@@ -229,7 +229,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			Str("query", truncate(redactQuery(r.URL.RawQuery), 256)).
 			Int("status", sw.status).
 			Int64("bytes", sw.bytes).
-			Dur("duration", took).
+			Float64("duration_ms", float64(took.Microseconds())/1000).
 			Str("remote", s.clientAddr(r)).
 			Str("ua", truncate(r.UserAgent(), 128)).
 			Msg("request")
