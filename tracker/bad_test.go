@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -263,8 +264,55 @@ func TestAccessLogHidesSecrets(t *testing.T) {
 			t.Errorf("the access log holds %q:\n%s", secret, got)
 		}
 	}
-	if !strings.Contains(got, `token=REDACTED&Password=REDACTED&app=retailer`) || !strings.Contains(got, "device="+deviceA) {
+	if !strings.Contains(got, `token=REDACTED&Password=REDACTED&app=retailer`) {
 		t.Errorf("the access log lost the other parameters:\n%s", got)
+	}
+}
+
+// TestAccessLogHidesDevices: device ids are personal data; the access log
+// shows a tag that is the same for one device's requests and tells
+// nothing of its id.
+func TestAccessLogHidesDevices(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publish("retailer", "production", "1")
+	logs := &logBuffer{}
+	cfg := f.config(t)
+	cfg.Log = zerolog.New(logs)
+	_, base := startServer(t, cfg)
+	tags := map[string]string{}
+	for _, dev := range []string{deviceA, deviceB, deviceA} {
+		for _, q := range []string{"app=retailer&device=" + dev, "id=" + ref.ID + "&Device=" + dev, "app=retailer&device_id=" + url.QueryEscape(dev)} {
+			path := "/build/latest?"
+			if strings.HasPrefix(q, "id=") {
+				path = "/build/download/complete?"
+			}
+			do(t, nil, "GET", base+path+q, nil)
+			var line map[string]any
+			for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+				if m := decode[map[string]any](t, []byte(l)); m["message"] == "request" {
+					line = m
+				}
+			}
+			query, _ := line["query"].(string)
+			if strings.Contains(logs.String(), dev) || strings.Contains(logs.String(), dev[:8]) {
+				t.Fatalf("the access log holds device id %s:\n%s", dev, logs)
+			}
+			vals, err := url.ParseQuery(query)
+			if err != nil || len(vals) != 2 {
+				t.Fatalf("logged query %q: %v", query, err)
+			}
+			for name, v := range vals {
+				if strings.EqualFold(name, "device") || name == "device_id" {
+					if prev, ok := tags[dev]; ok && prev != v[0] || !strings.HasPrefix(v[0], "h-") || len(v[0]) != 10 {
+						t.Fatalf("device %s logged as %q, before as %q; want h- and 8 hex digits, the same each time", dev, v[0], prev)
+					}
+					tags[dev] = v[0]
+				}
+			}
+		}
+	}
+	if len(tags) != 2 || tags[deviceA] == tags[deviceB] {
+		t.Fatalf("tags %v: want one per device", tags)
 	}
 }
 

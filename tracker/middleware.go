@@ -2,6 +2,10 @@ package tracker
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -240,19 +244,54 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // client that put a token in a URL must not get it into the logs too.
 var secretParams = []string{"token", "stats_token", "password", "secret", "key"}
 
-// redactQuery returns raw with the values of secretParams replaced.
+// deviceParams are query parameters that hold a device id, which the
+// access log shows as a tag (see deviceTag).
+var deviceParams = []string{"device", "device_id", "deviceid"}
+
+// redactQuery returns raw with the values of secretParams replaced by
+// REDACTED and those of deviceParams by their tag.
 func redactQuery(raw string) string {
 	if raw == "" {
 		return raw
 	}
 	parts := strings.Split(raw, "&")
 	for i, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err == nil && slices.Contains(secretParams, strings.ToLower(n)) {
+		name, val, _ := strings.Cut(p, "=")
+		n, err := url.QueryUnescape(name)
+		if err != nil {
+			continue
+		}
+		switch n = strings.ToLower(n); {
+		case slices.Contains(secretParams, n):
 			parts[i] = name + "=REDACTED"
+		case slices.Contains(deviceParams, n):
+			if v, err := url.QueryUnescape(val); err == nil {
+				val = v
+			}
+			parts[i] = name + "=" + deviceTag(val)
 		}
 	}
 	return strings.Join(parts, "&")
+}
+
+// logKey keys the tags of device ids: random, so a tag tells nothing of
+// the id, even to someone who has a list of ids to try, and the same for
+// one device while the tracker runs, so its requests can be followed.
+var logKey = func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}()
+
+// deviceTag is what the access log shows for a device id: "h-" and 8 hex
+// digits of an HMAC of the id.
+func deviceTag(device string) string {
+	if device == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, logKey)
+	m.Write([]byte(device))
+	return "h-" + hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 // route is the mux pattern that answers r, such as "GET /build/latest":
