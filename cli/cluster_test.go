@@ -84,7 +84,7 @@ func (c *cluster) serve(t *testing.T, args ...string) (*exec.Cmd, string) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+			if _, a, ok := strings.Cut(sc.Text(), `"message":"listening on `); ok {
 				addr <- strings.Fields(a)[0]
 			}
 		}

@@ -119,9 +119,9 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 			return err
 		}
 	}
-	fmt.Fprintf(opts.io.Err, "listening on http://%s (store %s)\n", ln.Addr(), opts.URL())
+	log.Info().Msgf("listening on http://%s (store %s)", ln.Addr(), opts.URL())
 	if metricsLn != nil {
-		serveMetrics(ctx, opts, srv, metricsLn)
+		serveMetrics(ctx, srv, metricsLn, log)
 	}
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
@@ -177,11 +177,11 @@ func checkListenAddr(param, addr, examplePort string) error {
 
 // serveMetrics serves the tracker's metrics on ln until ctx ends. An error
 // serving them later is logged: devices are still served.
-func serveMetrics(ctx context.Context, opts *serveOptions, srv *tracker.Server, ln net.Listener) {
-	fmt.Fprintf(opts.io.Err, "metrics on http://%s/metrics\n", ln.Addr())
+func serveMetrics(ctx context.Context, srv *tracker.Server, ln net.Listener, log zerolog.Logger) {
+	log.Info().Msgf("metrics on http://%s/metrics", ln.Addr())
 	go func() {
 		if err := srv.ServeMetrics(ctx, ln); err != nil {
-			fmt.Fprintf(opts.io.Err, "metrics: %v\n", err)
+			log.Error().Err(err).Msg("metrics stopped")
 		}
 	}()
 }
