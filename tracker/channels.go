@@ -58,7 +58,7 @@ func (s *Server) deviceChannel(app, device, defaultChannel string) string {
 type channelAnswer struct {
 	Status   string `json:"status,omitempty"`
 	Channel  string `json:"channel,omitempty"`
-	AllowSet bool   `json:"allowSet,omitempty"`
+	AllowSet *bool  `json:"allowSet,omitempty"`
 	Error    string `json:"error,omitempty"`
 	Message  string `json:"message,omitempty"`
 }
@@ -120,16 +120,22 @@ func (s *Server) handleSetChannel(w http.ResponseWriter, r *http.Request) {
 
 // handleGetChannel answers PUT /capgo/{app}/channel, the plugin's
 // getChannel: {"channel", "status": "override" (chosen with setChannel) or
-// "default", "allowSet": true}.
+// "default", "allowSet"}. allowSet is whether that channel lets devices
+// choose it (self_assign), as Capgo's server answers it; it is always
+// there, since the plugin takes a missing one for true. It is false when
+// the channel's pointer cannot be read or verified.
 func (s *Server) handleGetChannel(w http.ResponseWriter, r *http.Request) {
 	app, device, req, ok := s.channelRequest(w, r)
 	if !ok {
 		return
 	}
-	a := channelAnswer{Status: "default", AllowSet: true, Channel: s.deviceChannel(app, device, string(req.DefaultChannel))}
+	a := channelAnswer{Status: "default", Channel: s.deviceChannel(app, device, string(req.DefaultChannel))}
 	if s.chans.get(app, device) != "" {
 		a.Status = "override"
 	}
+	rel, err := s.man.release(r.Context(), app, a.Channel)
+	allow := err == nil && rel.pointer.Settings.SelfAssign
+	a.AllowSet = &allow
 	writeJSON(w, http.StatusOK, a)
 }
 

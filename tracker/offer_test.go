@@ -123,7 +123,10 @@ func TestChannelAPI(t *testing.T) {
 		_, body := do(t, nil, "PUT", ch, mustJSON(t, req))
 		return decode[map[string]any](t, body)
 	}
-	if got := getChannel(); got["channel"] != "production" || got["status"] != "default" {
+	// allowSet says whether the channel answered lets devices choose it,
+	// as Capgo's own server answers it; the plugin takes a missing one
+	// for true.
+	if got := getChannel(); got["channel"] != "production" || got["status"] != "default" || got["allowSet"] != false {
 		t.Errorf("getChannel before = %v", got)
 	}
 	req["channel"] = "beta"
@@ -131,7 +134,7 @@ func TestChannelAPI(t *testing.T) {
 		t.Fatalf("setChannel beta: %s %s", resp.Status, body)
 	}
 	delete(req, "channel")
-	if got := getChannel(); got["channel"] != "beta" || got["status"] != "override" {
+	if got := getChannel(); got["channel"] != "beta" || got["status"] != "override" || got["allowSet"] != true {
 		t.Errorf("getChannel after setChannel = %v", got)
 	}
 	if _, body := do(t, nil, "POST", updates, mustJSON(t, req)); decode[map[string]any](t, body)["version"] != "1.1.0" {
