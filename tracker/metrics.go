@@ -61,7 +61,7 @@ func NewMetrics() *Metrics {
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "cache_requests_total",
 			Help: "Lookups in the caches of verified store reads (acl, latest, build), by result (hit or miss)."}, []string{"cache", "result"}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rate_limited_total",
-			Help: "Requests refused with 429, by the limit spent (device or address)."}, []string{"limit"}),
+			Help: "Requests refused with 429, by the limit spent: device (requests per device), address (requests per client address) or token (wrong stats tokens per client address)."}, []string{"limit"}),
 		ingested: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "events_ingested_total",
 			Help: "Events committed to the event store, resent duplicates included."}),
 		commitFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "event_commit_failures_total",

@@ -341,3 +341,22 @@ func TestReadyMissingBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsRateLimitedHelp: the help of rate_limited_total names every
+// limit its label takes.
+func TestMetricsRateLimitedHelp(t *testing.T) {
+	f := newFixture(t)
+	_, base := startServer(t, f.config(t))
+	_, body := do(t, nil, "GET", base+"/metrics", nil)
+	var help string
+	for _, l := range strings.Split(string(body), "\n") {
+		if h, ok := strings.CutPrefix(l, "# HELP deploy_tracker_rate_limited_total "); ok {
+			help = h
+		}
+	}
+	for _, limit := range []string{limitDevice, limitAddress, limitToken} {
+		if !strings.Contains(help, limit) {
+			t.Errorf("rate_limited_total's help %q does not name limit %q", help, limit)
+		}
+	}
+}
