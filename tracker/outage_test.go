@@ -102,7 +102,7 @@ func TestDatabaseOutage(t *testing.T) {
 	ref := f.publish("retailer", "production", "1.0.0")
 	db, dbURL := newCutter(t, pgtest.Database(t))
 	cfg := f.config(t)
-	cfg.State = openPostgres(t, dbURL)
+	cfg.State, cfg.StatsToken = openPostgres(t, dbURL), "tok"
 	_, base := startServer(t, cfg)
 	latest := base + "/build/latest?app=retailer&device=" + deviceA
 	updates, stats := base+"/capgo/retailer/updates", base+"/capgo/retailer/stats"
@@ -129,7 +129,14 @@ func TestDatabaseOutage(t *testing.T) {
 		time.Sleep(15 * time.Millisecond)
 		check("during the outage", ref)
 		if i == 0 {
-			resp, body := do(t, nil, "POST", stats, mustJSON(t, pluginEvent(deviceA, "download_complete", "1.0.0", time.Now().UnixMilli())))
+			// The dashboard shows the channel served, whatever else it
+			// cannot show.
+			resp, body := do(t, nil, "GET", base+"/api/apps/retailer", nil, "Authorization", "Bearer tok")
+			if resp.StatusCode == 200 && (!strings.Contains(string(body), `"build":{`) || strings.Contains(string(body), `"problem"`)) {
+				t.Fatalf("the dashboard during the outage: %s %s, want the channel's build", resp.Status, body)
+			}
+			t.Logf("the dashboard's app during the outage: %s", resp.Status)
+			resp, body = do(t, nil, "POST", stats, mustJSON(t, pluginEvent(deviceA, "download_complete", "1.0.0", time.Now().UnixMilli())))
 			if resp.StatusCode == 200 && strings.Contains(string(body), `"ok"`) {
 				t.Fatalf("an event during the outage was acknowledged: %s %s", resp.Status, body)
 			}
