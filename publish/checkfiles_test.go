@@ -50,6 +50,9 @@ func TestCheckFiles(t *testing.T) {
 			// The content, then 16 MiB more: read up to size+1 bytes only.
 			f.put(t, fileKey(files["main.js"]), brotliOf(js+"notifyAppReady()"+strings.Repeat("\x00", 16<<20)))
 		}, manifest.RuleFilesMismatch, "file copy.js ("},
+		{"bytes after the Brotli stream", func(t *testing.T, f *fixture, ref manifest.BuildRef, files map[string]manifest.FileEntry) {
+			f.put(t, fileKey(files["main.js"]), brotliOf(js+"notifyAppReady()")+"x")
+		}, manifest.RuleFilesMismatch, "does not decode"},
 		{"not Brotli", func(t *testing.T, f *fixture, ref manifest.BuildRef, files map[string]manifest.FileEntry) {
 			f.put(t, fileKey(files["main.js"]), js)
 		}, manifest.RuleFilesMismatch, "does not decode"},
