@@ -21,14 +21,15 @@ import (
 // Exit statuses of deploy, documented in `deploy help exit-codes` and the
 // README.
 const (
-	exitOK          = 0  // success
-	exitFailure     = 1  // any other failure
-	exitUsage       = 2  // a bad command line or configuration
-	exitNotGranted  = 3  // the user may not do this (ACL, AWS access denied)
-	exitVerify      = 4  // a signature or manifest failed verification
-	exitPartial     = 5  // done, but a follow-up step failed (CDN invalidation)
-	exitUnavailable = 6  // the network, store or tracker could not be reached
-	exitInternal    = 70 // a bug in deploy: a panic (sysexits EX_SOFTWARE)
+	exitOK          = 0   // success
+	exitFailure     = 1   // any other failure
+	exitUsage       = 2   // a bad command line or configuration
+	exitNotGranted  = 3   // the user may not do this (ACL, AWS access denied)
+	exitVerify      = 4   // a signature or manifest failed verification
+	exitPartial     = 5   // done, but a follow-up step failed (CDN invalidation)
+	exitUnavailable = 6   // the network, store or tracker could not be reached
+	exitInternal    = 70  // a bug in deploy: a panic (sysexits EX_SOFTWARE)
+	exitInterrupted = 130 // stopped by a signal, as shells report Ctrl-C (128+SIGINT)
 )
 
 // exitCodes names each status for `deploy help exit-codes` and for the
@@ -46,6 +47,7 @@ var exitCodes = []struct {
 	{exitPartial, "partial", "the main step succeeded but a follow-up failed: published, but the CloudFront invalidation failed"},
 	{exitUnavailable, "unavailable", "the store, the network, AWS or the tracker could not be reached, or a store does not exist"},
 	{exitInternal, "internal", "a bug in deploy (as sysexits EX_SOFTWARE): an internal error, never a stack trace; the message says where to report it"},
+	{exitInterrupted, "interrupted", "stopped by Ctrl-C (SIGINT) or SIGTERM before it finished; nothing is half-written: run the command again"},
 }
 
 // usageError is a mistake in the command line or configuration.
@@ -122,6 +124,8 @@ func exitStatus(err error) int {
 		return exitOK
 	case errors.As(err, &ie):
 		return exitInternal
+	case errors.Is(err, errInterrupted):
+		return exitInterrupted
 	case errors.As(err, &ue), errors.Is(err, publish.ErrInvalid):
 		return exitUsage
 	case errors.As(err, &pe):

@@ -255,7 +255,7 @@ func TestInterruptedSaysSo(t *testing.T) {
 	cancel()
 	var out, errOut strings.Builder
 	status := Execute(ctx, "v0", with(where, "upload", "app=demo", "dir=www"), IO{In: strings.NewReader(""), Out: &out, Err: &errOut})
-	if status == exitOK || !strings.Contains(errOut.String(), "interrupted") || strings.Contains(errOut.String(), "context canceled") {
+	if status != exitInterrupted || !strings.Contains(errOut.String(), "interrupted") || strings.Contains(errOut.String(), "context canceled") {
 		t.Fatalf("upload with a cancelled context: exit %d, stderr %q", status, errOut.String())
 	}
 }
