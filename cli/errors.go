@@ -15,6 +15,7 @@ import (
 
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/publish"
+	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/tracker"
 )
 
@@ -130,7 +131,7 @@ func exitStatus(err error) int {
 		return exitUsage
 	case errors.As(err, &pe):
 		return exitPartial
-	case errors.As(err, &ng), rule == manifest.RuleNotGranted, errors.Is(err, tracker.ErrStatsRefused):
+	case errors.As(err, &ng), rule == manifest.RuleNotGranted, errors.Is(err, tracker.ErrStatsRefused), errors.Is(err, state.ErrRefused):
 		return exitNotGranted
 	case rule != "":
 		return exitVerify

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cartona/deploy/internal/pgtest"
 	"github.com/cartona/deploy/manifest"
 )
 
@@ -265,5 +266,20 @@ func TestDBKeyValueIsRefused(t *testing.T) {
 	}
 	if after := listing(t, dir); !slices.Equal(before, after) {
 		t.Errorf("wrote in the working folder: before %v, after %v", before, after)
+	}
+}
+
+// A database that refuses the user or password exits 3 (not_granted),
+// saying what to check, without the password.
+func TestDBRefusedIsNotGranted(t *testing.T) {
+	_, where := userSetup(t)
+	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
+		t.Fatalf("upload: exit %d\n%s", status, errOut)
+	}
+	db := strings.Replace(pgtest.Database(t), "postgres://postgres@", "postgres://nosuchrole:SECRET@", 1)
+	status, _, errOut := run(t, with(where, "serve", "addr=127.0.0.1:0", "db="+db))
+	if status != exitNotGranted || !strings.Contains(errOut, "the database refused the user or password") ||
+		!strings.Contains(errOut, "check the user and password in db=") || strings.Contains(errOut, "SECRET") {
+		t.Fatalf("serve with a role that does not exist: exit %d\n%s", status, errOut)
 	}
 }

@@ -51,6 +51,10 @@ const ACLFloor = "acl"
 // ErrClosed is returned by every method of a State after Close.
 var ErrClosed = errors.New("the tracker state is closed")
 
+// ErrRefused is in the chain of an error of a database that refused the
+// user or password it was given.
+var ErrRefused = errors.New("the database refused the user or password")
+
 // State is the tracker's memory. Methods are safe for concurrent use and
 // take a context that bounds the wait. A method that writes returns nil only
 // once the write is durable (committed, on disk) and visible to every

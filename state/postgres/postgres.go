@@ -6,6 +6,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -54,6 +56,10 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 	}
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28") { // invalid authorization: 28000, 28P01
+			return nil, fmt.Errorf("PostgreSQL %s: %w (%s)", cfg.ConnConfig.Database, state.ErrRefused, pe.Message)
+		}
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
 	if _, err := blockRetried(ctx, pool, nil, opts.Retries()); err != nil { // events stored before, or under a higher limit
