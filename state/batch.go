@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"github.com/cartona/deploy/internal/throttle"
 	"sync"
 	"time"
 
@@ -29,7 +30,7 @@ type Batcher struct {
 	log      zerolog.Logger
 	onCommit func(events int, took time.Duration, err error)
 	now      func() time.Time
-	failing  failing // touched by the writer goroutine only
+	failing  throttle.Failures
 
 	mu     sync.RWMutex // held shared by senders, exclusively by Close
 	closed bool
@@ -53,6 +54,7 @@ type request struct {
 // the slice.
 func NewBatcher(commit func([]Event) error, opts Options) *Batcher {
 	b := &Batcher{commit: commit, log: opts.Log, onCommit: opts.OnCommit, now: opts.Clock(), queue: make(chan *request, QueueLen), done: make(chan struct{}), checks: map[checkKey]struct{}{}}
+	b.failing.Every = CommitLogInterval
 	go b.run()
 	return b
 }
@@ -187,35 +189,24 @@ func (b *Batcher) run() {
 // and one line per request would bury everything else in the log.
 const CommitLogInterval = 10 * time.Second
 
-// failing is what the log has been told of failing commits: since when
-// they fail, when the last line was written, and what failed since.
-type failing struct {
-	since, logged   time.Time // zero while commits succeed
-	commits, events int
-}
-
 // logCommit logs the first commit that fails, then at most one summary per
 // CommitLogInterval of the commits that failed since the last line, and
 // one line when a commit succeeds again.
 func (b *Batcher) logCommit(err error, events int) {
-	f, now := &b.failing, b.now()
-	switch {
-	case err == nil && f.since.IsZero():
-	case err == nil:
-		b.log.Info().Int("failed_commits", f.commits).Int("failed_events", f.events).Str("failing_for", now.Sub(f.since).Round(time.Second).String()).
-			Msg("event commits succeed again")
-		*f = failing{}
-	case f.since.IsZero():
-		b.log.Error().Err(err).Int("events", events).Msg("event commit failed")
-		*f = failing{since: now, logged: now}
-	default:
-		f.commits++
-		f.events += events
-		if now.Sub(f.logged) >= CommitLogInterval {
-			b.log.Error().Err(err).Int("failed_commits", f.commits).Int("failed_events", f.events).Str("failing_for", now.Sub(f.since).Round(time.Second).String()).
-				Msg("event commits still failing")
-			f.logged, f.commits, f.events = now, 0, 0
+	if err == nil {
+		if l, ok := b.failing.OK(b.now()); ok {
+			b.log.Info().Int("failed_commits", l.Count).Int("failed_events", l.Items).Str("failing_for", l.For.Round(time.Second).String()).
+				Msg("event commits succeed again")
 		}
+		return
+	}
+	switch l, ok := b.failing.Fail(b.now(), events); {
+	case !ok:
+	case l.First:
+		b.log.Error().Err(err).Int("events", events).Msg("event commit failed")
+	default:
+		b.log.Error().Err(err).Int("failed_commits", l.Count).Int("failed_events", l.Items).Str("failing_for", l.For.Round(time.Second).String()).
+			Msg("event commits still failing")
 	}
 }
 

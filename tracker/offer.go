@@ -3,6 +3,7 @@ package tracker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/cartona/deploy/manifest"
 )
@@ -55,8 +56,18 @@ func (s *Server) offerFor(ctx context.Context, rel *release, native, device stri
 // bundle that does not verify, and the plugin rolls back one that fails.
 func (s *Server) failedOn(ctx context.Context, app, device, version string) bool {
 	failed, err := s.state.Failed(ctx, app, device, version)
-	if err != nil {
-		s.log.Error().Err(err).Msg("update_fail lookup failed")
+	if err == nil {
+		if l, ok := s.failedLookups.OK(s.now()); ok {
+			s.log.Info().Int("failed_lookups", l.Count).Str("failing_for", l.For.Round(time.Second).String()).Msg("device failure lookups succeed again")
+		}
+		return failed
+	}
+	switch l, ok := s.failedLookups.Fail(s.now(), 1); {
+	case !ok:
+	case l.First:
+		s.log.Error().Err(err).Msg("device failure lookup failed; offering builds without it")
+	default:
+		s.log.Error().Err(err).Int("failed_lookups", l.Count).Str("failing_for", l.For.Round(time.Second).String()).Msg("device failure lookups still failing")
 	}
 	return failed
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cartona/deploy/internal/pgtest"
 	"github.com/cartona/deploy/manifest"
+	"github.com/rs/zerolog"
 )
 
 // cutter is a TCP proxy on a loopback port in front of a database server:
@@ -103,6 +104,8 @@ func TestDatabaseOutage(t *testing.T) {
 	db, dbURL := newCutter(t, pgtest.Database(t))
 	cfg := f.config(t)
 	cfg.State, cfg.StatsToken = openPostgres(t, dbURL), "tok"
+	var logged lockedBuffer
+	cfg.Log = zerolog.New(&logged)
 	_, base := startServer(t, cfg)
 	latest := base + "/build/latest?app=retailer&device=" + deviceA
 	updates, stats := base+"/capgo/retailer/updates", base+"/capgo/retailer/stats"
@@ -143,6 +146,11 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 	}
 
+	// Lookups of device failures that fail on every check are logged once.
+	if n := strings.Count(logged.String(), "device failure lookup"); n != 1 {
+		t.Errorf("%d log lines about failing device failure lookups in 20 checks, want 1 (then a summary at most every 10 s)", n)
+	}
+
 	// A new pointer during the outage is served, and remembered in memory:
 	// the older one, replayed, is refused.
 	old := f.get(manifest.LatestKey("retailer", "production"))
@@ -176,8 +184,29 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if !strings.Contains(logged.String(), "device failure lookups succeed again") {
+		t.Errorf("no log line says device failure lookups succeed again:\n%s", logged.String())
+	}
 	resp, body := do(t, nil, "POST", stats, mustJSON(t, pluginEvent(deviceA, "download_complete", "1.0.1", time.Now().UnixMilli())))
 	if resp.StatusCode != 200 {
 		t.Fatalf("an event after the outage: %s %s", resp.Status, body)
 	}
+}
+
+// lockedBuffer is a log's buffer that requests write to concurrently.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

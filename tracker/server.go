@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cartona/deploy/internal/throttle"
 	"log"
 	"net"
 	"net/http"
@@ -140,26 +141,29 @@ func (l Limits) withDefaults() Limits {
 // Server is the tracker. Make one with New, serve it with Serve (or mount
 // Handler), and Close it when done.
 type Server struct {
-	cfg     Config
-	limits  Limits
-	log     zerolog.Logger
-	now     func() time.Time
-	cdn     string // without a trailing slash
-	public  string // without a trailing slash
-	man     *manifests
-	bundles *bundleChecks
-	state   state.State
-	files   *fileSets
-	health  *health
-	chans   *deviceChannels
-	devices *limiter
-	addrs   *limiter
-	dash    *dashboard.Dashboard
-	metrics *Metrics
-	ready   *ttlCache[struct{}]
-	mux     *http.ServeMux
-	src     *dashboardSource
-	handler http.Handler
+	cfg    Config
+	limits Limits
+	log    zerolog.Logger
+	now    func() time.Time
+	cdn    string // without a trailing slash
+	// failedLookups keeps device failure lookups that fail on every
+	// update check (a database that is down) from flooding the log.
+	failedLookups throttle.Failures
+	public        string // without a trailing slash
+	man           *manifests
+	bundles       *bundleChecks
+	state         state.State
+	files         *fileSets
+	health        *health
+	chans         *deviceChannels
+	devices       *limiter
+	addrs         *limiter
+	dash          *dashboard.Dashboard
+	metrics       *Metrics
+	ready         *ttlCache[struct{}]
+	mux           *http.ServeMux
+	src           *dashboardSource
+	handler       http.Handler
 
 	closeOnce sync.Once
 	closeErr  error
