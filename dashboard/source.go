@@ -46,6 +46,7 @@ type Build struct {
 	SHA256    string `json:"sha256,omitempty"`
 	Size      int64  `json:"size,omitempty"`
 	MinNative string `json:"min_native,omitempty"`
+	MaxNative string `json:"max_native,omitempty"`
 }
 
 // Rollout states.

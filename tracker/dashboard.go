@@ -144,5 +144,5 @@ func (d *dashboardSource) Adoption(ctx context.Context, app string, bucket time.
 }
 
 func dashboardBuild(b manifest.BuildRef) dashboard.Build {
-	return dashboard.Build{ID: b.ID, Number: b.Number, Version: b.Version, SHA256: b.SHA256, Size: b.Size, MinNative: b.MinNative}
+	return dashboard.Build{ID: b.ID, Number: b.Number, Version: b.Version, SHA256: b.SHA256, Size: b.Size, MinNative: b.MinNative, MaxNative: b.MaxNative}
 }

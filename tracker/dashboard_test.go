@@ -76,7 +76,7 @@ func seedDashboard(t *testing.T) *dashboardSeed {
 	for _, r := range []publish.Request{
 		{App: "shop", Channel: "production", Version: "1.0.0", Notes: "first release"},
 		{App: "shop", Channel: "beta", Version: "1.1.0", Notes: "new checkout"},
-		{App: "kiosk", Channel: "production", Version: "0.1.0"},
+		{App: "kiosk", Channel: "production", Version: "0.1.0", MinNative: "2.0", MaxNative: "2.9"},
 	} {
 		seed.upload(t, r)
 	}
@@ -316,6 +316,7 @@ func TestDashboardAPI(t *testing.T) {
 		{"/api/stats?app=shop", bearer, 200, `"downloads_completed":1`},
 		{"/api/apps/shop", bearer, 200, `"installs":1`},
 		{"/api/apps/shop", bearer, 200, `"name":"production","build":{"id":"shop-1"`},
+		{"/api/apps/kiosk", bearer, 200, `"min_native":"2.0","max_native":"2.9"`},
 		{"/api/apps/nope", bearer, 404, `app \"nope\" has no published channel`},
 		{"/api/apps/Shop", bearer, 400, `"invalid_request"`},
 		{"/api/apps/shop/adoption?bucket=week", bearer, 400, `bucket is hour or day`},
