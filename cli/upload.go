@@ -107,6 +107,11 @@ func runUpload(ctx context.Context, opts *uploadOptions) error {
 			"what it held (a staged rollout, native fallbacks, self_assign) could not be trusted and was not kept: "+
 			"set it again with deploy channel set app=%s channel=%s (see deploy channel set --help)", res.Channel, res.Replaced, res.App, res.Channel)
 	}
+	if res != nil {
+		for _, w := range res.WideFallbacks {
+			log.Warn().Msgf("%s: a build without bounds runs on every native version, so when one build of a channel has bounds, give every build both (min_native= and max_native=)", w)
+		}
+	}
 	if res == nil {
 		return err
 	}

@@ -150,6 +150,9 @@ type Result struct {
 	Invalidated bool `json:"invalidated"`
 	// NotifyAppReady is false when no .js file calls notifyAppReady.
 	NotifyAppReady bool `json:"notify_app_ready"`
+	// WideFallbacks says which devices outside the build's native range
+	// get a fallback with no bound on their side ([WideFallbacks]).
+	WideFallbacks []string `json:"wide_fallbacks,omitempty"`
 }
 
 // MarshalJSON adds to the fields the booleans that scripts read before
@@ -395,6 +398,9 @@ func (p *Publisher) point(ctx context.Context, acl *manifest.ACL, req Request, b
 	}
 	if l != nil {
 		res.Sequence = l.Sequence
+	}
+	if res.Outcome == Published {
+		res.WideFallbacks = WideFallbacks(l)
 	}
 	if req.DryRun || res.Outcome == Unchanged || res.Outcome == Superseded {
 		return res, nil

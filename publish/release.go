@@ -65,6 +65,39 @@ func setStable(l *manifest.Latest, build manifest.BuildRef) {
 	l.Build, l.Candidate, l.Fallbacks = build, nil, Fallbacks(build, served)
 }
 
+// WideFallbacks says, for a pointer whose stable build has native bounds,
+// which devices outside them fall to a fallback with no bound on their
+// side: an older build that says it runs on any native version, which is
+// rarely what a bound on a newer build means (an app whose native version
+// is newer than a build's max_native getting older web code still).
+func WideFallbacks(l *manifest.Latest) []string {
+	if l == nil {
+		return nil
+	}
+	p := *l
+	p.Candidate = nil
+	var out []string
+	for _, side := range []struct {
+		bound, native, where, field string
+	}{
+		{l.Build.MaxNative, "999999999", "above " + l.Build.MaxNative, "max_native"},
+		{l.Build.MinNative, "0", "below " + l.Build.MinNative, "min_native"},
+	} {
+		if side.bound == "" {
+			continue
+		}
+		sel := p.Select(side.native, "")
+		if sel.Reason != manifest.SelectFallback {
+			continue
+		}
+		b := sel.Build
+		if (side.field == "max_native" && b.MaxNative == "") || (side.field == "min_native" && b.MinNative == "") {
+			out = append(out, fmt.Sprintf("devices on native versions %s get build %d (version %s), which has no %s", side.where, b.Number, b.Version, side.field))
+		}
+	}
+	return out
+}
+
 // Fallbacks chooses the fallbacks of a pointer whose stable build is
 // stable, from builds it served before: those older than stable, newest
 // first, dropping each one whose native range a newer build on the list

@@ -30,6 +30,34 @@ func numbers(refs []manifest.BuildRef) []int64 {
 	return out
 }
 
+// A fallback without a bound on the side a stable build's bound leaves
+// is named: devices there get an older build that claims every native
+// version.
+func TestWideFallbacks(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		stable    manifest.BuildRef
+		fallbacks []manifest.BuildRef
+		want      string
+	}{
+		{"unbounded stable", ref(5), []manifest.BuildRef{ref(4)}, "[]"},
+		{"newer natives fall to an unbounded build", native(5, "", "2.9.9"), []manifest.BuildRef{ref(4)},
+			"[devices on native versions above 2.9.9 get build 4 (version 4), which has no max_native]"},
+		{"older natives fall to an unbounded build", native(5, "2.0", ""), []manifest.BuildRef{ref(4)},
+			"[devices on native versions below 2.0 get build 4 (version 4), which has no min_native]"},
+		{"a fallback bounded on that side", native(5, "", "2.9.9"), []manifest.BuildRef{native(4, "3.0", "3.9")}, "[]"},
+		{"an older-natives fallback with no min", native(5, "2.0", ""), []manifest.BuildRef{native(4, "", "1.9")}, "[devices on native versions below 2.0 get build 4 (version 4), which has no min_native]"},
+		{"no fallback at all", native(5, "2.0", "2.9"), nil, "[]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &manifest.Latest{App: "retailer", Channel: "production", Build: tc.stable, Fallbacks: tc.fallbacks}
+			if got := fmt.Sprint(publish.WideFallbacks(l)); got != tc.want {
+				t.Fatalf("WideFallbacks = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestFallbacks(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
