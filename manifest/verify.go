@@ -35,6 +35,11 @@ const (
 	RuleHistoryGap      Rule = "history_gap"      // a history entry does not link to the one before it
 )
 
+// Rules are all the rules, in the order they are checked.
+var Rules = []Rule{RuleTooLarge, RuleMalformed, RuleUnsigned, RuleACLUntrusted, RuleACLRollback,
+	RuleBadSignature, RuleUntrustedKey, RuleAppMismatch, RuleChannelMismatch, RuleNotGranted,
+	RuleRollback, RuleExpired, RuleBundleMismatch, RuleFilesMismatch, RuleHistoryGap}
+
 // Error is a failed verification: which rule, and the details.
 type Error struct {
 	Rule   Rule

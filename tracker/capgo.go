@@ -2,10 +2,12 @@ package tracker
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,28 @@ type capgoRequest struct {
 	Action         text `json:"action"`
 	OldVersionName text `json:"old_version_name"`
 	Timestamp      text `json:"timestamp"`
+	// Metadata is kept raw: only a verify_fail event's rule is read from
+	// it, and what else a plugin sends there must not make the event
+	// invalid.
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+// actionVerifyFail is the stats event of a device that rejected a
+// manifest (docs/format.md, "How devices get the envelopes").
+const actionVerifyFail = "verify_fail"
+
+// verifyRule is the rule a verify_fail event's metadata names, as
+// verify_failures_total labels it: one of the verifiers' rules, else
+// "other".
+func verifyRule(metadata json.RawMessage) string {
+	var m struct {
+		Rule string `json:"rule"`
+	}
+	json.Unmarshal(metadata, &m)
+	if slices.Contains(manifest.Rules, manifest.Rule(m.Rule)) {
+		return m.Rule
+	}
+	return "other"
 }
 
 // capgoUpdate is the success answer of the update endpoint. The plugin
@@ -176,7 +200,7 @@ func (s *Server) decodeCapgoStats(body []byte) ([]capgoRequest, error) {
 
 // capgoEvents turns the plugin's events into stored events, skipping the
 // invalid ones: it returns how many it skipped and why the first was.
-func (s *Server) capgoEvents(app string, reqs []capgoRequest) (evs []state.Event, ignored int, invalid error) {
+func (s *Server) capgoEvents(app string, reqs []capgoRequest) (evs []state.Event, rejected []string, ignored int, invalid error) {
 	evs = make([]state.Event, 0, len(reqs))
 	now := s.now()
 	for i, q := range reqs {
@@ -194,8 +218,11 @@ func (s *Server) capgoEvents(app string, reqs []capgoRequest) (evs []state.Event
 			continue
 		}
 		evs = append(evs, ev)
+		if ev.Action == actionVerifyFail {
+			rejected = append(rejected, verifyRule(q.Metadata))
+		}
 	}
-	return evs, ignored, invalid
+	return evs, rejected, ignored, invalid
 }
 
 // handleCapgoStats answers POST /capgo/{app}/stats, the plugin's statsUrl:
@@ -226,7 +253,7 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 		s.tooMany(w, r, wait, limitAddress, "too many events from this address")
 		return
 	}
-	evs, ignored, invalid := s.capgoEvents(app, reqs)
+	evs, rejected, ignored, invalid := s.capgoEvents(app, reqs)
 	if len(evs) == 0 && invalid != nil {
 		s.writeError(w, r, invalid)
 		return
@@ -247,6 +274,9 @@ func (s *Server) handleCapgoStats(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.health.observe(r.Context(), evs)
+		for _, rule := range rejected {
+			s.metrics.verifyFailed(rule)
+		}
 	}
 	if ignored > 0 {
 		s.log.Info().Int("ignored", ignored).Err(invalid).Str("app", app).Msg("invalid stats events skipped")

@@ -41,6 +41,7 @@ type Metrics struct {
 	commitSize   prometheus.Histogram
 	commitTime   prometheus.Histogram
 	halts        *prometheus.CounterVec // app, channel
+	rejected     *prometheus.CounterVec // rule
 }
 
 // NewMetrics returns a fresh set of collectors, with the Go runtime's and
@@ -73,10 +74,12 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}}),
 		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rollout_halts_total",
 			Help: "Staged rollouts halted, by app and channel: each halt once, on the tracker that recorded it."}, []string{"app", "channel"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "device_verify_failures_total",
+			Help: "verify_fail events stored: devices that rejected a manifest, by the rule it broke (other: a rule the device did not name or that is unknown)."}, []string{"rule"}),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.latency, m.verified, m.refused, m.cache, m.rateLimited,
-		m.ingested, m.commitFailed, m.commitSize, m.commitTime, m.halts)
+		m.ingested, m.commitFailed, m.commitSize, m.commitTime, m.halts, m.rejected)
 	for _, kind := range []string{kindLatest, kindBuild} {
 		m.verified.WithLabelValues(kind)
 	}
@@ -88,7 +91,19 @@ func NewMetrics() *Metrics {
 	for _, limit := range []string{limitDevice, limitAddress, limitToken} {
 		m.rateLimited.WithLabelValues(limit)
 	}
+	for _, rule := range manifest.Rules {
+		m.rejected.WithLabelValues(string(rule))
+	}
+	m.rejected.WithLabelValues("other")
 	return m
+}
+
+// verifyFailed counts a stored verify_fail event of a device.
+func (m *Metrics) verifyFailed(rule string) {
+	if m == nil {
+		return
+	}
+	m.rejected.WithLabelValues(rule).Inc()
 }
 
 // The kinds of manifests the tracker verifies, as the manifest metrics

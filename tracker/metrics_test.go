@@ -112,6 +112,28 @@ func TestMetrics(t *testing.T) {
 		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
 	})
 
+	// Devices that rejected a manifest, by the rule their metadata names;
+	// metadata of another shape does not make the event invalid.
+	rejected := `[{"device_id":"dev-4","app_id":"com.x","action":"verify_fail","version_name":"1.0.0","timestamp":%d,"metadata":{"rule":"bad_signature","detail":"x","channel":"production"}},
+		{"device_id":"dev-5","app_id":"com.x","action":"verify_fail","version_name":"1.0.0","timestamp":%[1]d,"metadata":{"rule":"made_up"}},
+		{"device_id":"dev-6","app_id":"com.x","action":"verify_fail","version_name":"1.0.0","timestamp":%[1]d,"metadata":"a string"}]`
+	if resp, body := do(t, c, "POST", base+"/capgo/retailer/stats", fmt.Appendf(nil, rejected, time.Now().UnixMilli())); resp.StatusCode != http.StatusOK || strings.Contains(string(body), "ignored") {
+		t.Fatalf("verify_fail stats: %d %s", resp.StatusCode, body)
+	}
+	s15 := scrape(t, c, metrics)
+	moved(t, s1, s15, map[string]float64{
+		`deploy_tracker_http_requests_total{route="POST /capgo/{app}/stats",status="200"}`:                 1,
+		`deploy_tracker_http_request_duration_seconds_count{route="POST /capgo/{app}/stats",status="200"}`: 1,
+		`deploy_tracker_http_requests_total{route="GET /metrics",status="200"}`:                            1,
+		`deploy_tracker_events_ingested_total{}`:                                                           3,
+		`deploy_tracker_event_commit_batch_events_count{}`:                                                 1,
+		`deploy_tracker_event_commit_batch_events_sum{}`:                                                   3,
+		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
+		`deploy_tracker_device_verify_failures_total{rule="bad_signature"}`:                                1,
+		`deploy_tracker_device_verify_failures_total{rule="other"}`:                                        2,
+	})
+	s1 = s15
+
 	latest := base + "/build/latest?app=%s&device=" + deviceA
 	for i, want := range []int{200, 200, 429} { // a burst of 2
 		if resp, body := do(t, c, "GET", fmt.Sprintf(latest, "retailer"), nil); resp.StatusCode != want {
@@ -170,6 +192,10 @@ func TestMetricsFromStart(t *testing.T) {
 	}
 	for _, kind := range []string{"latest", "build"} {
 		want = append(want, fmt.Sprintf(`deploy_tracker_manifests_verified_total{kind=%q}`, kind))
+	}
+	for _, rule := range []string{"too_large", "malformed", "unsigned", "acl_untrusted", "acl_rollback", "bad_signature", "untrusted_key",
+		"app_mismatch", "channel_mismatch", "not_granted", "rollback", "expired", "bundle_mismatch", "files_mismatch", "history_gap", "other"} {
+		want = append(want, fmt.Sprintf(`deploy_tracker_device_verify_failures_total{rule=%q}`, rule))
 	}
 	for _, cache := range []string{"acl", "latest", "build"} {
 		for _, result := range []string{"hit", "miss"} {
