@@ -4,7 +4,7 @@
 // goes to the background, and never tries a build that failed to start twice.
 // A failed download is retried later, with a backoff.
 
-import { DeviceState, MemoryStorage, type KeyValueStorage } from './state.js';
+import { DeviceState, type KeyValueStorage } from './state.js';
 import { filesFetcher } from './delta-source.js';
 import { downloadOptions, type DownloadOptions } from './delta.js';
 import { nativeFits, selectBuild, type Selection } from './release.js';
@@ -54,8 +54,14 @@ export interface LiveUpdateOptions {
    * the tracker still gets the reports.
    */
   cdn?: string;
-  /** Where the anti-rollback state, failed builds, download backoff and last file manifest are kept (use @capacitor/preferences); in memory if absent. */
-  storage?: KeyValueStorage;
+  /**
+   * Where the anti-rollback state, failed builds, download backoff and
+   * last file manifest are kept: @capacitor/preferences in an
+   * app. It must outlive the app's process: in memory, a build the plugin
+   * rolled back would be downloaded again at every start, and replay
+   * protection would start over. MemoryStorage is for tests.
+   */
+  storage: KeyValueStorage;
   /** Checks for updates whenever the app becomes active, and switches when it goes to the background. */
   onAppStateChange?: AppStateHook;
   /** Switch to a downloaded update at once instead of when the app goes to the background. */
@@ -126,7 +132,14 @@ export class LiveUpdate {
     if (!opts.tracker && !opts.cdn) throw new Error('LiveUpdate needs a tracker URL or a CDN URL');
     if (opts.trust.roots.length === 0) throw new Error('LiveUpdate needs at least one root public key in trust.roots');
     opts.trust.roots.forEach(parsePublicKey); // fail now on a mistyped key
-    this.state = new DeviceState(opts.storage ?? new MemoryStorage(), this.app, this.channel);
+    // Required by the type; checked for callers in plain JavaScript.
+    if (!opts.storage) {
+      throw new Error(
+        'LiveUpdate needs storage: a key-value store that survives restarts, such as @capacitor/preferences (see docs/client.md); ' +
+          'without one a rolled-back build is downloaded again at every start. Pass new MemoryStorage() only in tests',
+      );
+    }
+    this.state = new DeviceState(opts.storage, this.app, this.channel);
     this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   }
 

@@ -16,7 +16,11 @@ export interface KeyValueStorage {
   set(key: string, value: string): Promise<void>;
 }
 
-/** A KeyValueStorage in memory, for tests and for Node. It forgets everything on restart. */
+/**
+ * A KeyValueStorage in memory, for tests. It forgets everything on restart,
+ * so LiveUpdate on a device must not use it: a build the plugin rolled back
+ * would be downloaded again at every start.
+ */
 export class MemoryStorage implements KeyValueStorage {
   readonly data = new Map<string, string>();
   async get(key: string): Promise<string | null> {

@@ -121,14 +121,14 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   // A device that pins another root key downloads nothing.
   const stranger = new NodeUpdater();
   const wrongRoot = `ed25519:${Buffer.alloc(32, 9).toString('base64')}`;
-  const rejected = await new LiveUpdate({ app: APP, trust: { roots: [wrongRoot] }, updater: stranger, tracker: base }).start();
+  const rejected = await new LiveUpdate({ app: APP, trust: { roots: [wrongRoot] }, updater: stranger, tracker: base, storage: new MemoryStorage() }).start();
   assert.equal(rejected.type, 'rejected');
   assert.equal(rejected.rule, 'acl_untrusted');
   assert.ok(!stranger.methods.includes('download'));
 
   // A second device start is up to date once the bundle runs.
   await lu.apply();
-  const again = new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater, tracker: base });
+  const again = new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater, tracker: base, storage: new MemoryStorage() });
   assert.equal((await again.start()).type, 'up_to_date');
 
   // A device on the store served as a CDN, with a plugin that takes manifests, gets the build file by file.

@@ -461,6 +461,12 @@ test('the options are checked', () => {
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: ['ed25519:abc'] }, updater, tracker: base }), /32 bytes/);
 });
 
+test('storage is required: in memory, a rolled-back build would be downloaded again at every start', () => {
+  const trust = { roots: valid.root_keys };
+  assert.throws(() => new LiveUpdate({ app: 'retailer', trust, updater: new NodeUpdater(), tracker: base }), /LiveUpdate needs storage.*@capacitor\/preferences.*MemoryStorage/s);
+  new LiveUpdate({ app: 'retailer', trust, updater: new NodeUpdater(), tracker: base, storage: new MemoryStorage() });
+});
+
 describe('staged rollout and halt, straight from the CDN', () => {
   // The stable build is an older one; valid's build is the candidate.
   const stable = { ...ref, id: 'retailer-6', number: 6, version: '1.4.1' };
