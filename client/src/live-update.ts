@@ -126,12 +126,19 @@ export class LiveUpdate {
   private listener?: unknown;
 
   constructor(private readonly opts: LiveUpdateOptions) {
-    if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(opts.app)) throw new Error(`invalid app name ${JSON.stringify(opts.app)}`);
-    this.app = opts.app;
-    this.channel = opts.channel ?? 'production';
+    this.app = checkName('app', opts.app);
+    this.channel = checkName('channel', opts.channel ?? 'production');
     if (!opts.tracker && !opts.cdn) throw new Error('LiveUpdate needs a tracker URL or a CDN URL');
-    if (opts.trust.roots.length === 0) throw new Error('LiveUpdate needs at least one root public key in trust.roots');
-    opts.trust.roots.forEach(parsePublicKey); // fail now on a mistyped key
+    const roots: unknown = opts.trust?.roots;
+    if (!Array.isArray(roots) || roots.length === 0) throw new Error('LiveUpdate needs at least one root public key in trust.roots');
+    // Fail now on a mistyped or missing key, saying which.
+    roots.forEach((k: unknown, i) => {
+      try {
+        parsePublicKey(k as string);
+      } catch (e) {
+        throw new Error(`trust.roots[${i}]: ${errText(e)}`);
+      }
+    });
     // Required by the type; checked for callers in plain JavaScript.
     if (!opts.storage) {
       throw new Error(
@@ -449,5 +456,18 @@ async function body(res: Response): Promise<Uint8Array> {
 }
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '');
+
+/** App and channel names, as docs/format.md says. */
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+/** Returns name if it is a valid app or channel name; else throws, saying what to write. */
+function checkName(what: 'app' | 'channel', name: unknown): string {
+  if (typeof name === 'string' && NAME.test(name)) return name;
+  const lower = typeof name === 'string' ? name.toLowerCase() : '';
+  const hint = NAME.test(lower) ? `; names are lowercase: use ${JSON.stringify(lower)}` : '';
+  throw new Error(
+    `invalid ${what} name ${name === undefined ? 'undefined' : JSON.stringify(name)}: ${what} names are 1 to 64 of a-z, 0-9, ".", "_" and "-", starting with a letter or digit${hint}`,
+  );
+}
 
 const errText = (e: unknown) => (e instanceof Error ? e.message : String(e));

@@ -180,9 +180,14 @@ function trimSpace(s: string): string {
 
 /** Reads the text form of a public key, "ed25519:" and 32 bytes in standard base64. */
 export function parsePublicKey(s: string): Uint8Array {
+  if (typeof s !== 'string') {
+    throw new Error(`public key is ${s === undefined ? 'undefined' : typeof s}, not a string "${PUBLIC_KEY_PREFIX}..."; print the root key with \`deploy keys show root=1\``);
+  }
   const t = trimSpace(s);
   if (!t.startsWith(PUBLIC_KEY_PREFIX)) {
-    throw new Error(`public key "${t.slice(0, 24)}" does not start with "${PUBLIC_KEY_PREFIX}"; print one with \`deploy keys show\``);
+    throw new Error(
+      `public key "${t.slice(0, 24)}" does not start with "${PUBLIC_KEY_PREFIX}"; print the root key with \`deploy keys show root=1\`, a user's with \`deploy keys show\``,
+    );
   }
   let b: Uint8Array | undefined;
   try {

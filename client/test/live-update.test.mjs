@@ -461,6 +461,29 @@ test('the options are checked', () => {
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust: { roots: ['ed25519:abc'] }, updater, tracker: base }), /32 bytes/);
 });
 
+test('the options are checked with messages that say what to fix', () => {
+  const trust = { roots: valid.root_keys };
+  const opts = { app: 'retailer', trust, updater: new NodeUpdater(), tracker: base, storage: new MemoryStorage() };
+  // Channel names follow the pattern of app names; the tracker answers 400 to any other on every check.
+  assert.throws(() => new LiveUpdate({ ...opts, channel: 'Production' }), /invalid channel name "Production".*use "production"/);
+  assert.throws(() => new LiveUpdate({ ...opts, channel: 'beta/1' }), /invalid channel name "beta\/1"/);
+  assert.throws(() => new LiveUpdate({ ...opts, channel: '' }), /invalid channel name ""/);
+  new LiveUpdate({ ...opts, channel: 'beta-2.x_y' });
+  assert.throws(() => new LiveUpdate({ ...opts, app: undefined }), /invalid app name undefined/);
+  // A key missing from environment.prod.ts.
+  assert.throws(() => new LiveUpdate({ ...opts, trust: { roots: [valid.root_keys[0], undefined] } }), (e) => {
+    assert.doesNotMatch(e.message, /Cannot read properties/);
+    assert.match(e.message, /^trust\.roots\[1\]: public key is undefined, not a string "ed25519:\.\.\."/);
+    assert.match(e.message, /deploy keys show root=1/);
+    return true;
+  });
+  assert.throws(() => new LiveUpdate({ ...opts, trust: {} }), /trust\.roots/);
+  assert.throws(() => new LiveUpdate({ ...opts, trust: undefined }), /trust\.roots/);
+  // The root key is printed by `deploy keys show root=1`; `deploy keys show` prints the user's key.
+  const bare = valid.root_keys[0].slice('ed25519:'.length);
+  assert.throws(() => new LiveUpdate({ ...opts, trust: { roots: [bare] } }), /^Error: trust\.roots\[0\]: public key ".*" does not start with "ed25519:"; print the root key with `deploy keys show root=1`/);
+});
+
 test('storage is required: in memory, a rolled-back build would be downloaded again at every start', () => {
   const trust = { roots: valid.root_keys };
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust, updater: new NodeUpdater(), tracker: base }), /LiveUpdate needs storage.*@capacitor\/preferences.*MemoryStorage/s);
