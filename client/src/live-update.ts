@@ -37,7 +37,7 @@ export type AppStateHook = (listener: (state: { isActive: boolean }) => void) =>
 export interface LiveUpdateOptions {
   /** The app's name in the store, such as "retailer". */
   app: string;
-  /** The channel to follow; "production" if absent. */
+  /** The channel to follow until {@link LiveUpdate.setChannel} picks another; "production" if absent. */
   channel?: string;
   /** The pinned root key(s) that sign the ACL. */
   trust: Trust;
@@ -55,8 +55,8 @@ export interface LiveUpdateOptions {
    */
   cdn?: string;
   /**
-   * Where the anti-rollback state, failed builds, download backoff and
-   * last file manifest are kept: @capacitor/preferences in an
+   * Where the anti-rollback state, failed builds, download backoff, the
+   * channel set with setChannel() and the last file manifest are kept: @capacitor/preferences in an
    * app. It must outlive the app's process: in memory, a build the plugin
    * rolled back would be downloaded again at every start, and replay
    * protection would start over. MemoryStorage is for tests.
@@ -116,7 +116,11 @@ interface Pending {
  */
 export class LiveUpdate {
   private readonly app: string;
-  private readonly channel: string;
+  /** The constructor's channel, followed while setChannel() has chosen none. */
+  private readonly defaultChannel: string;
+  /** The channel followed, once read from the storage. */
+  private channel?: Promise<string>;
+  /** The state of the device's bundles; anti-rollback state is per channel (rollbackState). */
   private readonly state: DeviceState;
   private readonly fetch: typeof globalThis.fetch;
   private active = true;
@@ -127,7 +131,7 @@ export class LiveUpdate {
 
   constructor(private readonly opts: LiveUpdateOptions) {
     this.app = checkName('app', opts.app);
-    this.channel = checkName('channel', opts.channel ?? 'production');
+    this.defaultChannel = checkName('channel', opts.channel ?? 'production');
     if (!opts.tracker && !opts.cdn) throw new Error('LiveUpdate needs a tracker URL or a CDN URL');
     const roots: unknown = opts.trust?.roots;
     if (!Array.isArray(roots) || roots.length === 0) throw new Error('LiveUpdate needs at least one root public key in trust.roots');
@@ -146,7 +150,7 @@ export class LiveUpdate {
           'without one a rolled-back build is downloaded again at every start. Pass new MemoryStorage() only in tests',
       );
     }
-    this.state = new DeviceState(opts.storage, this.app, this.channel);
+    this.state = new DeviceState(opts.storage, this.app, this.defaultChannel);
     this.fetch = opts.fetch ?? globalThis.fetch.bind(globalThis);
   }
 
@@ -184,6 +188,28 @@ export class LiveUpdate {
       .catch((e) => this.emit({ type: 'error', message: errText(e) }))
       .finally(() => (this.running = undefined));
     return this.running;
+  }
+
+  /** The channel that checks follow: the one set with setChannel(), else the constructor's. */
+  getChannel(): Promise<string> {
+    this.channel ??= this.state.chosenChannel().then(
+      (c) => (c !== null && NAME.test(c) ? c : this.defaultChannel),
+      () => this.defaultChannel,
+    );
+    return this.channel;
+  }
+
+  /**
+   * Follows another channel from the next check on (call check() to check
+   * now), and remembers it in the storage across restarts; null goes back
+   * to the constructor's channel. Rejects a name that is not a valid
+   * channel name, changing nothing. This, not CapacitorUpdater.setChannel()
+   * (the plugin's own channel, for its auto-update), is what LiveUpdate follows.
+   */
+  async setChannel(name: string | null): Promise<void> {
+    const channel = name === null ? this.defaultChannel : checkName('channel', name);
+    await this.state.setChosenChannel(name === null ? null : channel);
+    this.channel = Promise.resolve(channel);
   }
 
   /** Switches to the downloaded update now, if there is one: the app reloads. */
@@ -225,25 +251,27 @@ export class LiveUpdate {
   }
 
   private async checkOnce(): Promise<LiveUpdateEvent> {
-    const m = await this.fetchManifests();
+    const channel = await this.getChannel();
+    const m = await this.fetchManifests(channel);
     if (typeof m === 'string') return this.emit({ type: 'no_update', message: m });
 
     // Verify before anything else.
-    const seen = await this.state.rollback();
+    const rollback = new DeviceState(this.opts.storage, this.app, channel);
+    const seen = await rollback.rollback();
     let latest: Latest;
     try {
       const v = await verifyLatest(this.opts.trust, m.acl, m.latest, {
         app: this.app,
-        channel: this.channel,
+        channel,
         minACLVersion: seen.aclVersion,
         minSequence: seen.sequence,
         now: this.opts.now?.(),
       });
-      await this.state.saveRollback({ aclVersion: v.acl.version, sequence: v.latest.sequence });
+      await rollback.saveRollback({ aclVersion: v.acl.version, sequence: v.latest.sequence });
       latest = v.latest;
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      await this.reportRejected(e, m.offered);
+      await this.reportRejected(e, channel, m.offered);
       return this.emit({ type: 'rejected', rule: e.rule, message: `manifest rejected: ${e.message}` });
     }
 
@@ -282,7 +310,7 @@ export class LiveUpdate {
     let bundle: BundleInfo;
     let manifest: Uint8Array | undefined;
     try {
-      const dl = await this.downloadOptions(ref);
+      const dl = await this.downloadOptions(ref, channel);
       manifest = dl.manifest;
       bundle = await this.opts.updater.download(dl.options);
     } catch (e) {
@@ -330,18 +358,18 @@ export class LiveUpdate {
   }
 
   /** Fetches latest.json and acl.json; or says why there are none. */
-  private async fetchManifests(): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string; offeredID?: string } | string> {
-    const none = `nothing published for ${this.app}/${this.channel}`;
+  private async fetchManifests(channel: string): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string; offeredID?: string } | string> {
+    const none = `nothing published for ${this.app}/${channel}`;
     if (this.opts.cdn) {
       const base = trimSlash(this.opts.cdn);
       const [latest, acl] = await Promise.all([
-        this.get(`${base}/apps/${this.app}/channels/${this.channel}/latest.json`),
+        this.get(`${base}/apps/${this.app}/channels/${channel}/latest.json`),
         this.get(`${base}/acl.json`),
       ]);
       if (latest.status === 404) return none;
       return { latest: await body(latest), acl: await body(acl) };
     }
-    const q = new URLSearchParams({ app: this.app, device: await this.device(), channel: this.channel });
+    const q = new URLSearchParams({ app: this.app, device: await this.device(), channel });
     const { native } = await this.opts.updater.current();
     if (native) q.set('native', native);
     const res = await this.get(`${trimSlash(this.opts.tracker!)}/build/latest?${q}`);
@@ -355,7 +383,7 @@ export class LiveUpdate {
   }
 
   /** The zip, or the build's file manifest where the plugin takes one (delta.ts), and that manifest's bytes. */
-  private async downloadOptions(ref: BuildRef): Promise<{ options: DownloadOptions; manifest?: Uint8Array }> {
+  private async downloadOptions(ref: BuildRef, channel: string): Promise<{ options: DownloadOptions; manifest?: Uint8Array }> {
     const plugin = await this.opts.updater.getPluginVersion?.().catch(() => undefined);
     const fetchFiles = filesFetcher(this.app, this.opts, (url) => this.get(url), () => this.device());
     const last = await this.state.files();
@@ -364,11 +392,11 @@ export class LiveUpdate {
     const ev = { build: ref.id, version: ref.version };
     if (patchRefused) {
       this.emit({ type: 'error', rule: patchRefused.rule, message: `file manifest patch of ${ref.id} refused: ${patchRefused.message}; fetching the whole manifest`, ...ev });
-      await this.reportRejected(patchRefused, ref.version);
+      await this.reportRejected(patchRefused, channel, ref.version);
     }
     if (refused) {
       this.emit({ type: 'error', rule: refused.rule, message: `file manifest of ${ref.id} refused: ${refused.message}; downloading the zip`, ...ev });
-      await this.reportRejected(refused, ref.version);
+      await this.reportRejected(refused, channel, ref.version);
     }
     return { options, manifest };
   }
@@ -395,7 +423,7 @@ export class LiveUpdate {
    * plugin names the version of a failed download), old_version_name the
    * running one.
    */
-  private async reportRejected(e: VerifyError, offered?: string): Promise<void> {
+  private async reportRejected(e: VerifyError, channel: string, offered?: string): Promise<void> {
     if (!this.opts.tracker) return;
     try {
       const { bundle } = await this.opts.updater.current();
@@ -406,7 +434,7 @@ export class LiveUpdate {
         version_name: offered ?? bundle.version,
         old_version_name: bundle.version,
         timestamp: Date.now(),
-        metadata: { rule: e.rule, detail: e.detail, channel: this.channel },
+        metadata: { rule: e.rule, detail: e.detail, channel },
       };
       await this.get(`${trimSlash(this.opts.tracker)}/capgo/${this.app}/stats`, {
         method: 'POST',

@@ -1,7 +1,9 @@
 // What a device remembers between runs: the anti-rollback state of each app
-// and channel, the builds that failed to start, the failed downloads of the
-// latest build, the update being applied, and the last file manifest passed
-// to the plugin.
+// and channel, and for each app the channel chosen with setChannel, the
+// builds that failed to start, the failed downloads of the latest build,
+// the update being applied, and the last file manifest passed to the
+// plugin. All but the anti-rollback state are about the device's bundles,
+// whatever channel they came from.
 
 /**
  * A small persistent key-value store. @capacitor/preferences fits:
@@ -60,10 +62,14 @@ export interface RememberedFiles {
   manifest: string; // its bytes (UTF-8 JSON) as text
 }
 
-/** How many failed build ids are remembered per app and channel; older ones are dropped. */
+/** How many failed build ids are remembered per app; older ones are dropped. */
 const MAX_FAILED = 50;
 
-/** Typed access to the device state kept in a KeyValueStorage, under keys that start with prefix. */
+/**
+ * Typed access to the device state kept in a KeyValueStorage, under keys
+ * that start with prefix: "<prefix><app>/<channel>/rollback" for the
+ * channel's anti-rollback state, "<prefix><app>/<what>" for the rest.
+ */
 export class DeviceState {
   constructor(
     private readonly storage: KeyValueStorage,
@@ -72,9 +78,9 @@ export class DeviceState {
     private readonly prefix = 'deploy:',
   ) {}
 
-  // App and channel names never contain '/'.
+  // App and channel names never contain '/', so the two forms never meet.
   private key(what: string): string {
-    return `${this.prefix}${this.app}/${this.channel}/${what}`;
+    return what === 'rollback' ? `${this.prefix}${this.app}/${this.channel}/${what}` : `${this.prefix}${this.app}/${what}`;
   }
 
   private async read<T>(what: string, fallback: T): Promise<T> {
@@ -91,7 +97,17 @@ export class DeviceState {
     return this.storage.set(this.key(what), JSON.stringify(v));
   }
 
-  /** The anti-rollback state; zeros if nothing was accepted yet. */
+  /** The channel chosen with LiveUpdate.setChannel, whatever the channel of this DeviceState; null if none. */
+  async chosenChannel(): Promise<string | null> {
+    const c = await this.read<unknown>('channel', null);
+    return typeof c === 'string' ? c : null;
+  }
+
+  async setChosenChannel(c: string | null): Promise<void> {
+    await this.write('channel', c);
+  }
+
+  /** The anti-rollback state of the channel; zeros if nothing was accepted yet. */
   async rollback(): Promise<RollbackState> {
     const r = await this.read<Partial<RollbackState>>('rollback', {});
     return { aclVersion: Number(r.aclVersion) || 0, sequence: Number(r.sequence) || 0 };

@@ -426,7 +426,8 @@ describe('anti-rollback state', () => {
     await liveUpdate({ storage }).lu.start();
     const state = new DeviceState(storage, 'retailer', 'production');
     assert.deepEqual(await state.rollback(), { aclVersion: 3, sequence: 6 });
-    assert.ok([...storage.data.keys()].every((k) => k.startsWith('deploy:retailer/production/')));
+    assert.equal(storage.data.get('deploy:retailer/production/rollback'), '{"aclVersion":3,"sequence":6}', 'per channel');
+    assert.ok([...storage.data.keys()].every((k) => k.startsWith('deploy:retailer/')));
 
     serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(5) }); // a replay of an older latest.json
     const r1 = await liveUpdate({ storage }).lu.start();
@@ -488,6 +489,64 @@ test('storage is required: in memory, a rolled-back build would be downloaded ag
   const trust = { roots: valid.root_keys };
   assert.throws(() => new LiveUpdate({ app: 'retailer', trust, updater: new NodeUpdater(), tracker: base }), /LiveUpdate needs storage.*@capacitor\/preferences.*MemoryStorage/s);
   new LiveUpdate({ app: 'retailer', trust, updater: new NodeUpdater(), tracker: base, storage: new MemoryStorage() });
+});
+
+describe('setChannel', () => {
+  /** valid's pointer, moved to channel beta (alice may upload to every channel of retailer). */
+  const betaLatest = (sequence = 1, build = ref) => envelope(TYPE_LATEST, JSON.stringify({ ...latestPayload, channel: 'beta', sequence, build }), alice);
+
+  test('later checks follow the channel set, across restarts, until set back', async () => {
+    const { lu, storage, events } = liveUpdate();
+    assert.equal(await lu.getChannel(), 'production');
+    await lu.setChannel('beta');
+    assert.equal(await lu.getChannel(), 'beta');
+    serve({ latest: betaLatest() });
+    const r = await lu.check();
+    assert.equal(r.type, 'downloaded', JSON.stringify(events));
+    assert.equal(requests('/build/latest')[0].query.channel, 'beta');
+
+    // A restart: the constructor still says production, the storage says beta.
+    const again = liveUpdate({ storage, mode: 'cdn' });
+    assert.equal(await again.lu.getChannel(), 'beta');
+    await again.lu.check();
+    assert.ok(log.some((q) => q.path === '/cdn/apps/retailer/channels/beta/latest.json'));
+
+    // null goes back to the constructor's channel.
+    await again.lu.setChannel(null);
+    assert.equal(await again.lu.getChannel(), 'production');
+    assert.equal(await liveUpdate({ storage }).lu.getChannel(), 'production');
+  });
+
+  test('refuses an invalid name and keeps the channel', async () => {
+    const { lu } = liveUpdate();
+    await assert.rejects(lu.setChannel('Beta'), /invalid channel name "Beta".*use "beta"/);
+    await assert.rejects(lu.setChannel(undefined), /invalid channel name undefined/);
+    assert.equal(await lu.getChannel(), 'production');
+  });
+
+  test('each channel has its own anti-rollback state', async () => {
+    const storage = new MemoryStorage();
+    await liveUpdate({ storage }).lu.start(); // production, sequence 5
+    const { lu } = liveUpdate({ storage });
+    await lu.setChannel('beta');
+    serve({ latest: betaLatest(1) });
+    assert.equal((await lu.check()).type, 'downloaded');
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'beta').rollback(), { aclVersion: 2, sequence: 1 });
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').rollback(), { aclVersion: 2, sequence: 5 });
+  });
+
+  test('a build switched to before the channel changed and rolled back is not tried again on the new channel', async () => {
+    const { lu, updater, storage } = liveUpdate();
+    await lu.start(); // production's retailer-7, armed with next()
+    await lu.setChannel('beta');
+    updater.restart(); // the plugin applies next()...
+    updater.rollBack(); // ...and the bundle never calls notifyAppReady
+    serve({ latest: betaLatest() }); // beta offers the same build
+    const again = liveUpdate({ updater, storage });
+    await again.lu.start();
+    assert.deepEqual(again.types(), ['rolled_back', 'skipped']);
+    assert.equal(downloads(updater), 1);
+  });
 });
 
 describe('staged rollout and halt, straight from the CDN', () => {
