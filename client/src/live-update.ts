@@ -77,23 +77,24 @@ export interface LiveUpdateOptions {
 
 export type LiveUpdateEventType =
   | 'no_update' // nothing is published, or the tracker offers nothing
-  | 'rejected' // the manifest failed verification (rule says why); nothing was downloaded
+  | 'rejected' // the manifest failed verification (rule says why), or the tracker refused to serve it; nothing was downloaded
   | 'up_to_date' // the current bundle is the published build
-  | 'skipped' // the build failed to start on this device, waits for a download retry, or needs a newer native app
+  | 'skipped' // the build failed to start on this device (or the tracker blocks it), waits for a download retry, or needs a newer native app
   | 'downloading'
   | 'downloaded' // waiting for the app to go to the background
   | 'download_failed' // retried at a later check after a backoff; given up on after 6 attempts
   | 'applying' // set() called: the app reloads into the new bundle
   | 'applied' // the new bundle is running
   | 'rolled_back' // the new bundle did not start; the plugin went back
-  | 'error'; // a request or plugin call failed; the next check tries again
+  | 'error'; // a request or plugin call failed, or the tracker URL is not a tracker's; the next check tries again
 
 export interface LiveUpdateEvent {
   type: LiveUpdateEventType;
   message: string;
   build?: string; // build id
   version?: string;
-  rule?: Rule; // for "rejected"
+  /** For "rejected" (through a tracker that refuses the manifest, when it names the rule); for "error" when a file manifest or patch was refused. */
+  rule?: Rule;
 }
 
 /** Failed downloads of one build before LiveUpdate gives up on it and waits for another build. */
@@ -253,7 +254,7 @@ export class LiveUpdate {
   private async checkOnce(): Promise<LiveUpdateEvent> {
     const channel = await this.getChannel();
     const m = await this.fetchManifests(channel);
-    if (typeof m === 'string') return this.emit({ type: 'no_update', message: m });
+    if ('type' in m) return this.emit(m);
 
     // Verify before anything else.
     const rollback = new DeviceState(this.opts.storage, this.app, channel);
@@ -272,7 +273,7 @@ export class LiveUpdate {
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
       await this.reportRejected(e, channel, m.offered);
-      return this.emit({ type: 'rejected', rule: e.rule, message: `manifest rejected: ${e.message}` });
+      return this.emit(rejected(e));
     }
 
     const { bundle: current, native } = await this.opts.updater.current();
@@ -357,8 +358,14 @@ export class LiveUpdate {
     return selectBuild(l, native, await this.device());
   }
 
-  /** Fetches latest.json and acl.json; or says why there are none. */
-  private async fetchManifests(channel: string): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string; offeredID?: string } | string> {
+  /**
+   * Fetches latest.json and acl.json; or the event that says why there are
+   * none. The tracker's answers without envelopes give the event the same
+   * situation gives from the CDN: no build for this native version (or one
+   * blocked on this device) is skipped, a manifest the tracker refuses is
+   * rejected, a page that is not JSON is rejected as malformed.
+   */
+  private async fetchManifests(channel: string): Promise<{ latest: EnvelopeInput; acl: EnvelopeInput; offered?: string; offeredID?: string } | LiveUpdateEvent> {
     const none = `nothing published for ${this.app}/${channel}`;
     if (this.opts.cdn) {
       const base = trimSlash(this.opts.cdn);
@@ -366,20 +373,47 @@ export class LiveUpdate {
         this.get(`${base}/apps/${this.app}/channels/${channel}/latest.json`),
         this.get(`${base}/acl.json`),
       ]);
-      if (latest.status === 404) return none;
+      if (latest.status === 404) {
+        await acl.body?.cancel();
+        return { type: 'no_update', message: none };
+      }
       return { latest: await body(latest), acl: await body(acl) };
     }
     const q = new URLSearchParams({ app: this.app, device: await this.device(), channel });
     const { native } = await this.opts.updater.current();
     if (native) q.set('native', native);
-    const res = await this.get(`${trimSlash(this.opts.tracker!)}/build/latest?${q}`);
-    if (res.status === 404) return none;
-    const json = JSON.parse(new TextDecoder().decode(await body(res))) as Record<string, unknown> | null;
+    const url = `${trimSlash(this.opts.tracker!)}/build/latest?${q}`;
+    const res = await this.get(url, {}, true);
+    const text = new TextDecoder().decode(await res.arrayBuffer());
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      if (res.status === 404) json = undefined;
+      else return rejected(new VerifyError('malformed', `the tracker's answer is not JSON (a captive portal's or a proxy's page?): ${errText(e)}`));
+    }
+    const answer = isObject(json) ? json : undefined;
+    const code = typeof answer?.error === 'string' ? answer.error : undefined;
+    const message = typeof answer?.message === 'string' ? answer.message : '';
+    if (res.status === 404) {
+      // Only a deploy tracker answers its codes; its own 404 for a route it lacks means a wrong base URL.
+      if (code === 'not_found' && !message.startsWith('no such endpoint')) return { type: 'no_update', message: message ? `${none}: ${message}` : none };
+      if (code === 'not_servable') {
+        const rule = /fails verification \(([a-z_]+)\)/.exec(message)?.[1];
+        return { type: 'rejected', message: `the tracker refuses to serve the manifest: ${message}`, ...(rule && isRule(rule) ? { rule } : {}) };
+      }
+      throw new Error(`${url}: HTTP 404, not a deploy tracker: check the tracker URL${code ? ` (${message || code})` : ''}`);
+    }
+    if (!answer) return rejected(new VerifyError('malformed', `the tracker's answer is not a JSON object: ${text.slice(0, 40)}`));
     // The envelopes are the authority; "build" only says whether one is offered.
-    const build = json?.build as { build?: unknown; id?: unknown } | null | undefined;
-    if (!build) return typeof json?.message === 'string' ? `the tracker offers nothing: ${json.message}` : none;
+    const build = answer.build;
+    if (!isObject(build)) {
+      // no_compatible_build: no build fits the native version; blocked: the build failed on this device.
+      if (code === 'no_compatible_build' || code === 'blocked') return { type: 'skipped', message };
+      return { type: 'no_update', message: message ? `the tracker offers nothing: ${message}` : none };
+    }
     const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-    return { latest: json!.latest as EnvelopeInput, acl: json!.acl as EnvelopeInput, offered: str(build.build), offeredID: str(build.id) };
+    return { latest: answer.latest as EnvelopeInput, acl: answer.acl as EnvelopeInput, offered: str(build.build), offeredID: str(build.id) };
   }
 
   /** The zip, or the build's file manifest where the plugin takes one (delta.ts), and that manifest's bytes. */
@@ -451,8 +485,8 @@ export class LiveUpdate {
     return this.deviceID;
   }
 
-  /** fetch with a timeout; any status but 2xx and 404 is an error. */
-  private async get(url: string, init: RequestInit = {}): Promise<Response> {
+  /** fetch with a timeout; any status but 2xx and 404 is an error. The body of a 404 is dropped unless keep404. */
+  private async get(url: string, init: RequestInit = {}, keep404 = false): Promise<Response> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 20000);
     try {
@@ -461,7 +495,7 @@ export class LiveUpdate {
         const text = (await res.text().catch(() => '')).slice(0, 200);
         throw new Error(`${init.method ?? 'GET'} ${url}: HTTP ${res.status} ${text}`.trim());
       }
-      if (res.status === 404) await res.body?.cancel();
+      if (res.status === 404 && !keep404) await res.body?.cancel();
       return res;
     } finally {
       clearTimeout(timer);
@@ -484,6 +518,31 @@ async function body(res: Response): Promise<Uint8Array> {
 }
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '');
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const rejected = (e: VerifyError): LiveUpdateEvent => ({ type: 'rejected', rule: e.rule, message: `manifest rejected: ${e.message}` });
+
+// Every Rule, so that a rule named by the tracker is checked against them (the compiler checks the list).
+const RULES: Record<Rule, true> = {
+  too_large: true,
+  malformed: true,
+  unsigned: true,
+  acl_untrusted: true,
+  acl_rollback: true,
+  bad_signature: true,
+  untrusted_key: true,
+  app_mismatch: true,
+  channel_mismatch: true,
+  not_granted: true,
+  rollback: true,
+  expired: true,
+  bundle_mismatch: true,
+  files_mismatch: true,
+  history_gap: true,
+};
+
+const isRule = (s: string): s is Rule => Object.prototype.hasOwnProperty.call(RULES, s);
 
 /** App and channel names, as docs/format.md says. */
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;

@@ -126,6 +126,15 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   assert.equal(rejected.rule, 'acl_untrusted');
   assert.ok(!stranger.methods.includes('download'));
 
+  // The tracker's 404s: a channel with nothing published, and a wrong tracker URL.
+  const device = (opts) => new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater: new NodeUpdater(), tracker: base, storage: new MemoryStorage(), ...opts });
+  const unpublished = await device({ channel: 'nothing-here' }).start();
+  assert.equal(unpublished.type, 'no_update', unpublished.message);
+  assert.match(unpublished.message, /^nothing published for demo\/nothing-here: no build is published/);
+  const wrongURL = await device({ tracker: `${base}/api` }).start();
+  assert.equal(wrongURL.type, 'error', wrongURL.message);
+  assert.match(wrongURL.message, /HTTP 404, not a deploy tracker: check the tracker URL/);
+
   // A second device start is up to date once the bundle runs.
   await lu.apply();
   const again = new LiveUpdate({ app: APP, trust: { roots: [rootKey] }, updater, tracker: base, storage: new MemoryStorage() });

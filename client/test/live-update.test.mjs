@@ -20,8 +20,8 @@ let log; // requests seen: "GET /path?query" and POST bodies
 let server;
 let base;
 
-function serve({ acl = valid.acl, latest = valid.latest, bundle = bundleBytes, offered = true, downloadStatus = 0 } = {}) {
-  served = { acl, latest, bundle, offered, downloadStatus };
+function serve({ acl = valid.acl, latest = valid.latest, bundle = bundleBytes, offered = true, downloadStatus = 0, answer } = {}) {
+  served = { acl, latest, bundle, offered, downloadStatus, answer };
 }
 
 /** A latest.json of valid's channel, signed by alice, with another sequence or build. */
@@ -40,6 +40,12 @@ before(async () => {
       };
       switch (`${req.method} ${url.pathname}`) {
         case 'GET /build/latest': // the seed's API, with the signed envelopes
+          if (served.answer) {
+            // Another answer: [status, body, content type].
+            const [status, text, type = 'application/json'] = served.answer;
+            res.writeHead(status, { 'content-type': type });
+            return res.end(text);
+          }
           if (!served.offered) return json({ build: null, blocked: true, error: 'blocked', message: 'build retailer-7 failed to start on this device' });
           return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(served.latest), acl: JSON.parse(served.acl) });
         case 'GET /build/download': // the tracker redirects to the CDN
@@ -169,13 +175,13 @@ describe('an update through the tracker', () => {
     assert.equal(updater.methods.filter((m) => m === 'download').length, 1);
   });
 
-  test('nothing offered is no update', async () => {
+  test('a build the tracker blocks on this device is skipped, as one this device remembers', async () => {
     serve({ offered: false });
     const { lu, updater, types } = liveUpdate();
     const r = await lu.start();
-    assert.equal(r.type, 'no_update');
+    assert.equal(r.type, 'skipped');
     assert.match(r.message, /failed to start on this device/);
-    assert.deepEqual(types(), ['no_update']);
+    assert.deepEqual(types(), ['skipped']);
     assert.ok(!updater.methods.includes('download'));
   });
 
@@ -197,12 +203,83 @@ describe('an update through the tracker', () => {
   });
 
   test('a tracker error is reported and retried at the next check', async () => {
-    const { lu, types } = liveUpdate({ tracker: `${base}/nowhere` });
-    const r = await lu.start();
-    assert.equal(r.type, 'no_update'); // 404: nothing there
     const broken = liveUpdate({ tracker: 'http://127.0.0.1:1' });
     assert.equal((await broken.lu.start()).type, 'error');
-    assert.deepEqual(types(), ['no_update']);
+  });
+});
+
+describe("the tracker's 404s and other answers, by its error code", () => {
+  const check = async (answer, opts) => {
+    serve({ answer });
+    const { lu, updater, events } = liveUpdate(opts);
+    const r = await lu.start();
+    assert.deepEqual(events, [r]);
+    assert.ok(!updater.methods.includes('download'));
+    return r;
+  };
+
+  test('not_found: nothing published', async () => {
+    const message = 'no build is published on channel "production" of app "retailer"; check the app and channel names, or publish with `deploy upload`';
+    const r = await check([404, JSON.stringify({ error: 'not_found', message })]);
+    assert.equal(r.type, 'no_update');
+    assert.equal(r.message, `nothing published for retailer/production: ${message}`);
+  });
+
+  test('not_servable: the store\'s manifest fails verification, with the rule the tracker names', async () => {
+    const message = 'the manifest of channel "production" of app "retailer" fails verification (expired); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one';
+    const r = await check([404, JSON.stringify({ error: 'not_servable', message })]);
+    assert.equal(r.type, 'rejected');
+    assert.equal(r.rule, 'expired');
+    assert.equal(r.message, `the tracker refuses to serve the manifest: ${message}`);
+    const none = await check([404, JSON.stringify({ error: 'not_servable', message: 'the store has no acl.json yet; an administrator runs `deploy init` first' })]);
+    assert.equal(none.type, 'rejected');
+    assert.equal(none.rule, undefined);
+    assert.match(none.message, /no acl\.json yet/);
+    assert.equal(requests('/capgo/retailer/stats').length, 0, 'the tracker knows: no verify_fail report');
+  });
+
+  test('a 404 that is not the tracker\'s JSON: not a deploy tracker', async () => {
+    for (const [body, type] of [['<html>Not Found</html>', 'text/html'], ['{"error":"not found"}', 'application/json'], ['', 'text/plain']]) {
+      const r = await check([404, body, type]);
+      assert.equal(r.type, 'error', body);
+      assert.match(r.message, new RegExp(`^${base}/build/latest\\?.*: HTTP 404, not a deploy tracker: check the tracker URL`));
+    }
+  });
+
+  test('a route the tracker does not have: a wrong tracker URL', async () => {
+    const message = 'no such endpoint /api/build/latest; docs/api.md lists the tracker\'s routes';
+    const r = await check([404, JSON.stringify({ error: 'not_found', message })]);
+    assert.equal(r.type, 'error');
+    assert.match(r.message, /not a deploy tracker: check the tracker URL .*no such endpoint/);
+  });
+
+  // The same situation gives the same event through the tracker as from the CDN.
+  test('no build for this native version: skipped, as from the CDN', async () => {
+    for (const mode of ['tracker', 'cdn']) {
+      serve(); // a tracker that answers as the real one does for native 0.9.3
+      if (mode === 'tracker') {
+        served.answer = [200, JSON.stringify({ build: null, blocked: true, error: 'no_compatible_build', message: 'no build of channel production runs on native version "0.9.3"; update the app from its store' })];
+      }
+      const { lu, types, events } = liveUpdate({ mode, updater: new NodeUpdater({ native: '0.9.3' }) });
+      await lu.start();
+      assert.deepEqual(types(), ['skipped'], mode);
+      assert.match(events[0].message, /update the app from its store/, mode);
+    }
+  });
+
+  test('a captive portal\'s page: rejected as malformed, as from the CDN', async () => {
+    const portal = '<!doctype html><html><body>Sign in to the Wi-Fi</body></html>';
+    const viaTracker = await check([200, portal, 'text/html']);
+    assert.equal(viaTracker.type, 'rejected');
+    assert.equal(viaTracker.rule, 'malformed');
+    assert.match(viaTracker.message, /not JSON/);
+    serve({ latest: portal, acl: portal });
+    const { lu } = liveUpdate({ mode: 'cdn' });
+    const viaCDN = await lu.start();
+    assert.equal(viaCDN.type, 'rejected');
+    assert.equal(viaCDN.rule, 'malformed');
+    // JSON that is not an object is no answer of the tracker either.
+    for (const body of ['[]', '"ok"', '42']) assert.equal((await check([200, body])).rule, 'malformed', body);
   });
 });
 
