@@ -1,11 +1,12 @@
 // Ed25519 signature checks: WebCrypto where the platform has Ed25519 (Node 20,
-// Safari 17, Chrome 137 and the WebViews built on them), else @noble/curves,
-// loaded only when needed.
+// Safari 17, Chrome 137 and the WebViews built on them), else the curve
+// arithmetic of @noble/ed25519 (the small single-curve library of the
+// author of @noble/curves), loaded only when needed.
 
 /**
  * Which implementation checks signatures. "auto" takes WebCrypto when a
  * probe at first use shows it checks exactly as Go does ({@link webCryptoProbes}:
- * it refuses S + L and a torsion R, among others), else @noble/curves.
+ * it refuses S + L and a torsion R, among others), else @noble/ed25519.
  */
 export type Ed25519Impl = 'auto' | 'webcrypto' | 'noble';
 
@@ -32,19 +33,20 @@ const littleEndian = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigI
 
 function noble(): Promise<VerifyFn> {
   // RFC 8032's strict decoding (as Go's crypto/ed25519) and Go's cofactorless
-  // equation: the encoding of [S]B - [k]A must be R's bytes.
-  noblePromise ??= import('@noble/curves/ed25519.js').then(({ ed25519 }) => async (pub, msg, sig) => {
+  // equation: the encoding of [S]B - [k]A must be R's bytes. Only noble's
+  // point arithmetic is used, not its verify(), which is cofactored.
+  noblePromise ??= import('@noble/ed25519').then(({ Point }) => async (pub, msg, sig) => {
     try {
       if (sig.length !== 64) return false;
       const s = littleEndian(sig.subarray(32));
       if (s >= L) return false;
-      const A = ed25519.Point.fromBytes(pub, false);
+      const A = Point.fromBytes(pub, false);
       const input = new Uint8Array(64 + msg.length);
       input.set(sig.subarray(0, 32));
       input.set(pub, 32);
       input.set(msg, 64);
       const k = littleEndian(new Uint8Array(await globalThis.crypto.subtle.digest('SHA-512', buf(input)))) % L;
-      const R = ed25519.Point.BASE.multiplyUnsafe(s).subtract(A.multiplyUnsafe(k)).toBytes();
+      const R = Point.BASE.multiplyUnsafe(s).subtract(A.multiplyUnsafe(k)).toBytes();
       return R.every((x, i) => x === sig[i]);
     } catch {
       return false;
@@ -115,7 +117,7 @@ export async function passesProbes(verify: VerifyFn): Promise<boolean> {
 }
 
 // Uses WebCrypto only when it has Ed25519 and checks signatures exactly as
-// Go does (the probes above); else @noble/curves with the same rule.
+// Go does (the probes above); else @noble/ed25519 with the same rule.
 async function detect(): Promise<VerifyFn> {
   if (globalThis.crypto?.subtle && (await passesProbes(webcrypto))) return webcrypto;
   return noble();

@@ -66,3 +66,32 @@ test('auto takes noble where WebCrypto checks with the cofactor, and gets every 
   const wrong = vectors.filter((v, i) => got[i] !== v.verdict).map((v) => v.name);
   assert.deepEqual(wrong, []);
 });
+
+test('noble and WebCrypto (which passes the probes here) agree on valid, altered and torsioned signatures', async () => {
+  const { ed25519, ED25519_TORSION_SUBGROUP } = await import('@noble/curves/ed25519.js');
+  const web = await ed25519Verifier('webcrypto');
+  const noble = await ed25519Verifier('noble');
+  const torsion = ED25519_TORSION_SUBGROUP.map((h) => ed25519.Point.fromHex(h));
+  let accepted = 0;
+  for (let i = 0; i < 64; i++) {
+    const seed = new Uint8Array(32).fill(i + 1);
+    const pub = ed25519.getPublicKey(seed);
+    const msg = new TextEncoder().encode(`message ${i}`);
+    const sig = ed25519.sign(msg, seed);
+    const cases = [[pub, msg, sig]];
+    const flipped = sig.slice();
+    flipped[i % 64] ^= 1 << i % 8;
+    cases.push([pub, msg, flipped]);
+    // R with a point of small order added.
+    const R = ed25519.Point.fromBytes(sig.subarray(0, 32)).add(torsion[i % 8]).toBytes();
+    cases.push([pub, msg, Uint8Array.from([...R, ...sig.subarray(32)])]);
+    // A mixed-order key.
+    cases.push([ed25519.Point.fromBytes(pub).add(torsion[1 + (i % 7)]).toBytes(), msg, sig]);
+    for (const [p, m, s] of cases) {
+      const want = await web(p, m, s);
+      assert.equal(await noble(p, m, s), want, `case ${i}`);
+      if (want) accepted++;
+    }
+  }
+  assert.ok(accepted >= 64, `${accepted} accepted`);
+});
