@@ -40,7 +40,7 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 	s = strings.TrimSpace(s)
 	rest, ok := strings.CutPrefix(s, PublicKeyPrefix)
 	if !ok {
-		return nil, fmt.Errorf("public key %q does not start with %q; print one with `deploy keys show`", abbreviate(s), PublicKeyPrefix)
+		return nil, fmt.Errorf("public key %q does not start with %q; print the root key with `deploy keys show root=1`, a user's with `deploy keys show`", abbreviate(s), PublicKeyPrefix)
 	}
 	b, err := base64.StdEncoding.Strict().DecodeString(rest)
 	if err != nil || len(b) != ed25519.PublicKeySize || strings.ContainsAny(rest, "\r\n") {
