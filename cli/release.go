@@ -318,7 +318,7 @@ func runRollback(ctx context.Context, o *rollbackOptions) error {
 		if err != nil {
 			return err
 		}
-		return o.change(ctx, p, o.Channel, publish.Rollback(&ref))
+		return o.change(ctx, p, o.Channel, publish.RollbackTo(ref))
 	}
 	h, err := o.history(ctx, p.Store, o.Channel)
 	if err != nil {
@@ -331,18 +331,17 @@ func runRollback(ctx context.Context, o *rollbackOptions) error {
 		return fmt.Errorf("%s has no channel %s with a verified latest.json; see `deploy channel list app=%s`", o.App, o.Channel, o.App)
 	}
 	cur := h.Chain[0]
-	var target *manifest.BuildRef
+	var before *manifest.Latest
 	if cur.Candidate == nil {
-		t, err := publish.RollbackTarget(h.Chain)
+		before, err = publish.RollbackTarget(h.Chain)
 		if err != nil {
 			return err
 		}
-		if _, err := p.ReadBuild(ctx, o.App, t.Number); err != nil {
+		if _, err := p.ReadBuild(ctx, o.App, before.Build.Number); err != nil {
 			return err
 		}
-		target = &t
 	}
-	return o.change(ctx, p, o.Channel, publish.Expect(cur.Sequence, publish.Rollback(target)))
+	return o.change(ctx, p, o.Channel, publish.Expect(cur.Sequence, publish.Rollback(before)))
 }
 
 // history reads a channel's verified history.

@@ -111,9 +111,11 @@ func (p *Publisher) readPointer(ctx context.Context, key string) ([]byte, error)
 	return data, err
 }
 
-// rollbackRef returns the build `deploy rollback` would go back to on a
+// rollbackRef returns the builds `deploy rollback` would go back to on a
 // channel whose latest.json is latest: following the links from it, as a
-// rollback follows the served chain, the first stable build that differs.
+// rollback follows the served chain, those of the first pointer whose
+// stable build differs (its stable build and its fallbacks, which a
+// rollback brings back).
 // Pointers are read without verification (keeping too much is safe), at
 // most entries of them; a gap ends the walk.
 func (p *Publisher) rollbackRef(ctx context.Context, app, channel string, latest []byte, entries int) ([]manifest.BuildRef, error) {
@@ -125,7 +127,7 @@ func (p *Publisher) rollbackRef(ctx context.Context, app, channel string, latest
 		}
 		b, prev, found := pointerLink(data)
 		if found && b.ID != cur.ID {
-			return []manifest.BuildRef{b}, nil
+			return pointerRefs(data), nil
 		}
 		if prev != nil && prev.Sequence >= link.Sequence {
 			break // links only go back

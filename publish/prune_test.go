@@ -144,8 +144,8 @@ func testPruneKeeps(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 }
 
-// rollbackTarget is the build `deploy rollback` goes back to on channel.
-func (f *fixture) rollbackTarget(t *testing.T, channel string) manifest.BuildRef {
+// rollbackTarget is the pointer `deploy rollback` goes back to on channel.
+func (f *fixture) rollbackTarget(t *testing.T, channel string) *manifest.Latest {
 	t.Helper()
 	acl, err := f.trust.VerifyACL(f.get(t, manifest.ACLKey), 0)
 	if err != nil {
@@ -179,10 +179,10 @@ func TestPruneKeepsTheRollbackTarget(t *testing.T) {
 	ctx := context.Background()
 	p := f.publisher()
 	target := f.rollbackTarget(t, "production")
-	if target.Number != 1 {
-		t.Fatalf("rollback target %d, want build 1", target.Number)
+	if target.Build.Number != 1 {
+		t.Fatalf("rollback target %d, want build 1", target.Build.Number)
 	}
-	if _, err := p.Change(ctx, "retailer", "production", publish.Rollback(&target), false); err != nil {
+	if _, err := p.Change(ctx, "retailer", "production", publish.Rollback(target), false); err != nil {
 		t.Fatalf("rollback after the prune: %v", err)
 	}
 	if got, _ := f.readBuild(t, "retailer", "production"); got.Number != 1 {
@@ -583,8 +583,8 @@ func TestPruneRollbackTargetPastAnOrphan(t *testing.T) {
 		t.Errorf("kept builds %v, want 2, the build production rolls back to", res.Kept)
 	}
 	target := f.rollbackTarget(t, "production")
-	if _, err := f.publisher().ReadBuild(ctx, "retailer", target.Number); err != nil {
-		t.Errorf("rollback target build %d after the prune: %v", target.Number, err)
+	if _, err := f.publisher().ReadBuild(ctx, "retailer", target.Build.Number); err != nil {
+		t.Errorf("rollback target build %d after the prune: %v", target.Build.Number, err)
 	}
 }
 

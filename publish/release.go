@@ -55,14 +55,14 @@ func Promote(build manifest.BuildRef) Edit {
 }
 
 // setStable makes build the stable build of l, with no candidate, keeping
-// as fallbacks the builds l served that build does not replace for every
-// native version.
-func setStable(l *manifest.Latest, build manifest.BuildRef) {
+// as fallbacks the builds l served, and those of also, that build does not
+// replace for every native version.
+func setStable(l *manifest.Latest, build manifest.BuildRef, also ...manifest.BuildRef) {
 	served := append([]manifest.BuildRef{l.Build}, l.Fallbacks...)
 	if l.Candidate != nil {
 		served = append(served, l.Candidate.Build)
 	}
-	l.Build, l.Candidate, l.Fallbacks = build, nil, Fallbacks(build, served)
+	l.Build, l.Candidate, l.Fallbacks = build, nil, Fallbacks(build, append(served, also...))
 }
 
 // WideFallbacks says, for a pointer whose stable build has native bounds,
@@ -238,41 +238,56 @@ func checkPercent(percent int64) error {
 	return nil
 }
 
-// Rollback undoes the channel's last release. With a candidate in rollout,
-// it drops the candidate, so devices in its cohort go back to the stable
-// build. Else it makes target (the build the channel served before, see
-// [RollbackTarget]) the stable build again.
-func Rollback(target *manifest.BuildRef) Edit {
+// Rollback undoes the channel's last release. With a candidate in rollout
+// (before nil), it drops the candidate, so devices in its cohort go back
+// to the stable build. Else it makes the stable build of before, the
+// pointer the channel had before its current build ([RollbackTarget]), the
+// stable build again, with the fallbacks before had besides those the
+// channel serves: devices on native versions that build does not fit get
+// back what they got then.
+func Rollback(before *manifest.Latest) Edit {
 	return func(cur *manifest.Latest) (*manifest.Latest, error) {
 		if cur == nil {
 			return nil, noChannel("roll back")
 		}
-		if target == nil {
+		if before == nil {
 			if cur.Candidate == nil {
 				return nil, refuse("the channel has no rollout in progress; name the build to go back to with to=N")
 			}
 			cur.Candidate = nil
 			return cur, nil
 		}
-		return Promote(*target)(cur)
+		setStable(cur, before.Build, before.Fallbacks...)
+		return cur, nil
 	}
 }
 
-// RollbackTarget returns the stable build the channel served before its
-// current one: walking its history (verified pointers, newest first,
-// the current one first), the first stable build that differs from the
-// current one. It refuses a channel that never served another build.
-func RollbackTarget(chain []*manifest.Latest) (manifest.BuildRef, error) {
+// RollbackTo makes build the channel's stable build (`deploy rollback
+// to=N`), as [Promote] does, on a channel that has a pointer.
+func RollbackTo(build manifest.BuildRef) Edit {
+	return func(cur *manifest.Latest) (*manifest.Latest, error) {
+		if cur == nil {
+			return nil, noChannel("roll back")
+		}
+		return Promote(build)(cur)
+	}
+}
+
+// RollbackTarget returns the pointer whose stable build the channel served
+// before its current one: walking its history (verified pointers, newest
+// first, the current one first), the first whose stable build differs from
+// the current one. It refuses a channel that never served another build.
+func RollbackTarget(chain []*manifest.Latest) (*manifest.Latest, error) {
 	if len(chain) == 0 {
-		return manifest.BuildRef{}, noChannel("roll back")
+		return nil, noChannel("roll back")
 	}
 	cur := chain[0].Build
 	for _, l := range chain[1:] {
 		if l.Build.ID != cur.ID {
-			return l.Build, nil
+			return l, nil
 		}
 	}
-	return manifest.BuildRef{}, refuse("the channel has served only build %d in its history, so there is no earlier build to go back to; name one with to=N (see `deploy list builds`)", cur.Number)
+	return nil, refuse("the channel has served only build %d in its history, so there is no earlier build to go back to; name one with to=N (see `deploy list builds`)", cur.Number)
 }
 
 // Expect makes edit refuse to run on a pointer other than the one at

@@ -132,7 +132,8 @@ func TestReleaseEdits(t *testing.T) {
 		{"resume without a rollout", publish.Pause(false), at(0), want{err: "no rollout in progress"}},
 		{"set percent 100 without a rollout", publish.SetPercent(100), at(0), want{err: "no rollout in progress"}},
 		{"rollback drops the candidate", publish.Rollback(nil), at(3), want{stable: 2}},
-		{"rollback to a build", publish.Rollback(&[]manifest.BuildRef{ref(1)}[0]), at(0), want{stable: 1}},
+		{"rollback to a build", publish.RollbackTo(ref(1)), at(0), want{stable: 1}},
+		{"rollback to the pointer before", publish.Rollback(&manifest.Latest{Build: ref(1)}), at(0), want{stable: 1}},
 		{"rollback without target or candidate", publish.Rollback(nil), at(0), want{err: "to=N"}},
 		{"rollback of an empty channel", publish.Rollback(nil), nil, want{err: "no build yet"}},
 		{"expect the sequence seen", publish.Expect(4, publish.Promote(ref(5))), at(0), want{stable: 5}},
@@ -183,10 +184,48 @@ func TestRolloutKeepsItsCohortsAndANewOneDrawsNew(t *testing.T) {
 	}
 }
 
+// A rollback to the build served before brings back the fallbacks it had:
+// devices on native versions it does not fit get what they got then, not
+// nothing because the release rolled back had no native bounds.
+func TestRollbackBringsBackFallbacks(t *testing.T) {
+	f := newFixture(t, fileStore(t))
+	ctx := context.Background()
+	p := f.publisher()
+	two := f.stored(t, 2)
+	two.MinNative = "2.0"
+	for _, b := range []manifest.BuildRef{f.stored(t, 1), two, f.stored(t, 3)} {
+		if _, _, err := p.UpdatePointer(ctx, "retailer", "production", publish.Promote(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := publish.RollbackTarget(h.Chain)
+	if err != nil || before.Build.Number != 2 || len(before.Fallbacks) != 1 {
+		t.Fatalf("rollback target %+v, %v; want build 2 with fallback 1", before, err)
+	}
+	res, err := p.Change(ctx, "retailer", "production", publish.Rollback(before), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.After.Build.Number != 2 || fmt.Sprint(numbers(res.After.Fallbacks)) != "[1]" {
+		t.Fatalf("after the rollback: %+v; want build 2 with fallback 1", res.After)
+	}
+	if sel := res.After.Select("1.5", "device"); sel.Build == nil || sel.Build.Number != 1 {
+		t.Fatalf("a device on native 1.5 gets %+v, want build 1", sel)
+	}
+}
+
 func TestRollbackTarget(t *testing.T) {
 	chain := []*manifest.Latest{{Build: ref(3)}, {Build: ref(3), Candidate: &manifest.Candidate{Build: ref(4)}}, {Build: ref(2)}, {Build: ref(1)}}
-	if got, err := publish.RollbackTarget(chain); err != nil || got.Number != 2 {
-		t.Fatalf("target = %d, %v; want 2", got.Number, err)
+	if got, err := publish.RollbackTarget(chain); err != nil || got != chain[2] {
+		t.Fatalf("target = %+v, %v; want the pointer of build 2", got, err)
 	}
 	if _, err := publish.RollbackTarget(chain[:2]); err == nil || !strings.Contains(err.Error(), "no earlier build") {
 		t.Fatalf("one build only: err = %v", err)
@@ -248,7 +287,7 @@ func TestReleaseCommandsRefuseAMissingChannel(t *testing.T) {
 			{"rollout pause", publish.Pause(true)},
 			{"rollout resume", publish.Pause(false)},
 			{"rollback", publish.Rollback(nil)},
-			{"rollback to", publish.Rollback(&b1)},
+			{"rollback to", publish.RollbackTo(b1)},
 			{"channel set", publish.SetSelfAssign(true)},
 		} {
 			for _, dryRun := range []bool{true, false} {
@@ -461,8 +500,8 @@ func TestReleaseAfterAHalt(t *testing.T) {
 	if err != nil || h.Gap != "" {
 		t.Fatalf("history: gap %q, %v", h.Gap, err)
 	}
-	if target, err := publish.RollbackTarget(h.Chain); err != nil || target.Number != 1 {
-		t.Fatalf("rollback after a halt goes to %d (%v), want 1", target.Number, err)
+	if target, err := publish.RollbackTarget(h.Chain); err != nil || target.Build.Number != 1 {
+		t.Fatalf("rollback after a halt goes to %+v (%v), want build 1", target, err)
 	}
 }
 
@@ -551,7 +590,7 @@ func TestExpectRefusesAChannelChangedMeanwhile(t *testing.T) {
 		}
 	}
 	// A rollback decided at sequence 2; another release lands first.
-	decided := publish.Expect(2, publish.Rollback(&[]manifest.BuildRef{ref(1)}[0]))
+	decided := publish.Expect(2, publish.RollbackTo(ref(1)))
 	if _, _, err := p.UpdatePointer(ctx, "retailer", "production", publish.Promote(ref(3))); err != nil {
 		t.Fatal(err)
 	}
