@@ -121,7 +121,11 @@ func (l location) open(ctx context.Context, create bool) (store.Store, error) {
 		return st, nil
 	}
 	if create {
-		return file.Open(l.dir)
+		st, err := file.Open(l.dir)
+		if errors.Is(err, file.ErrNotFolder) { // as a store that does not exist
+			return nil, unavailableError{err}
+		}
+		return st, err
 	}
 	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
 		return nil, unavailableError{fmt.Errorf("no store at %s: the folder does not exist; check store=, or create the store with `deploy init` (or a first `deploy upload` to a local store)", l.dir)}

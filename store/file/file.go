@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cartona/deploy/internal/bufcopy"
@@ -37,6 +38,9 @@ const (
 	hashedETagLimit = 1 << 20
 )
 
+// ErrNotFolder reports a store path that is, or goes through, a file.
+var ErrNotFolder = errors.New("not a folder")
+
 // Store keeps objects as files under Root.
 type Store struct {
 	Root string
@@ -50,6 +54,10 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("file store: %q is not an absolute path; use file:///absolute/path", dir)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, tmpDir), 0o755); err != nil {
+		var pe *fs.PathError
+		if errors.Is(err, syscall.ENOTDIR) && errors.As(err, &pe) {
+			return nil, fmt.Errorf("file store: %s is a file, %w; check store=", pe.Path, ErrNotFolder)
+		}
 		return nil, fmt.Errorf("file store: %w", err)
 	}
 	sweepTemp(filepath.Join(dir, tmpDir))

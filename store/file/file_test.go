@@ -218,3 +218,17 @@ func TestLargeObjectETag(t *testing.T) {
 		t.Errorf("replaced by a file of the same size and times: ETag %q, before %q", replaced.ETag, inPlace.ETag)
 	}
 }
+
+// A store path through a file is named as such, not as a failed mkdir.
+func TestOpenThroughAFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{f, filepath.Join(f, "store")} {
+		_, err := file.Open(dir)
+		if !errors.Is(err, file.ErrNotFolder) || !strings.Contains(err.Error(), f+" is a file, not a folder; check store=") || strings.Contains(err.Error(), "mkdir") {
+			t.Errorf("Open(%s) = %v", dir, err)
+		}
+	}
+}
