@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cartona/deploy/internal/lockfile"
 )
@@ -32,6 +33,21 @@ func seenID(storeURL, app, channel string) (string, error) {
 		return "", err
 	}
 	return loc.identity() + " " + app + "/" + channel, nil
+}
+
+// floorOf is the floor verify checks channel id against: its sequence, and
+// the highest ACL version seen on any channel of its store, since one
+// acl.json signs them all (verifying another channel must not take an
+// older ACL than one already seen).
+func floorOf(floors map[string]seen, id string) seen {
+	f := floors[id]
+	store := id[:strings.LastIndexByte(id, ' ')+1]
+	for other, s := range floors {
+		if strings.HasPrefix(other, store) {
+			f.ACLVersion = max(f.ACLVersion, s.ACLVersion)
+		}
+	}
+	return f
 }
 
 // readSeen returns every channel's floor; none when seen.json is missing.

@@ -61,7 +61,7 @@ func runVerify(ctx context.Context, opts *verifyOptions) error {
 	if err != nil {
 		return err
 	}
-	l, acl, err := opts.check(ctx, st, trust, floors[id])
+	l, acl, err := opts.check(ctx, st, trust, floorOf(floors, id))
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,11 @@ const MAX_FAILED = 50;
 /**
  * Typed access to the device state kept in a KeyValueStorage, under keys
  * that start with prefix: "<prefix><app>/<channel>/rollback" for the
- * channel's anti-rollback state, "<prefix><app>/<what>" for the rest.
+ * channel's anti-rollback state, "<prefix><app>/<what>" for the rest,
+ * among it "<prefix><app>/acl", the highest ACL version accepted on any
+ * channel (one ACL signs every channel, so switching channels never lowers
+ * it). State an older client kept per channel, under
+ * "<prefix><app>/<channel>/<what>", is read when the app's is missing.
  */
 export class DeviceState {
   constructor(
@@ -84,7 +88,10 @@ export class DeviceState {
   }
 
   private async read<T>(what: string, fallback: T): Promise<T> {
-    const s = await this.storage.get(this.key(what));
+    let s = await this.storage.get(this.key(what));
+    if (s === null && what !== 'rollback' && what !== 'acl' && what !== 'channel') {
+      s = await this.storage.get(`${this.prefix}${this.app}/${this.channel}/${what}`);
+    }
     if (s === null) return fallback;
     try {
       return JSON.parse(s) as T;
@@ -107,16 +114,23 @@ export class DeviceState {
     await this.write('channel', c);
   }
 
-  /** The anti-rollback state of the channel; zeros if nothing was accepted yet. */
+  /**
+   * The anti-rollback state: the channel's sequence, and the highest ACL
+   * version accepted on any channel of the app; zeros if nothing was
+   * accepted yet.
+   */
   async rollback(): Promise<RollbackState> {
     const r = await this.read<Partial<RollbackState>>('rollback', {});
-    return { aclVersion: Number(r.aclVersion) || 0, sequence: Number(r.sequence) || 0 };
+    const acl = Number(await this.read<unknown>('acl', 0)) || 0;
+    return { aclVersion: Math.max(Number(r.aclVersion) || 0, acl), sequence: Number(r.sequence) || 0 };
   }
 
   /** Records a verified ACL version and sequence; never lowers what is stored. */
   async saveRollback(s: RollbackState): Promise<void> {
     const old = await this.rollback();
-    await this.write('rollback', { aclVersion: Math.max(old.aclVersion, s.aclVersion), sequence: Math.max(old.sequence, s.sequence) });
+    const aclVersion = Math.max(old.aclVersion, s.aclVersion);
+    await this.write('rollback', { aclVersion, sequence: Math.max(old.sequence, s.sequence) });
+    await this.write('acl', aclVersion);
   }
 
   async failed(): Promise<string[]> {

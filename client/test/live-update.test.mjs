@@ -504,6 +504,7 @@ describe('anti-rollback state', () => {
     const state = new DeviceState(storage, 'retailer', 'production');
     assert.deepEqual(await state.rollback(), { aclVersion: 3, sequence: 6 });
     assert.equal(storage.data.get('deploy:retailer/production/rollback'), '{"aclVersion":3,"sequence":6}', 'per channel');
+    assert.equal(storage.data.get('deploy:retailer/acl'), '3', 'the ACL version, per app');
     assert.ok([...storage.data.keys()].every((k) => k.startsWith('deploy:retailer/')));
 
     serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(5) }); // a replay of an older latest.json
@@ -610,6 +611,26 @@ describe('setChannel', () => {
     assert.equal((await lu.check()).type, 'downloaded');
     assert.deepEqual(await new DeviceState(storage, 'retailer', 'beta').rollback(), { aclVersion: 2, sequence: 1 });
     assert.deepEqual(await new DeviceState(storage, 'retailer', 'production').rollback(), { aclVersion: 2, sequence: 5 });
+  });
+
+  test('an older ACL is refused on a channel the device never used', async () => {
+    const storage = new MemoryStorage();
+    serve({ acl: byName.wildcard_grant.acl, latest: latestSeq(6) }); // ACL version 3, on production
+    await liveUpdate({ storage }).lu.start();
+    const { lu } = liveUpdate({ storage });
+    await lu.setChannel('beta');
+    serve({ acl: valid.acl, latest: betaLatest(1) }); // ACL version 2: it may still grant a key version 3 revoked
+    const r = await lu.check();
+    assert.equal(r.rule, 'acl_rollback', JSON.stringify(r));
+    assert.equal(storage.data.get('deploy:retailer/acl'), '3');
+  });
+
+  test('state an older client kept per channel is read', async () => {
+    const storage = new MemoryStorage();
+    await storage.set('deploy:retailer/production/failed', JSON.stringify(['retailer-7']));
+    const state = new DeviceState(storage, 'retailer', 'production');
+    assert.deepEqual(await state.failed(), ['retailer-7']);
+    assert.deepEqual(await new DeviceState(storage, 'retailer', 'beta').failed(), []);
   });
 
   test('a build switched to before the channel changed and rolled back is not tried again on the new channel', async () => {
