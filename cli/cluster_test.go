@@ -48,7 +48,7 @@ func newCluster(t *testing.T) *cluster {
 	t.Setenv("CI", "true")
 	c := &cluster{dir: dir, store: "file://" + filepath.ToSlash(filepath.Join(dir, "store")), db: pgtest.Database(t)}
 	c.root = c.run(t, "init", "store="+c.store, "root_key_file="+filepath.Join(dir, "root.key"))
-	ci := c.run(t, "keys", "show", "key_file="+filepath.Join(dir, "ci.key"))
+	ci := c.run(t, "keys", "generate", "key_file="+filepath.Join(dir, "ci.key"))
 	c.run(t, "grant", "username=ci", "app=demo", "can_upload=1", "key="+ci, "store="+c.store, "root_key_file="+filepath.Join(dir, "root.key"))
 	c.upload(t, "1.0.0")
 	return c

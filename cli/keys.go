@@ -29,10 +29,13 @@ func NewCmdKeys(e *env) *cobra.Command {
 	c.AddCommand(
 		newCommand(e, &cobra.Command{
 			Use:   "show",
-			Short: "Print your public key (to hand to the administrator), creating the key if needed",
+			Short: "Print your public key (to hand to the administrator), creating your default key if needed",
 			Long: `Print your public key, to hand to the administrator who grants you uploads.
-With root=1, print the root public key instead, in the form that the tracker's
-root_key and an app's configuration take. Private keys are never printed.`,
+Your key at the default path is created if it does not exist yet; a key_file=
+you name must exist (deploy keys generate key_file=... creates one), so that a
+typo never prints a new key. With root=1, print the root public key instead,
+in the form that the tracker's root_key and an app's configuration take.
+Private keys are never printed.`,
 			Example:     "  deploy keys show\n  deploy keys show root=1",
 			Annotations: uses("key_file root_key_file"),
 		}, &keysShowOptions{env: e}, runKeysShow),
@@ -47,7 +50,7 @@ root_key and an app's configuration take. Private keys are never printed.`,
 }
 
 func runKeysShow(_ context.Context, opts *keysShowOptions) error {
-	load := func() (ed25519.PrivateKey, error) { return opts.keyOrNew(opts.io.Err) }
+	load := func() (ed25519.PrivateKey, error) { return opts.userKey(true, opts.io.Err) }
 	if opts.Root {
 		load = opts.rootKey
 	}

@@ -72,9 +72,9 @@ func TestMissingS3Store(t *testing.T) {
 	srv := s3test.Start(t)
 	isolate(t)
 	srv.Setenv(t)
-	status, rootKey, errOut := run(t, []string{"keys", "show", "key_file=" + filepath.Join(t.TempDir(), "k.key")})
+	status, rootKey, errOut := run(t, []string{"keys", "generate", "key_file=" + filepath.Join(t.TempDir(), "k.key")})
 	if status != exitOK {
-		t.Fatalf("keys show: %d %s", status, errOut)
+		t.Fatalf("keys generate: %d %s", status, errOut)
 	}
 	rootKey = strings.TrimSpace(rootKey)
 	noBucket := *srv

@@ -45,7 +45,7 @@ func TestReleaseThroughTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ci := deploy("keys", "show", "key_file="+filepath.Join(dir, "ci.key"))
+	ci := deploy("keys", "generate", "key_file="+filepath.Join(dir, "ci.key"))
 	deploy("grant", "username=ci", "app=retailer", "key="+ci, "store=file://"+storeDir, "root_key_file="+filepath.Join(dir, "root.key"))
 	deploy("login", "username=ci", "store=file://"+storeDir, "root_key="+rootKey, "key_file="+filepath.Join(dir, "ci.key"))
 	for _, v := range []string{"1", "2", "3", "4"} {
