@@ -121,8 +121,8 @@ func TestHonestFleetDoesNotHalt(t *testing.T) {
 		fl.reportFrom(t, addr(i), action, []string{fl.devices[i]})
 	}
 	ro := fl.rollout(t)
-	if ro.State != dashboard.Running || ro.Reported != int64(len(got)) {
-		t.Errorf("an honest fleet with 2.5 %% failures: rollout %+v, want running with %d devices reported", ro, len(got))
+	if ro.State != dashboard.Running || ro.Reported != int64(len(got)) || ro.Devices >= ro.Reported {
+		t.Errorf("an honest fleet with 2.5 %% failures: rollout %+v, want running with %d devices reported and the NAT weighed", ro, len(got))
 	}
 
 	one := newFleet(t, 100, func(c *Config) { c.TrustProxy, c.Halt.Key = true, nil })
@@ -134,5 +134,36 @@ func TestHonestFleetDoesNotHalt(t *testing.T) {
 	}
 	if ro := one.rollout(t); ro.State != dashboard.Halted {
 		t.Errorf("200 devices behind one address, 10 %% failed: rollout %+v, want halted", ro)
+	}
+}
+
+// TestLargeThresholdGivesForgedIdsNoMoreWeight: raising halt_min_devices
+// for a large fleet must not let one network's made-up ids weigh more.
+// With a threshold of 100, about 100 real candidate devices in their own
+// networks, 9 % of them failing, and 1,000 made-up successes from one
+// address, the rollout halts: the made-up ids weigh 50, not 100.
+func TestLargeThresholdGivesForgedIdsNoMoreWeight(t *testing.T) {
+	fl := newFleet(t, 20, func(c *Config) { c.TrustProxy, c.Halt.Key, c.Halt.MinDevices = true, nil, 100 })
+	var got []string
+	for i, d := range fl.devices[:500] {
+		if fl.checkFrom(t, fmt.Sprintf("10.%d.%d.1", i/200, i%200), d) == fl.cand.Version {
+			got = append(got, d)
+		}
+	}
+	for i := range 10 {
+		forged := make([]string, 100)
+		for j := range forged {
+			forged[j] = fmt.Sprintf("forged-%d-%d", i, j)
+		}
+		fl.reportFrom(t, "203.0.113.7", "set", forged)
+	}
+	failed := len(got)*9/100 + 1
+	for i, d := range got[:failed] {
+		fl.reportFrom(t, fmt.Sprintf("192.0.2.%d", i+1), state.ActionUpdateFail, []string{d})
+	}
+	ro := fl.rollout(t)
+	if ro.State != dashboard.Halted || ro.Devices != int64(len(got))+DefaultHaltPerNetwork {
+		t.Errorf("%d of %d real devices failed, 1,000 made-up successes from one address, halt_min_devices=100: rollout %+v, want halted with the made-up ids weighing %d",
+			failed, len(got), ro, DefaultHaltPerNetwork)
 	}
 }

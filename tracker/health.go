@@ -27,14 +27,16 @@ type HaltPolicy struct {
 	// devices that got it reported a failure [DefaultHaltPercent].
 	// Negative: never.
 	Percent float64
-	// MinDevices: ...and at least this many devices got it
-	// [DefaultHaltMinDevices].
+	// MinDevices: ...and at least this many devices got it, each network
+	// counted in full [DefaultHaltMinDevices].
 	MinDevices int64
-	// PerNetwork: the devices of one client network (the /24 of an IPv4
-	// address, the /64 of an IPv6 one) that got the candidate weigh as at
-	// most this many, with their failure rate (state.RolloutCounts), so
-	// that device ids made up in one network cannot hide the failures of
-	// the others [DefaultHaltPerNetwork, and at least MinDevices].
+	// PerNetwork: in the failure rate, the devices of one client network
+	// (the /24 of an IPv4 address, the /64 of an IPv6 one) that got the
+	// candidate weigh as at most this many, with their own failure rate
+	// (state.RolloutCounts), so that device ids made up in one network
+	// cannot hide the failures of the others [DefaultHaltPerNetwork]. It
+	// does not grow with MinDevices: a large fleet's higher threshold gives
+	// made-up ids no more weight.
 	PerNetwork int64
 	// Key signs the halt the tracker writes to the store as the channel's
 	// latest.json, so that devices reading the CDN stop too. The ACL must
@@ -60,9 +62,6 @@ func (p HaltPolicy) withDefaults() HaltPolicy {
 	if p.PerNetwork <= 0 {
 		p.PerNetwork = DefaultHaltPerNetwork
 	}
-	// One network of devices can bring a rollout to MinDevices on its own,
-	// as before: a fleet behind one carrier NAT is still watched.
-	p.PerNetwork = max(p.PerNetwork, p.MinDevices)
 	return p
 }
 
@@ -327,9 +326,11 @@ func (h *health) evaluate(w watch) {
 		h.s.log.Error().Err(err).Str("app", w.app).Str("rollout", w.candidate.Rollout).Msg("candidate health not read")
 		return
 	}
+	// The threshold counts every device reported, so that one network (a
+	// fleet behind a carrier NAT) still reaches it; the rate weighs them.
 	over := c.Failed*100 > h.policy.Percent*float64(c.Devices)
-	h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), over && c.Devices < h.policy.MinDevices)
-	if !over || c.Devices < h.policy.MinDevices {
+	h.setPending(rolloutKey(w.app, w.channel, w.candidate.Rollout), over && c.Reported < h.policy.MinDevices)
+	if !over || c.Reported < h.policy.MinDevices {
 		return
 	}
 	reason := fmt.Sprintf("%s of %d devices reported a failure of build %s (version %s), over %g%%",
