@@ -340,8 +340,26 @@ func runRollback(ctx context.Context, o *rollbackOptions) error {
 		if _, err := p.ReadBuild(ctx, o.App, before.Build.Number); err != nil {
 			return err
 		}
+		before = o.keptFallbacks(ctx, p, before)
 	}
 	return o.change(ctx, p, o.Channel, publish.Expect(cur.Sequence, publish.Rollback(before)))
+}
+
+// keptFallbacks is before without the fallbacks whose build record is gone
+// (pruned since) or does not verify: a rollback must not name a build
+// devices cannot get. It says which it left out.
+func (o *rollbackOptions) keptFallbacks(ctx context.Context, p *publish.Publisher, before *manifest.Latest) *manifest.Latest {
+	b := *before
+	b.Fallbacks = nil
+	log := o.log()
+	for _, f := range before.Fallbacks {
+		if _, err := p.ReadBuild(ctx, o.App, f.Number); err != nil {
+			log.Warn().Msgf("the rollback does not bring back fallback build %d: %v", f.Number, err)
+			continue
+		}
+		b.Fallbacks = append(b.Fallbacks, f)
+	}
+	return &b
 }
 
 // history reads a channel's verified history.
