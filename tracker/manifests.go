@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,7 +23,7 @@ import (
 const maxCacheKeys = 10000
 
 // floorReadTimeout bounds the read of the floors at a cache refresh that
-// has none to raise.
+// has none to raise, or after the database failed.
 const floorReadTimeout = 2 * time.Second
 
 // release is a verified latest.json of one channel, ready to answer with.
@@ -60,8 +61,11 @@ type manifests struct {
 	now     func() time.Time
 	log     zerolog.Logger
 	timeout time.Duration // of each store read
-	db      state.State   // keeps maxACL and maxSeq across restarts and trackers
-	metrics *Metrics
+	// floorTimeout bounds a use of db that devices should not wait for
+	// (floorReadTimeout).
+	floorTimeout time.Duration
+	db           state.State // keeps maxACL and maxSeq across restarts and trackers
+	metrics      *Metrics
 
 	// onRelease, if set, is told of each release verified.
 	onRelease func(*release)
@@ -74,6 +78,7 @@ type manifests struct {
 	maxACL   int64
 	maxSeq   map[string]int64      // app "/" channel
 	recorded map[string]int64      // the floors known to be in db, by name
+	failing  atomic.Bool           // the last raise could not use db
 	builds   map[string]*buildInfo // by build ID
 	versions map[string]*buildInfo // by app "/" version: the highest number
 }
@@ -81,20 +86,21 @@ type manifests struct {
 // newManifests starts from the floors stored in db.
 func newManifests(st store.Store, trust manifest.Trust, ttl time.Duration, now func() time.Time, log zerolog.Logger, db state.State, floors map[string]int64, metrics *Metrics) *manifests {
 	m := &manifests{
-		store:    st,
-		trust:    trust,
-		now:      now,
-		log:      log,
-		timeout:  15 * time.Second,
-		db:       db,
-		metrics:  metrics,
-		acl:      newTTLCache[[]byte](ttl, 1, now, metrics.cacheLookups("acl")),
-		latest:   newTTLCache[*release](ttl, maxCacheKeys, now, metrics.cacheLookups("latest")),
-		records:  newTTLCache[*buildInfo](ttl, maxCacheKeys, now, metrics.cacheLookups("build")),
-		maxSeq:   map[string]int64{},
-		recorded: map[string]int64{},
-		builds:   map[string]*buildInfo{},
-		versions: map[string]*buildInfo{},
+		store:        st,
+		trust:        trust,
+		now:          now,
+		log:          log,
+		timeout:      15 * time.Second,
+		floorTimeout: floorReadTimeout,
+		db:           db,
+		metrics:      metrics,
+		acl:          newTTLCache[[]byte](ttl, 1, now, metrics.cacheLookups("acl")),
+		latest:       newTTLCache[*release](ttl, maxCacheKeys, now, metrics.cacheLookups("latest")),
+		records:      newTTLCache[*buildInfo](ttl, maxCacheKeys, now, metrics.cacheLookups("build")),
+		maxSeq:       map[string]int64{},
+		recorded:     map[string]int64{},
+		builds:       map[string]*buildInfo{},
+		versions:     map[string]*buildInfo{},
 	}
 	for name, v := range floors {
 		m.recorded[name] = v
@@ -267,14 +273,16 @@ func (m *manifests) raise(aclVersion int64, channel string, seq int64) error {
 	}
 	m.mu.Unlock()
 	timeout := m.timeout
-	if !rising {
-		// Only reads: what a tracker learns from them can wait for the
-		// next refresh, the devices that wait for this one cannot.
-		timeout = min(timeout, floorReadTimeout)
+	if !rising || m.failing.Load() {
+		// Only reads, or a database that failed the last time: what a
+		// tracker learns or records can wait for the next refresh, the
+		// devices that wait for this one cannot.
+		timeout = min(timeout, m.floorTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	got, err := m.db.RaiseFloors(ctx, up)
+	m.failing.Store(err != nil)
 	if err != nil {
 		if rising {
 			m.log.Warn().Err(err).Interface("floors", up).Msg("could not record the highest ACL version and sequence verified; serving them, and trying again at the next refresh")

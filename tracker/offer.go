@@ -50,11 +50,18 @@ func (s *Server) offerFor(ctx context.Context, rel *release, native, device stri
 	return offer{reason: offerBlocked, detail: fmt.Sprintf("build %s (version %s) failed on this device; it is not offered again, and a newer build will be", failed.ID, failed.Version)}
 }
 
+// failedLookupTimeout bounds how long an update check waits to learn
+// whether the build failed on the device: a lookup is a few milliseconds,
+// and a database that answers nothing must not hold every check.
+const failedLookupTimeout = time.Second
+
 // failedOn reports whether device may no longer get version of app: it
 // reported update_fail for it, or too many failures to set, check or
 // unzip it (state.State.Failed). If that cannot be read the build is offered: a device refuses a
 // bundle that does not verify, and the plugin rolls back one that fails.
 func (s *Server) failedOn(ctx context.Context, app, device, version string) bool {
+	ctx, cancel := context.WithTimeout(ctx, failedLookupTimeout)
+	defer cancel()
 	failed, err := s.state.Failed(ctx, app, device, version)
 	if err == nil {
 		if l, ok := s.failedLookups.OK(s.now()); ok {

@@ -93,6 +93,68 @@ func (c *cutter) cut() {
 
 func (c *cutter) restore() { c.listen(c.addr) }
 
+// hang makes the database a black hole, as one whose packets are dropped:
+// connections are taken and never answered.
+func (c *cutter) hang() {
+	c.cut()
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.ln = ln
+	c.mu.Unlock()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.conns[conn] = true
+			c.mu.Unlock()
+		}
+	}()
+}
+
+// TestDatabaseThatHangs: a pointer published while the database answers
+// nothing is served; only the first refresh waits for the database to
+// record its floor (at most the store timeout), the next ones no longer
+// than the short timeout, and a device's failure lookup at most
+// failedLookupTimeout, so update checks do not stall at every refresh.
+func TestDatabaseThatHangs(t *testing.T) {
+	f := newFixture(t)
+	f.publish("retailer", "production", "1.0.0")
+	db, dbURL := newCutter(t, pgtest.Database(t))
+	cfg := f.config(t)
+	cfg.State = openPostgres(t, dbURL)
+	srv, base := startServer(t, cfg)
+	srv.man.timeout, srv.man.floorTimeout = 3*time.Second, 100*time.Millisecond
+	latest := base + "/build/latest?app=retailer&device=" + deviceA
+	check := func(want string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		resp, body := do(t, nil, "GET", latest, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"version":"`+want+`"`) {
+			t.Fatalf("/build/latest: %s %s, want %s", resp.Status, body, want)
+		}
+		return time.Since(start)
+	}
+	check("1.0.0")
+	db.hang()
+	f.publish("retailer", "production", "1.0.1")
+	time.Sleep(15 * time.Millisecond)
+	check("1.0.1") // waits for the database once
+	for range 3 {
+		time.Sleep(15 * time.Millisecond) // a new cache refresh
+		if took := check("1.0.1"); took > 2500*time.Millisecond {
+			t.Fatalf("an update check after the database failed took %s, want well under the store timeout (3 s)", took)
+		}
+	}
+	db.cut() // the database answers again, for the cleanup
+	db.restore()
+}
+
 // TestDatabaseOutage stops the PostgreSQL database under a tracker: update
 // checks of a channel whose pointer it verified and recorded go on being
 // answered with the build from memory, while events, which must be
