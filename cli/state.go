@@ -73,8 +73,10 @@ func unreachableDB(err error, host string) (string, bool) {
 	switch {
 	case err == nil:
 		return "", false
-	case errors.As(err, &dns):
+	case errors.As(err, &dns) && dns.IsNotFound:
 		return fmt.Sprintf("cannot reach the database: no host named %s was found; check the host in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE, and this machine's DNS", dns.Name), true
+	case errors.As(err, &dns):
+		return fmt.Sprintf("cannot reach the database: looking up %s failed (%s); check this machine's DNS, and the host in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE", dns.Name, dns.Err), true
 	case !errors.As(err, &ne):
 		return "", false
 	}

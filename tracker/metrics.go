@@ -75,7 +75,7 @@ func NewMetrics() *Metrics {
 		halts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "rollout_halts_total",
 			Help: "Staged rollouts halted, by app and channel: each halt once, on the tracker that recorded it."}, []string{"app", "channel"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "device_verify_failures_total",
-			Help: "verify_fail events stored: devices that rejected a manifest, by the rule it broke (other: a rule the device did not name or that is unknown)."}, []string{"rule"}),
+			Help: "verify_fail events received and stored, resent ones included: devices that rejected a manifest, by the rule it broke (other: a rule the device did not name or that is unknown). Anyone can post events: alert on it, then look at the events."}, []string{"rule"}),
 	}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.latency, m.verified, m.refused, m.cache, m.rateLimited,

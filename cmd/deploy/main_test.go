@@ -39,7 +39,7 @@ func TestInterruptExits130(t *testing.T) {
 	cmd := exec.Command(buildDeploy(t), "upload", "app=demo", "dir="+www,
 		"store=s3://bucket/p?region=us-east-1&endpoint=http://"+ln.Addr().String()+"&path_style=true",
 		"root_key=ed25519:iojj3XQJ8ZX9UtstPLpdcspnCb8dlBIb83SIAbQPb1w=", "key_file="+filepath.Join(home, ".config/deploy/user.key"))
-	cmd.Env = append(os.Environ(), "HOME="+home, "CI=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y")
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME=", "XDG_DATA_HOME=", "CI=true", "AWS_ACCESS_KEY_ID=x", "AWS_SECRET_ACCESS_KEY=y")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
