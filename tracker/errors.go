@@ -17,6 +17,7 @@ const (
 	codeInvalid      = "invalid_request"
 	codeNotFound     = "not_found"
 	codeNotServable  = "not_servable"
+	codeNoRoute      = "no_route"
 	codeMethod       = "method_not_allowed"
 	codeTooLarge     = "too_large"
 	codeRateLimited  = "rate_limited"
@@ -30,6 +31,7 @@ var statusOf = map[string]int{
 	codeInvalid:      http.StatusBadRequest,
 	codeNotFound:     http.StatusNotFound,
 	codeNotServable:  http.StatusNotFound,
+	codeNoRoute:      http.StatusNotFound,
 	codeMethod:       http.StatusMethodNotAllowed,
 	codeTooLarge:     http.StatusRequestEntityTooLarge,
 	codeRateLimited:  http.StatusTooManyRequests,
@@ -52,6 +54,9 @@ var statusOf = map[string]int{
 type ErrorResponse struct {
 	Error   string `json:"error"`
 	Message string `json:"message"`
+	// Rule is the verification rule a not_servable manifest breaks, when
+	// one does.
+	Rule string `json:"rule,omitempty"`
 }
 
 // appError is an error meant for the client: a code and a message that says
@@ -59,6 +64,7 @@ type ErrorResponse struct {
 type appError struct {
 	Code    string
 	Message string
+	Rule    string // of a not_servable manifest
 	Err     error
 }
 
@@ -86,7 +92,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "30")
 	}
-	writeJSON(w, status, ErrorResponse{Error: ae.Code, Message: ae.Message})
+	writeJSON(w, status, ErrorResponse{Error: ae.Code, Message: ae.Message, Rule: ae.Rule})
 }
 
 // asAppError returns err as the *appError a client may see, logging

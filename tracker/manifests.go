@@ -334,7 +334,9 @@ func (m *manifests) refuse(err error, kind, what string, args ...any) error {
 	}
 	m.metrics.manifest(kind, string(rule))
 	m.log.Warn().Str("rule", string(rule)).Err(err).Msgf("refusing %s: it fails verification", what)
-	return errorf(codeNotServable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
+	ae := errorf(codeNotServable, "%s fails verification (%s); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one", what, rule)
+	ae.Rule = string(rule)
+	return ae
 }
 
 // aclData returns the bytes of acl.json, cached like the manifests.

@@ -269,7 +269,7 @@ func TestPrivateMetrics(t *testing.T) {
 		}
 	})
 	c := serialClient()
-	if resp, body := do(t, c, "GET", base+"/metrics", nil); resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte("docs/api.md lists the tracker's routes")) {
+	if resp, body := do(t, c, "GET", base+"/metrics", nil); resp.StatusCode != http.StatusNotFound || !bytes.Contains(body, []byte(`"error":"no_route"`)) || !bytes.Contains(body, []byte("docs/api.md lists the tracker's routes")) {
 		t.Errorf("/metrics on the devices' address: %d %s, want 404 naming where the routes are listed", resp.StatusCode, body)
 	}
 	do(t, c, "GET", base+"/healthz", nil) // answered once the 404 is counted

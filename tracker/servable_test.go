@@ -18,7 +18,7 @@ import (
 func wantNotServable(t *testing.T, base, rule, id string) {
 	t.Helper()
 	resp, body := do(t, nil, "GET", base+"/build/latest?app=retailer&device="+deviceA, nil)
-	if ans := decode[ErrorResponse](t, body); resp.StatusCode != http.StatusNotFound || ans.Error != codeNotServable || !strings.Contains(ans.Message, rule) {
+	if ans := decode[ErrorResponse](t, body); resp.StatusCode != http.StatusNotFound || ans.Error != codeNotServable || !strings.Contains(ans.Message, rule) || ans.Rule != rule {
 		t.Errorf("seed latest: %s %s, want 404 not_servable (%s)", resp.Status, body, rule)
 	}
 	resp, body = do(t, nil, "POST", base+"/capgo/retailer/updates", mustJSON(t, pluginRequest(deviceA, "builtin", "1")))

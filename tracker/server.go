@@ -338,7 +338,7 @@ func (s *Server) routes() *http.ServeMux {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, errorf(codeNotFound, "no such endpoint %s; docs/api.md lists the tracker's routes", abbrev(r.URL.Path)))
+	s.writeError(w, r, errorf(codeNoRoute, "no such endpoint %s; docs/api.md lists the tracker's routes", abbrev(r.URL.Path)))
 }
 
 // Handler returns the tracker's HTTP handler, with its access log, CORS,

@@ -396,11 +396,11 @@ export class LiveUpdate {
     const code = typeof answer?.error === 'string' ? answer.error : undefined;
     const message = typeof answer?.message === 'string' ? answer.message : '';
     if (res.status === 404) {
-      // Only a deploy tracker answers its codes; its own 404 for a route it lacks means a wrong base URL.
-      if (code === 'not_found' && !message.startsWith('no such endpoint')) return { type: 'no_update', message: message ? `${none}: ${message}` : none };
+      // Only a deploy tracker answers its codes; its no_route, for a route it lacks, means a wrong base URL.
+      if (code === 'not_found') return { type: 'no_update', message: message ? `${none}: ${message}` : none };
       if (code === 'not_servable') {
-        const rule = /fails verification \(([a-z_]+)\)/.exec(message)?.[1];
-        return { type: 'rejected', message: `the tracker refuses to serve the manifest: ${message}`, ...(rule && isRule(rule) ? { rule } : {}) };
+        const rule = answer?.rule;
+        return { type: 'rejected', message: `the tracker refuses to serve the manifest: ${message}`, ...(typeof rule === 'string' && isRule(rule) ? { rule } : {}) };
       }
       throw new Error(`${url}: HTTP 404, not a deploy tracker: check the tracker URL${code ? ` (${message || code})` : ''}`);
     }

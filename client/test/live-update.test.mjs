@@ -227,9 +227,11 @@ describe("the tracker's 404s and other answers, by its error code", () => {
 
   test('not_servable: the store\'s manifest fails verification, with the rule the tracker names', async () => {
     const message = 'the manifest of channel "production" of app "retailer" fails verification (expired); the tracker serves only signed manifests that verify against its pinned root key, so publish a valid one';
-    const r = await check([404, JSON.stringify({ error: 'not_servable', message })]);
+    const r = await check([404, JSON.stringify({ error: 'not_servable', message, rule: 'expired' })]);
     assert.equal(r.type, 'rejected');
     assert.equal(r.rule, 'expired');
+    const unknown = await check([404, JSON.stringify({ error: 'not_servable', message, rule: 'made_up' })]);
+    assert.equal(unknown.rule, undefined, 'a rule no verifier has is left out');
     assert.equal(r.message, `the tracker refuses to serve the manifest: ${message}`);
     const none = await check([404, JSON.stringify({ error: 'not_servable', message: 'the store has no acl.json yet; an administrator runs `deploy init` first' })]);
     assert.equal(none.type, 'rejected');
@@ -248,7 +250,7 @@ describe("the tracker's 404s and other answers, by its error code", () => {
 
   test('a route the tracker does not have: a wrong tracker URL', async () => {
     const message = 'no such endpoint /api/build/latest; docs/api.md lists the tracker\'s routes';
-    const r = await check([404, JSON.stringify({ error: 'not_found', message })]);
+    const r = await check([404, JSON.stringify({ error: 'no_route', message })]);
     assert.equal(r.type, 'error');
     assert.match(r.message, /not a deploy tracker: check the tracker URL .*no such endpoint/);
   });
