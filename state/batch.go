@@ -3,11 +3,12 @@ package state
 import (
 	"context"
 	"errors"
-	"github.com/cartona/deploy/internal/throttle"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/cartona/deploy/internal/throttle"
 )
 
 // Group commit limits: a commit holds at most MaxBatch events, and the

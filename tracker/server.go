@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cartona/deploy/internal/throttle"
 	"log"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cartona/deploy/dashboard"
+	"github.com/cartona/deploy/internal/throttle"
 	"github.com/cartona/deploy/manifest"
 	"github.com/cartona/deploy/state"
 	"github.com/cartona/deploy/store"
