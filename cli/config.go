@@ -170,7 +170,8 @@ func (c *config) checkRootKey() error {
 	if c.cmd.Flags().Lookup("root_key") == nil {
 		return nil
 	}
-	return c.stores().checkRootKey()
+	_, err := c.stores().pinnedKeys()
+	return err
 }
 
 // urlParams are the parameters whose value is an absolute http(s) base

@@ -227,31 +227,28 @@ func (o *storeOptions) rootKey() (ed25519.PrivateKey, error) {
 	return k, nil
 }
 
-// checkRootKey refuses a root_key, if given, that does not parse or names
-// no key.
-func (o *storeOptions) checkRootKey() error {
+// pinnedKeys parses root_key, if given, refusing one that does not parse
+// or names no key.
+func (o *storeOptions) pinnedKeys() ([]ed25519.PublicKey, error) {
 	if o.RootKey == "" {
-		return nil
+		return nil, nil
 	}
 	keys, err := manifest.ParsePublicKeys(o.RootKey)
 	if err != nil {
-		return usageError{fmt.Errorf("root_key: %w", err)}
+		return nil, usageError{fmt.Errorf("root_key: %w", err)}
 	}
 	if len(keys) == 0 {
-		return usageError{fmt.Errorf("root_key %q names no key; pass the administrator's root public key, ed25519:...", o.RootKey)}
+		return nil, usageError{fmt.Errorf("root_key %q names no key; pass the administrator's root public key, ed25519:...", o.RootKey)}
 	}
-	return nil
+	return keys, nil
 }
 
 // rootTrust returns the pinned root keys: root_key if set, else the public
 // half of the local root key file.
 func (o *storeOptions) rootTrust() (manifest.Trust, error) {
 	if o.RootKey != "" {
-		if err := o.checkRootKey(); err != nil {
-			return manifest.Trust{}, err
-		}
-		keys, _ := manifest.ParsePublicKeys(o.RootKey)
-		return manifest.Trust{Roots: keys}, nil
+		keys, err := o.pinnedKeys()
+		return manifest.Trust{Roots: keys}, err
 	}
 	if _, err := os.Stat(o.RootKeyFile); err == nil {
 		k, err := o.rootKey()
