@@ -198,17 +198,9 @@ func TestRollbackBringsBackFallbacks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	acl, _, err := publish.ReadACL(ctx, f.store, f.trust)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := publish.ReadHistory(ctx, f.store, acl, "retailer", "production")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, err := publish.RollbackTarget(h.Chain)
-	if err != nil || before.Build.Number != 2 || len(before.Fallbacks) != 1 {
-		t.Fatalf("rollback target %+v, %v; want build 2 with fallback 1", before, err)
+	before := f.rollbackTarget(t, "production")
+	if before.Build.Number != 2 || len(before.Fallbacks) != 1 {
+		t.Fatalf("rollback target %+v; want build 2 with fallback 1", before)
 	}
 	res, err := p.Change(ctx, "retailer", "production", publish.Rollback(before), false)
 	if err != nil {

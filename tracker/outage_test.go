@@ -166,7 +166,7 @@ func TestDatabaseOutage(t *testing.T) {
 	db, dbURL := newCutter(t, pgtest.Database(t))
 	cfg := f.config(t)
 	cfg.State, cfg.StatsToken = openPostgres(t, dbURL), "tok"
-	var logged lockedBuffer
+	var logged logBuffer
 	cfg.Log = zerolog.New(&logged)
 	_, base := startServer(t, cfg)
 	latest := base + "/build/latest?app=retailer&device=" + deviceA
@@ -253,22 +253,4 @@ func TestDatabaseOutage(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("an event after the outage: %s %s", resp.Status, body)
 	}
-}
-
-// lockedBuffer is a log's buffer that requests write to concurrently.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
