@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
@@ -42,7 +43,36 @@ type config struct {
 // userConfig is ~/.config/deploy/config.yaml: named profiles, one per app
 // being typical, and the one used when none is named.
 type userConfig struct {
-	Profiles map[string]map[string]any `yaml:"profiles"`
+	Profiles map[string]rawValues `yaml:"profiles"`
+}
+
+// rawValues are settings read from YAML with each value kept as written:
+// 2.10 stays "2.10" (a native version), not the number 2.1, and
+// 2024-01-01 stays a string. A list or a mapping is kept as []any or
+// map[string]any, for checkKeys to refuse; an empty value is left out.
+type rawValues map[string]any
+
+func (r *rawValues) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: cannot unmarshal %s into map[string]", n.Line, n.ShortTag())}}
+	}
+	out := rawValues{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		switch {
+		case v.Kind == yaml.SequenceNode:
+			out[k.Value] = []any{}
+		case v.Kind == yaml.MappingNode:
+			out[k.Value] = map[string]any{}
+		case v.ShortTag() != "!!null":
+			out[k.Value] = v.Value
+		}
+	}
+	*r = out
+	return nil
 }
 
 // load merges the configuration for cmd. Precedence, highest first:
@@ -472,7 +502,9 @@ func readPackageJSON(path string) (map[string]any, error) {
 	var pkg struct {
 		Deploy map[string]any `json:"deploy"`
 	}
-	if err := json.Unmarshal(data, &pkg); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber() // 2.10 stays "2.10"
+	if err := dec.Decode(&pkg); err != nil {
 		return nil, fmt.Errorf("%s is not valid JSON (%s); fix it", path, jsonProblem(err))
 	}
 	if pkg.Deploy == nil {
@@ -504,11 +536,11 @@ func readDeployYAML(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]any{}
+	var m rawValues
 	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, usageError{fmt.Errorf("%s: %s; fix the YAML", path, yamlMessage(err))}
 	}
-	return stringify(m), nil
+	return m, nil
 }
 
 // stringify turns numbers and booleans into the strings flags take; lists
@@ -625,7 +657,7 @@ func saveProfile(name string, values map[string]any) error {
 		return err
 	}
 	if uc.Profiles == nil {
-		uc.Profiles = map[string]map[string]any{}
+		uc.Profiles = map[string]rawValues{}
 	}
 	uc.Profiles[name] = values
 	data, err := yaml.Marshal(uc)
