@@ -313,16 +313,25 @@ func runRollback(ctx context.Context, o *rollbackOptions) error {
 	if err != nil {
 		return err
 	}
+	h, err := o.history(ctx, p.Store, o.Channel)
+	if err != nil && o.To == "" {
+		return err
+	}
 	if o.To != "" {
 		ref, err := buildRef(ctx, p, o.App, o.To, "", "")
 		if err != nil {
 			return err
 		}
+		// A build the channel served before comes back as it was served
+		// then: its native bounds on the channel and its fallbacks.
+		if h != nil {
+			for _, l := range h.Chain {
+				if l.Build.ID == ref.ID {
+					return o.change(ctx, p, o.Channel, publish.Rollback(o.keptFallbacks(ctx, p, l)))
+				}
+			}
+		}
 		return o.change(ctx, p, o.Channel, publish.RollbackTo(ref))
-	}
-	h, err := o.history(ctx, p.Store, o.Channel)
-	if err != nil {
-		return err
 	}
 	switch {
 	case len(h.Entries) == 0:
