@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,18 +155,29 @@ func holdsKey(s string) bool {
 
 // keyText reports whether v, the value of a key file parameter, is the
 // text of a key rather than a path: a CI secret holding the key, passed
-// where the path of a file holding it belongs, with or without the PEM
-// lines around its base64.
+// where the path of a file holding it belongs: PEM, its base64 body
+// alone, an OpenSSH key's, or a raw Ed25519 seed or key in hex or base64.
 func keyText(v string) bool {
-	if holdsKey(v) || strings.ContainsAny(v, "\r\n") {
+	v = strings.TrimSpace(v)
+	if holdsKey(v) || strings.ContainsAny(v, "\r\n") || strings.HasPrefix(v, "b3BlbnNzaC1rZXktdjE") { // an OpenSSH key's body
 		return true
 	}
-	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
-	if err != nil {
-		return false
+	if _, err := os.Stat(v); err == nil {
+		return false // a file that is there is a path, whatever its name
 	}
-	_, err = x509.ParsePKCS8PrivateKey(der)
-	return err == nil
+	if b, err := hex.DecodeString(v); err == nil && (len(b) == 32 || len(b) == 64) { // a seed or key in hex
+		return true
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		b, err := enc.DecodeString(v)
+		if err != nil {
+			continue
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(b); err == nil || len(b) == 32 || len(b) == 64 { // a PKCS#8 body, a seed or a key
+			return true
+		}
+	}
+	return false
 }
 
 // checkKeyFiles refuses a key file parameter of the command whose value

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +115,10 @@ func TestKeyTextIsNoKeyFile(t *testing.T) {
 		{"login, DEPLOY_KEY_FILE", map[string]string{"DEPLOY_KEY_FILE": pem}, "", []string{"login", "profile=ci", store}},
 		{"upload, DEPLOY_KEY_FILE, the base64 only", map[string]string{"DEPLOY_KEY_FILE": body}, "", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
 		{"keys show, key_file=, the base64 only", nil, "", []string{"keys", "show", "key_file=" + body}},
+		{"keys show, key_file=, a seed in hex", nil, "", []string{"keys", "show", "key_file=" + strings.Repeat("ab", 32)}},
+		{"keys show, key_file=, a seed in base64", nil, "", []string{"keys", "show", "key_file=" + base64.StdEncoding.EncodeToString(make([]byte, 32))}},
+		{"keys show, key_file=, a key in URL-safe base64", nil, "", []string{"keys", "show", "key_file=" + base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, 64))}},
+		{"keys show, key_file=, an OpenSSH body", nil, "", []string{"keys", "show", "key_file=b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"}},
 		{"upload, deploy.yaml", nil, "key_file: |\n  " + strings.ReplaceAll(pem, "\n", "\n  ") + "\n", []string{"upload", "app=demo", "dir=www", store, rootKeyFile}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { refused(t, tc.env, tc.project, tc.args, true) })
@@ -276,10 +282,18 @@ func TestDBRefusedIsNotGranted(t *testing.T) {
 	if status, _, errOut := run(t, with(where, "upload", "app=demo", "dir=www")); status != exitOK {
 		t.Fatalf("upload: exit %d\n%s", status, errOut)
 	}
-	db := strings.Replace(pgtest.Database(t), "postgres://postgres@", "postgres://nosuchrole:SECRET@", 1)
+	url := pgtest.Database(t)
+	db := strings.Replace(url, "postgres://postgres@", "postgres://nosuchrole:SECRET@", 1)
 	status, _, errOut := run(t, with(where, "serve", "addr=127.0.0.1:0", "db="+db))
 	if status != exitNotGranted || !strings.Contains(errOut, "the database refused the user or password") ||
 		!strings.Contains(errOut, "check the user and password in db=") || strings.Contains(errOut, "SECRET") {
 		t.Fatalf("serve with a role that does not exist: exit %d\n%s", status, errOut)
+	}
+	// A database that does not exist is named, in one line.
+	db = strings.Replace(url[:strings.LastIndexByte(url, '/')], "postgres://postgres@", "postgres://postgres:SECRET@", 1) + "/nosuchdb?sslmode=disable"
+	status, _, errOut = run(t, with(where, "serve", "addr=127.0.0.1:0", "db="+db))
+	if status != exitUnavailable || !strings.Contains(errOut, `the database does not exist: database "nosuchdb" does not exist; create it (createdb nosuchdb)`) ||
+		strings.Contains(errOut, "SECRET") || strings.Count(strings.TrimSpace(errOut), "\n") > 1 {
+		t.Fatalf("serve with a database that does not exist: exit %d\n%s", status, errOut)
 	}
 }

@@ -146,6 +146,9 @@ func (opts *serveOptions) check() error {
 	if opts.Retention < 0 {
 		return usageError{fmt.Errorf("retention=%s is negative; give how long raw events are kept, such as retention=720h, or leave it out to keep them all", opts.Retention)}
 	}
+	if opts.CacheTTL < 0 {
+		return usageError{fmt.Errorf("cache_ttl=%s is negative; give how long the tracker uses what it verified, such as cache_ttl=5s", opts.CacheTTL)}
+	}
 	return nil
 }
 

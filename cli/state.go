@@ -47,9 +47,12 @@ func OpenState(ctx context.Context, raw string, opts state.Options) (state.State
 		if msg, ok := unreachableDB(err, u.Host); ok {
 			return nil, redactedError{unavailableError{errors.New(msg)}, passwords(raw, u)}
 		}
+		if errors.Is(err, state.ErrNoDatabase) {
+			return nil, redactedError{unavailableError{err}, passwords(raw, u)}
+		}
 		if errors.Is(err, state.ErrRefused) {
 			return nil, redactedError{withHint(fmt.Errorf("db %s: %w", redactDB(raw), err),
-				"check the user and password in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE (%-escape special characters, @ as %40), and that the role exists and may log in"), passwords(raw, u)}
+				"check the user and password in db=postgres://USER:PASSWORD@HOST:PORT/DATABASE (%-escape special characters, @ as %40), and that the role exists, may log in and may create tables in the database"), passwords(raw, u)}
 		}
 		if err != nil {
 			return nil, redactedError{fmt.Errorf("db %s: %w", redactDB(raw), err), passwords(raw, u)}

@@ -219,7 +219,7 @@ func (o *storeOptions) keyOrNew(w io.Writer) (ed25519.PrivateKey, error) {
 func (o *storeOptions) rootKey() (ed25519.PrivateKey, error) {
 	k, err := manifest.LoadKey(o.RootKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("no root key at %s; pass root_key_file=<path> (the administrator's key from `deploy init`)", o.RootKeyFile)
+		return nil, usageError{fmt.Errorf("no root key at %s; pass root_key_file=<path> (the administrator's key from `deploy init`)", o.RootKeyFile)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("root key: %w", err)

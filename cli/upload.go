@@ -132,6 +132,11 @@ func (opts *uploadOptions) publisher(ctx context.Context) (*publish.Publisher, e
 	if !write {
 		open = opts.store
 	}
+	if opts.KeyFile != defaultKeyFile() { // a key_file given must be there before a store is made
+		if _, err := opts.userKey(false, opts.io.Err); err != nil {
+			return nil, err
+		}
+	}
 	st, err := open(ctx)
 	if err != nil {
 		return nil, err

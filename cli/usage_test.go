@@ -161,6 +161,7 @@ func TestServeRefusesImpossibleValues(t *testing.T) {
 	for _, tc := range []struct{ param, want string }{
 		{"halt_percent=200", "over 100"},
 		{"retention=-1h", "negative"},
+		{"cache_ttl=-1s", "cache_ttl=-1s is negative"},
 		{"addr=:99999", "addr=:99999 is not a listen address: port 99999 is out of range; give host:port with a port from 1 to 65535"},
 		{"addr=bad", "addr=bad is not a listen address: it has no port; give host:port"},
 		{"addr=:http-ish", "addr=:http-ish is not a listen address"},

@@ -55,6 +55,10 @@ var ErrClosed = errors.New("the tracker state is closed")
 // user or password it was given.
 var ErrRefused = errors.New("the database refused the user or password")
 
+// ErrNoDatabase is in the chain of an error of a database server that has
+// no database of the name given.
+var ErrNoDatabase = errors.New("the database does not exist")
+
 // State is the tracker's memory. Methods are safe for concurrent use and
 // take a context that bounds the wait. A method that writes returns nil only
 // once the write is durable (committed, on disk) and visible to every

@@ -57,8 +57,11 @@ func Open(ctx context.Context, url string, opts state.Options) (*DB, error) {
 	if err := migrate(ctx, pool); err != nil {
 		pool.Close()
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "28") { // invalid authorization: 28000, 28P01
+		switch {
+		case errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "42501"): // invalid authorization, insufficient privilege
 			return nil, fmt.Errorf("PostgreSQL %s: %w (%s)", cfg.ConnConfig.Database, state.ErrRefused, pe.Message)
+		case errors.As(err, &pe) && pe.Code == "3D000": // invalid catalog name
+			return nil, fmt.Errorf("PostgreSQL: %w: %s; create it (createdb %s) or fix the database name in db=", state.ErrNoDatabase, pe.Message, cfg.ConnConfig.Database)
 		}
 		return nil, fmt.Errorf("PostgreSQL %s: %w", cfg.ConnConfig.Database, err)
 	}
