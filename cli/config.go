@@ -325,10 +325,10 @@ func knownKeys(root *cobra.Command) map[string]bool {
 	return known
 }
 
-// warnEnvTypos warns of a DEPLOY_ variable that names no setting but is
-// a letter or two from one (one for a short name): DEPLOY_CHANEL would otherwise be ignored
-// without a word. Others, such as another tool's DEPLOY_ENV, are left
-// alone.
+// warnEnvTypos warns of a DEPLOY_ variable that names no setting but is a
+// letter or two from one (one for a short name): DEPLOY_CHANEL would
+// otherwise be ignored without a word. Others, such as another tool's
+// DEPLOY_ENV, are left alone.
 func warnEnvTypos(w io.Writer, known map[string]bool) {
 	names := sortedKeys(known)
 	for _, kv := range os.Environ() {
