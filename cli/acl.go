@@ -159,7 +159,7 @@ func readACLFile(path string) (*manifest.ACLFile, error) {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return nil, usageError{fmt.Errorf("%s: %w", path, err)}
 		}
-		return nil, usageError{fmt.Errorf("%s: %w; compare it with `deploy acl export`", path, err)}
+		return nil, usageError{fmt.Errorf("%s: %s; compare it with `deploy acl export`", path, yamlMessage(err))}
 	}
 	return f, nil
 }

@@ -584,6 +584,10 @@ func yamlKind(v any) string {
 // "line 3: cannot unmarshal !!seq into map[string]interface {}".
 var yamlTypeError = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+).* into (.*)$`)
 
+// yamlUnknownField matches yaml.v3's error for a key no field takes:
+// "line 3: field colour not found in type manifest.yamlUser".
+var yamlUnknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type `)
+
 // yamlMessage is a YAML decoding error in the user's terms: the line and
 // what it holds where key: value pairs or one value belong, without Go's
 // type names.
@@ -595,19 +599,26 @@ func yamlMessage(err error) string {
 	kinds := map[string]string{"seq": "a list", "map": "a mapping of keys", "str": "text", "int": "a number", "float": "a number", "bool": "true or false", "null": "nothing"}
 	var msgs []string
 	for _, e := range te.Errors {
+		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
+			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q", m[1], m[2]))
+			continue
+		}
 		m := yamlTypeError.FindStringSubmatch(e)
 		if m == nil {
 			msgs = append(msgs, e)
 			continue
 		}
-		found, want := kinds[m[2]], "key: value pairs"
+		found, want := kinds[m[2]], "key: value pairs belong"
 		if found == "" {
 			found = "a " + m[2]
 		}
-		if !strings.HasPrefix(m[3], "map[") && !strings.Contains(m[3], ".") {
-			want = "one value"
+		switch {
+		case strings.HasPrefix(m[3], "[]"):
+			want = "a list belongs"
+		case !strings.HasPrefix(m[3], "map[") && !strings.Contains(m[3], "."):
+			want = "one value belongs"
 		}
-		msgs = append(msgs, fmt.Sprintf("line %s holds %s where %s belong", m[1], found, want))
+		msgs = append(msgs, fmt.Sprintf("line %s holds %s where %s", m[1], found, want))
 	}
 	return strings.Join(msgs, "; ")
 }
@@ -656,8 +667,10 @@ func readUserConfig() (*userConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := yaml.Unmarshal(data, uc); err != nil {
-		return nil, usageError{fmt.Errorf("%s: %s; fix it or run `deploy login` again", userConfigPath(), yamlMessage(err))}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a profile written at the top, not under profiles:, is not ignored
+	if err := dec.Decode(uc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, usageError{fmt.Errorf("%s: %s; profiles go under profiles: (fix it, or run `deploy login` again)", userConfigPath(), yamlMessage(err))}
 	}
 	return uc, nil
 }

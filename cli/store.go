@@ -127,7 +127,9 @@ func (l location) open(ctx context.Context, create bool) (store.Store, error) {
 		}
 		return st, err
 	}
-	if fi, err := os.Stat(l.dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(l.dir); err == nil && !fi.IsDir() {
+		return nil, unavailableError{fmt.Errorf("no store at %s: it is a file, not a folder; check store=", l.dir)}
+	} else if err != nil {
 		return nil, unavailableError{fmt.Errorf("no store at %s: the folder does not exist; check store=, or create the store with `deploy init` (or a first `deploy upload` to a local store)", l.dir)}
 	}
 	return &file.Store{Root: l.dir}, nil
