@@ -156,11 +156,13 @@ func (opts *serveOptions) check() error {
 // that is not host:port with a port number or name; examplePort is a
 // port to show in the message.
 func checkListenAddr(param, addr, examplePort string) error {
-	_, port, err := net.SplitHostPort(addr)
+	host, port, err := net.SplitHostPort(addr)
 	why := ""
 	switch {
 	case err != nil && strings.Contains(addr, ":"):
 		why = "it is not host:port"
+	case host != "" && strings.Trim(host, "0123456789.") == "" && net.ParseIP(host) == nil:
+		why = host + " is not an IPv4 address"
 	case err != nil || port == "":
 		why = "it has no port"
 	case strings.Trim(port, "0123456789") == "":

@@ -164,6 +164,7 @@ func TestServeRefusesImpossibleValues(t *testing.T) {
 		{"cache_ttl=-1s", "cache_ttl=-1s is negative"},
 		{"addr=:99999", "addr=:99999 is not a listen address: port 99999 is out of range; give host:port with a port from 1 to 65535"},
 		{"addr=bad", "addr=bad is not a listen address: it has no port; give host:port"},
+		{"addr=256.1.1.1:80", "addr=256.1.1.1:80 is not a listen address: 256.1.1.1 is not an IPv4 address"},
 		{"addr=:http-ish", "addr=:http-ish is not a listen address"},
 		{"metrics_addr=bad", "metrics_addr=bad is not a listen address: it has no port; give host:port with a port from 1 to 65535, such as metrics_addr=:9090 (every interface) or metrics_addr=127.0.0.1:9090 (this machine only)"},
 		{"public_url=notaurl", "public_url=notaurl is not an absolute http(s) URL; give the URL devices reach the tracker at, such as public_url=https://updates.example.com"},
