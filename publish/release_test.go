@@ -461,7 +461,9 @@ func TestHaltKeyCanOnlyHalt(t *testing.T) {
 	})
 }
 
-func TestReleaseAfterAHalt(t *testing.T) {
+// haltedRollout is a production channel whose rollout of build 2 over
+// build 1 was halted.
+func haltedRollout(t *testing.T) (*fixture, *publish.Publisher) {
 	f := newFixture(t, fileStore(t))
 	ctx := context.Background()
 	p := f.publisher()
@@ -471,6 +473,12 @@ func TestReleaseAfterAHalt(t *testing.T) {
 		}
 	}
 	f.halt(t, "production", "set_fail on 9 of 40 devices")
+	return f, p
+}
+
+func TestReleaseAfterAHalt(t *testing.T) {
+	f, p := haltedRollout(t)
+	ctx := context.Background()
 	if _, err := p.Change(ctx, "retailer", "production", publish.Pause(false), false); err == nil || !strings.Contains(err.Error(), "halted (set_fail on 9 of 40 devices)") {
 		t.Fatalf("resuming a halted rollout: err = %v", err)
 	}
@@ -502,15 +510,8 @@ func TestReleaseAfterAHalt(t *testing.T) {
 // lost its own claim as an orphan, and then found its own pointer there
 // and reported nothing written.
 func TestRolloutAfterAHaltSaysItWrote(t *testing.T) {
-	f := newFixture(t, fileStore(t))
+	f, p := haltedRollout(t)
 	ctx := context.Background()
-	p := f.publisher()
-	for _, edit := range []publish.Edit{publish.Promote(ref(1)), publish.Rollout(ref(2), 10)} {
-		if _, _, err := p.UpdatePointer(ctx, "retailer", "production", edit); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.halt(t, "production", "set_fail on 9 of 40 devices")
 	res, err := p.Change(ctx, "retailer", "production", publish.Rollout(f.stored(t, 3), 20), false)
 	if err != nil || !res.Written || res.After.Sequence != 4 || res.After.Previous.Sequence != 3 || res.After.Candidate == nil || res.After.Candidate.Build.Number != 3 {
 		t.Fatalf("a rollout after a halt: %+v, %v", res, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -80,6 +81,22 @@ func moved(t *testing.T, before, after samples, want map[string]float64) {
 // again: requests and latencies move under their route pattern and status,
 // and so do verified and refused manifests, cache lookups, rate-limited
 // requests and committed events.
+// threeEventsPosted is what one stats request of three events and the
+// scrape after it move, and more.
+func threeEventsPosted(more map[string]float64) map[string]float64 {
+	m := map[string]float64{
+		`deploy_tracker_http_requests_total{route="POST /capgo/{app}/stats",status="200"}`:                 1,
+		`deploy_tracker_http_request_duration_seconds_count{route="POST /capgo/{app}/stats",status="200"}`: 1,
+		`deploy_tracker_http_requests_total{route="GET /metrics",status="200"}`:                            1,
+		`deploy_tracker_events_ingested_total{}`:                                                           3,
+		`deploy_tracker_event_commit_batch_events_count{}`:                                                 1,
+		`deploy_tracker_event_commit_batch_events_sum{}`:                                                   3,
+		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
+	}
+	maps.Copy(m, more)
+	return m
+}
+
 func TestMetrics(t *testing.T) {
 	f := newFixture(t)
 	f.publish("retailer", "production", "1.0.0")
@@ -102,15 +119,7 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("stats: %d %s", resp.StatusCode, body)
 	}
 	s1 := scrape(t, c, metrics)
-	moved(t, s0, s1, map[string]float64{
-		`deploy_tracker_http_requests_total{route="POST /capgo/{app}/stats",status="200"}`:                 1,
-		`deploy_tracker_http_request_duration_seconds_count{route="POST /capgo/{app}/stats",status="200"}`: 1,
-		`deploy_tracker_http_requests_total{route="GET /metrics",status="200"}`:                            1,
-		`deploy_tracker_events_ingested_total{}`:                                                           3,
-		`deploy_tracker_event_commit_batch_events_count{}`:                                                 1,
-		`deploy_tracker_event_commit_batch_events_sum{}`:                                                   3,
-		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
-	})
+	moved(t, s0, s1, threeEventsPosted(nil))
 
 	// Devices that rejected a manifest, by the rule their metadata names;
 	// metadata of another shape does not make the event invalid.
@@ -121,17 +130,10 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("verify_fail stats: %d %s", resp.StatusCode, body)
 	}
 	s15 := scrape(t, c, metrics)
-	moved(t, s1, s15, map[string]float64{
-		`deploy_tracker_http_requests_total{route="POST /capgo/{app}/stats",status="200"}`:                 1,
-		`deploy_tracker_http_request_duration_seconds_count{route="POST /capgo/{app}/stats",status="200"}`: 1,
-		`deploy_tracker_http_requests_total{route="GET /metrics",status="200"}`:                            1,
-		`deploy_tracker_events_ingested_total{}`:                                                           3,
-		`deploy_tracker_event_commit_batch_events_count{}`:                                                 1,
-		`deploy_tracker_event_commit_batch_events_sum{}`:                                                   3,
-		`deploy_tracker_event_commit_duration_seconds_count{}`:                                             1,
-		`deploy_tracker_device_verify_failures_total{rule="bad_signature"}`:                                1,
-		`deploy_tracker_device_verify_failures_total{rule="other"}`:                                        2,
-	})
+	moved(t, s1, s15, threeEventsPosted(map[string]float64{
+		`deploy_tracker_device_verify_failures_total{rule="bad_signature"}`: 1,
+		`deploy_tracker_device_verify_failures_total{rule="other"}`:         2,
+	}))
 	s1 = s15
 
 	latest := base + "/build/latest?app=%s&device=" + deviceA
