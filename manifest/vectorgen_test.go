@@ -816,6 +816,37 @@ func (g *gen) filesVectors() {
 			v.FilesManifest, v.File = string(served), c.file
 		})
 	}
+	g.storedVectors(good, signed)
+}
+
+// storedVectors are file manifests as stored: gzip-compressed, or not.
+func (g *gen) storedVectors(good []byte, signed func([]byte) string) {
+	gz, ok := manifest.EncodeStoredFileManifest(good)
+	if !ok {
+		panic("the vectors' file manifest does not compress")
+	}
+	longer, _ := manifest.EncodeStoredFileManifest(append(append([]byte{}, good...), ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '))
+	tampered, _ := manifest.EncodeStoredFileManifest(bytes.Replace(good, []byte("100000"), []byte("100001"), 1))
+	badCRC := append([]byte{}, gz...)
+	badCRC[len(badCRC)-8] ^= 1
+	cases := []struct {
+		name, desc, verdict string
+		stored              []byte
+	}{
+		{"gzip", "the file manifest the build names, stored gzip-compressed", "ok", gz},
+		{"plain", "the file manifest the build names, stored as is", "ok", good},
+		{"gzip_tampered", "the gzip form of other bytes than the signed ones", "files_mismatch", tampered},
+		{"gzip_longer", "a gzip form that decodes to more bytes than files_size", "files_mismatch", longer},
+		{"gzip_bad_crc", "a gzip form whose CRC-32 does not match its data", "files_mismatch", badCRC},
+		{"gzip_truncated", "a gzip form without its last 4 bytes", "files_mismatch", gz[:len(gz)-4]},
+		{"gzip_trailing_byte", "a gzip form followed by the byte x", "files_mismatch", append(append([]byte{}, gz...), 'x')},
+	}
+	for _, c := range cases {
+		g.add(g.base("files_stored_"+c.name, c.desc, c.verdict), func(v *Vector) {
+			v.Latest = signed(good)
+			v.FilesStored = base64.StdEncoding.EncodeToString(c.stored)
+		})
+	}
 }
 
 func (g *gen) patchVectors() {

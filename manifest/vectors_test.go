@@ -38,6 +38,7 @@ type Vector struct {
 	} `json:"expect"`
 	Bundle        string   `json:"bundle,omitempty"`         // base64 bundle bytes to check, if any
 	FilesManifest string   `json:"files_manifest,omitempty"` // file manifest bytes to check against the build, if any
+	FilesStored   string   `json:"files_stored,omitempty"`   // base64 stored form of a file manifest to read against the build, if any
 	File          *VecFile `json:"file,omitempty"`           // then one file's content to check
 	FilesPatch    *VecPat  `json:"files_patch,omitempty"`    // a patch to apply to a base, then check against the build
 	History       []string `json:"history,omitempty"`        // kind "history": the entries, oldest first
@@ -202,6 +203,11 @@ func laterStages(v Vector, l *manifest.Latest) error {
 	}
 	if v.FilesPatch != nil {
 		_, _, err := manifest.ApplyFilesPatch(l.Build, l.App, []byte(v.FilesPatch.Base), []byte(v.FilesPatch.Patch))
+		return err
+	}
+	if v.FilesStored != "" {
+		b, _ := base64.StdEncoding.DecodeString(v.FilesStored)
+		_, _, err := manifest.ReadFileManifest(l.Build, l.App, b)
 		return err
 	}
 	if v.FilesManifest == "" {

@@ -101,7 +101,7 @@ func readFileManifest(ctx context.Context, st store.Store, app string, ref manif
 	case err != nil:
 		return nil, err
 	}
-	m, err := manifest.CheckFileManifest(ref, app, data)
+	m, _, err := manifest.ReadFileManifest(ref, app, data)
 	if err != nil {
 		return nil, fail(err)
 	}

@@ -125,7 +125,16 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	if err := l.add(ctx, app, manifest.FileManifestKey(app, f.SHA256)); err != nil {
 		return nil, err
 	}
-	wrote, err := putImmutable(ctx, p.Store, manifest.FileManifestKey(app, f.SHA256), bytes.NewReader(data), f.Size, "application/json", false)
+	stored, gzipped := manifest.EncodeStoredFileManifest(data)
+	ref := manifest.BuildRef{FilesSHA256: f.SHA256, FilesSize: f.Size}
+	if _, _, err := manifest.ReadFileManifest(ref, app, stored); err != nil {
+		return nil, fmt.Errorf("the stored file manifest would not verify (%w); nothing was published", err)
+	}
+	meta := store.PutOptions{ContentType: "application/json"}
+	if gzipped {
+		meta.ContentEncoding = "gzip"
+	}
+	wrote, err := putImmutable(ctx, p.Store, manifest.FileManifestKey(app, f.SHA256), bytes.NewReader(stored), int64(len(stored)), meta, false)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +233,7 @@ func (p *Publisher) putBrotli(ctx context.Context, w putter, app string, o *file
 	if err != nil {
 		return err
 	}
-	n, err := putImmutable(ctx, w, manifest.FileKey(app, o.SHA256, manifest.EncodingBrotli), r, br.size, "application/octet-stream", o.brSize >= 0)
+	n, err := putImmutable(ctx, w, manifest.FileKey(app, o.SHA256, manifest.EncodingBrotli), r, br.size, octetStream, o.brSize >= 0)
 	if err != nil {
 		return err
 	}
@@ -239,7 +248,7 @@ func (p *Publisher) putBrotli(ctx context.Context, w putter, app string, o *file
 func (p *Publisher) putRaw(ctx context.Context, w putter, app string, o *fileObject) error {
 	key := manifest.FileKey(app, o.SHA256, "")
 	if o.data != nil {
-		n, err := putImmutable(ctx, w, key, bytes.NewReader(o.data), o.Size, "application/octet-stream", o.broken)
+		n, err := putImmutable(ctx, w, key, bytes.NewReader(o.data), o.Size, octetStream, o.broken)
 		if err != nil {
 			return err
 		}
@@ -252,7 +261,7 @@ func (p *Publisher) putRaw(ctx context.Context, w putter, app string, o *fileObj
 	}
 	defer f.Close()
 	r := &checkedReader{r: f, h: sha256.New(), want: o.SHA256, name: o.Name}
-	n, err := putImmutable(ctx, w, key, r, o.Size, "application/octet-stream", o.broken)
+	n, err := putImmutable(ctx, w, key, r, o.Size, octetStream, o.broken)
 	if err != nil {
 		return err
 	}
@@ -309,10 +318,12 @@ func (c *checkedReader) finish() error {
 }
 
 // putImmutable writes size bytes from r at key, create-only unless replace
-// (a broken copy is there), and returns the bytes written: 0 when the
-// object was there already.
-func putImmutable(ctx context.Context, w putter, key string, r io.Reader, size int64, contentType string, replace bool) (int64, error) {
-	_, err := w.Put(ctx, key, r, store.PutOptions{CreateOnly: !replace, Size: size, ContentType: contentType, CacheControl: immutableCache})
+// (a broken copy is there), as immutable with meta's content type and
+// encoding, and returns the bytes written: 0 when the object was there
+// already.
+func putImmutable(ctx context.Context, w putter, key string, r io.Reader, size int64, meta store.PutOptions, replace bool) (int64, error) {
+	meta.CreateOnly, meta.Size, meta.CacheControl = !replace, size, immutableCache
+	_, err := w.Put(ctx, key, r, meta)
 	if errors.Is(err, fs.ErrExist) {
 		return 0, nil // content-addressed: another upload wrote the same bytes
 	}
@@ -321,6 +332,9 @@ func putImmutable(ctx context.Context, w putter, key string, r io.Reader, size i
 	}
 	return size, nil
 }
+
+// octetStream is the metadata of a file object.
+var octetStream = store.PutOptions{ContentType: "application/octet-stream"}
 
 // compressSlots bounds the Brotli encoders at work, each holding a window
 // of up to 4 MiB.

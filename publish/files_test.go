@@ -39,7 +39,7 @@ func (f *fixture) readBuild(t *testing.T, app, channel string) (manifest.BuildRe
 	if want := fmt.Sprintf("%08x", crc32.ChecksumIEEE(f.get(t, l.Build.Bundle))); l.Build.CRC32 != want {
 		t.Fatalf("crc32 %q, the zip's is %q", l.Build.CRC32, want)
 	}
-	fm, err := manifest.CheckFileManifest(l.Build, app, f.get(t, manifest.FileManifestKey(app, l.Build.FilesSHA256)))
+	fm, _, err := manifest.ReadFileManifest(l.Build, app, f.get(t, manifest.FileManifestKey(app, l.Build.FilesSHA256)))
 	if err != nil {
 		t.Fatalf("file manifest: %v", err)
 	}
@@ -102,6 +102,10 @@ func testUploadStoresEachFileOnce(t *testing.T, newStore func(t *testing.T) stor
 				t.Errorf("%s: stored Brotli-encoded in %d bytes, not smaller than its %d", e.Name, br, e.Size)
 			}
 		}
+	}
+	// The manifest is stored in its gzip form, smaller than its bytes.
+	if stored := f.get(t, manifest.FileManifestKey("retailer", ref.FilesSHA256)); !bytes.HasPrefix(stored, []byte{0x1f, 0x8b}) || int64(len(stored)) >= ref.FilesSize {
+		t.Errorf("file manifest stored in %d bytes starting %x, want its gzip form, under its %d bytes", len(stored), stored[:2], ref.FilesSize)
 	}
 	// main.js and copy.js share one object; 6 contents in all.
 	if res.NewFiles != 6 || ref.FilesSHA256 == "" {

@@ -246,6 +246,9 @@ func (p *Publisher) markRef(ctx context.Context, app string, ref manifest.BuildR
 	if err != nil && !errors.Is(err, store.ErrTooLarge) {
 		return err
 	}
+	if err == nil {
+		data, err = manifest.DecodeStoredFileManifest(data, manifest.MaxFileManifestSize)
+	}
 	var fm manifest.FileManifest
 	if err != nil || json.Unmarshal(data, &fm) != nil {
 		m.allFiles = true

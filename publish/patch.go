@@ -47,7 +47,7 @@ func (p *Publisher) putPatches(ctx context.Context, acl *manifest.ACL, app, chan
 	}
 	var wrote int64
 	for key, patch := range patches {
-		n, err := putImmutable(ctx, p.Store, key, bytes.NewReader(patch), int64(len(patch)), "application/json", false)
+		n, err := putImmutable(ctx, p.Store, key, bytes.NewReader(patch), int64(len(patch)), store.PutOptions{ContentType: "application/json"}, false)
 		if err != nil {
 			return wrote, err
 		}
@@ -115,7 +115,8 @@ func (p *Publisher) readFileManifest(ctx context.Context, app string, ref manife
 	if err != nil {
 		return nil, err
 	}
-	if _, err := manifest.CheckFileManifest(ref, app, data); err != nil {
+	_, data, err = manifest.ReadFileManifest(ref, app, data)
+	if err != nil {
 		return nil, nil
 	}
 	return data, nil

@@ -34,8 +34,8 @@ func (f *fixture) uploads(t *testing.T, channel string, first, last int) []manif
 func (f *fixture) checkPatch(t *testing.T, base, target manifest.BuildRef) int64 {
 	t.Helper()
 	patch := f.get(t, manifest.FilesPatchKey("retailer", base.FilesSHA256, target.FilesSHA256))
-	_, got, err := manifest.ApplyFilesPatch(target, "retailer", f.get(t, manifest.FileManifestKey("retailer", base.FilesSHA256)), patch)
-	if err != nil || !bytes.Equal(got, f.get(t, manifest.FileManifestKey("retailer", target.FilesSHA256))) {
+	_, got, err := manifest.ApplyFilesPatch(target, "retailer", f.fileManifest(t, "retailer", base.FilesSHA256), patch)
+	if err != nil || !bytes.Equal(got, f.fileManifest(t, "retailer", target.FilesSHA256)) {
 		t.Fatalf("patch from build %d to build %d: %v", base.Number, target.Number, err)
 	}
 	return int64(len(patch))
@@ -60,7 +60,7 @@ func testUploadWritesFilesPatches(t *testing.T, newStore func(t *testing.T) stor
 	// A base whose bytes no longer match its signed digest gets no patch;
 	// the upload goes on.
 	ctx := context.Background()
-	bad := []byte(strings.Replace(string(f.get(t, manifest.FileManifestKey("retailer", ref4.FilesSHA256))), "retailer", "retailex", 1))
+	bad := []byte(strings.Replace(string(f.fileManifest(t, "retailer", ref4.FilesSHA256)), "retailer", "retailex", 1))
 	if _, err := f.store.Put(ctx, manifest.FileManifestKey("retailer", ref4.FilesSHA256), bytes.NewReader(bad), store.PutOptions{Size: int64(len(bad))}); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,17 @@ func (f *fixture) get(t *testing.T, key string) []byte {
 	return data
 }
 
+// fileManifest returns the bytes of the stored file manifest whose SHA-256
+// is sha, decoded from its stored form.
+func (f *fixture) fileManifest(t *testing.T, app, sha string) []byte {
+	t.Helper()
+	data, err := manifest.DecodeStoredFileManifest(f.get(t, manifest.FileManifestKey(app, sha)), manifest.MaxFileManifestSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
 // keys lists every key of the store but the ACL.
 func (f *fixture) keys(t *testing.T) []string {
 	t.Helper()

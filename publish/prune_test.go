@@ -65,7 +65,7 @@ func (f *fixture) checkDownloads(t *testing.T, n int64) {
 	if err != nil {
 		t.Fatalf("build %d: %v", n, err)
 	}
-	fm, err := manifest.CheckFileManifest(b.BuildRef, "retailer", f.get(t, manifest.FileManifestKey("retailer", b.FilesSHA256)))
+	fm, _, err := manifest.ReadFileManifest(b.BuildRef, "retailer", f.get(t, manifest.FileManifestKey("retailer", b.FilesSHA256)))
 	if err != nil {
 		t.Fatalf("build %d: %v", n, err)
 	}

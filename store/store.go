@@ -110,10 +110,12 @@ type PutOptions struct {
 	IfMatch string
 	// Size of r in bytes when known, else -1 or 0 for unknown.
 	Size int64
-	// ContentType and CacheControl are stored as object metadata where the
-	// backend supports it (S3); the file backend ignores them.
-	ContentType  string
-	CacheControl string
+	// ContentType, ContentEncoding and CacheControl are stored as object
+	// metadata where the backend supports it (S3), and sent with the object
+	// over HTTP; the file backend ignores them.
+	ContentType     string
+	ContentEncoding string
+	CacheControl    string
 	// Transient marks an object that other processes must see but that
 	// need not survive a crash of the machine, such as an upload's lease:
 	// the file backend skips its syncs. The write is as atomic as any.

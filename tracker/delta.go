@@ -117,7 +117,7 @@ func (s *Server) verifyFileSet(app string, ref manifest.BuildRef) (*fileSet, err
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	m, err := manifest.CheckFileManifest(ref, app, data)
+	m, data, err := manifest.ReadFileManifest(ref, app, data)
 	if err != nil {
 		return nil, err
 	}
@@ -330,8 +330,13 @@ func (s *Server) filesPatch(ctx context.Context, app, from string, ref manifest.
 		return nil
 	}
 	patch, _ := s.files.patches.get(ctx, app+"/"+from+"/"+ref.FilesSHA256, func() ([]byte, error) {
-		base, err := s.man.read(manifest.FileManifestKey(app, from), manifest.MaxFileManifestSize)
+		stored, err := s.man.read(manifest.FileManifestKey(app, from), manifest.MaxFileManifestSize)
 		if err != nil {
+			return nil, nil
+		}
+		base, err := manifest.DecodeStoredFileManifest(stored, manifest.MaxFileManifestSize)
+		if err != nil {
+			s.log.Error().Err(err).Str("manifest", from).Msg("a stored file manifest does not decode; devices on it get whole manifests")
 			return nil, nil
 		}
 		if sum := sha256.Sum256(base); hex.EncodeToString(sum[:]) != from {

@@ -49,12 +49,23 @@ func (f *fixture) publishFiles(app, channel, version string, files map[string]st
 	}
 	data := mustJSON(f.t, m)
 	sum := sha256Hex(data)
-	f.put(manifest.FileManifestKey(app, sum), data)
+	stored, _ := manifest.EncodeStoredFileManifest(data)
+	f.put(manifest.FileManifestKey(app, sum), stored)
 	zipData := makeZip(f.t, files)
 	return f.publishZip(app, channel, version, zipData, func(b *manifest.BuildRef) {
 		b.CRC32 = fmt.Sprintf("%08x", crc32.ChecksumIEEE(zipData))
 		b.FilesSHA256, b.FilesSize = sum, int64(len(data))
 	})
+}
+
+// fileManifest returns the bytes of the stored file manifest whose SHA-256
+// is sum, decoded from its stored form.
+func (f *fixture) fileManifest(app, sum string) []byte {
+	data, err := manifest.DecodeStoredFileManifest(f.get(manifest.FileManifestKey(app, sum)), manifest.MaxFileManifestSize)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return data
 }
 
 func sha256Hex(b []byte) string {
@@ -397,12 +408,19 @@ func TestDeltaRefused(t *testing.T) {
 		log    string
 	}{
 		{"tampered manifest", func(f *fixture, ref manifest.BuildRef) {
+			f.put(manifest.FileManifestKey("retailer", ref.FilesSHA256), bytes.Replace(f.fileManifest("retailer", ref.FilesSHA256), []byte(`"main.js"`), []byte(`"evil.js"`), 1))
+		}, "files_mismatch"},
+		{"tampered manifest in its gzip form", func(f *fixture, ref manifest.BuildRef) {
+			stored, _ := manifest.EncodeStoredFileManifest(bytes.Replace(f.fileManifest("retailer", ref.FilesSHA256), []byte(`"main.js"`), []byte(`"evil.js"`), 1))
+			f.put(manifest.FileManifestKey("retailer", ref.FilesSHA256), stored)
+		}, "files_mismatch"},
+		{"gzip form followed by other bytes", func(f *fixture, ref manifest.BuildRef) {
 			key := manifest.FileManifestKey("retailer", ref.FilesSHA256)
-			f.put(key, bytes.Replace(f.get(key), []byte(`"main.js"`), []byte(`"evil.js"`), 1))
+			f.put(key, append(f.get(key), '\n'))
 		}, "files_mismatch"},
 		{"file object that does not match its hash", func(f *fixture, ref manifest.BuildRef) {
 			var m manifest.FileManifest
-			json.Unmarshal(f.get(manifest.FileManifestKey("retailer", ref.FilesSHA256)), &m)
+			json.Unmarshal(f.fileManifest("retailer", ref.FilesSHA256), &m)
 			for _, e := range m.Files {
 				if e.Name == "main.js" {
 					obj := []byte("alert('pwned')")
@@ -415,7 +433,7 @@ func TestDeltaRefused(t *testing.T) {
 		}, "files_mismatch"},
 		{"Brotli form longer than its size", func(f *fixture, ref manifest.BuildRef) {
 			var m manifest.FileManifest
-			json.Unmarshal(f.get(manifest.FileManifestKey("retailer", ref.FilesSHA256)), &m)
+			json.Unmarshal(f.fileManifest("retailer", ref.FilesSHA256), &m)
 			for _, e := range m.Files {
 				if e.Encoding == manifest.EncodingBrotli {
 					// The content, then 16 MiB more: read up to size+1 bytes only.
@@ -436,7 +454,7 @@ func TestDeltaRefused(t *testing.T) {
 		}, "files_mismatch"},
 		{"missing file object", func(f *fixture, ref manifest.BuildRef) {
 			var m manifest.FileManifest
-			json.Unmarshal(f.get(manifest.FileManifestKey("retailer", ref.FilesSHA256)), &m)
+			json.Unmarshal(f.fileManifest("retailer", ref.FilesSHA256), &m)
 			e := m.Files[0]
 			if err := f.store.Delete(t.Context(), manifest.FileKey("retailer", e.SHA256, e.Encoding)); err != nil {
 				t.Fatal(err)
@@ -474,7 +492,7 @@ func TestDeltaRecheck(t *testing.T) {
 	tree := ionicTree(5)
 	ref := f.publishFiles("retailer", "production", "1.0.0", tree)
 	var m manifest.FileManifest
-	json.Unmarshal(f.get(manifest.FileManifestKey("retailer", ref.FilesSHA256)), &m)
+	json.Unmarshal(f.fileManifest("retailer", ref.FilesSHA256), &m)
 	e := m.Files[1]
 	key := manifest.FileKey("retailer", e.SHA256, e.Encoding)
 	good := f.get(key)
@@ -502,6 +520,32 @@ func TestDeltaRecheck(t *testing.T) {
 	clock = func() time.Time { return now.Add(3*deltaRecheck + time.Second) }
 	if _, has := d.check(tracker + "/capgo/retailer/updates")["manifest"]; !has {
 		t.Fatal("a verified set was read again")
+	}
+}
+
+// TestDeltaPlainManifest: a file manifest stored as its bytes, as stores
+// written before manifests were gzip-compressed hold them, is served as
+// one stored in its gzip form.
+func TestDeltaPlainManifest(t *testing.T) {
+	f := newFixture(t)
+	ref := f.publishFiles("retailer", "production", "1.0.0", ionicTree(5))
+	key := manifest.FileManifestKey("retailer", ref.FilesSHA256)
+	if stored := f.get(key); !bytes.HasPrefix(stored, []byte{0x1f, 0x8b}) {
+		t.Fatal("the fixture's file manifest is not stored in its gzip form")
+	}
+	plain := f.fileManifest("retailer", ref.FilesSHA256)
+	f.put(key, plain)
+	base, _ := startCDN(t, f)
+	cfg := f.config(t)
+	cfg.CDN = base
+	_, tracker := startServer(t, cfg)
+	d := &pluginDevice{t: t, id: deviceA, plugin: "8.51.14", platform: "android", version: "builtin"}
+	if _, has := d.check(tracker + "/capgo/retailer/updates")["manifest"]; !has {
+		t.Fatal("a file manifest stored as its bytes is not served")
+	}
+	_, body := do(t, nil, "GET", tracker+"/build/files?id="+ref.ID, nil)
+	if got := decode[map[string]string](t, body)["manifest"]; got != string(plain) {
+		t.Fatalf("/build/files manifest %.100q, want the stored bytes", got)
 	}
 }
 
@@ -577,7 +621,7 @@ func TestFilesRoute(t *testing.T) {
 	base := strings.TrimSuffix(updates, "/capgo/retailer/updates")
 	resp, body := do(t, nil, "GET", base+"/build/files?id="+ref2.ID, nil)
 	ans := decode[map[string]string](t, body)
-	if resp.StatusCode != 200 || ans["manifest"] != string(f.get(manifest.FileManifestKey("retailer", ref2.FilesSHA256))) || !strings.HasSuffix(ans["files_url"], "/apps/retailer/files/") {
+	if resp.StatusCode != 200 || ans["manifest"] != string(f.fileManifest("retailer", ref2.FilesSHA256)) || !strings.HasSuffix(ans["files_url"], "/apps/retailer/files/") {
 		t.Fatalf("files: %s %.300s", resp.Status, body)
 	}
 
@@ -591,7 +635,7 @@ func TestFilesRoute(t *testing.T) {
 	if from == ref2.FilesSHA256 {
 		from = strings.TrimSuffix(strings.TrimPrefix(infos[1].Key, "apps/retailer/files/manifests/"), ".json")
 	}
-	baseManifest := f.get(manifest.FileManifestKey("retailer", from))
+	baseManifest := f.fileManifest("retailer", from)
 	_, body = do(t, nil, "GET", base+"/build/files?id="+ref2.ID+"&from="+from, nil)
 	pans := decode[map[string]string](t, body)
 	got, err := func() ([]byte, error) {

@@ -4,6 +4,7 @@
 // signed build reference.
 
 import type { FetchedFiles } from './delta.js';
+import { canReadStored } from './files.js';
 import type { BuildRef } from './verify.js';
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '');
@@ -14,7 +15,9 @@ const trimSlash = (s: string) => s.replace(/\/+$/, '');
  * manifest, and the zip is downloaded. With from (the SHA-256 of the
  * remembered manifest) it asks for the patch from that manifest: the CDN
  * has it or not (undefined); the tracker answers the patch, or the whole
- * manifest when it has none.
+ * manifest when it has none. A manifest the CDN holds gzip-compressed (a
+ * folder store's web server sends it so) on a platform without
+ * DecompressionStream is asked of the tracker, or not found without one.
  */
 export function filesFetcher(
   app: string,
@@ -28,7 +31,9 @@ export function filesFetcher(
         const base = `${trimSlash(opts.cdn)}/apps/${app}/files/`;
         const res = await get(from ? `${base}patches/${from}-${ref.files_sha256}.json` : `${base}manifests/${ref.files_sha256}.json`);
         if (res.status === 404) return undefined;
-        return { data: new Uint8Array(await res.arrayBuffer()), filesURL: base, patch: !!from };
+        const data = new Uint8Array(await res.arrayBuffer());
+        if (canReadStored(data)) return { data, filesURL: base, patch: !!from };
+        if (!opts.tracker) return undefined;
       }
       const q = new URLSearchParams({ id: ref.id, device: await device(), ...(from ? { from } : {}) });
       const res = await get(`${trimSlash(opts.tracker!)}/build/files?${q}`);

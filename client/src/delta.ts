@@ -3,7 +3,7 @@
 // @capgo/capacitor-updater's source (docs/format.md, "What each plugin
 // version gets").
 
-import { applyFilesPatch, capgoName, checkFileManifest, type FileManifest } from './files.js';
+import { applyFilesPatch, capgoName, readFileManifest, type FileManifest } from './files.js';
 import { VerifyError, type BuildRef } from './verify.js';
 
 /** One entry of the manifest CapacitorUpdater.download() takes. */
@@ -21,7 +21,7 @@ export interface DownloadOptions {
   manifest?: ManifestEntry[];
 }
 
-/** A build's file manifest, or a patch to it, as fetched (unchecked), and the URL its file objects are under (ending in "/"). */
+/** A build's file manifest as stored (maybe gzip-compressed), or a patch to it, as fetched (unchecked), and the URL its file objects are under (ending in "/"). */
 export interface FetchedFiles {
   data: Uint8Array;
   filesURL: string;
@@ -81,13 +81,13 @@ export function capgoManifest(m: FileManifest, filesURL: string): ManifestEntry[
 
 /**
  * What to pass to download() for a verified build: its file manifest,
- * checked against the signed digest first, when the plugin takes one and
+ * read (readFileManifest) and checked against the signed digest first, when the plugin takes one and
  * fetchFiles finds it; else the zip with the checksum the plugin compares.
  * With a base of another digest, the patch from it is fetched and applied
  * first; without one, or when it fails (patchRefused says why), the whole
  * manifest is fetched. A manifest that fails its check is not used:
  * refused says why, and the zip is downloaded (the plugin checks it against
- * the signed checksum). manifest is the bytes of the manifest used. With a
+ * the signed checksum). manifest is the (decoded) bytes of the manifest used. With a
  * manifest no checksum is passed: the plugin checks each file's hash, and
  * iOS compares a manual manifest download with none.
  */
@@ -118,8 +118,8 @@ export async function downloadOptions(
   got ??= await fetchFiles(ref);
   if (!got) return { options: zip, patchRefused };
   try {
-    const m = await checkFileManifest(ref, app, got.data);
-    return { options: use(m, got.filesURL), manifest: got.data, patchRefused };
+    const { manifest, data } = await readFileManifest(ref, app, got.data);
+    return { options: use(manifest, got.filesURL), manifest: data, patchRefused };
   } catch (e) {
     if (e instanceof VerifyError) return { options: zip, refused: e, patchRefused };
     throw e;

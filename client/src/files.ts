@@ -43,6 +43,73 @@ export async function checkFileManifest(ref: BuildRef, app: string, data: Uint8A
   return m;
 }
 
+/** Whether stored bytes are a file manifest's gzip form: they start with 1f 8b, which no JSON text does. */
+export const isGzipStored = (stored: Uint8Array) => stored.length >= 2 && stored[0] === 0x1f && stored[1] === 0x8b;
+
+/** Whether this platform can read stored: it is not a gzip form, or DecompressionStream decodes one. */
+export const canReadStored = (stored: Uint8Array) => !isGzipStored(stored) || typeof DecompressionStream === 'function';
+
+/**
+ * The bytes of a stored file manifest, as manifest.DecodeStoredFileManifest:
+ * stored itself, or the data of its gzip form, decoded by the platform's
+ * DecompressionStream reading at most limit + 1 bytes. The platform's
+ * decoder may accept a second member or zero bytes after the first, which
+ * Go refuses; what it makes must still pass checkFileManifest.
+ * @throws VerifyError files_mismatch when the gzip form does not decode or decodes to more than limit bytes
+ * @throws Error when the platform has no DecompressionStream (see canReadStored)
+ */
+export async function decodeStoredFileManifest(stored: Uint8Array, limit: number): Promise<Uint8Array> {
+  if (!isGzipStored(stored)) return stored;
+  if (!canReadStored(stored)) throw new Error('this platform has no DecompressionStream to read a gzip-compressed file manifest');
+  const fail = (detail: string) => new VerifyError('files_mismatch', `stored file manifest: ${detail}`);
+  // Fed 1 KiB at a time, so that a small stream that decodes to much more
+  // than limit (a gzip bomb) is stopped before it is all in memory.
+  let fed = 0;
+  const input = new ReadableStream<BufferSource>({
+    pull(c) {
+      if (fed >= stored.length) return c.close();
+      c.enqueue(stored.slice(fed, fed + 1024));
+      fed += 1024;
+    },
+  });
+  const reader = input.pipeThrough(new DecompressionStream('gzip')).getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > limit) {
+        reader.cancel().catch(() => {});
+        throw fail(`decodes to more than ${limit} bytes`);
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    throw e instanceof VerifyError ? e : fail('its gzip stream does not decode');
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Reads a stored file manifest, as manifest.ReadFileManifest: decodes it
+ * up to the size the verified build reference names, checks it with
+ * checkFileManifest, and returns it with its bytes.
+ * @throws VerifyError files_mismatch or malformed
+ */
+export async function readFileManifest(ref: BuildRef, app: string, stored: Uint8Array): Promise<{ manifest: FileManifest; data: Uint8Array }> {
+  if (ref.files_sha256 === '') throw new VerifyError('files_mismatch', `build ${ref.id} has no file manifest`);
+  const data = await decodeStoredFileManifest(stored, ref.files_size);
+  return { manifest: await checkFileManifest(ref, app, data), data };
+}
+
 /** A patch from one file manifest (the base) to another, as manifest/patch.go. */
 interface FilesPatch {
   app: string;

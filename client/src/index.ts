@@ -26,7 +26,7 @@ export {
 export type { Rule, ACL, User, Grant, Latest, Candidate, Settings, Link, Halt, BuildRef, Build, EnvelopeInput, Trust, Expect } from './verify.js';
 export { cohort, inCohort, selectBuild, nativeFits, COHORT_BUCKETS } from './release.js';
 export type { Selection, SelectReason } from './release.js';
-export { checkFileManifest, applyFilesPatch, verifyFile, capgoName, ENCODING_BROTLI, MAX_FILE_MANIFEST_SIZE } from './files.js';
+export { checkFileManifest, readFileManifest, decodeStoredFileManifest, applyFilesPatch, verifyFile, capgoName, ENCODING_BROTLI, MAX_FILE_MANIFEST_SIZE } from './files.js';
 export type { FileManifest, FileEntry } from './files.js';
 export { MAX_INT } from './json.js';
 export { downloadTakesManifest, zipChecksum, capgoManifest, downloadOptions } from './delta.js';

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { after, before, beforeEach, describe, test } from 'node:test';
-import { brotliCompressSync, crc32 } from 'node:zlib';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
+import { brotliCompressSync, crc32, gunzipSync, gzipSync } from 'node:zlib';
 import { DeviceState, downloadTakesManifest, LiveUpdate, MemoryStorage, TYPE_LATEST, zipChecksum } from '../dist/index.js';
 import { alice, envelope, makeFilesPatch, vectors } from './helpers.mjs';
 import { NodeUpdater } from './node-updater.mjs';
@@ -84,7 +84,8 @@ before(async () => {
       case '/build/latest':
         return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(objects.get(`apps/${app}/channels/production/latest.json`)), acl: JSON.parse(valid.acl) });
       case '/build/files': {
-        const m = objects.get(manifestKey());
+        const stored = objects.get(manifestKey());
+        const m = stored?.[0] === 0x1f ? gunzipSync(stored) : stored; // as deploy serve decodes it
         const from = url.searchParams.get('from');
         const patch = from && objects.get(`apps/${app}/files/patches/${from}-${ref.files_sha256}.json`);
         const files_url = `${base}/cdn/apps/${app}/files/`;
@@ -230,7 +231,63 @@ for (const mode of ['cdn', 'tracker']) {
   });
 }
 
-async function refused(mode) {
+describe('a file manifest stored gzip-compressed, as a folder store holds it and its web server sends it', () => {
+  beforeEach(() => objects.set(manifestKey(), gzipSync(manifestBytes)));
+
+  test('is decoded, checked against the signed digest, and remembered decoded', async () => {
+    const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+    const storage = new MemoryStorage();
+    const { lu, events } = liveUpdate('cdn', updater, storage);
+    await lu.check();
+    assert.ok(downloadCall(updater).manifest, JSON.stringify(events));
+    assert.deepEqual(runningFiles(updater), v2);
+    assert.equal((await new DeviceState(storage, app, 'production').files()).manifest, manifestBytes.toString());
+  });
+
+  test('one that decodes past the signed size (a gzip bomb) is refused: the zip is downloaded', async () => {
+    const bomb = gzipSync(Buffer.concat([manifestBytes, Buffer.alloc(64 << 20, ' ')]));
+    assert.ok(bomb.length < 100 << 10);
+    objects.set(manifestKey(), bomb);
+    await refused('cdn', /decodes to more than \d+ bytes/);
+  });
+
+  test('a tampered one is refused', async () => {
+    objects.set(manifestKey(), gzipSync(Buffer.from(manifestBytes.toString().replace('logo.svg', 'evil.svg'))));
+    await refused('cdn');
+  });
+
+  describe('where the platform has no DecompressionStream', () => {
+    let saved;
+    beforeEach(() => {
+      saved = globalThis.DecompressionStream;
+      delete globalThis.DecompressionStream;
+    });
+    afterEach(() => {
+      globalThis.DecompressionStream = saved;
+    });
+
+    test('is asked of the tracker, which sends it decoded', async () => {
+      const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+      const events = [];
+      const lu = new LiveUpdate({ app, trust: { roots: valid.root_keys, threshold: valid.threshold }, updater, storage: new MemoryStorage(), cdn: `${base}/cdn`, tracker: base, onEvent: (e) => events.push(e), now: () => new Date(valid.expect.now), applyImmediately: true });
+      await lu.check();
+      assert.deepEqual(log.filter((l) => l.includes('/files/manifests/') || l.startsWith('GET /build/files')), [`GET /cdn/${manifestKey()}`, `GET /build/files?id=${ref.id}&device=${updater.deviceId}`]);
+      assert.ok(downloadCall(updater).manifest, JSON.stringify(events));
+      assert.deepEqual(runningFiles(updater), v2);
+    });
+
+    test('without a tracker, the zip is downloaded and nothing is reported as refused', async () => {
+      const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
+      const { lu, events } = liveUpdate('cdn', updater);
+      await lu.check();
+      assert.deepEqual(downloadCall(updater), { url: `${base}/cdn/${ref.bundle}`, version: ref.version, checksum: ref.sha256 });
+      assert.ok(!events.some((e) => e.type === 'error' || e.rule), JSON.stringify(events));
+      assert.deepEqual(updater.bundles.get(updater.currentId).bytes, bundle);
+    });
+  });
+});
+
+async function refused(mode, message = /./) {
   const updater = new NodeUpdater({ pluginVersion: '8.51.14', builtinFiles: v1 });
   const { lu, events } = liveUpdate(mode, updater);
   await lu.check();
@@ -240,6 +297,7 @@ async function refused(mode) {
   assert.equal(updater.fetched.length, 0);
   const err = events.find((e) => e.type === 'error');
   assert.equal(err?.rule, 'files_mismatch', JSON.stringify(events));
+  assert.match(err.message, message);
   assert.ok(events.some((e) => e.type === 'applying'), 'the zip is still applied');
 }
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { DeviceState, LiveUpdate, MemoryStorage } from '../dist/index.js';
 import { NodeUpdater } from './node-updater.mjs';
 
@@ -141,6 +142,12 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   assert.equal((await again.start()).type, 'up_to_date');
 
   // A device on the store served as a CDN, with a plugin that takes manifests, gets the build file by file.
+  /** The bytes of a file manifest in the folder store, which holds it gzip-compressed. */
+  const storedManifest = async (sum) => {
+    const stored = await readFile(join(storeDir, `apps/${APP}/files/manifests/${sum}.json`));
+    assert.deepEqual([...stored.subarray(0, 2)], [0x1f, 0x8b], 'stored gzip-compressed');
+    return gunzipSync(stored);
+  };
   const cdnLog = [];
   const cdn = createServer(async (req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -161,6 +168,7 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
   const v1Files = await new DeviceState(storage, APP, 'production').files();
   assert.ok(v1Files, 'the manifest passed to the plugin is remembered');
   assert.ok(cdnLog.includes(`/apps/${APP}/files/manifests/${v1Files.sha256}.json`), `the whole manifest of v1: ${cdnLog}`);
+  assert.equal((await storedManifest(v1Files.sha256)).toString(), v1Files.manifest, 'the CDN sent the gzip form; the device decoded it');
   assert.equal(viaCDN.fetched.length, 3, 'every file of v1');
 
   // v2 changes one line; deploy upload writes the patch from v1's manifest.
@@ -169,7 +177,7 @@ test('deploy upload + deploy serve + LiveUpdate', { skip: !bin && !process.env.C
     await writeFile(join(www, 'assets', 'style.css'), css);
     const up = JSON.parse(await run(CLI.upload({ www, store })));
     const ref = JSON.parse(Buffer.from(JSON.parse(await readFile(join(storeDir, `apps/${APP}/builds/${up.number}.json`), 'utf8')).payload, 'base64'));
-    return { ...up, ref, manifest: await readFile(join(storeDir, `apps/${APP}/files/manifests/${ref.files_sha256}.json`)) };
+    return { ...up, ref, manifest: await storedManifest(ref.files_sha256) };
   };
   const v2 = await uploadStyle('body { margin: 1px }\n');
   const { files_sha256: v2Sum } = v2.ref;

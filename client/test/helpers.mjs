@@ -5,6 +5,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   applyFilesPatch,
   checkFileManifest,
+  readFileManifest,
   cohort,
   formatPublicKey,
   pae,
@@ -51,6 +52,10 @@ async function run(v, impl, form) {
   if (v.bundle) await verifyBundle(latest.build, Buffer.from(v.bundle, 'base64'));
   if (v.files_patch) {
     await applyFilesPatch(latest.build, latest.app, Buffer.from(v.files_patch.base), Buffer.from(v.files_patch.patch));
+    return;
+  }
+  if (v.files_stored) {
+    await readFileManifest(latest.build, latest.app, Buffer.from(v.files_stored, 'base64'));
     return;
   }
   if (v.files_manifest) {

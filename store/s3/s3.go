@@ -259,6 +259,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, opt store.PutO
 	if opt.ContentType != "" {
 		in.ContentType = aws.String(opt.ContentType)
 	}
+	if opt.ContentEncoding != "" {
+		in.ContentEncoding = aws.String(opt.ContentEncoding)
+	}
 	if opt.CacheControl != "" {
 		in.CacheControl = aws.String(opt.CacheControl)
 	}

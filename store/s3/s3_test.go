@@ -2,6 +2,7 @@ package s3_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -77,6 +78,23 @@ func TestMetadata(t *testing.T) {
 		if got := aws.ToString(head.ETag); got != info.ETag {
 			t.Errorf("HeadObject ETag = %s, Put returned %s", got, info.ETag)
 		}
+	}
+
+	// A gzip-encoded object: S3 and a CDN send it with its encoding, so an
+	// HTTP client decodes it; the store's Get returns the bytes as stored.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(body)
+	zw.Close()
+	const key = "apps/a/files/manifests/m.json"
+	if _, err := s.Put(ctx, key, bytes.NewReader(gz.Bytes()), store.PutOptions{Size: int64(gz.Len()), ContentType: "application/json", ContentEncoding: "gzip"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := aws.ToString(headObject(t, srv, "p/"+key).ContentEncoding); got != "gzip" {
+		t.Errorf("Content-Encoding = %q, want gzip", got)
+	}
+	if got, _, err := store.ReadSmall(ctx, s, key, 1<<20); err != nil || !bytes.Equal(got, gz.Bytes()) {
+		t.Errorf("Get of a gzip-encoded object = %q, %v; want the stored gzip bytes", got, err)
 	}
 	if got, want := s.Location("apps/a/x.json"), "s3://"+srv.Bucket+"/p/apps/a/x.json"; got != want {
 		t.Errorf("Location = %s, want %s", got, want)
