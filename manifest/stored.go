@@ -35,15 +35,21 @@ func EncodeStoredFileManifest(data []byte) (stored []byte, gzipped bool) {
 
 // DecodeStoredFileManifest returns the bytes of a stored file manifest:
 // stored itself, or, when it starts with the gzip magic bytes 1f 8b, the
-// data of the one gzip member it must be. It decodes at most limit+1
-// bytes: a member that does not decode, bytes after it, or more than limit
-// decoded bytes are a [RuleFilesMismatch].
+// data of the one gzip member it must be, whose header flags (FLG) are 0.
+// It decodes at most limit+1 bytes: flags set, a member that does not
+// decode, bytes after it, or more than limit decoded bytes are a
+// [RuleFilesMismatch].
 func DecodeStoredFileManifest(stored []byte, limit int64) ([]byte, error) {
 	if !bytes.HasPrefix(stored, gzipMagic) {
 		return stored, nil
 	}
 	fail := func(detail string) error {
 		return &Error{RuleFilesMismatch, "stored file manifest: " + detail}
+	}
+	// FLG 0: gzip readers differ on optional header fields and reserved
+	// flags, and deploy writes none.
+	if len(stored) < 10 || stored[3] != 0 {
+		return nil, fail("its gzip header has flags set (a name, comment, extra field or header CRC); deploy writes none")
 	}
 	r := bytes.NewReader(stored)
 	zr, err := gzip.NewReader(r)

@@ -829,6 +829,10 @@ func (g *gen) storedVectors(good []byte, signed func([]byte) string) {
 	tampered, _ := manifest.EncodeStoredFileManifest(bytes.Replace(good, []byte("100000"), []byte("100001"), 1))
 	badCRC := append([]byte{}, gz...)
 	badCRC[len(badCRC)-8] ^= 1
+	named := append(append(append([]byte{}, gz[:10]...), "latest.json\x00"...), gz[10:]...)
+	named[3] = 0x08 // FNAME
+	reserved := append([]byte{}, gz...)
+	reserved[3] = 0x20
 	cases := []struct {
 		name, desc, verdict string
 		stored              []byte
@@ -840,6 +844,8 @@ func (g *gen) storedVectors(good []byte, signed func([]byte) string) {
 		{"gzip_bad_crc", "a gzip form whose CRC-32 does not match its data", "files_mismatch", badCRC},
 		{"gzip_truncated", "a gzip form without its last 4 bytes", "files_mismatch", gz[:len(gz)-4]},
 		{"gzip_trailing_byte", "a gzip form followed by the byte x", "files_mismatch", append(append([]byte{}, gz...), 'x')},
+		{"gzip_name", "a gzip form with a file name in its header (FLG 8), which deploy never writes", "files_mismatch", named},
+		{"gzip_reserved_flag", "a gzip form with a reserved header flag (FLG 0x20) set", "files_mismatch", reserved},
 	}
 	for _, c := range cases {
 		g.add(g.base("files_stored_"+c.name, c.desc, c.verdict), func(v *Vector) {

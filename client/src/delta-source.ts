@@ -3,9 +3,10 @@
 // /build/files. Neither is trusted: delta.ts checks the bytes against the
 // signed build reference.
 
+import { readAtMost } from './body.js';
 import type { FetchedFiles } from './delta.js';
 import { canReadStored } from './files.js';
-import type { BuildRef } from './verify.js';
+import { MAX_FILE_MANIFEST_SIZE, type BuildRef } from './verify.js';
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '');
 
@@ -31,14 +32,17 @@ export function filesFetcher(
         const base = `${trimSlash(opts.cdn)}/apps/${app}/files/`;
         const res = await get(from ? `${base}patches/${from}-${ref.files_sha256}.json` : `${base}manifests/${ref.files_sha256}.json`);
         if (res.status === 404) return undefined;
-        const data = new Uint8Array(await res.arrayBuffer());
+        // A stored form is at most files_size bytes; a patch at most MAX_FILE_MANIFEST_SIZE.
+        const data = await readAtMost(res, from ? MAX_FILE_MANIFEST_SIZE : ref.files_size);
         if (canReadStored(data)) return { data, filesURL: base, patch: !!from };
         if (!opts.tracker) return undefined;
       }
       const q = new URLSearchParams({ id: ref.id, device: await device(), ...(from ? { from } : {}) });
       const res = await get(`${trimSlash(opts.tracker!)}/build/files?${q}`);
       if (res.status === 404) return undefined;
-      const json = (await res.json()) as { manifest?: unknown; patch?: unknown; files_url?: unknown };
+      // A byte of the manifest is at most 6 in its JSON string.
+      const text = new TextDecoder().decode(await readAtMost(res, 6 * MAX_FILE_MANIFEST_SIZE + 4096));
+      const json = JSON.parse(text) as { manifest?: unknown; patch?: unknown; files_url?: unknown };
       if (typeof json.files_url !== 'string') return undefined;
       if (from && typeof json.patch === 'string') return { data: new TextEncoder().encode(json.patch), filesURL: json.files_url, patch: true };
       if (typeof json.manifest !== 'string') return undefined;

@@ -3,7 +3,7 @@
 // @capgo/capacitor-updater's source (docs/format.md, "What each plugin
 // version gets").
 
-import { applyFilesPatch, capgoName, readFileManifest, type FileManifest } from './files.js';
+import { applyFilesPatch, canReadStored, capgoName, readFileManifest, type FileManifest } from './files.js';
 import { VerifyError, type BuildRef } from './verify.js';
 
 /** One entry of the manifest CapacitorUpdater.download() takes. */
@@ -87,7 +87,8 @@ export function capgoManifest(m: FileManifest, filesURL: string): ManifestEntry[
  * first; without one, or when it fails (patchRefused says why), the whole
  * manifest is fetched. A manifest that fails its check is not used:
  * refused says why, and the zip is downloaded (the plugin checks it against
- * the signed checksum). manifest is the (decoded) bytes of the manifest used. With a
+ * the signed checksum), as it is, with nothing refused, for a gzip form
+ * this platform cannot decode. manifest is the (decoded) bytes of the manifest used. With a
  * manifest no checksum is passed: the plugin checks each file's hash, and
  * iOS compares a manual manifest download with none.
  */
@@ -116,7 +117,7 @@ export async function downloadOptions(
     }
   }
   got ??= await fetchFiles(ref);
-  if (!got) return { options: zip, patchRefused };
+  if (!got || !canReadStored(got.data)) return { options: zip, patchRefused };
   try {
     const { manifest, data } = await readFileManifest(ref, app, got.data);
     return { options: use(manifest, got.filesURL), manifest: data, patchRefused };

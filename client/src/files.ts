@@ -1,6 +1,7 @@
 // File manifests (delta updates), as manifest/files.go: a build's files by
 // content, checked against the digest that the signed build reference names.
 
+import { concat } from './body.js';
 import { hex, sha256 } from './ed25519.js';
 import * as j from './json.js';
 import { decodePayload, MAX_FILE_MANIFEST_SIZE, VerifyError, type BuildRef } from './verify.js';
@@ -51,8 +52,8 @@ export const canReadStored = (stored: Uint8Array) => !isGzipStored(stored) || ty
 
 /**
  * The bytes of a stored file manifest, as manifest.DecodeStoredFileManifest:
- * stored itself, or the data of its gzip form, decoded by the platform's
- * DecompressionStream reading at most limit + 1 bytes. The platform's
+ * stored itself, or the data of its gzip form (header flags 0), decoded by
+ * the platform's DecompressionStream reading at most limit + 1 bytes. The platform's
  * decoder may accept a second member or zero bytes after the first, which
  * Go refuses; what it makes must still pass checkFileManifest.
  * @throws VerifyError files_mismatch when the gzip form does not decode or decodes to more than limit bytes
@@ -62,6 +63,8 @@ export async function decodeStoredFileManifest(stored: Uint8Array, limit: number
   if (!isGzipStored(stored)) return stored;
   if (!canReadStored(stored)) throw new Error('this platform has no DecompressionStream to read a gzip-compressed file manifest');
   const fail = (detail: string) => new VerifyError('files_mismatch', `stored file manifest: ${detail}`);
+  // FLG 0, as in Go: gzip readers differ on optional header fields and reserved flags.
+  if (stored.length < 10 || stored[3] !== 0) throw fail('its gzip header has flags set (a name, comment, extra field or header CRC); deploy writes none');
   // Fed 1 KiB at a time, so that a small stream that decodes to much more
   // than limit (a gzip bomb) is stopped before it is all in memory.
   let fed = 0;
@@ -89,13 +92,7 @@ export async function decodeStoredFileManifest(stored: Uint8Array, limit: number
   } catch (e) {
     throw e instanceof VerifyError ? e : fail('its gzip stream does not decode');
   }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concat(chunks);
 }
 
 /**
@@ -162,12 +159,7 @@ export async function applyFilesPatch(ref: BuildRef, app: string, base: Uint8Arr
     pieces.push(data, base.subarray(op.offset, op.offset + op.length));
     made += data.length + op.length;
   }
-  const out = new Uint8Array(made);
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
+  const out = concat(pieces);
   return { manifest: await checkFileManifest(ref, app, out), data: out };
 }
 

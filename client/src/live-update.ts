@@ -4,11 +4,12 @@
 // goes to the background, and never tries a build that failed to start twice.
 // A failed download is retried later, with a backoff.
 
+import { readAtMost } from './body.js';
 import { DeviceState, type KeyValueStorage } from './state.js';
 import { filesFetcher } from './delta-source.js';
 import { downloadOptions, type DownloadOptions } from './delta.js';
 import { nativeFits, selectBuild, type Selection } from './release.js';
-import { parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Latest, type Rule, type Trust } from './verify.js';
+import { MAX_ACL_SIZE, MAX_LATEST_SIZE, parsePublicKey, verifyLatest, VerifyError, type BuildRef, type EnvelopeInput, type Latest, type Rule, type Trust } from './verify.js';
 
 /** A bundle as @capgo/capacitor-updater describes it. */
 export interface BundleInfo {
@@ -377,14 +378,15 @@ export class LiveUpdate {
         await acl.body?.cancel();
         return { type: 'no_update', message: none };
       }
-      return { latest: await body(latest), acl: await body(acl) };
+      return { latest: await body(latest, MAX_LATEST_SIZE), acl: await body(acl, MAX_ACL_SIZE) };
     }
     const q = new URLSearchParams({ app: this.app, device: await this.device(), channel });
     const { native } = await this.opts.updater.current();
     if (native) q.set('native', native);
     const url = `${trimSlash(this.opts.tracker!)}/build/latest?${q}`;
     const res = await this.get(url, {}, true);
-    const text = new TextDecoder().decode(await res.arrayBuffer());
+    // Two envelopes and a few fields: over twice their limits is no answer of a tracker's.
+    const text = new TextDecoder().decode(await readAtMost(res, 2 * (MAX_ACL_SIZE + MAX_LATEST_SIZE)));
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -512,9 +514,9 @@ export class LiveUpdate {
   }
 }
 
-async function body(res: Response): Promise<Uint8Array> {
+async function body(res: Response, max: number): Promise<Uint8Array> {
   if (res.status === 404) throw new Error(`${res.url}: HTTP 404`);
-  return new Uint8Array(await res.arrayBuffer());
+  return readAtMost(res, max);
 }
 
 const trimSlash = (s: string) => s.replace(/\/+$/, '');

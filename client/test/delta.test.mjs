@@ -9,8 +9,8 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { brotliCompressSync, crc32, gunzipSync, gzipSync } from 'node:zlib';
-import { DeviceState, downloadTakesManifest, LiveUpdate, MemoryStorage, TYPE_LATEST, zipChecksum } from '../dist/index.js';
-import { alice, envelope, makeFilesPatch, vectors } from './helpers.mjs';
+import { DeviceState, downloadOptions, downloadTakesManifest, LiveUpdate, MemoryStorage, TYPE_LATEST, zipChecksum } from '../dist/index.js';
+import { alice, endlessGzip, envelope, makeFilesPatch, vectors } from './helpers.mjs';
 import { NodeUpdater } from './node-updater.mjs';
 
 const valid = vectors.find((v) => v.name === 'valid');
@@ -32,7 +32,9 @@ v2.set('main.js', Buffer.from(v1.get('main.js').toString().replace('1.2', '1.25'
 const v3 = new Map(v2);
 v3.set('index.html', Buffer.from('<!doctype html><title>shop 3</title>'));
 
-let objects; // store key -> bytes, served under /cdn/
+let objects; // store key -> bytes (or ENDLESS), served under /cdn/
+const ENDLESS = Symbol('an endless gzip-encoded body');
+let endless; // resolves when the client has gone away from an endless body
 let manifestBytes;
 let ref; // the signed build reference of the last build published (v2 unless a test publishes v3)
 let log;
@@ -78,6 +80,7 @@ before(async () => {
     if (url.pathname.startsWith('/cdn/')) {
       const obj = objects.get(url.pathname.slice(5));
       if (!obj) return json({ error: 'not found' }, 404);
+      if (obj === ENDLESS) return (endless = endlessGzip(res));
       return res.end(obj);
     }
     switch (url.pathname) {
@@ -251,6 +254,12 @@ describe('a file manifest stored gzip-compressed, as a folder store holds it and
     await refused('cdn', /decodes to more than \d+ bytes/);
   });
 
+  test('one the CDN sends HTTP-encoded without end is cut at the signed size and refused', { timeout: 20_000 }, async () => {
+    objects.set(manifestKey(), ENDLESS);
+    await refused('cdn', /file manifest has \d+ bytes/);
+    await endless;
+  });
+
   test('a tampered one is refused', async () => {
     objects.set(manifestKey(), gzipSync(Buffer.from(manifestBytes.toString().replace('logo.svg', 'evil.svg'))));
     await refused('cdn');
@@ -274,6 +283,11 @@ describe('a file manifest stored gzip-compressed, as a folder store holds it and
       assert.deepEqual(log.filter((l) => l.includes('/files/manifests/') || l.startsWith('GET /build/files')), [`GET /cdn/${manifestKey()}`, `GET /build/files?id=${ref.id}&device=${updater.deviceId}`]);
       assert.ok(downloadCall(updater).manifest, JSON.stringify(events));
       assert.deepEqual(runningFiles(updater), v2);
+    });
+
+    test('downloadOptions with a fetcher of its caller takes the zip, refusing nothing', async () => {
+      const got = await downloadOptions(ref, app, 'https://cdn/b.zip', '8.51.14', async () => ({ data: gzipSync(manifestBytes), filesURL: 'https://cdn/f/', patch: false }));
+      assert.deepEqual(got, { options: { url: 'https://cdn/b.zip', version: ref.version, checksum: ref.sha256 }, patchRefused: undefined });
     });
 
     test('without a tracker, the zip is downloaded and nothing is reported as refused', async () => {

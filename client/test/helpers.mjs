@@ -1,6 +1,7 @@
 // Shared by the tests (not a test file itself).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createGzip } from 'node:zlib';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   applyFilesPatch,
@@ -130,4 +131,27 @@ function* pieces(data) {
     yield [start, data.subarray(start, end)];
     start = end;
   }
+}
+
+/**
+ * Answers res with a body that never ends: zeros, gzip-encoded as a CDN or
+ * a proxy may send them (a few KB on the wire for each GB decoded).
+ * Resolves once the client has gone away.
+ */
+export function endlessGzip(res) {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+  const gz = createGzip();
+  gz.pipe(res);
+  const zeros = Buffer.alloc(1 << 20);
+  const pump = () => {
+    while (!res.destroyed && gz.write(zeros));
+  };
+  gz.on('drain', pump);
+  pump();
+  return new Promise((resolve) =>
+    res.on('close', () => {
+      gz.destroy();
+      resolve();
+    }),
+  );
 }

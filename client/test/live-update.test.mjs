@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { DeviceState, LiveUpdate, MemoryStorage, TYPE_HALT, TYPE_LATEST, inCohort } from '../dist/index.js';
-import { alice, envelope, seed, vectors } from './helpers.mjs';
+import { alice, endlessGzip, envelope, seed, vectors } from './helpers.mjs';
 import { NodeUpdater } from './node-updater.mjs';
 
 const byName = Object.fromEntries(vectors.map((v) => [v.name, v]));
@@ -16,6 +16,8 @@ const { build: ref, ...latestPayload } = JSON.parse(Buffer.from(JSON.parse(valid
 
 // What the server serves; tests change it.
 let served;
+const ENDLESS = Symbol('an endless gzip-encoded body');
+let endless; // resolves when the client has gone away from an endless body
 let log; // requests seen: "GET /path?query" and POST bodies
 let server;
 let base;
@@ -46,6 +48,7 @@ before(async () => {
             res.writeHead(status, { 'content-type': type });
             return res.end(text);
           }
+          if (served.latest === ENDLESS) return (endless = endlessGzip(res));
           if (!served.offered) return json({ build: null, blocked: true, error: 'blocked', message: 'build retailer-7 failed to start on this device' });
           return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(served.latest), acl: JSON.parse(served.acl) });
         case 'GET /build/download': // the tracker redirects to the CDN
@@ -59,6 +62,7 @@ before(async () => {
         case 'GET /cdn/acl.json':
           return res.end(served.acl);
         case `GET /cdn/apps/retailer/channels/production/latest.json`:
+          if (served.latest === ENDLESS) return (endless = endlessGzip(res));
           return res.end(served.latest);
         case `GET /cdn/${ref.bundle}`:
           return res.end(served.bundle);
@@ -112,6 +116,18 @@ const downloads = (updater) => updater.methods.filter((m) => m === 'download').l
 function clock() {
   let t = Date.parse(valid.expect.now);
   return { now: () => new Date(t), advance: (minutes) => (t += minutes * 60_000) };
+}
+
+for (const [mode, rule] of [['cdn', 'too_large'], ['tracker', 'malformed']]) {
+  test(`an answer that decodes without end is cut where the verifier stops reading (${mode})`, { timeout: 20_000 }, async () => {
+    serve({ latest: ENDLESS });
+    const { lu, updater } = liveUpdate({ mode });
+    const r = await lu.check();
+    assert.equal(r.type, 'rejected', JSON.stringify(r));
+    assert.equal(r.rule, rule);
+    await endless; // the client closed the connection
+    assert.equal(downloads(updater), 0);
+  });
 }
 
 describe('an update through the tracker', () => {
