@@ -112,7 +112,7 @@ func (e *Envelope) check(types ...string) error {
 		return &Error{Rule: RuleMalformed, Detail: fmt.Sprintf("payload type %q, want %q", e.PayloadType, strings.Join(types, `" or "`))}
 	}
 	for _, s := range e.Signatures {
-		if !sha256RE.MatchString(s.KeyID) || len(s.Sig) != ed25519.SignatureSize {
+		if !isDigest(s.KeyID) || len(s.Sig) != ed25519.SignatureSize {
 			return &Error{Rule: RuleMalformed, Detail: "a signature's keyid is not 64 lowercase hex digits, or its sig not 64 bytes"}
 		}
 	}

@@ -62,7 +62,7 @@ func (m *FileManifest) check(app string) error {
 			return fmt.Errorf("file name %q is not a safe relative path", f.Name)
 		case i > 0 && f.Name <= m.Files[i-1].Name:
 			return fmt.Errorf("file %q is not after %q: names must be unique and sorted", f.Name, m.Files[i-1].Name)
-		case !sha256RE.MatchString(f.SHA256):
+		case !isDigest(f.SHA256):
 			return fmt.Errorf("file %q: sha256 %q is not 64 lowercase hex digits", f.Name, f.SHA256)
 		case f.Encoding != "" && f.Encoding != EncodingBrotli:
 			return fmt.Errorf("file %q: unknown encoding %q", f.Name, f.Encoding)

@@ -132,7 +132,7 @@ func ParseFilesPatchKey(app, key string) (from, to string, ok bool) {
 	}
 	rest, ok = strings.CutSuffix(rest, ".json")
 	from, to, ok2 := strings.Cut(rest, "-")
-	if !ok || !ok2 || !sha256RE.MatchString(from) || !sha256RE.MatchString(to) {
+	if !ok || !ok2 || !isDigest(from) || !isDigest(to) {
 		return "", "", false
 	}
 	return from, to, true

@@ -184,9 +184,19 @@ type Build struct {
 	GitCommit string    `json:"git_commit,omitempty"`
 }
 
-var (
-	sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
-)
+// isDigest reports whether s is a SHA-256 digest as written: 64 lowercase
+// hex digits.
+func isDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // CheckName reports whether s is a valid app, channel or user name:
 // 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
@@ -224,7 +234,7 @@ var (
 // the content-addressed key of its own sha256 within app.
 func (b BuildRef) check(app string) error {
 	switch {
-	case !sha256RE.MatchString(b.SHA256):
+	case !isDigest(b.SHA256):
 		return fmt.Errorf("sha256 %q is not 64 lowercase hex digits", b.SHA256)
 	case b.Size <= 0:
 		return fmt.Errorf("size %d is not positive", b.Size)
@@ -252,7 +262,7 @@ func (b BuildRef) checkExtra() error {
 		return fmt.Errorf("build %s: crc32 %q is not 8 lowercase hex digits", b.ID, b.CRC32)
 	case (b.FilesSHA256 == "") != (b.FilesSize == 0):
 		return fmt.Errorf("build %s: files_sha256 and files_size go together", b.ID)
-	case b.FilesSHA256 != "" && !sha256RE.MatchString(b.FilesSHA256):
+	case b.FilesSHA256 != "" && !isDigest(b.FilesSHA256):
 		return fmt.Errorf("build %s: files_sha256 %q is not 64 lowercase hex digits", b.ID, b.FilesSHA256)
 	case b.FilesSize > MaxFileManifestSize:
 		return fmt.Errorf("build %s: files_size %d is over the %d bytes a verifier reads", b.ID, b.FilesSize, MaxFileManifestSize)
@@ -288,7 +298,7 @@ func (l *Latest) check() error {
 			return fmt.Errorf("fallback builds are not listed by decreasing number")
 		}
 	}
-	if p := l.Previous; p != nil && (p.Sequence >= l.Sequence || !sha256RE.MatchString(p.SHA256)) {
+	if p := l.Previous; p != nil && (p.Sequence >= l.Sequence || !isDigest(p.SHA256)) {
 		return fmt.Errorf("previous: sequence %d is not below %d, or sha256 %q is not 64 lowercase hex digits", p.Sequence, l.Sequence, p.SHA256)
 	}
 	return nil

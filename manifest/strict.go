@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -66,7 +68,41 @@ func (p *parser) ws() {
 
 func (p *parser) fail(what string) error { return fmt.Errorf("%s at offset %d", what, p.i) }
 
-var numRE = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`)
+// numberLen is the length of the JSON number that s starts with
+// (-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?), or 0.
+func numberLen(s string) int {
+	digits := func(i int) int {
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && '1' <= s[i] && s[i] <= '9':
+		i = digits(i + 1)
+	default:
+		return 0
+	}
+	if i+1 < len(s) && s[i] == '.' && '0' <= s[i+1] && s[i+1] <= '9' {
+		i = digits(i + 1)
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i + 1
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		if j < len(s) && '0' <= s[j] && s[j] <= '9' {
+			i = digits(j)
+		}
+	}
+	return i
+}
 
 func (p *parser) value(depth int) (node, error) {
 	if p.i >= len(p.s) {
@@ -90,12 +126,12 @@ func (p *parser) value(depth int) (node, error) {
 	case strings.HasPrefix(p.s[p.i:], "null"):
 		return node{}, p.fail("null is not allowed")
 	}
-	m := numRE.FindString(p.s[p.i:])
-	if m == "" {
+	n := numberLen(p.s[p.i:])
+	if n == 0 {
 		return node{}, p.fail("invalid value")
 	}
-	p.i += len(m)
-	return node{kind: 'n', text: m}, nil
+	p.i += n
+	return node{kind: 'n', text: p.s[p.i-n : p.i]}, nil
 }
 
 func (p *parser) container(depth int) (node, error) {
@@ -110,7 +146,7 @@ func (p *parser) container(depth int) (node, error) {
 		p.i++
 		return n, nil
 	}
-	seen := map[string]bool{}
+	var seen map[string]bool // for objects of many keys; fewer are searched
 	for {
 		if n.kind == 'o' {
 			if p.ws(); p.i >= len(p.s) || p.s[p.i] != '"' {
@@ -120,10 +156,9 @@ func (p *parser) container(depth int) (node, error) {
 			if err != nil {
 				return n, err
 			}
-			if seen[k] {
+			if n.hasKey(k, &seen) {
 				return n, p.fail(fmt.Sprintf("duplicate key %q", k))
 			}
-			seen[k] = true
 			n.keys = append(n.keys, k)
 			if p.ws(); p.i >= len(p.s) || p.s[p.i] != ':' {
 				return n, p.fail("expected ':'")
@@ -148,9 +183,39 @@ func (p *parser) container(depth int) (node, error) {
 	}
 }
 
+// hasKey reports whether object n has key k, and records k in seen once
+// n has many keys.
+func (n *node) hasKey(k string, seen *map[string]bool) bool {
+	const many = 16
+	if len(n.keys) < many {
+		return slices.Contains(n.keys, k)
+	}
+	if *seen == nil {
+		*seen = make(map[string]bool, 2*many)
+		for _, key := range n.keys {
+			(*seen)[key] = true
+		}
+	}
+	if (*seen)[k] {
+		return true
+	}
+	(*seen)[k] = true
+	return false
+}
+
 // str reads a string, refusing control characters and escapes of lone
 // surrogates.
 func (p *parser) str() (string, error) {
+	// Most strings have no escape: they are a slice of the input.
+	for j := p.i + 1; j < len(p.s); j++ {
+		if c := p.s[j]; c == '"' {
+			s := p.s[p.i+1 : j]
+			p.i = j + 1
+			return s, nil
+		} else if c == '\\' || c < 0x20 {
+			break
+		}
+	}
 	var b strings.Builder
 	for p.i++; p.i < len(p.s); {
 		c := p.s[p.i]
@@ -297,22 +362,27 @@ func decodeStruct(n node, v reflect.Value, path string, want func(string) error)
 		return want("an object")
 	}
 	fields := fieldsOf(v.Type())
-	found := map[string]bool{}
+	required := 0
 	for i, k := range n.keys {
-		f, ok := fields[k]
+		f, ok := fields.byName[k]
 		if !ok {
-			if folded := foldedField(fields, k); folded != "" {
+			if folded := foldedField(fields.byName, k); folded != "" {
 				return fmt.Errorf("%s: key %q is not %q: field names are case-sensitive", strings.TrimPrefix(path, "."), k, folded)
 			}
 			continue // unknown keys are ignored
 		}
-		found[k] = true
+		if !f.optional {
+			required++ // keys are unique
+		}
 		if err := decodeNode(n.items[i], v.FieldByIndex(f.index), path+"."+k); err != nil {
 			return err
 		}
 	}
-	for name, f := range fields {
-		if !f.optional && !found[name] {
+	if required == fields.required {
+		return nil
+	}
+	for name, f := range fields.byName {
+		if !f.optional && !slices.Contains(n.keys, name) {
 			return fmt.Errorf("%s: missing field %q", strings.TrimPrefix(path, "."), name)
 		}
 	}
@@ -324,19 +394,39 @@ type field struct {
 	optional bool
 }
 
+// fields are a struct type's fields by JSON name, and how many of them
+// are required.
+type fields struct {
+	byName   map[string]field
+	required int
+}
+
+// fieldCache holds the fields of each struct type decoded.
+var fieldCache sync.Map // reflect.Type → *fields
+
 // fieldsOf maps the JSON names of t's fields (embedded structs flattened)
 // to where they are; a field tagged omitempty or omitzero is optional.
-func fieldsOf(t reflect.Type) map[string]field {
-	out := map[string]field{}
+func fieldsOf(t reflect.Type) *fields {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(*fields)
+	}
+	fs := &fields{byName: map[string]field{}}
 	for _, f := range reflect.VisibleFields(t) {
 		tag := f.Tag.Get("json")
 		if tag == "" || tag == "-" || !f.IsExported() {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		out[name] = field{f.Index, strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")}
+		optional := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
+		fs.byName[name] = field{f.Index, optional}
 	}
-	return out
+	for _, f := range fs.byName {
+		if !f.optional {
+			fs.required++
+		}
+	}
+	fieldCache.Store(t, fs)
+	return fs
 }
 
 // foldedField returns the field name that k equals when ASCII letters are

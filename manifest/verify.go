@@ -184,7 +184,7 @@ func (a *ACL) verifyHalt(env *Envelope, exp Expect, checkExpiry bool) (*Latest, 
 	if err != nil {
 		return nil, err
 	}
-	if h.Sequence != l.Sequence+1 || h.Previous.Sequence != l.Sequence || !sha256RE.MatchString(h.Previous.SHA256) {
+	if h.Sequence != l.Sequence+1 || h.Previous.Sequence != l.Sequence || !isDigest(h.Previous.SHA256) {
 		return nil, &Error{RuleMalformed, fmt.Sprintf("halt: sequence %d and previous %d do not follow the halted pointer's %d", h.Sequence, h.Previous.Sequence, l.Sequence)}
 	}
 	if h.Sequence < exp.MinSequence {

@@ -101,12 +101,16 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	if err := forEach(ctx, objs, put); err != nil {
 		return nil, err
 	}
-	// The manifest is made while the objects are synced.
-	var data []byte
+	// The manifest and its stored form are made while the objects are synced.
+	var data, stored []byte
+	var gzipped bool
 	made := make(chan error, 1)
 	go func() {
 		var err error
 		data, err = fileManifest(app, contents, objs)
+		if err == nil {
+			stored, gzipped, err = storedFileManifest(data)
+		}
 		made <- err
 	}()
 	err = batch.Commit(ctx)
@@ -124,11 +128,6 @@ func (p *Publisher) putFiles(ctx context.Context, app string, contents []Content
 	}
 	if err := l.add(ctx, app, manifest.FileManifestKey(app, f.SHA256)); err != nil {
 		return nil, err
-	}
-	stored, gzipped := manifest.EncodeStoredFileManifest(data)
-	ref := manifest.BuildRef{FilesSHA256: f.SHA256, FilesSize: f.Size}
-	if _, _, err := manifest.ReadFileManifest(ref, app, stored); err != nil {
-		return nil, fmt.Errorf("the stored file manifest would not verify (%w); nothing was published", err)
 	}
 	meta := store.PutOptions{ContentType: "application/json"}
 	if gzipped {
@@ -438,6 +437,18 @@ func fileManifest(app string, contents []Content, objs map[string]*fileObject) (
 		return nil, fmt.Errorf("the file manifest would not verify (%w); nothing was published", err)
 	}
 	return data, nil
+}
+
+// storedFileManifest returns the stored form of a file manifest's bytes,
+// and whether it is gzip, once it decodes to those bytes: they passed
+// CheckFileManifest, so the stored form passes ReadFileManifest.
+func storedFileManifest(data []byte) ([]byte, bool, error) {
+	stored, gzipped := manifest.EncodeStoredFileManifest(data)
+	got, err := manifest.DecodeStoredFileManifest(stored, int64(len(data)))
+	if err != nil || !bytes.Equal(got, data) {
+		return nil, false, errors.New("the stored form of the file manifest would not decode to its bytes; nothing was published")
+	}
+	return stored, gzipped, nil
 }
 
 // forEach runs fn on every value of m, putConcurrency at a time, and
