@@ -1,7 +1,8 @@
 // Package client_test runs the TypeScript client's tests from go test, so
 // that one command runs the whole suite: the shared verifier vectors, the
 // LiveUpdate service, and the end-to-end flow of a real deploy binary and
-// tracker with the client in Node.
+// tracker with the client in Node; and the vectors again in a headless
+// Chromium.
 package client_test
 
 import (
