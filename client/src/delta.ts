@@ -81,16 +81,17 @@ export function capgoManifest(m: FileManifest, filesURL: string): ManifestEntry[
 
 /**
  * What to pass to download() for a verified build: its file manifest,
- * read (readFileManifest) and checked against the signed digest first, when the plugin takes one and
- * fetchFiles finds it; else the zip with the checksum the plugin compares.
- * With a base of another digest, the patch from it is fetched and applied
- * first; without one, or when it fails (patchRefused says why), the whole
- * manifest is fetched. A manifest that fails its check is not used:
- * refused says why, and the zip is downloaded (the plugin checks it against
- * the signed checksum), as it is, with nothing refused, for a gzip form
- * this platform cannot decode. manifest is the (decoded) bytes of the manifest used. With a
- * manifest no checksum is passed: the plugin checks each file's hash, and
- * iOS compares a manual manifest download with none.
+ * read (readFileManifest) and checked against the signed digest first,
+ * when the plugin takes one and fetchFiles finds it; else the zip with the
+ * checksum the plugin compares. With a base of another digest, the patch
+ * from it is fetched and applied first; without one, or when it fails
+ * (patchRefused says why), the whole manifest is fetched. A manifest that
+ * fails its check is not used: refused says why, and the zip is downloaded
+ * (the plugin checks it against the signed checksum), as it is, with
+ * nothing refused, for a gzip form this platform cannot decode. manifest
+ * is the (decoded) bytes of the manifest used. With a manifest no checksum
+ * is passed: the plugin checks each file's hash, and iOS compares a manual
+ * manifest download with none.
  */
 export async function downloadOptions(
   ref: BuildRef,

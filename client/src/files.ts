@@ -53,9 +53,9 @@ export const canReadStored = (stored: Uint8Array) => !isGzipStored(stored) || ty
 /**
  * The bytes of a stored file manifest, as manifest.DecodeStoredFileManifest:
  * stored itself, or the data of its gzip form (header flags 0), decoded by
- * the platform's DecompressionStream reading at most limit + 1 bytes. The platform's
- * decoder may accept a second member or zero bytes after the first, which
- * Go refuses; what it makes must still pass checkFileManifest.
+ * the platform's DecompressionStream reading at most limit + 1 bytes. The
+ * platform's decoder may accept a second member or zero bytes after the
+ * first, which Go refuses; what it makes must still pass checkFileManifest.
  * @throws VerifyError files_mismatch when the gzip form does not decode or decodes to more than limit bytes
  * @throws Error when the platform has no DecompressionStream (see canReadStored)
  */
