@@ -72,7 +72,7 @@ export interface LiveUpdateOptions {
   fetch?: typeof globalThis.fetch;
   /** The clock, for manifest expiry and the download backoff; the system clock if absent. */
   now?: () => Date;
-  /** Timeout of each request to the tracker or CDN, in ms (default 20000). */
+  /** Timeout of each request to the tracker or CDN, reading its answer included, in ms (default 20000). */
   timeoutMs?: number;
 }
 
@@ -447,7 +447,7 @@ export class LiveUpdate {
     if (!this.opts.tracker) return;
     const q = new URLSearchParams({ id: ref.id, device: await this.device() });
     try {
-      await this.get(`${trimSlash(this.opts.tracker)}/build/download/complete?${q}`);
+      await (await this.get(`${trimSlash(this.opts.tracker)}/build/download/complete?${q}`)).body?.cancel();
     } catch (e) {
       this.emit({ type: 'error', message: `report download of ${ref.id}: ${errText(e)}`, build: ref.id });
     }
@@ -472,11 +472,12 @@ export class LiveUpdate {
         timestamp: Date.now(),
         metadata: { rule: e.rule, detail: e.detail, channel },
       };
-      await this.get(`${trimSlash(this.opts.tracker)}/capgo/${this.app}/stats`, {
+      const res = await this.get(`${trimSlash(this.opts.tracker)}/capgo/${this.app}/stats`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify([event]),
       });
+      await res.body?.cancel();
     } catch {
       // best effort: the event was emitted locally
     }
@@ -487,20 +488,49 @@ export class LiveUpdate {
     return this.deviceID;
   }
 
-  /** fetch with a timeout; any status but 2xx and 404 is an error. The body of a 404 is dropped unless keep404. */
+  /**
+   * fetch with a timeout that runs until the body is read, so that a body
+   * that trickles in fails as a late answer does; any status but 2xx and
+   * 404 is an error. The body of a 404 is dropped unless keep404.
+   */
   private async get(url: string, init: RequestInit = {}, keep404 = false): Promise<Response> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 20000);
+    const done = () => clearTimeout(timer);
     try {
       const res = await this.fetch(url, { ...init, signal: ctl.signal });
       if (!res.ok && res.status !== 404) {
-        const text = (await res.text().catch(() => '')).slice(0, 200);
-        throw new Error(`${init.method ?? 'GET'} ${url}: HTTP ${res.status} ${text}`.trim());
+        const text = new TextDecoder().decode(await readAtMost(res, 200).catch(() => new Uint8Array()));
+        throw new Error(`${init.method ?? 'GET'} ${url}: HTTP ${res.status} ${text.slice(0, 200)}`.trim());
       }
-      if (res.status === 404 && !keep404) await res.body?.cancel();
-      return res;
-    } finally {
-      clearTimeout(timer);
+      if (!res.body || (res.status === 404 && !keep404)) {
+        await res.body?.cancel();
+        done();
+        return res;
+      }
+      const reader = res.body.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          try {
+            const { done: end, value } = await reader.read();
+            if (end) {
+              done();
+              c.close();
+            } else c.enqueue(value);
+          } catch (e) {
+            done();
+            throw e;
+          }
+        },
+        cancel(reason) {
+          done();
+          return reader.cancel(reason);
+        },
+      });
+      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    } catch (e) {
+      done();
+      throw e;
     }
   }
 

@@ -18,6 +18,15 @@ const { build: ref, ...latestPayload } = JSON.parse(Buffer.from(JSON.parse(valid
 let served;
 const ENDLESS = Symbol('an endless gzip-encoded body');
 let endless; // resolves when the client has gone away from an endless body
+const TRICKLE = Symbol('a body that starts and never ends');
+
+/** Answers with headers and one byte, then a byte every 50 ms until the client goes away. */
+function trickle(res) {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.write('{');
+  const timer = setInterval(() => res.write(' '), 50);
+  res.on('close', () => clearInterval(timer));
+}
 let log; // requests seen: "GET /path?query" and POST bodies
 let server;
 let base;
@@ -49,6 +58,7 @@ before(async () => {
             return res.end(text);
           }
           if (served.latest === ENDLESS) return (endless = endlessGzip(res));
+          if (served.latest === TRICKLE) return trickle(res);
           if (!served.offered) return json({ build: null, blocked: true, error: 'blocked', message: 'build retailer-7 failed to start on this device' });
           return json({ build: { id: ref.id, build: ref.version }, latest: JSON.parse(served.latest), acl: JSON.parse(served.acl) });
         case 'GET /build/download': // the tracker redirects to the CDN
@@ -63,6 +73,7 @@ before(async () => {
           return res.end(served.acl);
         case `GET /cdn/apps/retailer/channels/production/latest.json`:
           if (served.latest === ENDLESS) return (endless = endlessGzip(res));
+          if (served.latest === TRICKLE) return trickle(res);
           return res.end(served.latest);
         case `GET /cdn/${ref.bundle}`:
           return res.end(served.bundle);
@@ -127,6 +138,17 @@ for (const [mode, rule] of [['cdn', 'too_large'], ['tracker', 'malformed']]) {
     assert.equal(r.rule, rule);
     await endless; // the client closed the connection
     assert.equal(downloads(updater), 0);
+  });
+}
+
+for (const mode of ['cdn', 'tracker']) {
+  test(`an answer whose body trickles in fails at the timeout, and the next check runs (${mode})`, { timeout: 20_000 }, async () => {
+    serve({ latest: TRICKLE });
+    const { lu } = liveUpdate({ mode, timeoutMs: 300 });
+    const r = await lu.check();
+    assert.equal(r.type, 'error', JSON.stringify(r));
+    serve();
+    assert.equal((await lu.check()).type, 'downloaded');
   });
 }
 
