@@ -110,7 +110,7 @@ func runACLApply(ctx context.Context, opts *aclApplyOptions) error {
 		return err
 	}
 	if changed {
-		opts.pinHint(acl.Version)
+		opts.wroteACL(opts.URL(), acl.Version)
 	}
 	res := map[string]any{"changes": changeLines(changes), "applied": changed, "acl_version": acl.Version}
 	if len(changes) == 0 {

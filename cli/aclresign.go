@@ -102,7 +102,7 @@ func (opts *aclResignOptions) report(signers []ed25519.PrivateKey, v int64) erro
 	if opts.DryRun {
 		return opts.result(res, fmt.Sprintf("dry run: ACL version %d would be signed by %s; nothing written\n", v, strings.Join(roots, ", ")))
 	}
-	opts.pinHint(v)
+	opts.wroteACL(opts.URL(), v)
 	if opts.KeepOldRoot {
 		fmt.Fprintln(opts.io.Err, "next: release apps that pin only the new root, then run this again without keep_old_root=1 and unpin the old root")
 	} else {

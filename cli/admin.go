@@ -51,15 +51,17 @@ func runInit(ctx context.Context, opts *initOptions) error {
 	}
 	pub := manifest.FormatPublicKey(manifest.Public(root))
 	fmt.Fprintf(opts.io.Err, "wrote ACL version 1 to %s\nnext: deploy grant username=<name> app=<app> can_upload=1 key=<their `deploy keys show`>\n", st.Location(manifest.ACLKey))
-	opts.pinHint(1)
+	opts.wroteACL(opts.URL(), 1)
 	fmt.Fprintln(opts.io.Err, "pin this root public key in the tracker (root_key=) and in your app:")
 	return opts.result(map[string]any{"root_key": pub, "acl_version": 1}, pub+"\n")
 }
 
-// pinHint says, after a new ACL version is written, how to make trackers
-// refuse every older one: a tracker with an empty database otherwise
-// trusts the first root-signed acl.json it reads, however old.
-func (e *env) pinHint(version int64) {
+// wroteACL follows a new ACL version written to the store at storeURL:
+// it raises this user's floor there (rememberACL), and says how to make
+// trackers refuse every older version: a tracker with an empty database
+// otherwise trusts the first root-signed acl.json it reads, however old.
+func (e *env) wroteACL(storeURL string, version int64) {
+	e.rememberACL(storeURL, version)
 	fmt.Fprintf(e.io.Err, "ACL version %d: make trackers refuse older ACLs, which may still grant what you took back, with\n  deploy serve min_acl_version=%d   (or DEPLOY_MIN_ACL_VERSION=%d)\n", version, version, version)
 }
 
@@ -154,7 +156,7 @@ func (e *env) changeGrant(ctx context.Context, so *storeOptions, g grantee, key 
 		fmt.Fprintf(e.io.Err, "nothing to change: %s already has can_upload=%d for %s (ACL version %d)\n", g.Username, b2i(upload), g.App, acl.Version)
 		return e.result(res, "")
 	}
-	e.pinHint(acl.Version)
+	e.wroteACL(so.URL(), acl.Version)
 	return e.result(res, fmt.Sprintf("%s can_upload=%d for %s (ACL version %d)\n", g.Username, b2i(upload), g.App, acl.Version))
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cartona/deploy/internal/lockfile"
+	"github.com/cartona/deploy/manifest"
 )
 
 // seen is this user's anti-rollback floor for one channel of one store,
@@ -109,5 +110,21 @@ func (e *env) rememberSigned(storeURL, app, channel string, sequence int64) {
 	if err != nil {
 		log := e.log()
 		log.Warn().Msg(fmt.Sprintf("could not record sequence %d of %s %s in %s (%v): `deploy verify` will refuse a pointer older than it only once it has seen it", sequence, app, channel, seenPath(), err))
+	}
+}
+
+// rememberACL raises this user's ACL floor for every channel of a store to
+// the version of the acl.json a command just signed and wrote there (see
+// floorOf), so that verify refuses an older one put back, which may still
+// grant what the new one took back. Failing to only warns, as
+// rememberSigned does.
+func (e *env) rememberACL(storeURL string, version int64) {
+	loc, err := parseStore(storeURL)
+	if err == nil {
+		err = raiseSeen(loc.identity()+" "+manifest.ACLKey, seen{ACLVersion: version})
+	}
+	if err != nil {
+		log := e.log()
+		log.Warn().Msg(fmt.Sprintf("could not record ACL version %d in %s (%v): `deploy verify` will refuse an older ACL only once it has seen this one", version, seenPath(), err))
 	}
 }
