@@ -844,6 +844,8 @@ func (g *gen) storedVectors(good []byte, signed func([]byte) string) {
 		{"gzip_bad_crc", "a gzip form whose CRC-32 does not match its data", "files_mismatch", badCRC},
 		{"gzip_truncated", "a gzip form without its last 4 bytes", "files_mismatch", gz[:len(gz)-4]},
 		{"gzip_trailing_byte", "a gzip form followed by the byte x", "files_mismatch", append(append([]byte{}, gz...), 'x')},
+		{"gzip_two_members", "the gzip form followed by a second member of the same bytes", "files_mismatch", append(append([]byte{}, gz...), gz...)},
+		{"gzip_zero_padding", "the gzip form followed by four zero bytes", "files_mismatch", append(append([]byte{}, gz...), 0, 0, 0, 0)},
 		{"gzip_name", "a gzip form with a file name in its header (FLG 8), which deploy never writes", "files_mismatch", named},
 		{"gzip_reserved_flag", "a gzip form with a reserved header flag (FLG 0x20) set", "files_mismatch", reserved},
 	}

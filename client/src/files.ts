@@ -92,6 +92,11 @@ export async function decodeStoredFileManifest(stored: Uint8Array, limit: number
   } catch (e) {
     throw e instanceof VerifyError ? e : fail('its gzip stream does not decode');
   }
+  // The platform's decoder may ignore bytes after the member; a member's
+  // last four bytes are its data's length.
+  if (new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getUint32(stored.length - 4, true) !== n % 2 ** 32) {
+    throw fail('bytes follow its gzip member');
+  }
   return concat(chunks);
 }
 
