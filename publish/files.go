@@ -445,8 +445,11 @@ func fileManifest(app string, contents []Content, objs map[string]*fileObject) (
 func storedFileManifest(data []byte) ([]byte, bool, error) {
 	stored, gzipped := manifest.EncodeStoredFileManifest(data)
 	got, err := manifest.DecodeStoredFileManifest(stored, int64(len(data)))
-	if err != nil || !bytes.Equal(got, data) {
-		return nil, false, errors.New("the stored form of the file manifest would not decode to its bytes; nothing was published")
+	if err == nil && !bytes.Equal(got, data) {
+		err = errors.New("other bytes")
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("the stored form of the file manifest would not decode to its bytes (%w); nothing was published", err)
 	}
 	return stored, gzipped, nil
 }

@@ -494,8 +494,9 @@ export class LiveUpdate {
    * 404 is an error. The body of a 404 is dropped unless keep404.
    */
   private async get(url: string, init: RequestInit = {}, keep404 = false): Promise<Response> {
+    const ms = this.opts.timeoutMs ?? 20000;
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs ?? 20000);
+    const timer = setTimeout(() => ctl.abort(), ms);
     const done = () => clearTimeout(timer);
     try {
       const res = await this.fetch(url, { ...init, signal: ctl.signal });
@@ -503,7 +504,8 @@ export class LiveUpdate {
         const text = new TextDecoder().decode(await readAtMost(res, 200).catch(() => new Uint8Array()));
         throw new Error(`${init.method ?? 'GET'} ${url}: HTTP ${res.status} ${text.slice(0, 200)}`.trim());
       }
-      if (!res.body || (res.status === 404 && !keep404)) {
+      // Statuses without a body (a browser may still give them an empty one, which a Response cannot take).
+      if (!res.body || [204, 205, 304].includes(res.status) || (res.status === 404 && !keep404)) {
         await res.body?.cancel();
         done();
         return res;
@@ -519,7 +521,7 @@ export class LiveUpdate {
             } else c.enqueue(value);
           } catch (e) {
             done();
-            throw e;
+            throw ctl.signal.aborted ? new Error(`${init.method ?? 'GET'} ${url}: no whole answer within ${ms} ms`) : e;
           }
         },
         cancel(reason) {
@@ -527,7 +529,8 @@ export class LiveUpdate {
           return reader.cancel(reason);
         },
       });
-      return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      const wrapped = new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+      return Object.defineProperty(wrapped, 'url', { value: res.url });
     } catch (e) {
       done();
       throw e;

@@ -147,6 +147,7 @@ for (const mode of ['cdn', 'tracker']) {
     const { lu } = liveUpdate({ mode, timeoutMs: 300 });
     const r = await lu.check();
     assert.equal(r.type, 'error', JSON.stringify(r));
+    assert.match(r.message, /GET http:\/\/127\.0\.0\.1:\d+\/\S+: no whole answer within 300 ms/);
     serve();
     assert.equal((await lu.check()).type, 'downloaded');
   });
